@@ -1,0 +1,29 @@
+"""Small helpers shared by the bench scripts: medians, machine facts, JSON output."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def machine() -> dict:
+    return {"cpus": len(os.sched_getaffinity(0)), "python": platform.python_version(),
+            "platform": platform.platform(), "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def write(name: str, data: dict) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"machine": machine(), **data}, indent=2) + "\n")
+    print(f"wrote {path}")
+    return path

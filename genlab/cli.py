@@ -1,0 +1,261 @@
+"""The `genlab` command. Each sub-command parses its arguments, calls one package
+function and prints the result; the work lives in the packages."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from genlab.errors import ConfigError, GenlabError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="genlab: LLM engineering techniques on any model, offline by default.")
+# Tables stay readable when output goes to a file or pipe (rich would assume 80 columns).
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+ModelOpt = typer.Option("local", "--model", "-m", help="Model spec: local, local:/x.gguf, openai:MODEL, "
+                        "gemini:MODEL, ollama:MODEL or http://HOST:PORT/v1#MODEL.")
+
+
+def _budget(usd: Optional[float], tokens: Optional[int]):
+    from genlab.models import Budget
+
+    return Budget(usd, tokens) if usd is not None or tokens is not None else None
+
+
+def _usage_line(response) -> str:
+    u = response.usage
+    cost = "cost unknown" if response.cost_usd is None else f"${response.cost_usd:.6f}"
+    cached = "cache hit · " if response.cache_hit else ""
+    rate = ""
+    if u.completion_tokens and response.latency_s > 0 and not response.cache_hit:
+        rate = f" · {u.completion_tokens / response.latency_s:.0f} tok/s"
+    return (f"{cached}{response.model} · {u.prompt_tokens} prompt tokens ({u.cached_tokens} cached) · "
+            f"{u.completion_tokens} completion · {cost} · {response.latency_s:.2f} s{rate}")
+
+
+def _read_schema(path: Path) -> dict:
+    try:
+        schema = json.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read the schema file {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise ConfigError(f"{path} is not valid JSON ({exc}); fix the file") from None
+    if isinstance(schema, dict) and "schema" in schema and isinstance(schema["schema"], dict):
+        return {"type": "json_schema", "json_schema": schema}
+    return {"type": "json_schema", "json_schema": {"name": path.stem, "schema": schema}}
+
+
+def _response_format(json_schema: Optional[Path], enum: Optional[str]) -> dict | None:
+    if json_schema and enum:
+        raise ConfigError("give --json-schema or --enum, not both")
+    if json_schema:
+        return _read_schema(json_schema)
+    if enum is not None:
+        return {"type": "enum", "enum": [label.strip() for label in enum.split(",")]}
+    return None
+
+
+@app.command()
+def prompt(
+    text: Optional[str] = typer.Argument(None, help="The prompt; read from stdin when absent or '-'."),
+    model: str = ModelOpt,
+    system: Optional[str] = typer.Option(None, "--system", "-s", help="System message."),
+    temperature: Optional[float] = typer.Option(None, "--temperature", "-t"),
+    top_p: Optional[float] = typer.Option(None, "--top-p"),
+    top_k: Optional[int] = typer.Option(None, "--top-k"),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    n: int = typer.Option(1, "-n", help="Number of answers."),
+    stop: Optional[list[str]] = typer.Option(None, "--stop", help="Stop sequence (repeatable)."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens"),
+    json_schema: Optional[Path] = typer.Option(None, "--json-schema", help="JSON schema file the answer must match."),
+    enum: Optional[str] = typer.Option(None, "--enum", help="Comma-separated labels; the answer is exactly one."),
+    as_json: bool = typer.Option(False, "--json", help="Print the whole response as JSON."),
+    cache: bool = typer.Option(False, "--cache/--no-cache", help="Reuse a stored answer (greedy or seeded only)."),
+    budget_usd: Optional[float] = typer.Option(None, "--budget-usd"),
+    budget_tokens: Optional[int] = typer.Option(None, "--budget-tokens"),
+) -> None:
+    """Send one prompt and print the answer (and a usage line on stderr).
+
+    Examples:
+
+      genlab prompt "Name three prime numbers"
+
+      echo "Is the sky green?" | genlab prompt --enum yes,no
+
+      genlab prompt -m gemini:gemini-2.5-flash --json-schema person.json "Invent a person"
+    """
+    from genlab.models import build_request, get_model
+
+    if text is None or text == "-":
+        if sys.stdin.isatty():
+            raise ConfigError('no prompt given; pass it as an argument (genlab prompt "...") or on stdin')
+        text = sys.stdin.read()
+    if not text.strip():
+        raise ConfigError("the prompt is empty; give some text")
+    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": text}]
+    request = build_request(messages=messages, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
+                            n=n, stop=stop, max_tokens=max_tokens,
+                            response_format=_response_format(json_schema, enum))
+    llm = get_model(model, budget=_budget(budget_usd, budget_tokens), source="cli")
+    if as_json or n > 1:
+        response = llm.execute(request, cache=cache)
+        if as_json:
+            out.print_json(data=response.to_dict())
+        else:
+            for choice in response.choices:
+                out.print(f"[bold][{choice.index}][/] {choice.text}")
+    else:
+        stream = llm.execute(request, stream=True, cache=cache)
+        for chunk in stream:
+            out.out(chunk.text, end="")
+        out.out("")
+        response = stream.response
+    err.print(f"[dim]{_usage_line(response)}[/]")
+
+
+@app.command()
+def chat(
+    model: str = ModelOpt,
+    system: Optional[str] = typer.Option(None, "--system", "-s", help="System message."),
+    temperature: Optional[float] = typer.Option(None, "--temperature", "-t"),
+    top_p: Optional[float] = typer.Option(None, "--top-p"),
+    top_k: Optional[int] = typer.Option(None, "--top-k"),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens"),
+) -> None:
+    """Chat interactively, with streamed answers. Type /reset to forget, /exit or Ctrl-D to leave."""
+    from genlab.models import build_request, get_model
+
+    llm = get_model(model, source="cli")
+    history: list[dict[str, str]] = [{"role": "system", "content": system}] if system else []
+    interactive = sys.stdin.isatty()
+    if interactive:
+        err.print(f"[dim]genlab chat with {model} — /reset forgets, /exit leaves[/]")
+    while True:
+        try:
+            line = input("you> " if interactive else "")
+        except (EOFError, KeyboardInterrupt):
+            break
+        if not line.strip():
+            continue
+        if line.strip() in ("/exit", "/quit"):
+            break
+        if line.strip() == "/reset":
+            history = history[:1] if system else []
+            continue
+        history.append({"role": "user", "content": line})
+        request = build_request(messages=history, temperature=temperature, top_p=top_p, top_k=top_k,
+                                seed=seed, max_tokens=max_tokens)
+        stream = llm.execute(request, stream=True)
+        if interactive:
+            out.print("[bold]model>[/] ", end="")
+        for chunk in stream:
+            out.out(chunk.text, end="")
+        out.out("")
+        history.append({"role": "assistant", "content": stream.response.text})
+        err.print(f"[dim]{_usage_line(stream.response)}[/]")
+
+
+@app.command()
+def models() -> None:
+    """List the model backends genlab can reach and whether they are configured."""
+    from genlab.models.local import embedded_gguf, thread_count
+    from genlab.models.openai_compat import PROVIDERS
+
+    table = Table("spec", "what", "status")
+    try:
+        gguf = embedded_gguf()
+        table.add_row("local", f"SmolLM2-135M-Instruct, in-process, {thread_count()} threads", f"ready ({gguf.name})")
+    except GenlabError as exc:
+        table.add_row("local", "SmolLM2-135M-Instruct, in-process", f"[red]{exc}[/]")
+    table.add_row("local:/path.gguf", "any GGUF file, in-process", "")
+    for name, provider in PROVIDERS.items():
+        if provider.key_envs:
+            found = next((e for e in provider.key_envs if os.environ.get(e)), None)
+            status = f"key in {found}" if found else f"[yellow]set {provider.key_envs[0]}[/]"
+        else:
+            status = "no key needed"
+        table.add_row(f"{name}:MODEL", provider.base_url, status)
+    table.add_row("http://HOST:PORT/v1#MODEL", "any OpenAI-compatible server",
+                  "key in GENLAB_API_KEY" if os.environ.get("GENLAB_API_KEY") else "no key (GENLAB_API_KEY)")
+    out.print(table)
+
+
+@app.command()
+def usage(
+    days: int = typer.Option(30, "--days", help="How many days back."),
+    as_json: bool = typer.Option(False, "--json", help="Print rows as JSON."),
+) -> None:
+    """Print tokens and cost by model and day, from genlab's store."""
+    from genlab.store import Store
+
+    store = Store()
+    rows = store.usage_by_model_and_day(since=time.time() - days * 86400)
+    if as_json:
+        out.print_json(data=rows)
+        return
+    if not rows:
+        out.print(f"no model calls logged in the last {days} days ({store.path})")
+        return
+    table = Table("day", "model", "calls", "cache hits", "errors", "prompt", "cached", "completion", "cost (USD)",
+                  title=f"genlab usage · {store.path}")
+    total = 0.0
+    for r in rows:
+        cost = f"{r['cost_usd'] or 0:.6f}" + (f" (+{r['unpriced']} unpriced)" if r["unpriced"] else "")
+        total += r["cost_usd"] or 0
+        table.add_row(r["day"], r["model"], str(r["calls"]), str(r["cache_hits"]), str(r["errors"]),
+                      str(r["prompt_tokens"]), str(r["cached_tokens"]), str(r["completion_tokens"]), cost)
+    out.print(table)
+    out.print(f"total: ${total:.6f}")
+
+
+@app.command()
+def serve(
+    model: list[str] = typer.Option(["local"], "--model", "-m", help="Model spec to serve (repeatable)."),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8000, "--port"),
+    api_key: Optional[str] = typer.Option(None, "--api-key", envvar="GENLAB_SERVE_API_KEY",
+                                          help="Require 'Authorization: Bearer KEY'."),
+    budget_usd: Optional[float] = typer.Option(None, "--budget-usd"),
+    budget_tokens: Optional[int] = typer.Option(None, "--budget-tokens"),
+) -> None:
+    """Serve models at /v1 for any OpenAI client (chat, completions, models, streaming).
+
+    Example: genlab serve --port 8000, then
+    OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="none").chat.completions.create(model="local", ...)
+    """
+    from genlab.serve import serve as run_server
+
+    def ready() -> None:
+        err.print(f"genlab serving {', '.join(model)} at http://{host}:{port}/v1 (Ctrl-C stops)")
+
+    run_server(model, host=host, port=port, api_key=api_key, budget=_budget(budget_usd, budget_tokens),
+               on_ready=ready)
+
+
+def main() -> None:
+    """Entry point: user errors print one line and exit 1; bugs raise under GENLAB_DEBUG."""
+    try:
+        app()
+    except GenlabError as exc:
+        if os.environ.get("GENLAB_DEBUG"):
+            raise
+        err.print(f"[red]error:[/] {exc}")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

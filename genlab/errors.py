@@ -1,0 +1,65 @@
+"""Every error genlab raises on purpose, in one tree.
+
+    GenlabError                 a user can fix it; the CLI prints it in one line
+    ├── ConfigError             bad model spec, missing key, bad option or schema
+    ├── BudgetExceeded          the run's USD or token budget is spent
+    └── ModelError              the model (or the endpoint behind it) failed the call
+        ├── ModelUnreachable    no answer: connection refused, DNS, timeout
+        └── RequestRejected     the endpoint answered 4xx (bad key, unknown model…)
+
+Anything else that escapes is a bug: the CLI lets it raise when GENLAB_DEBUG is set.
+Foreign errors (openai, xllamacpp, sqlite) are translated where they enter genlab,
+with ``raise … from exc`` so the cause stays visible to a debugger.
+"""
+
+from __future__ import annotations
+
+
+class GenlabError(Exception):
+    """A problem the user can fix. The message names the problem and the fix."""
+
+    #: HTTP status `genlab serve` answers with when this error reaches it.
+    http_status = 400
+    #: OpenAI error ``type`` for the server's error envelope.
+    error_type = "invalid_request_error"
+    #: OpenAI error ``code``.
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None):
+        super().__init__(message)
+        self.param = param
+
+
+class ConfigError(GenlabError):
+    """A model spec, option, schema or setting is wrong."""
+
+
+class BudgetExceeded(GenlabError):
+    """The run's budget (USD or tokens) would be exceeded by another call."""
+
+    http_status = 429
+    error_type = "insufficient_quota"
+    code = "insufficient_quota"
+
+
+class ModelError(GenlabError):
+    """The model or its endpoint failed the call."""
+
+    http_status = 502
+    error_type = "api_error"
+
+
+class ModelUnreachable(ModelError):
+    """The endpoint did not answer (refused, unknown host, timed out)."""
+
+    http_status = 503
+
+
+class RequestRejected(ModelError):
+    """The endpoint answered with a client error; ``status`` is its HTTP status."""
+
+    def __init__(self, message: str, *, status: int = 400, param: str | None = None):
+        super().__init__(message, param=param)
+        self.http_status = status
+        self.error_type = {401: "authentication_error", 404: "not_found_error",
+                           429: "rate_limit_error"}.get(status, "invalid_request_error")

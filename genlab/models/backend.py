@@ -1,0 +1,38 @@
+"""The seam every model backend implements: one `execute` method.
+
+A backend turns one validated `Request` into a stream of `Chunk`s followed by one
+`Usage`. It declares what it can do as class attributes; everything shared
+(retries of a whole call, the response cache, cost, budget, logging, enum mode on
+endpoints without it, several choices on endpoints without ``n``) lives once in
+`genlab.models.model.Model`, not in each backend.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from genlab.models.request import Request
+from genlab.models.response import Chunk, Usage
+
+
+class Backend:
+    #: Name used to look up prices and to key the cache (e.g. ``gemini-2.5-flash``).
+    model_id: str = ""
+    #: Takes ``top_k`` (directly or as an extra the server understands).
+    supports_top_k: bool = False
+    #: Returns exactly one of a list of strings when asked with an ``enum`` format.
+    supports_enum: bool = False
+    #: Returns ``n`` choices from one call.
+    supports_n: bool = False
+    #: Has a plain-text completions endpoint (``prompt`` instead of ``messages``).
+    supports_completions: bool = True
+    #: Runs on this machine at no charge (tokens are still counted).
+    free: bool = False
+
+    def execute(self, request: Request, stream: bool) -> Iterator[Chunk | Usage]:
+        """Run one call: yield text chunks (one per choice when not streaming), then usage."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """Return one line saying what this backend is, for ``genlab models``."""
+        return self.model_id

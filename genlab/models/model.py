@@ -1,0 +1,231 @@
+"""`Model`: the one way genlab calls a model, whatever the backend.
+
+    Model.execute(request)
+      → check the request against what the backend can do (refuse, never drop)
+      → response cache (opt-in; only for greedy or seeded requests)
+      → budget check → concurrency slot
+      → backend.execute (n calls when the backend has no ``n``; enum mode as a
+        JSON schema when it has no enum mode, unwrapped back to the label)
+      → usage, cost → one row in the store → budget → cache
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from typing import Any, Iterator
+
+from genlab.errors import ConfigError, GenlabError, ModelError
+from genlab.models.backend import Backend
+from genlab.models.cost import Budget, cost_usd
+from genlab.models.request import EnumFormat, Request
+from genlab.models.response import Choice, Chunk, Response, Usage
+from genlab.store import CallRecord, Store
+
+#: Calls one Model lets run at once (each waits for a slot beyond that).
+DEFAULT_CONCURRENCY = 8
+
+
+class Stream:
+    """Chunks as they arrive; ``response`` holds the finished `Response` after iteration."""
+
+    def __init__(self, chunks: Iterator[Chunk], holder: dict):
+        self._chunks = chunks
+        self._holder = holder
+
+    def __iter__(self) -> Iterator[Chunk]:
+        return self._chunks
+
+    def close(self) -> None:
+        self._chunks.close()
+
+    @property
+    def response(self) -> Response:
+        if "response" not in self._holder:
+            raise RuntimeError("read the stream to the end before asking for its response")
+        return self._holder["response"]
+
+
+class Model:
+    """A backend plus everything every call needs: cache, cost, budget, logging, limits."""
+
+    def __init__(self, spec: str, backend: Backend, *, store: Store | None = None,
+                 budget: Budget | None = None, max_concurrency: int = DEFAULT_CONCURRENCY,
+                 source: str | None = None):
+        self.spec = spec
+        self.backend = backend
+        self.store = store if store is not None else Store()
+        self.budget = budget
+        self.source = source
+        self._slots = threading.BoundedSemaphore(max_concurrency)
+
+    def __repr__(self) -> str:
+        return f"Model({self.spec!r})"
+
+    # -- convenience -------------------------------------------------------------
+
+    def chat(self, messages: str | list[dict[str, Any]], *, system: str | None = None,
+             stream: bool = False, cache: bool = False, **options: Any) -> Response | Stream:
+        """Send a chat; ``messages`` may be one user string. Options are `Request` fields."""
+        if isinstance(messages, str):
+            messages = [{"role": "user", "content": messages}]
+        if system:
+            messages = [{"role": "system", "content": system}, *messages]
+        return self.execute(build_request(messages=messages, **options), stream=stream, cache=cache)
+
+    def complete(self, prompt: str, *, stream: bool = False, cache: bool = False,
+                 **options: Any) -> Response | Stream:
+        """Continue a plain-text prompt (no chat template)."""
+        return self.execute(build_request(prompt=prompt, **options), stream=stream, cache=cache)
+
+    # -- the call ----------------------------------------------------------------
+
+    def execute(self, request: Request, *, stream: bool = False, cache: bool = False) -> Response | Stream:
+        """Run one request; with ``stream`` return a `Stream` of chunks."""
+        self._check_capabilities(request)
+        key = request.key(f"{self.spec}|{self.backend.model_id}")
+        use_cache = cache and request.deterministic
+        if use_cache and (hit := self.store.cached_response(key)) is not None:
+            response = Response.from_dict(hit)
+            response.cache_hit, response.latency_s, response.cost_usd = True, 0.0, 0.0
+            self._log(key, response, error=None)
+            return _replay(response) if stream else response
+        if self.budget is not None:
+            self.budget.check(self.backend.model_id, self.backend.free)
+        holder: dict = {}
+        chunks = self._run(request, key, stream, use_cache, holder)
+        if stream:
+            return Stream(chunks, holder)
+        for _ in chunks:
+            pass
+        return holder["response"]
+
+    def _check_capabilities(self, request: Request) -> None:
+        backend = self.backend
+        if request.top_k is not None and not backend.supports_top_k:
+            raise ConfigError(f"{self.spec} does not take top_k; drop it or use top_p", param="top_k")
+        if not request.is_chat and not backend.supports_completions:
+            raise ConfigError(f"{self.spec} has no plain completions endpoint; send chat messages instead",
+                              param="prompt")
+
+    def _backend_request(self, request: Request) -> Request:
+        fmt = request.response_format
+        if isinstance(fmt, EnumFormat) and not self.backend.supports_enum:
+            request = request.model_copy(update={"response_format": fmt.as_json_schema()})
+        return request
+
+    def _backend_chunks(self, request: Request, stream: bool) -> Iterator[Chunk | Usage]:
+        request = self._backend_request(request)
+        if request.n == 1 or self.backend.supports_n:
+            yield from self.backend.execute(request, stream)
+            return
+        # Several choices from a backend without n: one call each, seeds seed, seed+1…
+        # so that a seeded request stays reproducible yet its choices differ.
+        usage = Usage()
+        for i in range(request.n):
+            seed = None if request.seed is None else request.seed + i
+            one = request.model_copy(update={"n": 1, "seed": seed})
+            for item in self.backend.execute(one, stream):
+                if isinstance(item, Usage):
+                    usage = usage + item
+                else:
+                    item.index = i
+                    yield item
+        yield usage
+
+    def _run(self, request: Request, key: str, stream: bool, use_cache: bool,
+             holder: dict) -> Iterator[Chunk]:
+        texts: dict[int, list[str]] = {i: [] for i in range(request.n)}
+        finish: dict[int, str | None] = {}
+        usage = Usage()
+        enum = request.response_format if isinstance(request.response_format, EnumFormat) else None
+        unwrap = enum is not None and not self.backend.supports_enum
+        error: str | None = "cancelled"
+        started = time.perf_counter()
+        with self._slots:
+            try:
+                for item in self._backend_chunks(request, stream):
+                    if isinstance(item, Usage):
+                        usage = item
+                        continue
+                    texts.setdefault(item.index, []).append(item.text)
+                    if item.finish_reason:
+                        finish[item.index] = item.finish_reason
+                    if unwrap:  # JSON pieces are not the answer: the label comes at the end
+                        if item.finish_reason:
+                            yield Chunk(item.index, _unwrap_label("".join(texts[item.index]), enum),
+                                        item.finish_reason)
+                    else:
+                        yield item
+                error = None
+            except GenlabError as exc:
+                error = str(exc)
+                raise
+            finally:
+                latency = time.perf_counter() - started
+                choices = [Choice(i, "".join(parts), finish.get(i)) for i, parts in sorted(texts.items())]
+                if unwrap and error is None:
+                    for choice in choices:
+                        choice.text = _unwrap_label(choice.text, enum)
+                response = Response(
+                    id=f"genlab-{uuid.uuid4().hex[:24]}", model=self.spec, choices=choices, usage=usage,
+                    cost_usd=cost_usd(self.backend.model_id, usage, self.backend.free), latency_s=latency,
+                )
+                self._log(key, response, error)
+                if self.budget is not None:
+                    self.budget.add(usage, response.cost_usd)
+        if enum is not None:
+            for choice in response.choices:
+                if choice.text not in enum.enum:
+                    raise ModelError(f"{self.spec} answered {choice.text!r}, which is not one of the enum "
+                                     f"labels {enum.enum}")
+        if use_cache:
+            self.store.cache_response(key, self.spec, response.to_dict())
+        holder["response"] = response
+
+    def _log(self, key: str, response: Response, error: str | None) -> None:
+        u = response.usage
+        self.store.log_call(CallRecord(
+            model=self.spec, request_hash=key, prompt_tokens=u.prompt_tokens, cached_tokens=u.cached_tokens,
+            completion_tokens=u.completion_tokens, latency_s=response.latency_s, cost_usd=response.cost_usd,
+            cache_hit=response.cache_hit, source=self.source, error=error,
+        ))
+
+
+def build_request(**fields: Any) -> Request:
+    """Validate request fields, turning pydantic's report into one ConfigError line."""
+    from pydantic import ValidationError
+
+    try:
+        return Request(**{k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: Any) -> str:
+    """Return pydantic errors as 'field: problem; field: problem'."""
+    parts = []
+    for err in exc.errors():
+        # A discriminated union repeats its tag in the path (response_format.enum.enum).
+        loc = [str(p) for i, p in enumerate(err["loc"]) if i == 0 or p != err["loc"][i - 1]]
+        where = ".".join(loc)
+        message = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
+    return "invalid request: " + "; ".join(parts)
+
+
+def _unwrap_label(text: str, enum: EnumFormat) -> str:
+    try:
+        label = json.loads(text)["label"]
+    except (ValueError, KeyError, TypeError):
+        raise ModelError(f"expected {{\"label\": ...}} with one of {enum.enum}, got {text[:200]!r}") from None
+    return label
+
+
+def _replay(response: Response) -> Stream:
+    def chunks() -> Iterator[Chunk]:
+        for choice in response.choices:
+            yield Chunk(choice.index, choice.text, choice.finish_reason)
+    return Stream(chunks(), {"response": response})

@@ -1,0 +1,139 @@
+"""What a caller may ask a model for, validated once at the edge.
+
+A `Request` is the OpenAI chat/completions request shape that every genlab backend
+understands, plus one genlab form of structured output: **enum mode**
+(``{"type": "enum", "enum": ["yes", "no"]}``), whose answer is exactly one of the
+strings. Inside genlab a `Request` is trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Any, Literal, Union
+
+import jsonschema
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Message(_Strict):
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    # A string, or OpenAI content parts ([{"type": "text", "text": ...}, ...]).
+    content: str | list[dict[str, Any]] | None = ""
+
+    def text(self) -> str:
+        """Return the message's text, joining text parts."""
+        if isinstance(self.content, list):
+            return "".join(p.get("text", "") for p in self.content if p.get("type") == "text")
+        return self.content or ""
+
+
+class TextFormat(_Strict):
+    type: Literal["text"]
+
+
+class JsonObjectFormat(_Strict):
+    type: Literal["json_object"]
+
+
+class JsonSchemaSpec(_Strict):
+    name: str = "output"
+    schema_: dict[str, Any] = Field(alias="schema")
+    strict: bool | None = None
+    description: str | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("schema_")
+    @classmethod
+    def _valid_schema(cls, schema: dict[str, Any]) -> dict[str, Any]:
+        try:
+            jsonschema.validators.validator_for(schema).check_schema(schema)
+        except jsonschema.SchemaError as exc:
+            where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
+            raise ValueError(f"malformed JSON schema at {where}: {exc.message}") from None
+        return schema
+
+
+class JsonSchemaFormat(_Strict):
+    type: Literal["json_schema"]
+    json_schema: JsonSchemaSpec
+
+
+class EnumFormat(_Strict):
+    """genlab's enum mode: the answer is exactly one of ``enum``."""
+
+    type: Literal["enum"]
+    enum: list[str] = Field(min_length=1)
+
+    @field_validator("enum")
+    @classmethod
+    def _distinct_nonempty(cls, labels: list[str]) -> list[str]:
+        if any(not label.strip() for label in labels):
+            raise ValueError("enum labels must be non-empty strings")
+        dupes = sorted({label for label in labels if labels.count(label) > 1})
+        if dupes:
+            raise ValueError(f"enum labels must be distinct; repeated: {', '.join(dupes)}")
+        return labels
+
+    def as_json_schema(self) -> JsonSchemaFormat:
+        """Return the portable form for endpoints without enum mode (Gemini, OpenAI…)."""
+        schema = {"type": "object", "properties": {"label": {"type": "string", "enum": self.enum}},
+                  "required": ["label"], "additionalProperties": False}
+        return JsonSchemaFormat(type="json_schema",
+                                json_schema=JsonSchemaSpec(name="label", schema=schema, strict=True))
+
+
+ResponseFormat = Annotated[
+    Union[TextFormat, JsonObjectFormat, JsonSchemaFormat, EnumFormat], Field(discriminator="type")
+]
+
+
+class Request(_Strict):
+    """One model request: chat (``messages``) or plain completion (``prompt``)."""
+
+    messages: list[Message] | None = None
+    prompt: str | None = None
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    top_k: int | None = Field(None, ge=0)
+    seed: int | None = None
+    n: int = Field(1, ge=1, le=64)
+    stop: list[str] | None = Field(None, max_length=16)
+    max_tokens: int | None = Field(None, ge=1)
+    response_format: ResponseFormat | None = None
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _stop_list(cls, stop: Any) -> Any:
+        return [stop] if isinstance(stop, str) else stop
+
+    @model_validator(mode="after")
+    def _one_input(self) -> "Request":
+        if (self.messages is None) == (self.prompt is None):
+            raise ValueError("give exactly one of 'messages' (chat) or 'prompt' (completion)")
+        if self.messages is not None and not self.messages:
+            raise ValueError("'messages' is empty; add at least one message")
+        return self
+
+    @property
+    def is_chat(self) -> bool:
+        return self.messages is not None
+
+    @property
+    def deterministic(self) -> bool:
+        """True when the same request always gives the same output (greedy or seeded)."""
+        return self.temperature == 0 or self.seed is not None
+
+    def payload(self) -> dict[str, Any]:
+        """Return the request as an OpenAI-shaped dict, without unset fields."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    def key(self, model_id: str) -> str:
+        """Return a hash of everything that affects the output (cache and log key)."""
+        canonical = json.dumps({"model": model_id, **self.payload()}, sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()

@@ -1,0 +1,79 @@
+"""What comes back from a model: chunks while it streams, a `Response` at the end."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Usage:
+    """Token counts of one call. ``prompt_tokens`` includes ``cached_tokens``."""
+
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: "Usage") -> "Usage":
+        return Usage(self.prompt_tokens + other.prompt_tokens,
+                     self.cached_tokens + other.cached_tokens,
+                     self.completion_tokens + other.completion_tokens)
+
+
+@dataclass
+class Chunk:
+    """A piece of streamed text for choice ``index``; the last one has ``finish_reason``."""
+
+    index: int
+    text: str = ""
+    finish_reason: str | None = None
+
+
+@dataclass
+class Choice:
+    index: int
+    text: str
+    finish_reason: str | None
+
+
+@dataclass
+class Response:
+    """A finished call: the choices, usage, cost and timing."""
+
+    id: str
+    model: str
+    choices: list[Choice]
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float | None = 0.0
+    latency_s: float = 0.0
+    cache_hit: bool = False
+
+    @property
+    def text(self) -> str:
+        """Text of the first choice."""
+        return self.choices[0].text if self.choices else ""
+
+    @property
+    def texts(self) -> list[str]:
+        return [c.text for c in self.choices]
+
+    def json(self, index: int = 0) -> Any:
+        """Parse choice ``index`` as JSON (for json_object / json_schema output)."""
+        return json.loads(self.choices[index].text)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Response":
+        return cls(
+            id=data["id"], model=data["model"],
+            choices=[Choice(**c) for c in data["choices"]],
+            usage=Usage(**data["usage"]), cost_usd=data.get("cost_usd"),
+            latency_s=data.get("latency_s", 0.0), cache_hit=data.get("cache_hit", False),
+        )

@@ -1,0 +1,25 @@
+"""`genlab serve`: any genlab model behind an OpenAI-compatible ``/v1`` API."""
+
+from __future__ import annotations
+
+from genlab.models import Budget
+from genlab.serve.app import create_app
+
+__all__ = ["create_app", "serve"]
+
+
+def serve(specs: list[str], *, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
+          budget: Budget | None = None, on_ready=None) -> None:
+    """Run the server until interrupted; loads the embedded model before accepting requests."""
+    import uvicorn
+
+    from genlab.models.local import LocalBackend, load_server
+
+    app = create_app(specs, api_key=api_key, budget=budget)
+    for spec in app.state.pool.specs:
+        backend = app.state.pool.get(spec).backend
+        if isinstance(backend, LocalBackend):
+            load_server(backend.path)  # a first request should not wait for the model to load
+    if on_ready:
+        on_ready()
+    uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -1,0 +1,167 @@
+"""genlab's SQLite store: one record of every model call, and the response cache.
+
+The schema is an append-only list of named migrations, applied when the file is
+opened and recorded in ``_migrations``; a shipped migration is never edited (a
+change is a new migration at the end).
+
+The default file is ``$GENLAB_HOME/genlab.db``; ``GENLAB_HOME`` defaults to the
+user's data directory (``~/.local/share/genlab`` on Linux).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from genlab.errors import ConfigError
+
+
+def genlab_home() -> Path:
+    """Return genlab's data directory (``GENLAB_HOME`` or the user data dir)."""
+    home = os.environ.get("GENLAB_HOME")
+    return Path(home).expanduser() if home else Path(platformdirs.user_data_dir("genlab"))
+
+
+def default_store_path() -> Path:
+    return genlab_home() / "genlab.db"
+
+
+# (name, statements): append only. Each migration runs in one transaction.
+MIGRATIONS: list[tuple[str, list[str]]] = [
+    ("001_calls_and_cache", [
+        """CREATE TABLE calls (
+            id INTEGER PRIMARY KEY,
+            time REAL NOT NULL,              -- unix seconds, when the call finished
+            model TEXT NOT NULL,             -- the genlab model spec, e.g. local, gemini:gemini-2.5-flash
+            request_hash TEXT NOT NULL,      -- sha256 of the canonical request (same key as the cache)
+            prompt_tokens INTEGER NOT NULL,  -- includes cached_tokens, as OpenAI and Gemini report it
+            cached_tokens INTEGER NOT NULL,
+            completion_tokens INTEGER NOT NULL,
+            latency_s REAL NOT NULL,
+            cost_usd REAL,                   -- NULL when no price is known for the model
+            cache_hit INTEGER NOT NULL DEFAULT 0,
+            source TEXT,                     -- who called: cli, serve, evolve, eval…
+            error TEXT                       -- NULL on success
+        )""",
+        "CREATE INDEX calls_time ON calls(time)",
+        """CREATE TABLE response_cache (
+            key TEXT PRIMARY KEY,            -- sha256 of everything that affects the output
+            model TEXT NOT NULL,
+            response TEXT NOT NULL,          -- JSON of genlab.models.Response
+            created REAL NOT NULL
+        )""",
+    ]),
+]
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One model call, as written to the ``calls`` table."""
+
+    model: str
+    request_hash: str
+    prompt_tokens: int
+    cached_tokens: int
+    completion_tokens: int
+    latency_s: float
+    cost_usd: float | None
+    cache_hit: bool = False
+    source: str | None = None
+    error: str | None = None
+
+
+class Store:
+    """A SQLite file shared by every part of genlab; safe to use from many threads."""
+
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path else default_store_path()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30,
+                                       isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(
+                f"cannot open genlab's store at {self.path} ({exc}); "
+                "set GENLAB_HOME to a writable directory"
+            ) from exc
+        self._lock = threading.Lock()
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self._lock:
+            self._db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied REAL)")
+            done = {row[0] for row in self._db.execute("SELECT name FROM _migrations")}
+            for name, statements in MIGRATIONS:
+                if name in done:
+                    continue
+                self._db.execute("BEGIN IMMEDIATE")
+                # Another process may have applied it between our read and the lock.
+                if self._db.execute("SELECT 1 FROM _migrations WHERE name=?", (name,)).fetchone():
+                    self._db.execute("COMMIT")
+                    continue
+                try:
+                    for statement in statements:
+                        self._db.execute(statement)
+                    self._db.execute("INSERT INTO _migrations VALUES (?, ?)", (name, time.time()))
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+
+    def execute(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
+        """Run one statement in its own transaction and return all rows."""
+        with self._lock:
+            cur = self._db.execute(sql, params)
+            cur.row_factory = sqlite3.Row
+            return cur.fetchall()
+
+    # -- calls ---------------------------------------------------------------
+
+    def log_call(self, record: CallRecord) -> None:
+        """Write one model call (one row, one transaction)."""
+        self.execute(
+            "INSERT INTO calls (time, model, request_hash, prompt_tokens, cached_tokens,"
+            " completion_tokens, latency_s, cost_usd, cache_hit, source, error)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (time.time(), record.model, record.request_hash, record.prompt_tokens,
+             record.cached_tokens, record.completion_tokens, record.latency_s,
+             record.cost_usd, int(record.cache_hit), record.source, record.error),
+        )
+
+    def usage_by_model_and_day(self, since: float | None = None) -> list[dict[str, Any]]:
+        """Totals per (day, model): calls, tokens, cost; newest day first."""
+        rows = self.execute(
+            "SELECT date(time, 'unixepoch') AS day, model, COUNT(*) AS calls,"
+            " SUM(cache_hit) AS cache_hits, SUM(error IS NOT NULL) AS errors,"
+            " SUM(prompt_tokens) AS prompt_tokens, SUM(cached_tokens) AS cached_tokens,"
+            " SUM(completion_tokens) AS completion_tokens, SUM(cost_usd) AS cost_usd,"
+            " SUM(cost_usd IS NULL AND error IS NULL) AS unpriced"
+            " FROM calls WHERE time >= ? GROUP BY day, model ORDER BY day DESC, model",
+            (since or 0,),
+        )
+        return [dict(row) for row in rows]
+
+    # -- response cache --------------------------------------------------------
+
+    def cached_response(self, key: str) -> dict | None:
+        rows = self.execute("SELECT response FROM response_cache WHERE key=?", (key,))
+        return json.loads(rows[0]["response"]) if rows else None
+
+    def cache_response(self, key: str, model: str, response: dict) -> None:
+        self.execute(
+            "INSERT OR REPLACE INTO response_cache (key, model, response, created) VALUES (?,?,?,?)",
+            (key, model, json.dumps(response), time.time()),
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,93 @@
+"""Shared fixtures: a private genlab home per test, the real embedded model, and a
+real `genlab serve` on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from genlab.models import get_model
+from genlab.store import Store
+
+KEY_VARS = ("OPENAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "GENLAB_API_KEY", "GENLAB_SERVE_API_KEY")
+
+
+@pytest.fixture(autouse=True)
+def genlab_home(tmp_path, monkeypatch) -> Path:
+    """Point genlab's home at a temp dir and hide the user's API keys."""
+    home = tmp_path / "genlab-home"
+    monkeypatch.setenv("GENLAB_HOME", str(home))
+    for var in KEY_VARS:
+        monkeypatch.delenv(var, raising=False)
+    return home
+
+
+@pytest.fixture
+def store(genlab_home) -> Store:
+    return Store(genlab_home / "genlab.db")
+
+
+@pytest.fixture
+def local(store):
+    """The real embedded model, logging to this test's store."""
+    return get_model("local", store=store, source="test")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(url: str, proc: subprocess.Popen, seconds: float = 60) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}: {proc.stderr.read()}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as answer:
+                if answer.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.2)
+    raise RuntimeError(f"server at {url} did not come up in {seconds}s")
+
+
+class Served:
+    """A running `genlab serve` process."""
+
+    def __init__(self, port: int, home: Path, key: str, proc: subprocess.Popen):
+        self.port, self.home, self.key, self.proc = port, home, key, proc
+        self.base_url = f"http://127.0.0.1:{port}/v1"
+
+    def store(self) -> Store:
+        return Store(self.home / "genlab.db")
+
+
+def start_server(home: Path, *args: str, key: str | None = None) -> Served:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in KEY_VARS}
+    env["GENLAB_HOME"] = str(home)
+    cmd = [sys.executable, "-m", "genlab.cli", "serve", "--port", str(port), *args]
+    if key:
+        cmd += ["--api-key", key]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(f"http://127.0.0.1:{port}/health", proc)
+    return Served(port, home, key or "", proc)
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory):
+    """`genlab serve` over the embedded model, with an API key, for the whole session."""
+    server = start_server(tmp_path_factory.mktemp("served-home"), "--model", "local", key="test-key")
+    yield server
+    server.proc.terminate()
+    server.proc.wait(10)

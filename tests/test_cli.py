@@ -1,0 +1,108 @@
+"""The `genlab` command, run as a user runs it (a subprocess), reading the real store."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from genlab.store import Store
+
+
+def genlab(*args: str, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("GENLAB_DEBUG", None)
+    return subprocess.run([sys.executable, "-m", "genlab.cli", *args], input=stdin, capture_output=True,
+                          text=True, env=full_env, timeout=300)
+
+
+def test_prompt_prints_answer_and_usage_and_logs(genlab_home):
+    result = genlab("prompt", "--temperature", "0", "--max-tokens", "20", "Say hello.")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip()
+    assert "local · " in result.stderr and "completion" in result.stderr
+    rows = Store(genlab_home / "genlab.db").execute("SELECT * FROM calls")
+    assert len(rows) == 1 and rows[0]["source"] == "cli" and rows[0]["completion_tokens"] > 0
+
+
+def test_prompt_from_stdin_with_enum_and_json_output(genlab_home):
+    result = genlab("prompt", "--enum", "yes,no", "--json", stdin="Is the sky green?")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["choices"][0]["text"] in ("yes", "no") and data["usage"]["prompt_tokens"] > 0
+
+
+def test_prompt_with_schema_file(tmp_path):
+    schema = tmp_path / "colour.json"
+    schema.write_text(json.dumps({"type": "object", "properties": {"colour": {"type": "string", "maxLength": 20}},
+                                  "required": ["colour"]}))
+    result = genlab("prompt", "--json-schema", str(schema), "Name a colour.")
+    assert result.returncode == 0, result.stderr
+    assert isinstance(json.loads(result.stdout)["colour"], str)
+
+
+def test_cached_prompt_is_a_cache_hit(genlab_home):
+    args = ("prompt", "--cache", "--temperature", "0", "--max-tokens", "8", "Name a river.")
+    first, second = genlab(*args), genlab(*args)
+    assert first.stdout == second.stdout and "cache hit" in second.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (("prompt", "-m", "foo:bar", "hi"), "error: unknown model spec 'foo:bar'; use local"),
+    (("prompt", "-m", "gemini:gemini-2.5-flash", "hi"), "error: GEMINI_API_KEY is not set"),
+    (("prompt", "--temperature", "7", "hi"), "error: invalid request: temperature: Input should be less"),
+    (("prompt", "--enum", "a,a", "hi"), "error: invalid request: response_format.enum: enum labels must be distinct"),
+    (("prompt", "--json-schema", "/nonexistent.json", "hi"), "error: cannot read the schema file /nonexistent.json"),
+    (("prompt", "--budget-usd", "1", "-m", "http://127.0.0.1:9/v1#m", "hi"), "error: no price is known for 'm'"),
+    (("prompt", "--budget-tokens", "0", "hi"), "error: the budget of 0 tokens is spent"),
+    (("prompt", "-m", "local:/missing.gguf", "hi"), "error: no GGUF file at /missing.gguf"),
+    (("prompt", ""), "error: the prompt is empty"),
+    (("serve", "-m", "foo:bar"), "error: unknown model spec 'foo:bar'"),
+])
+def test_user_errors_are_one_line_without_traceback(args, message):
+    result = genlab(*args)
+    assert result.returncode != 0
+    assert result.stderr.startswith(message), result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_malformed_schema_file(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"type": "objectx"}')
+    result = genlab("prompt", "--json-schema", str(bad), "hi")
+    assert result.returncode == 1 and "malformed JSON schema" in result.stderr and "Traceback" not in result.stderr
+    bad.write_text("{oops")
+    result = genlab("prompt", "--json-schema", str(bad), "hi")
+    assert result.returncode == 1 and "is not valid JSON" in result.stderr
+
+
+def test_unreachable_url_is_one_line(monkeypatch):
+    from conftest import free_port
+
+    result = genlab("prompt", "-m", f"http://127.0.0.1:{free_port()}/v1#m", "hi", env={"GENLAB_MAX_RETRIES": "0"})
+    assert result.returncode == 1 and result.stderr.startswith("error: cannot reach http://127.0.0.1:")
+    assert "Traceback" not in result.stderr
+
+
+def test_usage_totals(genlab_home):
+    genlab("prompt", "--max-tokens", "5", "Hi")
+    result = genlab("usage", "--json")
+    rows = json.loads(result.stdout)
+    assert rows[0]["model"] == "local" and rows[0]["calls"] == 1 and rows[0]["cost_usd"] == 0
+    table = genlab("usage")
+    assert "local" in table.stdout and "total: $0.000000" in table.stdout
+
+
+def test_models_lists_backends_and_key_status():
+    result = genlab("models", env={"GEMINI_API_KEY": "x"})
+    assert result.returncode == 0
+    assert "key in GEMINI_API_KEY" in result.stdout and "set OPENAI_API_KEY" in result.stdout
+    assert "ready" in result.stdout
+
+
+def test_chat_reads_turns_from_stdin(genlab_home):
+    result = genlab("chat", "--max-tokens", "10", "--temperature", "0", stdin="Hello\nWhat did I say?\n/exit\n")
+    assert result.returncode == 0, result.stderr
+    rows = Store(genlab_home / "genlab.db").execute("SELECT prompt_tokens FROM calls ORDER BY id")
+    assert len(rows) == 2 and rows[1]["prompt_tokens"] > rows[0]["prompt_tokens"]  # history is sent

@@ -1,0 +1,124 @@
+"""The embedded backend: SmolLM2-135M-Instruct in-process through xllamacpp."""
+
+import json
+import threading
+
+import jsonschema
+import pytest
+
+from genlab.errors import ConfigError, RequestRejected
+from genlab.models import get_model
+from genlab.models.local import embedded_gguf
+
+TOPICS = ["the ocean", "a cat", "tax law", "volcanoes", "jazz", "a bicycle", "chess", "the moon", "bread",
+          "rain", "a library", "electricity", "a dragon", "football", "winter", "a robot", "coffee",
+          "mountains", "a violin", "the internet", "gardening", "a pirate", "glaciers", "a train", "honey"]
+
+
+def test_embedded_gguf_found_without_importing_the_wheel():
+    path = embedded_gguf()
+    assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and path.stat().st_size > 50_000_000
+
+
+def test_chat_answers_and_counts_tokens(local, store):
+    response = local.chat("What is the capital of France?", temperature=0, max_tokens=40)
+    assert response.text.strip()  # what it says is the small model's business
+    assert response.usage.prompt_tokens > 10 and 0 < response.usage.completion_tokens <= 40
+    assert response.cost_usd == 0.0
+    row = store.execute("SELECT * FROM calls")[0]
+    assert row["model"] == "local" and row["completion_tokens"] == response.usage.completion_tokens
+
+
+def test_stream_matches_non_stream_at_temperature_zero(local):
+    full = local.chat("Name three colours.", temperature=0, max_tokens=30)
+    stream = local.chat("Name three colours.", temperature=0, max_tokens=30, stream=True)
+    pieces = [chunk.text for chunk in stream]
+    assert len(pieces) > 3 and "".join(pieces) == full.text
+    assert stream.response.usage.completion_tokens == full.usage.completion_tokens
+
+
+def test_repeated_prompt_reports_cached_tokens(local):
+    local.chat("Tell me about owls.", temperature=0, max_tokens=5)
+    again = local.chat("Tell me about owls.", temperature=0, max_tokens=5)
+    assert 0 < again.usage.cached_tokens <= again.usage.prompt_tokens
+
+
+def test_seed_reproducible_at_temperature_one_and_n_choices_differ(local):
+    a = local.chat("Write a one-line story.", temperature=1.0, seed=7, max_tokens=30, n=3)
+    b = local.chat("Write a one-line story.", temperature=1.0, seed=7, max_tokens=30, n=3)
+    assert a.texts == b.texts
+    assert len(set(a.texts)) > 1
+
+
+def test_stop_sequence_ends_the_answer(local):
+    free = local.chat("Count from 1 to 10, separated by commas.", temperature=0, max_tokens=40)
+    assert "," in free.text
+    stopped = local.chat("Count from 1 to 10, separated by commas.", temperature=0, max_tokens=40, stop=[","])
+    assert "," not in stopped.text and stopped.choices[0].finish_reason == "stop"
+    assert free.text.startswith(stopped.text)
+
+
+def test_plain_completion(local):
+    response = local.complete("The first three letters of the alphabet are", temperature=0, max_tokens=8)
+    assert response.text and response.usage.prompt_tokens < 15
+
+
+def test_concurrent_callers_get_their_own_answers(local):
+    # Each caller may only ever see its own labels: a mixed-up slot, grammar or stream
+    # would hand one caller another's answer.
+    results: dict[int, str] = {}
+
+    def ask(i: int) -> None:
+        labels = [f"red{i}", f"green{i}", f"blue{i}"]
+        fmt = {"type": "enum", "enum": labels}
+        if i % 2:
+            stream = local.chat(f"Pick a colour for {TOPICS[i]}.", response_format=fmt, stream=True,
+                                temperature=1.0, seed=i)
+            results[i] = "".join(chunk.text for chunk in stream)
+        else:
+            results[i] = local.chat(f"Pick a colour for {TOPICS[i]}.", response_format=fmt,
+                                    temperature=1.0, seed=i).text
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == list(range(8))
+    for i, answer in results.items():
+        assert answer in (f"red{i}", f"green{i}", f"blue{i}"), (i, answer)
+
+
+def test_enum_mode_always_valid_on_50_prompts(local):
+    labels = ["positive", "negative", "neutral"]
+    prompts = [f"Classify the sentiment of: 'I {verb} {t}.'" for t in TOPICS
+               for verb in ("love", "am unsure about")]
+    assert len(prompts) == 50
+    answers = [local.chat(p, response_format={"type": "enum", "enum": labels}, temperature=0.8, seed=i).text
+               for i, p in enumerate(prompts)]
+    assert all(a in labels for a in answers), answers
+
+
+def test_json_schema_output_always_valid_on_50_prompts(local):
+    schema = {"type": "object", "properties": {
+        "topic": {"type": "string", "maxLength": 40},
+        "rating": {"type": "integer", "minimum": 1, "maximum": 5},
+        "tags": {"type": "array", "items": {"type": "string", "maxLength": 20}, "maxItems": 3}},
+        "required": ["topic", "rating", "tags"], "additionalProperties": False}
+    fmt = {"type": "json_schema", "json_schema": {"name": "review", "schema": schema}}
+    prompts = [f"{kind} {t} as JSON with a topic, a 1-5 rating and up to three tags." for t in TOPICS
+               for kind in ("Review", "Describe")]
+    assert len(prompts) == 50
+    for i, p in enumerate(prompts):
+        text = local.chat(p, response_format=fmt, temperature=0.7, seed=i, max_tokens=300).text
+        jsonschema.validate(json.loads(text), schema)
+
+
+def test_context_overflow_is_a_clear_error(local):
+    with pytest.raises(RequestRejected, match="exceeds the available context size"):
+        local.chat("word " * 9000, max_tokens=5)
+
+
+def test_missing_gguf_file_is_a_config_error():
+    with pytest.raises(ConfigError, match="no GGUF file at /nope/model.gguf"):
+        get_model("local:/nope/model.gguf")

@@ -1,0 +1,99 @@
+"""Model's control logic (n fallback, enum unwrapping, cache, budget, logging) on a
+FakeBackend; the same paths run on real backends in test_local and test_serve."""
+
+import pytest
+
+from fake_backend import FakeBackend
+from genlab.errors import BudgetExceeded, ConfigError, ModelError
+from genlab.models import Budget, Model
+
+
+def make(store, **kw) -> tuple[Model, FakeBackend]:
+    backend = FakeBackend(**kw)
+    return Model("fake", backend, store=store, source="test"), backend
+
+
+def calls(store):
+    return store.execute("SELECT * FROM calls ORDER BY id")
+
+
+def test_n_without_native_n_makes_n_calls_with_successive_seeds(store):
+    model, backend = make(store)
+    response = model.chat("hi", n=3, seed=10, temperature=1)
+    assert [r.seed for r in backend.calls] == [10, 11, 12]
+    assert all(r.n == 1 for r in backend.calls)
+    assert response.texts == ["answer 1", "answer 2", "answer 3"]
+    assert response.usage.prompt_tokens == 30 and response.usage.completion_tokens == 15
+
+
+def test_enum_goes_as_json_schema_and_comes_back_as_the_label(store):
+    model, backend = make(store, answers=['{"label": "no"}'])
+    response = model.chat("Is fire cold?", response_format={"type": "enum", "enum": ["yes", "no"]})
+    assert response.text == "no"
+    assert backend.calls[0].response_format.type == "json_schema"
+
+
+def test_enum_streamed_gives_the_label_not_json(store):
+    model, _ = make(store, answers=['{"label": "yes"}'])
+    stream = model.chat("?", stream=True, response_format={"type": "enum", "enum": ["yes", "no"]})
+    assert [c.text for c in stream] == ["yes"]
+    assert stream.response.text == "yes"
+
+
+def test_label_outside_the_enum_is_an_error(store):
+    model, _ = make(store, answers=['{"label": "maybe"}'])
+    with pytest.raises(ModelError, match="'maybe', which is not one of the enum labels"):
+        model.chat("?", response_format={"type": "enum", "enum": ["yes", "no"]})
+
+
+def test_unsupported_parameter_refused_not_dropped(store):
+    model, backend = make(store)
+    with pytest.raises(ConfigError, match="fake does not take top_k"):
+        model.chat("hi", top_k=5)
+    with pytest.raises(ConfigError, match="no plain completions endpoint"):
+        model.complete("hi")
+    assert backend.calls == []
+
+
+def test_cache_only_for_deterministic_requests(store):
+    model, backend = make(store)
+    first = model.chat("hi", temperature=0, cache=True)
+    second = model.chat("hi", temperature=0, cache=True)
+    assert second.cache_hit and second.text == first.text and len(backend.calls) == 1
+    model.chat("hi", temperature=1, cache=True)
+    model.chat("hi", temperature=1, cache=True)
+    assert len(backend.calls) == 3  # sampled without a seed: never cached
+    rows = calls(store)
+    assert [r["cache_hit"] for r in rows] == [0, 1, 0, 0]
+
+
+def test_every_call_is_logged_with_cost_and_errors(store):
+    model, _ = make(store)
+    model.chat("hi")
+    failing, _ = make(store, fail=True)
+    with pytest.raises(ModelError):
+        failing.chat("hi")
+    rows = calls(store)
+    assert len(rows) == 2
+    assert rows[0]["prompt_tokens"] == 10 and rows[0]["cached_tokens"] == 2 and rows[0]["error"] is None
+    assert rows[0]["cost_usd"] is None  # fake-model has no price
+    assert rows[1]["error"] == "fake failure"
+
+
+def test_budget_refuses_the_call_after_the_limit(store):
+    budget = Budget(tokens=30)
+    model = Model("fake", FakeBackend(), store=store, budget=budget)
+    model.chat("a")
+    model.chat("b")
+    with pytest.raises(BudgetExceeded):
+        model.chat("c")
+    assert budget.calls == 2 and len(calls(store)) == 2
+
+
+def test_stream_response_only_after_the_end(store):
+    model, _ = make(store, answers=["hello world"])
+    stream = model.chat("hi", stream=True)
+    with pytest.raises(RuntimeError, match="read the stream to the end"):
+        stream.response
+    assert "".join(c.text for c in stream) == "hello world"
+    assert stream.response.text == "hello world"

@@ -1,0 +1,77 @@
+"""Request validation at the edge: the exact errors a user sees."""
+
+import pytest
+
+from genlab.errors import ConfigError
+from genlab.models import build_request
+from genlab.models.local import enum_grammar
+
+CHAT = [{"role": "user", "content": "hi"}]
+
+
+def error_of(**fields) -> str:
+    with pytest.raises(ConfigError) as info:
+        build_request(**fields)
+    return str(info.value)
+
+
+def test_valid_request_keeps_only_set_fields():
+    request = build_request(messages=CHAT, temperature=0.5, stop="END")
+    assert request.payload() == {"messages": [{"role": "user", "content": "hi"}], "temperature": 0.5,
+                                 "n": 1, "stop": ["END"]}
+
+
+def test_messages_and_prompt_are_exclusive():
+    expected = "invalid request: give exactly one of 'messages' (chat) or 'prompt' (completion)"
+    assert error_of(messages=CHAT, prompt="x") == expected
+    assert error_of() == expected
+
+
+def test_bounds_are_named():
+    assert error_of(messages=CHAT, temperature=3) == "invalid request: temperature: Input should be less than or equal to 2"
+    assert error_of(messages=CHAT, n=0) == "invalid request: n: Input should be greater than or equal to 1"
+    assert "messages' is empty" in error_of(messages=[])
+
+
+def test_enum_labels_validated():
+    assert error_of(messages=CHAT, response_format={"type": "enum", "enum": ["a", "a"]}) == (
+        "invalid request: response_format.enum: enum labels must be distinct; repeated: a")
+    assert "at least 1 item" in error_of(messages=CHAT, response_format={"type": "enum", "enum": []})
+    assert "non-empty" in error_of(messages=CHAT, response_format={"type": "enum", "enum": ["ok", " "]})
+
+
+def test_malformed_schema_rejected_before_any_call():
+    message = error_of(messages=CHAT, response_format={"type": "json_schema",
+                                                        "json_schema": {"name": "x", "schema": {"type": "objectx"}}})
+    assert message.startswith("invalid request: response_format.json_schema.schema: malformed JSON schema at type:")
+
+
+def test_unknown_field_refused():
+    assert "extra_thing: Extra inputs are not permitted" in error_of(messages=CHAT, extra_thing=1)
+
+
+def test_cache_key_covers_every_output_affecting_field():
+    base = build_request(messages=CHAT, temperature=0)
+    assert base.key("m") == build_request(messages=CHAT, temperature=0).key("m")
+    assert base.key("m") != base.key("other-model")
+    for change in ({"temperature": 0.1}, {"seed": 1}, {"max_tokens": 5}, {"stop": ["x"]}, {"top_k": 3},
+                   {"response_format": {"type": "enum", "enum": ["a", "b"]}}):
+        assert build_request(messages=CHAT, **{"temperature": 0, **change}).key("m") != base.key("m"), change
+
+
+def test_deterministic_only_when_greedy_or_seeded():
+    assert build_request(messages=CHAT, temperature=0).deterministic
+    assert build_request(messages=CHAT, temperature=1, seed=3).deterministic
+    assert not build_request(messages=CHAT, temperature=1).deterministic
+    assert not build_request(messages=CHAT).deterministic
+
+
+def test_enum_as_json_schema_for_endpoints_without_enum_mode():
+    fmt = build_request(messages=CHAT, response_format={"type": "enum", "enum": ["x", "y"]}).response_format
+    schema = fmt.as_json_schema().json_schema.schema_
+    assert schema["properties"]["label"]["enum"] == ["x", "y"] and schema["required"] == ["label"]
+
+
+def test_enum_grammar_escapes_quotes_backslashes_and_newlines():
+    assert enum_grammar(['say "hi"', "a\\b", "two\nlines"]) == (
+        'root ::= "say \\"hi\\"" | "a\\\\b" | "two\\nlines"')
