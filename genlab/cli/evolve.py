@@ -1,0 +1,225 @@
+"""`genlab evolve`: FunSearch program search, and reading its runs back."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.live import Live
+from rich.table import Table
+from typer.core import TyperGroup
+
+from genlab.cli import ModelOpt, app, budget_from, err, out
+from genlab.errors import ConfigError
+
+
+class _RunIsDefault(TyperGroup):
+    """`genlab evolve SPEC …` means `genlab evolve run SPEC …`."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+evolve_app = typer.Typer(cls=_RunIsDefault, no_args_is_help=True, help=(
+    "FunSearch: a model proposes programs, a sandbox scores them, the best come back in prompts.\n\n"
+    "genlab evolve SPEC [options] starts a run (SPEC: bin-packing, cap-set, or a file)."))
+app.add_typer(evolve_app, name="evolve")
+
+
+def _fmt(value: Optional[float], digits: int = 3) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _progress_table(progress, run_dir: Path) -> Table:
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_row("run", str(run_dir))
+    table.add_row("samples", f"{progress.samples} / {progress.target}  ({progress.pending} being evaluated)")
+    table.add_row("valid", f"{progress.valid} of {progress.evaluated} done ({progress.valid_pct:.1f} %)")
+    table.add_row("best score", f"{_fmt(progress.best)}  (seed {_fmt(progress.seed_score)})")
+    table.add_row("speed", f"{progress.samples_per_s:.2f} samples/s · {progress.elapsed:.0f} s")
+    table.add_row("tokens", f"{progress.prompt_tokens} prompt · {progress.completion_tokens} completion · "
+                  f"${progress.cost_usd:.4f}")
+    return table
+
+
+@evolve_app.command("run")
+def run(
+    spec: Optional[str] = typer.Argument(None, help="bin-packing, cap-set, or a spec file."),
+    model: str = ModelOpt,
+    samples: int = typer.Option(200, "--samples", "-n", help="Samples to draw in total."),
+    budget_usd: Optional[float] = typer.Option(None, "--budget-usd", help="Stop drawing once this much is spent."),
+    workers: int = typer.Option(1, "--workers", help="Model calls in flight at once."),
+    eval_workers: Optional[int] = typer.Option(None, "--eval-workers", help="Sandboxed evaluations at once "
+                                               "(default: one per core)."),
+    seed: int = typer.Option(0, "--seed"),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where the run is stored "
+                                           "(default: runs/SPEC-TIME)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this directory."),
+    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop drawing after this long."),
+    max_tokens: int = typer.Option(384, "--max-tokens", help="Tokens per sample."),
+    mode: str = typer.Option("auto", "--mode", help="completion, chat, or auto (completion on the embedded model)."),
+    timeout: float = typer.Option(30.0, "--timeout", help="Seconds per program, all inputs."),
+    memory_mb: int = typer.Option(2048, "--memory-mb", help="Address-space limit per program."),
+    backend: str = typer.Option("local", "--backend", help="local (processes) or ray."),
+) -> None:
+    """Evolve the spec's function.
+
+    Examples:
+
+      genlab evolve bin-packing --samples 400
+
+      genlab evolve bin-packing -m gemini:gemini-2.5-flash --budget-usd 1 --workers 4
+
+      genlab evolve --resume runs/bin-packing-20261126-150000
+    """
+    from genlab.search.funsearch.config import EvolveConfig
+    from genlab.search.funsearch.runner import Run
+
+    budget = budget_from(budget_usd)
+    if resume is not None:
+        target = samples if samples != 200 else None
+        the_run = Run.resume(resume, budget=budget, samples=target)
+        directory = resume
+    else:
+        if spec is None:
+            raise ConfigError("give a spec (bin-packing, cap-set, or a spec file) or --resume RUN_DIR")
+        options = {"eval_workers": eval_workers} if eval_workers else {}
+        config = EvolveConfig(spec=spec, model=model, samples=samples, budget_usd=budget_usd, workers=workers,
+                              seed=seed, max_minutes=max_minutes, max_tokens=max_tokens, mode=mode,
+                              timeout_s=timeout, memory_mb=memory_mb, backend=backend, **options)
+        name = Path(spec).stem if spec.endswith(".py") else spec
+        directory = run_dir or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        the_run = Run.start(config, directory, budget)
+    err.print(f"[bold]genlab evolve[/] {the_run.spec.name} with {the_run.config.model} → {directory}")
+    last = [0.0]
+    with Live(_progress_table(the_run.progress, directory), console=err, refresh_per_second=4,
+              transient=False) as live:
+        def show(progress) -> None:
+            if time.monotonic() - last[0] > 0.25:
+                last[0] = time.monotonic()
+                live.update(_progress_table(progress, directory))
+        try:
+            progress = the_run.execute(show)
+        except KeyboardInterrupt:
+            err.print(f"interrupted; continue with: genlab evolve --resume {directory}")
+            raise typer.Exit(130)
+        live.update(_progress_table(progress, directory))
+    if the_run.protections:
+        err.print(f"[dim]sandbox: {'; '.join(the_run.protections)}[/]")
+    err.print(f"stopped: {progress.stopped_because}. Best program: genlab evolve best {directory}")
+
+
+@evolve_app.command()
+def show(run_dir: Path = typer.Argument(..., help="A run directory."),
+         as_json: bool = typer.Option(False, "--json")) -> None:
+    """Summarise a run: counts, best score, outcomes, top programs."""
+    from genlab.search.funsearch.report import open_run, summary
+
+    store, _ = open_run(run_dir)
+    info = summary(store)
+    if as_json:
+        out.print_json(data=info)
+        return
+    out.print(f"[bold]{info['spec']}[/] · {info['model']} · {info['run_dir']}")
+    out.print(f"samples {info['samples']} / {info['target']} · evaluated {info['evaluated'] or 0} · "
+              f"valid {info['valid'] or 0} · pending {info['pending'] or 0}")
+    out.print(f"best score {_fmt(info['best'])} (seed {_fmt(info['seed_score'])}) · "
+              f"{info['prompt_tokens'] or 0} prompt + {info['completion_tokens'] or 0} completion tokens · "
+              f"${info['cost_usd'] or 0:.4f}")
+    table = Table("outcome", "samples")
+    for kind, n in info["outcomes"].items():
+        table.add_row(kind, str(n))
+    out.print(table)
+    top = Table("sample", "prompt", "island", "score", "chars", title="top programs")
+    for row in info["top"]:
+        top.add_row(str(row["id"]), str(row["prompt_id"] if row["prompt_id"] is not None else "seed"),
+                    str(row["island"] if row["island"] is not None else "all"), _fmt(row["score"]), str(row["chars"]))
+    out.print(top)
+
+
+@evolve_app.command()
+def best(run_dir: Path = typer.Argument(..., help="A run directory.")) -> None:
+    """Print the best program of a run (its score goes to stderr)."""
+    from genlab.search.funsearch.report import best_sample, open_run
+
+    store, _ = open_run(run_dir)
+    sample = best_sample(store)
+    out.out(sample["code"].rstrip())
+    err.print(f"[dim]sample {sample['id']} · score {sample['score']}[/]")
+
+
+@evolve_app.command()
+def report(run_dir: Path = typer.Argument(..., help="A run directory."),
+           output: Optional[Path] = typer.Option(None, "--out", help="Markdown file (default RUN/report.md)."),
+           no_test: bool = typer.Option(False, "--no-test", help="Skip scoring the best program on held-out sets.")
+           ) -> None:
+    """Write a Markdown report: best score vs samples (PNG), the best program and its diff to its parent."""
+    from genlab.search.funsearch.report import write_report
+
+    path = write_report(run_dir, output, test=not no_test)
+    out.print(f"wrote {path} and {path.with_suffix('.png')}")
+
+
+@evolve_app.command()
+def score(spec: str = typer.Argument(..., help="Spec name or file."),
+          program: Path = typer.Argument(..., help="A .py file with the evolved function."),
+          as_json: bool = typer.Option(False, "--json")) -> None:
+    """Score a program on the spec's training inputs and held-out sets, in the sandbox."""
+    from genlab.search.funsearch.report import read_program, score_program
+    from genlab.search.funsearch.spec import load_spec
+
+    the_spec = load_spec(spec)
+    results = score_program(the_spec, read_program(the_spec, program))
+    if as_json:
+        out.print_json(data=results)
+        return
+    table = Table("dataset", "inputs scored", "mean score", "metric", "first error")
+    for name, row in results.items():
+        metric = f"{row['metric']['name']} = {row['metric']['value']:.2f}" if "metric" in row else "—"
+        first = next(iter(row["errors"].values()), "")
+        table.add_row(name, f"{row['scored']}/{row['inputs']}", _fmt(row["score"]), metric, first[:60])
+    out.print(table)
+
+
+@evolve_app.command()
+def baselines(spec: str = typer.Argument("bin-packing", help="Spec name or file."),
+              run_dir: Optional[Path] = typer.Option(None, "--run", help="Add this run's best program."),
+              as_json: bool = typer.Option(False, "--json")) -> None:
+    """Print the spec's baselines on its held-out sets (bin packing: First Fit, Best Fit, the paper)."""
+    from genlab.search.funsearch.report import baselines as compute, best_sample, open_run
+    from genlab.search.funsearch.spec import load_spec
+
+    the_spec = load_spec(spec)
+    extra = {}
+    if run_dir is not None:
+        store, _ = open_run(run_dir)
+        sample = best_sample(store)
+        extra[f"this run's best (sample {sample['id']})"] = sample["code"]
+    rows = compute(the_spec, extra)
+    if as_json:
+        out.print_json(data=rows)
+        return
+    datasets = list(the_spec.test_inputs())
+    metric_name = "score"
+    table = Table("", *datasets)
+    for row in rows:
+        if "published" in row:
+            table.add_row(row["name"], *[f"{row['published'].get(d, float('nan')):.2f}" for d in datasets])
+            continue
+        cells = []
+        for d in datasets:
+            result = row["results"][d]
+            if "metric" in result:
+                metric_name = result["metric"]["name"]
+                cells.append(f"{result['metric']['value']:.2f}")
+            else:
+                cells.append(_fmt(result["score"], 2))
+        table.add_row(row["name"], *cells)
+    table.title = f"{the_spec.name}: {metric_name} on held-out sets (lower is better)" if metric_name != "score" \
+        else f"{the_spec.name}: mean score on held-out sets"
+    out.print(table)

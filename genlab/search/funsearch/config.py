@@ -1,0 +1,63 @@
+"""Settings of a program-search run; saved with the run so a resume uses the same ones."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from genlab.errors import ConfigError
+from genlab.search.funsearch.database import DatabaseConfig
+
+
+def _default_eval_workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class EvolveConfig:
+    """One run of `genlab evolve`. Sampling defaults are the paper's (4 per prompt, T=1.0, top-p 0.95)."""
+
+    spec: str                              # built-in name or path of the spec file
+    model: str = "local"                   # genlab model spec
+    samples: int = 200                     # samples to draw in total (the seed not counted)
+    samples_per_prompt: int = 4
+    temperature: float = 1.0
+    top_p: float = 0.95
+    max_tokens: int = 384                  # per sample
+    mode: str = "auto"                     # completion, chat, or auto (completion on the embedded model)
+    workers: int = 1                       # model calls in flight at once
+    eval_workers: int = field(default_factory=_default_eval_workers)  # sandboxed evaluations at once
+    seed: int = 0
+    timeout_s: float = 30.0                # per program, all inputs together (paper: 30 s)
+    memory_mb: int = 2048                  # per program (paper: 2 GB)
+    budget_usd: float | None = None
+    max_minutes: float | None = None       # stop drawing new samples after this long
+    backend: str = "local"                 # local processes, or ray
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.samples >= 1, "--samples must be at least 1"),
+            (self.samples_per_prompt >= 1, "samples per prompt must be at least 1"),
+            (self.workers >= 1, "--workers must be at least 1"),
+            (self.eval_workers >= 1, "evaluation workers must be at least 1"),
+            (self.timeout_s > 0, "the timeout must be positive"),
+            (self.memory_mb >= 256, "the memory limit must be at least 256 MB"),
+            (self.mode in ("auto", "completion", "chat"), "--mode must be completion, chat or auto"),
+            (self.backend in ("local", "ray"), "--backend must be local or ray"),
+            (self.database.num_islands >= 1 and self.database.functions_per_prompt >= 1,
+             "islands and functions per prompt must be at least 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "EvolveConfig":
+        data = dict(data)
+        data["database"] = DatabaseConfig(**data.get("database", {}))
+        return cls(**data)

@@ -1,0 +1,76 @@
+"""Score a candidate function: run it inside the spec's skeleton in the sandbox,
+then score each returned solution here, with the spec's trusted score function."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from typing import Any
+
+from genlab.search.funsearch.code import Function
+from genlab.search.funsearch.sandbox import Limits, Sandbox
+from genlab.search.funsearch.spec import Spec
+
+
+@dataclass
+class Evaluation:
+    """Per-input scores of one program, and why inputs failed."""
+
+    scores: dict[str, float]                  # inputs that scored
+    errors: dict[str, str] = field(default_factory=dict)   # input -> "kind: message"
+    error_kind: str | None = None             # set when no input scored: the first failure's kind
+    wall_s: float = 0.0
+    protections: list[str] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        """A program is kept when it scores on at least one input (FunSearch's rule)."""
+        return bool(self.scores)
+
+    @property
+    def score(self) -> float | None:
+        """Mean over the inputs that scored (the reference code took the last input: a bug)."""
+        return sum(self.scores.values()) / len(self.scores) if self.scores else None
+
+
+def top_level_imports(source: str) -> list[str]:
+    """Return the modules a program imports at top level (preloaded in the sandbox)."""
+    names = []
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.append(node.module)
+    return names
+
+
+class Evaluator:
+    """Evaluates functions for one spec on a fixed set of inputs."""
+
+    def __init__(self, spec: Spec, limits: Limits | None = None, isolate: bool = True,
+                 inputs: dict[str, Any] | None = None):
+        self.spec = spec
+        self.inputs = inputs if inputs is not None else spec.inputs()
+        self.sandbox = Sandbox(limits, isolate=isolate)
+        self.preload = top_level_imports(spec.program_template)
+
+    def evaluate(self, function: Function | str, inputs: dict[str, Any] | None = None) -> Evaluation:
+        """Run and score ``function`` (the evolved function's full source)."""
+        inputs = self.inputs if inputs is None else inputs
+        program = self.spec.program(function)
+        result = self.sandbox.run(program, self.spec.entry, inputs, preload=self.preload)
+        scores: dict[str, float] = {}
+        errors: dict[str, str] = {}
+        first_kind = None
+        for name, outcome in result.outcomes.items():
+            if outcome.kind is None:
+                try:
+                    scores[name] = self.spec.score(inputs[name], outcome.solution)
+                    continue
+                except Exception as exc:  # the spec's checker rejected the solution
+                    kind, message = "invalid", f"{type(exc).__name__}: {exc}"
+            else:
+                kind, message = outcome.kind, outcome.error or ""
+            errors[name] = f"{kind}: {message}"[:300]
+            first_kind = first_kind or kind
+        return Evaluation(scores, errors, None if scores else first_kind, result.wall_s, result.protections)

@@ -1,0 +1,322 @@
+"""The FunSearch loop: samplers and evaluators running at once around the programs database.
+
+    samplers (threads, --workers)          evaluators (--eval-workers sandboxes, or Ray tasks)
+      database.sample(prompt index)          sandbox: run the program on every input
+      → prompt → model (n samples)           → score each solution here (trusted)
+      → save prompt + samples (pending)  →   → register in the database + save, one lock
+
+The model never waits on evaluation: drafts go to the evaluators' queue and the
+sampler asks for the next prompt at once (bounded, so drafts don't pile up).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from genlab import __version__
+from genlab.errors import BudgetExceeded, ConfigError, GenlabError, ModelError
+from genlab.models import Budget, Model, get_model
+from genlab.models.local import LocalBackend
+from genlab.search.funsearch.config import EvolveConfig
+from genlab.search.funsearch.database import Program, ProgramsDatabase
+from genlab.search.funsearch.evaluator import Evaluation, Evaluator
+from genlab.search.funsearch.prompt import build_prompt
+from genlab.search.funsearch.runstore import RunStore, SampleRow
+from genlab.search.funsearch.sampler import Sampler
+from genlab.search.funsearch.sandbox import Limits
+from genlab.search.funsearch.spec import Spec, SpecError, load_spec, parse_spec
+
+#: Consecutive failed model calls after which a run stops (a transient error is retried).
+MAX_MODEL_FAILURES = 3
+
+
+@dataclass
+class Progress:
+    """A snapshot for the live view."""
+
+    target: int
+    samples: int = 0          # drawn (saved) samples
+    evaluated: int = 0
+    valid: int = 0
+    pending: int = 0
+    best: float | None = None
+    seed_score: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+    evaluated_at_start: int = 0
+    stopped_because: str | None = None
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    @property
+    def samples_per_s(self) -> float:
+        return (self.evaluated - self.evaluated_at_start) / max(self.elapsed, 1e-9)
+
+    @property
+    def valid_pct(self) -> float:
+        return 100.0 * self.valid / self.evaluated if self.evaluated else 0.0
+
+
+class Run:
+    """One run directory, opened for (re)starting the loop."""
+
+    def __init__(self, store: RunStore, spec: Spec, config: EvolveConfig, model: Model):
+        self.store, self.spec, self.config, self.model = store, spec, config, model
+        self.input_names = list(spec.inputs())
+        limits = Limits(timeout_s=config.timeout_s, memory_mb=config.memory_mb)
+        self.evaluator = Evaluator(spec, limits)
+        chat = config.mode == "chat" or (config.mode == "auto" and not isinstance(model.backend, LocalBackend))
+        self.sampler = Sampler(model, chat=chat, samples_per_prompt=config.samples_per_prompt,
+                               temperature=config.temperature, top_p=config.top_p,
+                               max_tokens=config.max_tokens, seed=config.seed)
+        self.database = ProgramsDatabase(config.database, seed=config.seed)
+        self.lock = threading.Lock()
+        self.has_work = threading.Condition(self.lock)
+        self.stop = threading.Event()
+        self.protections: list[str] = []
+        self.progress = Progress(target=config.samples)
+        self.next_seq = 0
+        self.next_prompt = 0
+        self.reserved = 0
+        self.in_flight = 0
+        self.failure: BaseException | None = None  # a bug in a sampler thread, re-raised by execute()
+
+    # -- opening ------------------------------------------------------------------
+
+    @classmethod
+    def start(cls, config: EvolveConfig, run_dir: Path, budget: Budget | None = None) -> "Run":
+        """Check everything, then create a new run directory (before any model call)."""
+        spec = load_spec(config.spec)
+        if (Path(run_dir) / "run.db").exists():
+            raise ConfigError(f"{run_dir} already holds a run; continue it with: genlab evolve --resume {run_dir}")
+        model = get_model(config.model, budget=budget, source="evolve")
+        store = RunStore(run_dir, create=True)
+        store.set_meta({"config": config.to_dict(), "spec_name": spec.name, "spec_path": spec.path,
+                        "spec_source": spec.source, "genlab_version": __version__, "created": time.time()})
+        return cls(store, spec, config, model)
+
+    @classmethod
+    def resume(cls, run_dir: Path, budget: Budget | None = None, samples: int | None = None) -> "Run":
+        """Reopen a run; ``samples`` raises its target."""
+        store = RunStore(run_dir, create=False)
+        meta = store.meta()
+        config = EvolveConfig.from_dict(meta["config"])
+        if samples is not None:
+            config = EvolveConfig.from_dict({**config.to_dict(), "samples": samples})
+            store.set_meta({"config": config.to_dict()})
+        # The spec as it was when the run started, so its scores stay comparable.
+        spec = parse_spec(meta["spec_source"], meta["spec_path"], meta["spec_name"])
+        model = get_model(config.model, budget=budget, source="evolve")
+        return cls(store, spec, config, model)
+
+    # -- the loop -------------------------------------------------------------------
+
+    def execute(self, on_progress: Callable[[Progress], None] | None = None) -> Progress:
+        """Run until the target sample count, the time limit, the budget, or Ctrl-C."""
+        notify = on_progress or (lambda p: None)
+        self._restore()
+        notify(self.progress)
+        deadline = None if self.config.max_minutes is None else time.monotonic() + 60 * self.config.max_minutes
+        evaluators = self._executor()
+        pending = self.store.samples("status='pending' AND prompt_id IS NOT NULL")
+        with self.lock:
+            self.progress.pending = len(pending)
+        for row in pending:
+            self._submit(evaluators, row.id, row.code, row.island)
+        samplers = [threading.Thread(target=self._sampler, args=(evaluators, deadline, notify),
+                                     name=f"genlab-sampler-{i}", daemon=True)
+                    for i in range(self.config.workers)]
+        for thread in samplers:
+            thread.start()
+        try:
+            while any(t.is_alive() for t in samplers) or self.in_flight:
+                with self.has_work:
+                    self.has_work.wait(timeout=0.5)
+                notify(self.progress)
+        except KeyboardInterrupt:
+            self.stop.set()
+            self.progress.stopped_because = "interrupted (pending samples are evaluated on --resume)"
+            evaluators.shutdown(wait=False, cancel_futures=True)
+            raise
+        evaluators.shutdown(wait=True)
+        if self.failure is not None:
+            raise self.failure
+        if self.progress.stopped_because is None:
+            self.progress.stopped_because = "target reached"
+        notify(self.progress)
+        return self.progress
+
+    def _executor(self):
+        if self.config.backend == "ray":
+            from genlab.search.funsearch.ray_backend import RayExecutor
+
+            return RayExecutor(self.config.eval_workers)
+        return ThreadPoolExecutor(self.config.eval_workers, thread_name_prefix="genlab-eval")
+
+    def _restore(self) -> None:
+        """Evaluate the seed (new run) or rebuild the database from the store (resume)."""
+        seeds = self.store.samples("prompt_id IS NULL")
+        if not seeds:
+            self.store.add_seed(str(self.spec.seed_function))
+            seeds = self.store.samples("prompt_id IS NULL")
+        seed = seeds[0]
+        if seed.status != "evaluated":
+            evaluation = self.evaluator.evaluate(seed.code)
+            self.protections = evaluation.protections
+            if not evaluation.valid:
+                first = next(iter(evaluation.errors.values()), "no inputs")
+                raise SpecError(f"{self.spec.path}: the seed function {self.spec.function_name}() scores on no "
+                                f"input ({first}); fix the spec before evolving it")
+            self.store.save_evaluation(seed.id, evaluation.scores, evaluation.errors, None, evaluation.score,
+                                       evaluation.wall_s, None)
+            seed = self.store.samples("prompt_id IS NULL")[0]
+        self.database.register(self._program(seed), None)
+        self.progress.seed_score = seed.score
+        for row in self.store.samples("registered_seq IS NOT NULL", order="registered_seq"):
+            self.database.register(self._program(row), row.island)
+        counts = self.store.counts()
+        self.next_seq = 0 if counts["last_seq"] is None else counts["last_seq"] + 1
+        self.next_prompt = 0 if counts["last_prompt"] is None else counts["last_prompt"] + 1
+        self.reserved = counts["samples"]
+        p = self.progress
+        p.samples, p.evaluated, p.valid = counts["samples"], counts["evaluated"] or 0, counts["valid"] or 0
+        p.evaluated_at_start = p.evaluated
+        p.best = max(filter(lambda v: v is not None, [counts["best"], seed.score]))
+        p.prompt_tokens, p.completion_tokens = counts["prompt_tokens"] or 0, counts["completion_tokens"] or 0
+        p.cost_usd = counts["cost_usd"] or 0.0
+
+    def _program(self, row: SampleRow) -> Program:
+        signature = tuple(row.scores.get(name) for name in self.input_names)
+        return Program(row.id, row.code, signature, row.score)
+
+    def _sampler(self, evaluators, deadline: float | None, notify) -> None:
+        try:
+            self._sample_loop(evaluators, deadline, notify)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            with self.has_work:
+                self.failure = self.failure or exc
+                self.stop.set()
+                self.progress.stopped_because = f"failed: {type(exc).__name__}: {exc}"
+                self.has_work.notify_all()
+
+    def _sample_loop(self, evaluators, deadline: float | None, notify) -> None:
+        failures = 0
+        while not self.stop.is_set():
+            with self.has_work:
+                # Bounded queue: wait while the evaluators are far behind.
+                while self.in_flight >= 2 * self.config.eval_workers and not self.stop.is_set():
+                    self.has_work.wait(timeout=0.5)
+                if deadline is not None and time.monotonic() > deadline:
+                    self.progress.stopped_because = self.progress.stopped_because or "time limit reached"
+                    return
+                n = min(self.config.samples_per_prompt, self.config.samples - self.reserved)
+                if n <= 0 or self.stop.is_set():
+                    return
+                self.reserved += n
+                prompt_index = self.next_prompt
+                self.next_prompt += 1
+                chosen = self.database.sample(prompt_index)
+            prompt, header = build_prompt(self.spec, chosen.programs)
+            try:
+                drafts, response = self.sampler.draw(prompt, header, self.spec.function_name, prompt_index, n=n)
+                failures = 0
+            except BudgetExceeded as exc:
+                self._release(n, f"budget spent ({exc})")
+                return
+            except ModelError as exc:
+                failures += 1
+                self._release(n, None)
+                if failures >= MAX_MODEL_FAILURES:
+                    self._release(0, f"model failed {failures} times in a row: {exc}")
+                    return
+                continue
+            except GenlabError as exc:
+                self._release(n, f"stopped: {exc}")
+                return
+            usage = {"prompt_tokens": response.usage.prompt_tokens, "cached_tokens": response.usage.cached_tokens,
+                     "completion_tokens": response.usage.completion_tokens, "cost_usd": response.cost_usd,
+                     "latency_s": response.latency_s}
+            parent_ids = [p.id for p in chosen.programs]
+            ids = self.store.add_prompt(prompt_index, chosen.island_id, parent_ids, prompt, self.config.model, usage,
+                                        [vars(d) for d in drafts])
+            with self.has_work:
+                p = self.progress
+                p.samples += len(drafts)
+                p.prompt_tokens += usage["prompt_tokens"]
+                p.completion_tokens += usage["completion_tokens"]
+                p.cost_usd += usage["cost_usd"] or 0.0
+                p.evaluated += sum(1 for d in drafts if d.code is None)  # discarded drafts are done
+                p.pending += sum(1 for d in drafts if d.code is not None)
+                self.has_work.notify_all()
+            for sample_id, draft in zip(ids, drafts):
+                if draft.code is not None:
+                    self._submit(evaluators, sample_id, draft.code, chosen.island_id)
+
+    def _release(self, n: int, reason: str | None) -> None:
+        with self.has_work:
+            self.reserved -= n
+            if reason:
+                self.stop.set()
+                self.progress.stopped_because = self.progress.stopped_because or reason
+            self.has_work.notify_all()
+
+    def _submit(self, evaluators, sample_id: int, code: str, island: int) -> None:
+        with self.lock:
+            self.in_flight += 1
+        future: Future = evaluators.submit(self.evaluator.evaluate, code)
+        future.add_done_callback(lambda f: self._registered(f, sample_id, code, island))
+
+    def _registered(self, future: Future, sample_id: int, code: str, island: int) -> None:
+        if future.cancelled():
+            with self.has_work:
+                self.in_flight -= 1
+                self.has_work.notify_all()
+            return
+        try:
+            evaluation: Evaluation = future.result()
+        except Exception as exc:  # a bug in genlab's evaluator, not the candidate: record it
+            evaluation = Evaluation({}, {"evaluator": f"{type(exc).__name__}: {exc}"}, "evaluator_error")
+        with self.has_work:
+            seq = None
+            if evaluation.valid:
+                seq = self.next_seq
+                self.next_seq += 1
+                signature = tuple(evaluation.scores.get(name) for name in self.input_names)
+                self.database.register(Program(sample_id, code, signature, evaluation.score), island)
+            # Saved under the same lock as the registration, so the store's order is the database's.
+            self.store.save_evaluation(sample_id, evaluation.scores, evaluation.errors, evaluation.error_kind,
+                                       evaluation.score, evaluation.wall_s, seq)
+            p = self.progress
+            p.evaluated += 1
+            p.pending -= 1
+            if evaluation.valid:
+                p.valid += 1
+                p.best = evaluation.score if p.best is None else max(p.best, evaluation.score)
+            self.in_flight -= 1
+            if evaluation.protections:
+                self.protections = evaluation.protections
+            self.has_work.notify_all()
+
+
+def evolve(config: EvolveConfig, run_dir: Path, *, on_progress=None) -> tuple[Run, Progress]:
+    """Start a run and execute it (the Python API behind `genlab evolve`)."""
+    budget = Budget(usd=config.budget_usd) if config.budget_usd is not None else None
+    run = Run.start(config, run_dir, budget)
+    return run, run.execute(on_progress)
+
+
+def describe(progress: Progress) -> dict[str, Any]:
+    return {"samples": progress.samples, "evaluated": progress.evaluated, "valid": progress.valid,
+            "valid_pct": progress.valid_pct, "best": progress.best, "seed_score": progress.seed_score,
+            "samples_per_s": progress.samples_per_s, "prompt_tokens": progress.prompt_tokens,
+            "completion_tokens": progress.completion_tokens, "cost_usd": progress.cost_usd,
+            "elapsed_s": progress.elapsed, "stopped_because": progress.stopped_because}

@@ -1,0 +1,182 @@
+"""A program-search run on disk: ``RUN_DIR/run.db`` (SQLite), written as work completes.
+
+A prompt and all its samples are saved in one transaction when the model answers
+(samples start ``pending``); each evaluation is saved in one transaction that also
+assigns its place in the registration order. Resuming replays that order into a
+fresh database and evaluates what is still pending, so a crash or ``kill -9``
+loses no sample and duplicates none.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from genlab.errors import ConfigError
+
+SCHEMA = [
+    ("001_run", [
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """CREATE TABLE prompts (
+            id INTEGER PRIMARY KEY,          -- the prompt index (drives the database's choices)
+            island INTEGER NOT NULL,
+            parent_ids TEXT NOT NULL,        -- JSON list of sample ids shown, ascending by score
+            text TEXT NOT NULL,
+            model TEXT NOT NULL,
+            prompt_tokens INTEGER, cached_tokens INTEGER, completion_tokens INTEGER,
+            cost_usd REAL, latency_s REAL,
+            created REAL NOT NULL
+        )""",
+        """CREATE TABLE samples (
+            id INTEGER PRIMARY KEY,
+            prompt_id INTEGER,               -- NULL for the spec's seed function
+            choice INTEGER NOT NULL,         -- index among the prompt's samples
+            island INTEGER,                  -- NULL for the seed (registered on every island)
+            parent_ids TEXT NOT NULL,
+            raw TEXT,                        -- the model's answer
+            code TEXT,                       -- the extracted function; NULL when discarded
+            status TEXT NOT NULL,            -- pending, discarded, evaluated
+            error_kind TEXT,                 -- why it was discarded or scored on no input
+            errors TEXT,                     -- JSON {input: "kind: message"}
+            scores TEXT,                     -- JSON {input: score}
+            score REAL,                      -- mean over scored inputs; NULL if none
+            eval_s REAL,
+            model TEXT,
+            prompt_tokens INTEGER, completion_tokens INTEGER, cost_usd REAL,  -- share of the prompt's call
+            registered_seq INTEGER UNIQUE,   -- order of registration in the programs database
+            created REAL NOT NULL,
+            evaluated REAL,
+            UNIQUE (prompt_id, choice)
+        )""",
+    ]),
+]
+
+
+@dataclass
+class SampleRow:
+    id: int
+    prompt_id: int | None
+    island: int | None
+    parent_ids: list[int]
+    code: str | None
+    status: str
+    error_kind: str | None
+    scores: dict[str, float]
+    score: float | None
+    registered_seq: int | None
+
+
+class RunStore:
+    """The SQLite file of one run; safe to use from many threads."""
+
+    def __init__(self, run_dir: Path, create: bool):
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / "run.db"
+        if create:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        elif not self.path.is_file():
+            raise ConfigError(f"no run at {self.run_dir} (no run.db); give the directory a run was started in")
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._lock = threading.Lock()
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self._lock:
+            self._db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied REAL)")
+            done = {r[0] for r in self._db.execute("SELECT name FROM _migrations")}
+            for name, statements in SCHEMA:
+                if name not in done:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    for statement in statements:
+                        self._db.execute(statement)
+                    self._db.execute("INSERT INTO _migrations VALUES (?, ?)", (name, time.time()))
+                    self._db.execute("COMMIT")
+
+    def _transaction(self, statements: list[tuple[str, tuple]]) -> list[int]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                ids = [self._db.execute(sql, params).lastrowid for sql, params in statements]
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            return ids
+
+    def query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    # -- meta ---------------------------------------------------------------------
+
+    def set_meta(self, values: dict[str, Any]) -> None:
+        self._transaction([("INSERT OR REPLACE INTO meta VALUES (?, ?)", (k, json.dumps(v)))
+                           for k, v in values.items()])
+
+    def meta(self) -> dict[str, Any]:
+        return {r["key"]: json.loads(r["value"]) for r in self.query("SELECT key, value FROM meta")}
+
+    # -- writes -------------------------------------------------------------------
+
+    def add_seed(self, code: str) -> int:
+        return self._transaction([(
+            "INSERT INTO samples (prompt_id, choice, island, parent_ids, code, status, model, created)"
+            " VALUES (NULL, 0, NULL, '[]', ?, 'pending', 'seed', ?)", (code, time.time()))])[0]
+
+    def add_prompt(self, prompt_id: int, island: int, parent_ids: list[int], text: str, model: str,
+                   usage: dict, drafts: list[dict]) -> list[int]:
+        """Save a prompt and its samples together; return the samples' ids."""
+        now = time.time()
+        n = max(len(drafts), 1)
+        statements = [(
+            "INSERT INTO prompts (id, island, parent_ids, text, model, prompt_tokens, cached_tokens,"
+            " completion_tokens, cost_usd, latency_s, created) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (prompt_id, island, json.dumps(parent_ids), text, model, usage["prompt_tokens"], usage["cached_tokens"],
+             usage["completion_tokens"], usage["cost_usd"], usage["latency_s"], now))]
+        for choice, draft in enumerate(drafts):
+            statements.append((
+                "INSERT INTO samples (prompt_id, choice, island, parent_ids, raw, code, status, error_kind, errors,"
+                " model, prompt_tokens, completion_tokens, cost_usd, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (prompt_id, choice, island, json.dumps(parent_ids), draft["raw"], draft["code"],
+                 "pending" if draft["code"] else "discarded", draft["error_kind"],
+                 json.dumps({"sample": draft["error"]}) if draft["error"] else None, model,
+                 round(usage["prompt_tokens"] / n), round(usage["completion_tokens"] / n),
+                 None if usage["cost_usd"] is None else usage["cost_usd"] / n, now)))
+        return self._transaction(statements)[1:]
+
+    def save_evaluation(self, sample_id: int, scores: dict, errors: dict, error_kind: str | None,
+                        score: float | None, eval_s: float, registered_seq: int | None) -> None:
+        self._transaction([(
+            "UPDATE samples SET status='evaluated', scores=?, errors=?, error_kind=?, score=?, eval_s=?,"
+            " registered_seq=?, evaluated=? WHERE id=?",
+            (json.dumps(scores), json.dumps(errors) if errors else None, error_kind, score, eval_s,
+             registered_seq, time.time(), sample_id))])
+
+    # -- reads --------------------------------------------------------------------
+
+    def samples(self, where: str = "1", params: tuple = (), order: str = "id") -> list[SampleRow]:
+        rows = self.query(f"SELECT * FROM samples WHERE {where} ORDER BY {order}", params)
+        return [SampleRow(r["id"], r["prompt_id"], r["island"], json.loads(r["parent_ids"]), r["code"],
+                          r["status"], r["error_kind"], json.loads(r["scores"]) if r["scores"] else {},
+                          r["score"], r["registered_seq"]) for r in rows]
+
+    def counts(self) -> dict[str, Any]:
+        row = self.query(
+            "SELECT COUNT(*) AS samples, SUM(status!='pending') AS evaluated, SUM(status='pending') AS pending,"
+            " SUM(score IS NOT NULL) AS valid, MAX(score) AS best, MAX(registered_seq) AS last_seq"
+            " FROM samples WHERE prompt_id IS NOT NULL")[0]
+        usage = self.query("SELECT COUNT(*) AS prompts, SUM(prompt_tokens) AS prompt_tokens,"
+                           " SUM(completion_tokens) AS completion_tokens, SUM(cost_usd) AS cost_usd,"
+                           " MAX(id) AS last_prompt FROM prompts")[0]
+        return {**dict(row), **dict(usage)}
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,123 @@
+"""Program search end to end on the embedded model: a real run, kill -9 and resume, the CLI."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from genlab.search.funsearch.config import EvolveConfig
+from genlab.search.funsearch.runner import evolve
+
+# The first prompt of a run holds only the seed, so with a fixed seed its samples are
+# the same every time; with this seed one of them is a valid program.
+SEED = int(os.environ.get("GENLAB_TEST_EVOLVE_SEED", "1"))
+MAX_TOKENS = 160
+
+
+def genlab(*args, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "genlab.cli", *args], capture_output=True, text=True,
+                          timeout=600, **kw)
+
+
+def rows(run_dir: Path) -> list[dict]:
+    db = sqlite3.connect(run_dir / "run.db")
+    db.row_factory = sqlite3.Row
+    return [dict(r) for r in db.execute("SELECT * FROM samples ORDER BY id")]
+
+
+def test_short_real_run_registers_valid_programs(tmp_path):
+    config = EvolveConfig(spec="bin-packing", samples=4, seed=SEED, max_tokens=MAX_TOKENS)
+    run, progress = evolve(config, tmp_path / "run")
+    samples = rows(tmp_path / "run")
+    assert len(samples) == 5 and samples[0]["model"] == "seed" and samples[0]["score"] == -52.6
+    valid = [s for s in samples[1:] if s["score"] is not None]
+    assert progress.valid == len(valid) >= 1
+    assert sorted(s["registered_seq"] for s in valid) == list(range(len(valid)))
+    assert all(s["status"] in ("evaluated", "discarded") for s in samples)
+    assert run.database.registered == len(valid)
+    prompts = sqlite3.connect(tmp_path / "run" / "run.db").execute(
+        "SELECT completion_tokens, model FROM prompts").fetchall()
+    assert prompts[0][0] > 0 and prompts[0][1] == "local"
+
+
+@pytest.fixture(scope="module")
+def resumed_run(tmp_path_factory):
+    """A run killed with SIGKILL mid-way, then resumed to its target."""
+    home = tmp_path_factory.mktemp("home")
+    run_dir = home / "run"
+    env = {**os.environ, "GENLAB_HOME": str(home)}
+    args = ["evolve", "bin-packing", "--samples", "12", "--seed", str(SEED), "--max-tokens", str(MAX_TOKENS),
+            "--run-dir", str(run_dir)]
+    proc = subprocess.Popen([sys.executable, "-m", "genlab.cli", *args], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    before: list[dict] = []
+    while time.time() < deadline:
+        time.sleep(0.5)
+        if (run_dir / "run.db").exists():
+            try:
+                before = rows(run_dir)
+            except sqlite3.Error:
+                continue
+            if len(before) >= 5:
+                break
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = rows(run_dir)
+    assert 5 <= len(before) < 13, "the run should be killed part-way"
+    resumed = genlab("evolve", "--resume", str(run_dir), env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    return run_dir, before, rows(run_dir), env
+
+
+def test_kill_9_and_resume_loses_and_duplicates_nothing(resumed_run):
+    run_dir, before, after, _ = resumed_run
+    assert len(after) == 13  # the seed and 12 samples
+    assert [r["id"] for r in after] == list(range(1, 14))
+    by_id = {r["id"]: r for r in after}
+    for row in before:  # everything saved before the kill is still there, unchanged
+        assert by_id[row["id"]]["raw"] == row["raw"] and by_id[row["id"]]["code"] == row["code"]
+        assert by_id[row["id"]]["prompt_id"] == row["prompt_id"]
+    assert all(r["status"] != "pending" for r in after)
+    seqs = sorted(r["registered_seq"] for r in after if r["registered_seq"] is not None)
+    assert seqs == list(range(len(seqs)))
+    assert sum(1 for r in after if r["score"] is not None and r["prompt_id"] is not None) == len(seqs)
+
+
+def test_show_best_report_and_score(resumed_run, tmp_path):
+    run_dir, _, after, env = resumed_run
+    show = genlab("evolve", "show", str(run_dir), "--json", env=env)
+    info = json.loads(show.stdout)
+    assert info["samples"] == 12 and info["pending"] == 0 and info["seed_score"] == -52.6
+    best = genlab("evolve", "best", str(run_dir), env=env)
+    assert best.stdout.startswith("def priority(") and "score" in best.stderr
+    report = genlab("evolve", "report", str(run_dir), "--no-test", env=env)
+    assert report.returncode == 0, report.stderr
+    text = (run_dir / "report.md").read_text()
+    assert "## Best program" in text and "```diff" in text and (run_dir / "report.png").stat().st_size > 5000
+    program = tmp_path / "best_fit.py"
+    program.write_text("import numpy as np\n\ndef priority(item, bins):\n    return -(bins - item)\n")
+    scored = genlab("evolve", "score", "bin-packing", str(program), "--json", env=env)
+    results = json.loads(scored.stdout)
+    assert round(results["OR1"]["metric"]["value"], 2) == 5.81 and results["train"]["scored"] == 20
+
+
+def test_bad_spec_fails_before_any_model_call(tmp_path, genlab_home):
+    spec = tmp_path / "broken.py"
+    spec.write_text("import funsearch\n\n@funsearch.run\ndef solve(x):\n    return x\n")
+    result = genlab("evolve", str(spec), "--run-dir", str(tmp_path / "r"))
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: ") and "has no function marked @funsearch.evolve" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "r").exists() and not (genlab_home / "genlab.db").exists()
+
+
+def test_resume_of_a_missing_run(tmp_path):
+    result = genlab("evolve", "--resume", str(tmp_path / "nothing"))
+    assert result.returncode == 1 and "no run at" in result.stderr

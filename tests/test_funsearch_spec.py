@@ -1,0 +1,92 @@
+"""Spec files: the format, and clear errors for bad ones before any model call."""
+
+import pytest
+
+from genlab.search.funsearch.evaluator import Evaluator
+from genlab.search.funsearch.report import baselines, score_program
+from genlab.search.funsearch.spec import SpecError, load_spec, parse_spec
+
+GOOD = '''import funsearch
+
+
+@funsearch.run
+def solve(x):
+    return guess(x)
+
+
+@funsearch.evolve
+def guess(x):
+    """Guess a number."""
+    return 0
+
+
+@funsearch.inputs
+def inputs():
+    return {"a": 1, "b": 2}
+'''
+
+
+def spec_error(source: str, tmp_path) -> str:
+    path = tmp_path / "my_spec.py"
+    path.write_text(source)
+    with pytest.raises(SpecError) as info:
+        load_spec(str(path))
+    return str(info.value)
+
+
+def test_good_spec_parses_and_runs(tmp_path):
+    path = tmp_path / "guess.py"
+    path.write_text(GOOD)
+    spec = load_spec(str(path))
+    assert spec.function_name == "guess" and spec.entry == "solve"
+    assert "funsearch" not in spec.program(spec.seed_function)
+    assert "def guess" not in spec.prompt_skeleton and "def inputs" not in spec.prompt_skeleton
+    evaluation = Evaluator(spec).evaluate("def guess(x):\n    return x * 10\n")
+    assert evaluation.scores == {"a": 10.0, "b": 20.0} and evaluation.score == 15.0
+
+
+@pytest.mark.parametrize("source, message", [
+    (GOOD.replace("@funsearch.evolve\n", ""), "has no function marked @funsearch.evolve; mark the function to evolve"),
+    (GOOD.replace("@funsearch.run\n", ""), "has no function marked @funsearch.run"),
+    (GOOD.replace("@funsearch.inputs\n", ""), "has no function marked @funsearch.inputs"),
+    (GOOD.replace("return {\"a\": 1, \"b\": 2}", "return {}"), "inputs() must return a non-empty dict"),
+    (GOOD.replace("return {\"a\": 1, \"b\": 2}", "return 1 / 0"), "inputs() raised ZeroDivisionError"),
+    (GOOD.replace("def solve(x):", "def solve(x)"), "line 5: syntax error"),
+    (GOOD.replace("@funsearch.run", "@funsearch.runn"), "unknown decorator @funsearch.runn"),
+    (GOOD.replace("@funsearch.run\ndef solve", "@funsearch.evolve\ndef solve"), "are marked @funsearch.evolve; mark exactly one"),
+    ("import funsearch\nimport no_such_module_here\n" + GOOD, "loading the spec raised ModuleNotFoundError"),
+])
+def test_bad_specs_are_named(tmp_path, source, message):
+    assert message in spec_error(source, tmp_path)
+
+
+def test_unknown_spec_name():
+    with pytest.raises(SpecError, match="no spec 'bin-pack': give a path to a spec file or one of: bin-packing, cap-set"):
+        load_spec("bin-pack")
+
+
+def test_bin_packing_baselines_equal_the_paper_exactly():
+    rows = {row["name"]: row for row in baselines(load_spec("bin-packing"))}
+    figures = {name: [round(rows[name]["results"][d]["metric"]["value"], 2)
+                      for d in ("OR1", "OR2", "OR3", "OR4", "Weibull 5k")] for name in ("First Fit", "Best Fit")}
+    assert figures["First Fit"] == [6.42, 6.45, 5.74, 5.23, 4.23]
+    assert figures["Best Fit"] == [5.81, 6.06, 5.37, 4.94, 3.98]
+    assert rows["FunSearch (paper)"]["published"]["Weibull 5k"] == 0.68
+
+
+def test_bin_packing_prompt_hides_plumbing_and_baselines():
+    skeleton = load_spec("bin-packing").prompt_skeleton
+    assert "def solve" in skeleton
+    for hidden in ("BASELINES", "PUBLISHED", "def score", "def inputs", "def priority", "funsearch"):
+        assert hidden not in skeleton, hidden
+
+
+def test_cap_set_trivial_seed_gives_two_to_the_n_and_sets_are_checked():
+    spec = load_spec("cap-set")
+    results = score_program(spec, str(spec.seed_function), {"dims": {f"n={n}": n for n in range(3, 9)}})
+    assert results["dims"]["score"] == sum(2 ** n for n in range(3, 9)) / 6
+    assert spec.score(3, [[0, 0, 0], [1, 1, 1]]) == 2.0
+    with pytest.raises(ValueError, match="not a cap set"):
+        spec.score(3, [[0, 0, 0], [1, 1, 1], [2, 2, 2]])
+    with pytest.raises(ValueError, match="appears twice"):
+        spec.score(2, [[0, 1], [0, 1]])

@@ -1,0 +1,227 @@
+"""The sandbox contains adversarial programs: the run goes on and nothing on the host is touched."""
+
+import os
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from genlab.search.funsearch.evaluator import Evaluator
+from genlab.search.funsearch.sandbox import Limits, Sandbox
+from genlab.search.funsearch.spec import load_spec
+
+LIMITS = Limits(timeout_s=2.0, memory_mb=1024, file_mb=4, processes=16)
+IS_ROOT = os.geteuid() == 0
+
+
+def run(body: str, *, preload=(), inputs=None):
+    """Run `probe(x)` whose body is `body`; return the outcome of input 'a'."""
+    program = "import numpy as np\n\ndef probe(x):\n" + "".join(f"    {line}\n" for line in body.splitlines())
+    result = Sandbox(LIMITS).run(program, "probe", inputs or {"a": 1}, preload=list(preload))
+    return result, result.outcomes["a"]
+
+
+def sandbox_processes() -> list[str]:
+    """Processes of the sandbox user still alive (should be none once a run returns)."""
+    out = subprocess.run(["ps", "-e", "-o", "uid=,pid=,cmd="], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if line.split()[0] == "65534"]
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_behind():
+    yield
+    deadline = time.time() + 3
+    while sandbox_processes() and time.time() < deadline:
+        time.sleep(0.1)
+    assert sandbox_processes() == []
+
+
+def test_a_well_behaved_program_runs():
+    result, outcome = run("return x * 2", inputs={"a": 21})
+    assert result.status == "ok" and outcome.solution == 42
+    if IS_ROOT:
+        assert any("no network" in p for p in result.protections)
+        assert any("read-only filesystem" in p for p in result.protections)
+
+
+@pytest.mark.parametrize("body", [
+    "while True:\n    pass",
+    "import time\ntime.sleep(1000)",
+    "import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nwhile True:\n    pass",
+])
+def test_runaway_time_is_killed(body):
+    started = time.perf_counter()
+    result, outcome = run(body)
+    assert outcome.kind == "timeout" and result.status == "timeout"
+    assert time.perf_counter() - started < LIMITS.timeout_s + 5
+
+
+def test_memory_bomb():
+    _, outcome = run("b = bytearray(10 ** 10)\nreturn len(b)")
+    assert outcome.kind == "memory"
+
+
+def test_slow_memory_growth():
+    _, outcome = run("chunks = []\nwhile True:\n    chunks.append(bytearray(50_000_000))")
+    assert outcome.kind in ("memory", "timeout", "crashed")
+
+
+def test_deep_recursion():
+    _, outcome = run("import sys\nsys.setrecursionlimit(10 ** 7)\ndef f(n):\n    return f(n + 1)\nreturn f(0)")
+    assert outcome.kind in ("recursion", "crashed", "timeout", "memory")
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="process limits for a non-root user depend on the host")
+def test_fork_bomb_is_contained():
+    result, outcome = run("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass")
+    assert outcome.solution is None
+
+
+def test_escaping_the_process_group_does_not_survive():
+    result, outcome = run("import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(1000)\nreturn 1")
+    # The fixture checks that the detached child is gone too.
+    assert result.status in ("ok", "crashed", "timeout")
+
+
+def test_writing_outside_its_directory_touches_nothing(tmp_path):
+    target = tmp_path / "escaped.txt"
+    _, outcome = run(f"open({str(target)!r}, 'w').write('owned')\nreturn 1")
+    assert not target.exists()
+    repo_file = os.path.abspath("ESCAPED_FROM_SANDBOX")
+    run(f"open({repo_file!r}, 'w').write('owned')\nreturn 1")
+    assert not os.path.exists(repo_file)
+
+
+def test_shell_commands_touch_nothing(tmp_path):
+    target = tmp_path / "by-shell"
+    run(f"import os\nos.system('touch {target}')\nreturn 1")
+    assert not target.exists()
+
+
+def test_reading_host_files_it_should_not(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("hunter2")
+    secret.chmod(0o600)
+    _, outcome = run(f"return open({str(secret)!r}).read()")
+    assert outcome.solution != "hunter2" and outcome.kind == "exception"
+
+
+def test_environment_secrets_are_not_inherited(monkeypatch):
+    monkeypatch.setenv("GENLAB_TEST_SECRET", "hunter2")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-hunter2")
+    _, outcome = run("import os\nreturn dict(os.environ)")
+    assert "hunter2" not in str(outcome.solution)
+    assert set(outcome.solution) <= {"PATH", "HOME", "LANG", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                                     "MKL_NUM_THREADS", "PYTHONDONTWRITEBYTECODE", "LC_CTYPE"}
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="network namespaces need root here")
+def test_no_network():
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(0.2)
+    port = server.getsockname()[1]
+    accepted = []
+
+    def accept():
+        try:
+            accepted.append(server.accept())
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=accept)
+    thread.start()
+    _, outcome = run(f"import socket\ns = socket.socket()\ns.settimeout(1)\ns.connect(('127.0.0.1', {port}))\n"
+                     "return 'connected'", preload=["socket"])
+    thread.join()
+    server.close()
+    assert outcome.solution is None and "unreachable" in (outcome.error or "").lower() and not accepted
+
+
+def test_os_exit_without_a_result():
+    result, outcome = run("import os\nos._exit(0)")
+    assert result.status == "crashed" and outcome.kind == "crashed"
+
+
+def test_killing_its_parent_or_group():
+    result, outcome = run("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nos.kill(0, signal.SIGKILL)\nreturn 1")
+    # The supervisor is out of reach, so a result always comes back: the candidate either
+    # killed only itself, or (as PID 1 of its namespace) was not allowed to.
+    assert (result.status, outcome.solution) in (("crashed", None), ("ok", 1))
+
+
+def test_huge_stdout_is_swallowed():
+    result, outcome = run("import sys\nfor _ in range(200):\n    sys.stdout.write('x' * 1_000_000)\nreturn 7")
+    assert outcome.solution == 7
+
+
+def test_huge_file_hits_the_file_limit():
+    _, outcome = run("with open('big', 'wb') as f:\n    f.write(b'x' * 50_000_000)\nreturn 1")
+    assert outcome.solution is None
+
+
+def test_huge_result_is_refused():
+    _, outcome = run("return list(range(30_000_000))")
+    assert outcome.solution is None
+
+
+def test_unsendable_result_is_an_error():
+    _, outcome = run("return object()")
+    assert outcome.kind == "exception" and "cannot send" in outcome.error
+
+
+def test_thread_bomb():
+    _, outcome = run("import threading, time\nts = [threading.Thread(target=time.sleep, args=(100,)) for _ in range(10000)]\n"
+                     "for t in ts:\n    t.start()\nreturn 1")
+    assert outcome.solution is None
+
+
+def test_privilege_tricks_fail():
+    _, outcome = run("import os\nos.setuid(0)\nreturn 'root'")
+    assert outcome.solution is None
+
+
+# -- through the evaluator: the score cannot be forged -----------------------------
+
+@pytest.fixture(scope="module")
+def bin_packing():
+    spec = load_spec("bin-packing")
+    first = dict(list(spec.inputs().items())[:2])
+    return Evaluator(spec, Limits(timeout_s=5), inputs=first)
+
+
+def test_patching_numpy_cannot_fake_a_packing(bin_packing):
+    evaluation = bin_packing.evaluate(
+        "def priority(item, bins):\n    import numpy as np\n"
+        "    np.nonzero = lambda a: (np.arange(len(a)),)\n    return 0.0\n")
+    assert not evaluation.valid and all(e.startswith("invalid:") for e in evaluation.errors.values())
+
+
+def test_patching_the_scorer_in_the_sandbox_changes_nothing(bin_packing):
+    evaluation = bin_packing.evaluate(
+        "def priority(item, bins):\n    globals()['score'] = lambda instance, chosen: 0.0\n"
+        "    globals()['solve'] = lambda instance: [0] * len(instance['items'])\n    return 0.0\n")
+    # Patching solve() from inside priority() comes too late for this input, so it scores honestly.
+    honest = bin_packing.evaluate("def priority(item, bins):\n    return 0.0\n")
+    assert evaluation.scores == honest.scores
+
+
+def test_rewriting_the_callers_frame_is_caught(bin_packing):
+    evaluation = bin_packing.evaluate(
+        "def priority(item, bins):\n    import sys\n    frame = sys._getframe(1)\n"
+        "    frame.f_locals['chosen'][:] = 0\n    return 0.0\n")
+    honest = bin_packing.evaluate("def priority(item, bins):\n    return 0.0\n")
+    # Whatever it managed to change, a packing is only scored after it is checked.
+    for name, value in evaluation.scores.items():
+        assert value <= 0 and (value == honest.scores[name] or name in evaluation.errors)
+
+
+def test_a_forged_result_cannot_claim_a_score(bin_packing):
+    evaluation = bin_packing.evaluate(
+        "def priority(item, bins):\n    import json, os\n"
+        "    for fd in range(3, 20):\n        try:\n            os.write(fd, b'{\"results\": {}}')\n        except OSError:\n            pass\n"
+        "    return 0.0\n")
+    assert all(v < 0 for v in evaluation.scores.values())
