@@ -121,3 +121,19 @@ def test_bad_spec_fails_before_any_model_call(tmp_path, genlab_home):
 def test_resume_of_a_missing_run(tmp_path):
     result = genlab("evolve", "--resume", str(tmp_path / "nothing"))
     assert result.returncode == 1 and "no run at" in result.stderr
+
+
+def test_budget_stops_drawing(served, genlab_home, monkeypatch, tmp_path):
+    # Price the served model through a user price file, so each call costs real (fake) money.
+    genlab_home.mkdir(parents=True, exist_ok=True)
+    (genlab_home / "prices.json").write_text(json.dumps({"models": {"local": {
+        "input_cost_per_token": 1e-3, "output_cost_per_token": 1e-3}}}))
+    monkeypatch.setenv("GENLAB_API_KEY", served.key)
+    config = EvolveConfig(spec="bin-packing", model=f"{served.base_url}#local", samples=12, seed=1,
+                          max_tokens=64, budget_usd=0.5)
+    run, progress = evolve(config, tmp_path / "run")
+    assert progress.stopped_because.startswith("budget spent")
+    assert progress.samples == 4 and progress.cost_usd > 0.5  # one prompt went through, then no more
+    prompts = sqlite3.connect(tmp_path / "run" / "run.db").execute("SELECT COUNT(*), SUM(cost_usd) FROM prompts")
+    count, cost = prompts.fetchone()
+    assert count == 1 and cost == pytest.approx(progress.cost_usd)

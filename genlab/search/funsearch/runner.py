@@ -74,6 +74,11 @@ class Run:
         self.input_names = list(spec.inputs())
         limits = Limits(timeout_s=config.timeout_s, memory_mb=config.memory_mb)
         self.evaluator = Evaluator(spec, limits)
+        if config.backend == "ray":
+            from genlab.search.funsearch.ray_backend import RaySandbox, ensure_ray
+
+            ensure_ray(config.eval_workers)
+            self.evaluator.sandbox = RaySandbox(limits)
         chat = config.mode == "chat" or (config.mode == "auto" and not isinstance(model.backend, LocalBackend))
         self.sampler = Sampler(model, chat=chat, samples_per_prompt=config.samples_per_prompt,
                                temperature=config.temperature, top_p=config.top_p,
