@@ -36,6 +36,7 @@ def test_ray_sandbox_matches_the_local_one(ray_instance):
 
 
 def test_evolve_with_the_ray_backend(ray_instance, tmp_path: Path):
-    config = EvolveConfig(spec="bin-packing", samples=4, seed=1, max_tokens=160, backend="ray", eval_workers=2)
+    config = EvolveConfig(spec="bin-packing", samples=4, seed=4, seed_model=True, max_tokens=160, backend="ray",
+                          eval_workers=2)
     run, progress = evolve(config, tmp_path / "run")
     assert progress.samples == 4 and progress.valid >= 1

@@ -14,9 +14,10 @@ import pytest
 from genlab.search.funsearch.config import EvolveConfig
 from genlab.search.funsearch.runner import evolve
 
-# The first prompt of a run holds only the seed, so with a fixed seed its samples are
-# the same every time; with this seed one of them is a valid program.
-SEED = int(os.environ.get("GENLAB_TEST_EVOLVE_SEED", "1"))
+# The first prompt of a run holds only the seed program, so with a fixed seed passed to
+# the model (seed_model) its samples are the same every time; with this seed one of the
+# four is a valid program (found by trying seeds 0-7 once; 3, 4 and 6 give one).
+SEED = int(os.environ.get("GENLAB_TEST_EVOLVE_SEED", "4"))
 MAX_TOKENS = 160
 
 
@@ -32,7 +33,7 @@ def rows(run_dir: Path) -> list[dict]:
 
 
 def test_short_real_run_registers_valid_programs(tmp_path):
-    config = EvolveConfig(spec="bin-packing", samples=4, seed=SEED, max_tokens=MAX_TOKENS)
+    config = EvolveConfig(spec="bin-packing", samples=4, seed=SEED, seed_model=True, max_tokens=MAX_TOKENS)
     run, progress = evolve(config, tmp_path / "run")
     samples = rows(tmp_path / "run")
     assert len(samples) == 5 and samples[0]["model"] == "seed" and samples[0]["score"] == -52.6
@@ -54,12 +55,14 @@ def resumed_run(tmp_path_factory):
     env = {**os.environ, "GENLAB_HOME": str(home)}
     args = ["evolve", "bin-packing", "--samples", "12", "--seed", str(SEED), "--max-tokens", str(MAX_TOKENS),
             "--run-dir", str(run_dir)]
+    log = open(home / "evolve.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "genlab.cli", *args], env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=log, stderr=log)
     deadline = time.time() + 300
     before: list[dict] = []
     while time.time() < deadline:
         time.sleep(0.5)
+        assert proc.poll() is None, f"genlab evolve ended early: {(home / 'evolve.log').read_text()[-2000:]}"
         if (run_dir / "run.db").exists():
             try:
                 before = rows(run_dir)

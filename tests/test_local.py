@@ -122,3 +122,13 @@ def test_context_overflow_is_a_clear_error(local):
 def test_missing_gguf_file_is_a_config_error():
     with pytest.raises(ConfigError, match="no GGUF file at /nope/model.gguf"):
         get_model("local:/nope/model.gguf")
+
+
+def test_logprobs_measure_how_likely_an_answer_is(local):
+    response = local.chat("Say yes.", max_tokens=6, temperature=0, logprobs=True)
+    choice = response.choices[0]
+    assert len(choice.logprobs) == response.usage.completion_tokens
+    assert "".join(t["token"] for t in choice.logprobs) == choice.text
+    assert choice.mean_logprob < 0
+    with pytest.raises(ConfigError, match="logprobs are available for chat requests"):
+        local.complete("x", logprobs=True)

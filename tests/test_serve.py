@@ -199,3 +199,12 @@ def test_concurrent_streams_complete(client):
     with ThreadPoolExecutor(8) as pool:
         texts = list(pool.map(one, range(8)))
     assert all(texts)
+
+
+def test_logprobs(client):
+    completion = client.chat.completions.create(model="local", messages=CHAT, max_tokens=5, logprobs=True,
+                                                temperature=0)
+    content = completion.choices[0].logprobs.content
+    assert len(content) == completion.usage.completion_tokens
+    assert "".join(t.token for t in content) == completion.choices[0].message.content
+    assert all(t.logprob <= 0 for t in content)

@@ -56,7 +56,9 @@ def run(
     workers: int = typer.Option(1, "--workers", help="Model calls in flight at once."),
     eval_workers: Optional[int] = typer.Option(None, "--eval-workers", help="Sandboxed evaluations at once "
                                                "(default: one per core)."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="Seeds the database's choices."),
+    seed_model: bool = typer.Option(False, "--seed-model", help="Also seed every model call: reproducible "
+                                    "samples on the embedded model, without its prompt cache (slower)."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where the run is stored "
                                            "(default: runs/SPEC-TIME)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this directory."),
@@ -90,7 +92,7 @@ def run(
             raise ConfigError("give a spec (bin-packing, cap-set, or a spec file) or --resume RUN_DIR")
         options = {"eval_workers": eval_workers} if eval_workers else {}
         config = EvolveConfig(spec=spec, model=model, samples=samples, budget_usd=budget_usd, workers=workers,
-                              seed=seed, max_minutes=max_minutes, max_tokens=max_tokens, mode=mode,
+                              seed=seed, seed_model=seed_model, max_minutes=max_minutes, max_tokens=max_tokens, mode=mode,
                               timeout_s=timeout, memory_mb=memory_mb, backend=backend, **options)
         name = Path(spec).stem if spec.endswith(".py") else spec
         directory = run_dir or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"

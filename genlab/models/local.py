@@ -95,6 +95,11 @@ def enum_grammar(labels: list[str]) -> str:
     return "root ::= " + " | ".join(_gbnf_literal(label) for label in labels)
 
 
+def _logprobs(choice: dict) -> list[dict] | None:
+    content = (choice.get("logprobs") or {}).get("content")
+    return [{"token": t["token"], "logprob": t["logprob"]} for t in content] if content else None
+
+
 def _usage(raw: dict) -> Usage:
     details = raw.get("prompt_tokens_details") or {}
     return Usage(raw.get("prompt_tokens", 0), details.get("cached_tokens", 0),
@@ -136,6 +141,10 @@ class LocalBackend(Backend):
             del payload["response_format"]
             payload["grammar"] = enum_grammar(fmt.enum)
         payload.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
+        if request.seed is not None:
+            # Reusing a cached prompt prefix changes how the rest is batched, and with it the
+            # last bits of the logits: a seed is only reproducible with the cache off.
+            payload["cache_prompt"] = False
         return payload
 
     def execute(self, request: Request, stream: bool) -> Iterator[Chunk | Usage]:
@@ -153,7 +162,7 @@ class LocalBackend(Backend):
             _raise_error(out["error"] if isinstance(out["error"], dict) else out)
         for choice in out["choices"]:
             text = choice["message"]["content"] if request.is_chat else choice["text"]
-            yield Chunk(choice["index"], text or "", choice.get("finish_reason"))
+            yield Chunk(choice["index"], text or "", choice.get("finish_reason"), _logprobs(choice))
         yield _usage(out.get("usage", {}))
 
     def _stream(self, handler, payload: dict, is_chat: bool) -> Iterator[Chunk | Usage]:
@@ -191,7 +200,7 @@ class LocalBackend(Backend):
                 for choice in item.get("choices", []):
                     text = (choice.get("delta", {}).get("content") if is_chat else choice.get("text")) or ""
                     if text or choice.get("finish_reason"):
-                        yield Chunk(choice.get("index", 0), text, choice.get("finish_reason"))
+                        yield Chunk(choice.get("index", 0), text, choice.get("finish_reason"), _logprobs(choice))
                 if item.get("usage"):
                     yield _usage(item["usage"])
         finally:

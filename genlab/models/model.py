@@ -138,6 +138,7 @@ class Model:
     def _run(self, request: Request, key: str, stream: bool, use_cache: bool,
              holder: dict) -> Iterator[Chunk]:
         texts: dict[int, list[str]] = {i: [] for i in range(request.n)}
+        logprobs: dict[int, list[dict]] = {}
         finish: dict[int, str | None] = {}
         usage = Usage()
         enum = request.response_format if isinstance(request.response_format, EnumFormat) else None
@@ -151,6 +152,8 @@ class Model:
                         usage = item
                         continue
                     texts.setdefault(item.index, []).append(item.text)
+                    if item.logprobs:
+                        logprobs.setdefault(item.index, []).extend(item.logprobs)
                     if item.finish_reason:
                         finish[item.index] = item.finish_reason
                     if unwrap:  # JSON pieces are not the answer: the label comes at the end
@@ -165,7 +168,8 @@ class Model:
                 raise
             finally:
                 latency = time.perf_counter() - started
-                choices = [Choice(i, "".join(parts), finish.get(i)) for i, parts in sorted(texts.items())]
+                choices = [Choice(i, "".join(parts), finish.get(i), logprobs.get(i))
+                           for i, parts in sorted(texts.items())]
                 if unwrap and error is None:
                     for choice in choices:
                         choice.text = _unwrap_label(choice.text, enum)

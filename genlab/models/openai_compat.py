@@ -54,6 +54,11 @@ PROVIDERS: dict[str, Provider] = {
 RAW = Provider("url", "", ("GENLAB_API_KEY",), top_k_extra=True)
 
 
+def _logprobs(choice: Any) -> list[dict] | None:
+    content = getattr(getattr(choice, "logprobs", None), "content", None)
+    return [{"token": t.token, "logprob": t.logprob} for t in content] if content else None
+
+
 def _usage(raw: Any) -> Usage:
     if raw is None:
         return Usage()
@@ -116,7 +121,7 @@ class OpenAICompatBackend(Backend):
             if not stream:
                 for choice in out.choices:
                     text = choice.message.content if request.is_chat else choice.text
-                    yield Chunk(choice.index, text or "", choice.finish_reason)
+                    yield Chunk(choice.index, text or "", choice.finish_reason, _logprobs(choice))
                 yield _usage(out.usage)
                 return
             usage = Usage()
@@ -124,7 +129,7 @@ class OpenAICompatBackend(Backend):
                 for choice in event.choices:
                     text = (choice.delta.content if request.is_chat else choice.text) or ""
                     if text or choice.finish_reason:
-                        yield Chunk(choice.index, text, choice.finish_reason)
+                        yield Chunk(choice.index, text, choice.finish_reason, _logprobs(choice))
                 if event.usage:
                     usage = _usage(event.usage)
             yield usage

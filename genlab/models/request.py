@@ -106,6 +106,7 @@ class Request(_Strict):
     stop: list[str] | None = Field(None, max_length=16)
     max_tokens: int | None = Field(None, ge=1)
     response_format: ResponseFormat | None = None
+    logprobs: bool | None = None   # per-token log-probabilities of the chosen tokens (chat only)
 
     @field_validator("stop", mode="before")
     @classmethod
@@ -118,6 +119,8 @@ class Request(_Strict):
             raise ValueError("give exactly one of 'messages' (chat) or 'prompt' (completion)")
         if self.messages is not None and not self.messages:
             raise ValueError("'messages' is empty; add at least one message")
+        if self.logprobs and self.messages is None:
+            raise ValueError("logprobs are available for chat requests ('messages') only")
         return self
 
     @property

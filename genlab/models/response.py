@@ -32,6 +32,7 @@ class Chunk:
     index: int
     text: str = ""
     finish_reason: str | None = None
+    logprobs: list[dict] | None = None  # [{"token", "logprob"}] for this piece, when asked for
 
 
 @dataclass
@@ -39,6 +40,14 @@ class Choice:
     index: int
     text: str
     finish_reason: str | None
+    logprobs: list[dict] | None = None  # [{"token", "logprob"}] per generated token, when asked for
+
+    @property
+    def mean_logprob(self) -> float | None:
+        """Average log-probability per token: how likely the model found its own answer."""
+        if not self.logprobs:
+            return None
+        return sum(t["logprob"] for t in self.logprobs) / len(self.logprobs)
 
 
 @dataclass

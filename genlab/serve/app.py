@@ -206,9 +206,17 @@ def _chat_json(response: Response, model: str) -> dict:
         "id": "chatcmpl-" + response.id.removeprefix("genlab-"), "object": "chat.completion",
         "created": int(time.time()), "model": model, "system_fingerprint": "genlab",
         "choices": [{"index": c.index, "message": {"role": "assistant", "content": c.text, "refusal": None},
-                     "logprobs": None, "finish_reason": c.finish_reason or "stop"} for c in response.choices],
+                     "logprobs": _logprobs_json(c.logprobs), "finish_reason": c.finish_reason or "stop"}
+                    for c in response.choices],
         "usage": _usage_json(response),
     }
+
+
+def _logprobs_json(logprobs: list[dict] | None) -> dict | None:
+    if not logprobs:
+        return None
+    return {"content": [{"token": t["token"], "logprob": t["logprob"], "bytes": list(t["token"].encode()),
+                         "top_logprobs": []} for t in logprobs], "refusal": None}
 
 
 def _completion_json(response: Response, model: str) -> dict:
@@ -231,9 +239,9 @@ def _sse(stream: Stream, first, chunks: Iterator, model: str, chat: bool, n: int
     def event(choices: list, **extra: Any) -> str:
         return "data: " + json.dumps({**base, "choices": choices, **extra}) + "\n\n"
 
-    def piece(index: int, text: str, finish: str | None) -> dict:
+    def piece(index: int, text: str, finish: str | None, logprobs: list[dict] | None) -> dict:
         if chat:
-            return {"index": index, "delta": {"content": text} if text else {}, "logprobs": None,
+            return {"index": index, "delta": {"content": text} if text else {}, "logprobs": _logprobs_json(logprobs),
                     "finish_reason": finish}
         return {"index": index, "text": text, "logprobs": None, "finish_reason": finish}
 
@@ -243,7 +251,7 @@ def _sse(stream: Stream, first, chunks: Iterator, model: str, chat: bool, n: int
                           "finish_reason": None} for i in range(n)])
         pending = [first] if first is not None else []
         for chunk in _chain(pending, chunks):
-            yield event([piece(chunk.index, chunk.text, chunk.finish_reason)])
+            yield event([piece(chunk.index, chunk.text, chunk.finish_reason, chunk.logprobs)])
         if include_usage:
             yield event([], usage=_usage_json(stream.response))
     except GenlabError as exc:

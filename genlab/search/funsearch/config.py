@@ -28,7 +28,9 @@ class EvolveConfig:
     mode: str = "auto"                     # completion, chat, or auto (completion on the embedded model)
     workers: int = 1                       # model calls in flight at once
     eval_workers: int = field(default_factory=_default_eval_workers)  # sandboxed evaluations at once
-    seed: int = 0
+    seed: int = 0                          # drives the database's choices (always reproducible)
+    seed_model: bool = False               # also seed each model call: reproducible samples on the
+                                           # embedded model, but without its prompt cache (slower)
     timeout_s: float = 30.0                # per program, all inputs together (paper: 30 s)
     memory_mb: int = 2048                  # per program (paper: 2 GB)
     budget_usd: float | None = None

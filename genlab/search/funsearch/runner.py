@@ -82,7 +82,7 @@ class Run:
         chat = config.mode == "chat" or (config.mode == "auto" and not isinstance(model.backend, LocalBackend))
         self.sampler = Sampler(model, chat=chat, samples_per_prompt=config.samples_per_prompt,
                                temperature=config.temperature, top_p=config.top_p,
-                               max_tokens=config.max_tokens, seed=config.seed)
+                               max_tokens=config.max_tokens, seed=config.seed if config.seed_model else None)
         self.database = ProgramsDatabase(config.database, seed=config.seed)
         self.lock = threading.Lock()
         self.has_work = threading.Condition(self.lock)

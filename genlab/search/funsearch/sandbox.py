@@ -99,7 +99,10 @@ class Sandbox:
         os.chmod(workdir, 0o777)  # the candidate runs as an unprivileged user
         job = {"program": program, "entry": entry, "inputs": list(inputs.items()),
                "preload": list(dict.fromkeys([*PRELOAD, *(preload or [])])),
-               "limits": asdict(self.limits), "isolate": self.isolate, "workdir": workdir}
+               "limits": asdict(self.limits), "isolate": self.isolate, "workdir": workdir,
+               # The launching process's import path: a Ray worker's interpreter may be the
+               # base Python rather than the virtual environment genlab runs in.
+               "sys_path": [p for p in sys.path if p and os.path.isabs(p)]}
         started = time.perf_counter()
         proc = subprocess.Popen([self.python, "-I", "-B", str(CHILD)], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=workdir,

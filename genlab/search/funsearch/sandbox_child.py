@@ -5,17 +5,18 @@ Run as ``python -I -B sandbox_child.py`` with a scrubbed environment; reads one 
 imports nothing from genlab, so the candidate's interpreter holds no genlab state.
 
     supervisor (this process, trusted)
-      1. unshare: new mount, network, PID, IPC and UTS namespaces (root), or a user +
+      1. import what the program needs while every path is visible (a virtual
+         environment may live under /tmp, which step 3 replaces)
+      2. unshare: new mount, network, PID, IPC and UTS namespaces (root), or a user +
          network namespace (unprivileged), or nothing (reported)
-      2. every mount read-only; private tmpfs on /tmp, /var/tmp, /dev/shm
-      3. fork the candidate process (PID 1 of the new PID namespace) and wait for
+      3. every mount read-only; private tmpfs on /tmp, /var/tmp, /dev/shm
+      4. fork the candidate process (PID 1 of the new PID namespace) and wait for
          its result with a wall-clock deadline; SIGKILL on expiry, which ends every
          process in the namespace
-    candidate (untrusted once step 4 is done)
-      4. import what the program needs, then: fresh /proc, rlimits (address space,
-         CPU, file size, open files, processes, no core), stdout/stderr to /dev/null,
-         drop to uid/gid 65534 with no new privileges
-      5. run the program on each input and send solutions as JSON through a pipe
+    candidate (untrusted once step 5 is done)
+      5. fresh /proc, rlimits (address space, CPU, file size, open files, processes,
+         no core), stdout/stderr to /dev/null, drop to uid/gid 65534 with no new privileges
+      6. run the program on each input and send solutions as JSON through a pipe
 """
 
 import ctypes
@@ -97,18 +98,12 @@ def _jsonable(value):
 
 def candidate(job: dict, out_fd: int, pid_namespace: bool) -> None:
     """Set limits, drop privileges, run the program; never returns."""
-    import importlib
     import resource
     import traceback
 
     status = 1
     try:
         os.setsid()
-        for name in job["preload"]:
-            try:
-                importlib.import_module(name)
-            except Exception:
-                pass  # the program's own import will report it
         if pid_namespace:
             try:
                 _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV)
@@ -175,8 +170,22 @@ def _send(fd: int, payload: dict) -> None:
     os.close(fd)
 
 
+def preload(job: dict) -> None:
+    """Import what the program needs while every path is still visible (the virtual
+    environment may live under /tmp, which the sandbox replaces)."""
+    import importlib
+
+    sys.path[:0] = [p for p in job.get("sys_path", []) if p not in sys.path]
+    for name in job["preload"]:
+        try:
+            importlib.import_module(name)
+        except Exception:
+            pass  # the program's own import will report it
+
+
 def supervise(job: dict) -> dict:
     protections: list = []
+    preload(job)
     pid_namespace = isolate(protections) if job["isolate"] else False
     if not job["isolate"]:
         protections.append("isolation disabled")

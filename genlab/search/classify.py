@@ -1,0 +1,159 @@
+"""Classification with enum mode: the model returns exactly one of a set of labels.
+
+Enum mode here is constrained decoding: on the embedded model a grammar whose only
+sentences are the labels, on OpenAI-compatible endpoints a JSON schema with a string
+``enum`` (the portable form of Gemini's ``text/x.enum``). genlab chose this over
+scoring each label's log-probability because it is one call whatever the number of
+labels, works the same on every backend (remote APIs do not score arbitrary strings),
+and still lets a reasoning step come first. Its known bias: decoding is greedy token by
+token inside the allowed set, so between labels sharing a first token the model
+commits before it sees the rest.
+
+``method="free"`` asks the same question without constraint and parses the label out
+of the text, for comparison.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator
+
+from genlab.errors import ConfigError
+from genlab.models import Model, Usage
+from genlab.search.cot import extract_label
+
+REASONING_INSTRUCTION = ("Think about which label fits the text, in two or three sentences. "
+                         "Do not give the label yet.")
+
+
+def check_labels(labels: list[str]) -> list[str]:
+    """Return the labels, stripped; raise ConfigError for an unusable set."""
+    cleaned = [label.strip() for label in labels]
+    if not cleaned or all(not label for label in cleaned):
+        raise ConfigError("the label set is empty; give at least two labels, e.g. --labels positive,negative")
+    if any(not label for label in cleaned):
+        raise ConfigError("a label is empty (two commas in a row?); remove it")
+    lowered = [label.lower() for label in cleaned]
+    dupes = sorted({label for label, low in zip(cleaned, lowered) if lowered.count(low) > 1})
+    if dupes:
+        raise ConfigError(f"labels must be distinct (ignoring case); repeated: {', '.join(dupes)}")
+    for label in cleaned:
+        if not label.isprintable() or any(0xD800 <= ord(ch) <= 0xDFFF for ch in label):
+            raise ConfigError(f"the label {label!r} has characters a model cannot write (control characters or "
+                              "broken unicode); remove them")
+    if len(cleaned) < 2:
+        raise ConfigError(f"one label ({cleaned[0]}) leaves nothing to decide; give at least two")
+    return cleaned
+
+
+@dataclass
+class Example:
+    """A labelled text for few-shot prompting."""
+
+    text: str
+    label: str
+
+
+@dataclass
+class Classification:
+    label: str | None                 # None only in free mode, when no label could be parsed
+    reasoning: str | None = None
+    raw: str = ""
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float | None = 0.0
+
+    def valid(self, labels: list[str]) -> bool:
+        return self.label in labels
+
+
+class Classifier:
+    """Classifies texts with one model into a fixed label set."""
+
+    def __init__(self, model: Model, labels: list[str], *, examples: list[Example] | None = None,
+                 reasoning: bool = False, method: str = "enum", temperature: float = 0.0,
+                 max_reasoning_tokens: int = 160):
+        if method not in ("enum", "free"):
+            raise ConfigError("method must be enum or free")
+        self.model = model
+        self.labels = check_labels(labels)
+        self.examples = examples or []
+        for example in self.examples:
+            if example.label not in self.labels:
+                raise ConfigError(f"the example label {example.label!r} is not one of the labels {self.labels}")
+        self.reasoning, self.method, self.temperature = reasoning, method, temperature
+        self.max_reasoning_tokens = max_reasoning_tokens
+
+    def _messages(self, text: str) -> list[dict[str, str]]:
+        system = ("Classify the text into exactly one of these labels: " + ", ".join(self.labels) + ".")
+        if self.method == "free":
+            system += " Reply with the label."
+        messages = [{"role": "system", "content": system}]
+        for example in self.examples:
+            messages += [{"role": "user", "content": example.text}, {"role": "assistant", "content": example.label}]
+        messages.append({"role": "user", "content": text})
+        return messages
+
+    def classify(self, text: str) -> Classification:
+        """Classify one text (reasoning first when asked: the order matters)."""
+        messages = self._messages(text)
+        usage, cost, reasoning = Usage(), 0.0, None
+        if self.reasoning:
+            thought = self.model.chat(messages + [{"role": "user", "content": REASONING_INSTRUCTION}],
+                                      temperature=self.temperature, max_tokens=self.max_reasoning_tokens)
+            reasoning = thought.text.strip()
+            usage, cost = usage + thought.usage, cost + (thought.cost_usd or 0.0)
+            messages = messages + [{"role": "user", "content": REASONING_INSTRUCTION},
+                                   {"role": "assistant", "content": reasoning},
+                                   {"role": "user", "content": "Now give the label."}]
+        if self.method == "enum":
+            answer = self.model.chat(messages, temperature=self.temperature,
+                                     response_format={"type": "enum", "enum": self.labels})
+            label = answer.text
+        else:
+            answer = self.model.chat(messages, temperature=self.temperature, max_tokens=32)
+            label = extract_label(answer.text, self.labels)
+        return Classification(label, reasoning, answer.text, usage + answer.usage, cost + (answer.cost_usd or 0.0))
+
+    def classify_many(self, texts: Iterable[str], concurrency: int = 4) -> Iterator[Classification]:
+        """Classify texts concurrently, yielding results in input order."""
+        with ThreadPoolExecutor(max(1, concurrency)) as pool:
+            yield from pool.map(self.classify, texts)
+
+
+def read_rows(lines: Iterable[str], field_name: str = "text", source: str = "input") -> list[dict[str, Any]]:
+    """Read JSONL rows (or plain text lines) and check each has the text field."""
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        stripped = line.strip()
+        if stripped.startswith("{"):
+            try:
+                row = json.loads(stripped)
+            except ValueError as exc:
+                raise ConfigError(f"{source} line {number}: not valid JSON ({exc})") from None
+            if not isinstance(row.get(field_name), str):
+                raise ConfigError(f"{source} line {number}: no text field '{field_name}'; "
+                                  f"choose the field with --field NAME")
+        else:
+            row = {field_name: line.rstrip("\n")}
+        rows.append(row)
+    if not rows:
+        raise ConfigError(f"{source} has no rows to classify")
+    return rows
+
+
+def read_examples(lines: Iterable[str], labels: list[str], source: str) -> list[Example]:
+    examples = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            examples.append(Example(str(row["text"]), str(row["label"])))
+        except (ValueError, KeyError, TypeError):
+            raise ConfigError(f"{source} line {number}: a few-shot example needs "
+                              '{"text": ..., "label": ...}') from None
+    return examples

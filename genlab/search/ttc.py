@@ -1,0 +1,128 @@
+"""Test-time compute: spend more samples on a question to get a better answer.
+
+- Self-consistency (Wang et al., 2023): sample k reasoning chains at temperature > 0,
+  extract each final answer, return the majority; its vote share is the confidence.
+- Best-of-N: sample N candidates, score each with a verifier, return the best with
+  every score. A verifier is any ``(question, candidate) -> float``: a Python check,
+  the model's own likelihood of its chain ("the one that is most likely"), an
+  autorater or a reward model.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable
+
+from genlab.errors import ConfigError
+from genlab.models import Choice, Model, Usage
+
+Verifier = Callable[[str, Choice], float]
+
+
+@dataclass
+class Vote:
+    """The outcome of a majority vote over extracted answers."""
+
+    answer: str | None          # None when no chain gave an answer
+    confidence: float           # votes for the answer / chains sampled
+    votes: Counter = field(default_factory=Counter)
+
+
+def majority_vote(answers: list[str | None]) -> Vote:
+    """Vote over answers (None = no answer, counts as a chain but not a vote).
+
+    Ties go to the answer that reached the top count first, so the result does not
+    depend on hash order.
+    """
+    if not answers:
+        raise ConfigError("nothing to vote on: k must be at least 1")
+    votes = Counter(a for a in answers if a is not None)
+    if not votes:
+        return Vote(None, 0.0, votes)
+    top = max(votes.values())
+    winner = next(a for a in answers if a is not None and votes[a] == top)
+    return Vote(winner, top / len(answers), votes)
+
+
+@dataclass
+class Sampled:
+    """k chains for one question, with what they cost."""
+
+    chains: list[Choice]
+    answers: list[str | None]
+    usage: Usage
+    cost_usd: float
+
+
+def sample_chains(model: Model, messages: list[dict], k: int, extract: Callable[[str], str | None], *,
+                  temperature: float = 0.7, max_tokens: int = 256, seed: int | None = None,
+                  logprobs: bool = False) -> Sampled:
+    """Sample k chains for a question and extract their answers."""
+    if k < 1:
+        raise ConfigError(f"k must be at least 1, got {k}")
+    if temperature <= 0 and k > 1:
+        raise ConfigError("self-consistency needs temperature > 0: greedy decoding gives k identical chains")
+    response = model.chat(messages, n=k, temperature=temperature, max_tokens=max_tokens, seed=seed,
+                          logprobs=logprobs or None)
+    return Sampled(response.choices, [extract(c.text) for c in response.choices], response.usage,
+                   response.cost_usd or 0.0)
+
+
+def self_consistency(model: Model, messages: list[dict], k: int, extract: Callable[[str], str | None],
+                     **options) -> tuple[Vote, Sampled]:
+    """Sample k chains and return the majority answer with its vote share."""
+    sampled = sample_chains(model, messages, k, extract, **options)
+    return majority_vote(sampled.answers), sampled
+
+
+@dataclass
+class Best:
+    index: int
+    answer: str | None
+    score: float
+    scores: list[float]
+
+
+def best_of(question: str, chains: list[Choice], answers: list[str | None], verifier: Verifier) -> Best:
+    """Score each candidate with the verifier; return the best (first among ties)."""
+    if not chains:
+        raise ConfigError("best-of-N needs N >= 1 candidates")
+    scores = [float(verifier(question, chain)) for chain in chains]
+    index = max(range(len(scores)), key=lambda i: (scores[i], -i))
+    return Best(index, answers[index], scores[index], scores)
+
+
+def best_of_n(model: Model, messages: list[dict], n: int, extract: Callable[[str], str | None],
+              verifier: Verifier, **options) -> tuple[Best, Sampled]:
+    """Sample N candidates and return the one the verifier scores highest, with all scores."""
+    sampled = sample_chains(model, messages, n, extract, logprobs=verifier is likelihood, **options)
+    question = messages[-1]["content"]
+    return best_of(question, sampled.chains, sampled.answers, verifier), sampled
+
+
+# -- verifiers ---------------------------------------------------------------------
+
+def likelihood(question: str, chain: Choice) -> float:
+    """The model's mean log-probability per token of its own chain (needs logprobs)."""
+    if chain.mean_logprob is None:
+        raise ConfigError("the likelihood verifier needs token logprobs; this backend gave none")
+    return chain.mean_logprob
+
+
+_EQUATION = re.compile(r"(-?\d+(?:\.\d+)?)\s*([-+*/x×÷])\s*(-?\d+(?:\.\d+)?)\s*=\s*(-?\d+(?:\.\d+)?)")
+
+
+def arithmetic_check(question: str, chain: Choice) -> float:
+    """A Python verifier for arithmetic chains: the share of written equations
+    (``a op b = c``) that are right, 0 for a chain that shows none. It never sees the
+    gold answer; it rewards chains whose steps check out."""
+    operations = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
+                  "x": lambda a, b: a * b, "×": lambda a, b: a * b,
+                  "/": lambda a, b: a / b if b else float("nan"), "÷": lambda a, b: a / b if b else float("nan")}
+    equations = _EQUATION.findall(chain.text)
+    if not equations:
+        return 0.0
+    right = sum(1 for a, op, b, c in equations if abs(operations[op](float(a), float(b)) - float(c)) < 1e-6)
+    return right / len(equations)
