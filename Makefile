@@ -33,6 +33,9 @@ bench: $(STAMP)
 	$(PY) bench/serve_overhead.py
 	$(PY) bench/evaluator_throughput.py
 	$(PY) bench/evolve_samples.py
+	$(PY) bench/classify_enum.py
+	$(PY) bench/ttc_tasks.py
+	$(PY) bench/eval_suite.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

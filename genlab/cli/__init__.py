@@ -31,6 +31,7 @@ def budget_from(usd: float | None, tokens: int | None = None):
 from genlab.cli import evolve as _evolve  # noqa: E402  (registers `genlab evolve`)
 from genlab.cli import models as _models  # noqa: E402  (registers prompt, chat, models, usage, serve)
 from genlab.cli import reason as _reason  # noqa: E402  (registers classify, ttc)
+from genlab.cli import evaluate as _evaluate  # noqa: E402  (registers eval)
 
 def main() -> None:
     """Entry point: user errors print one line and exit 1; bugs raise under GENLAB_DEBUG."""

@@ -1,0 +1,134 @@
+"""`genlab eval`: run suites, measure judges, view results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from genlab.cli import app, err, out
+from genlab.errors import ConfigError
+
+eval_app = typer.Typer(no_args_is_help=True, help="Evaluate models: reference metrics and LLM autoraters.")
+app.add_typer(eval_app, name="eval")
+
+
+def _bar(label: str):
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
+                    transient=True)
+
+
+@eval_app.command("run")
+def run(suite_path: Path = typer.Argument(..., help="The suite YAML file."),
+        output: Optional[Path] = typer.Option(None, "--out", help="Results directory (default evals/SUITE)."),
+        concurrency: Optional[int] = typer.Option(None, "--concurrency", help="Rows at once (default: the suite's)."),
+        no_cache: bool = typer.Option(False, "--no-cache", help="Call the models even for stored answers."),
+        budget_usd: Optional[float] = typer.Option(None, "--budget-usd")) -> None:
+    """Run a suite; writes results.jsonl, results.csv and report.html, and resumes an interrupted run.
+
+    Example: genlab eval run examples/eval/summaries.yaml
+    """
+    from genlab.evaluate.report import write_csv, write_html, write_jsonl
+    from genlab.evaluate.runner import RunOptions, SuiteRunner
+    from genlab.evaluate.suite import load_suite
+
+    suite = load_suite(suite_path)
+    directory = output or Path("evals") / suite_path.stem
+    runner = SuiteRunner(suite, RunOptions(directory, concurrency, not no_cache, budget_usd))
+    with _bar(suite_path.name) as progress:
+        task = progress.add_task("rows", total=len(runner.rows()))
+        summary = runner.run(lambda done, total: progress.update(task, completed=done, total=total))
+    rows, pairs = runner.store.done(), runner.store.done("pairs")
+    write_jsonl(rows, directory / "results.jsonl")
+    write_csv(rows, directory / "results.csv")
+    write_html(summary, rows, pairs, directory / "report.html")
+    (directory / "summary.json").write_text(json.dumps(summary, indent=2))
+    metrics = sorted({k for m in summary["models"].values() for k in m["mean_scores"]})
+    table = Table("model", "rows", "pass rate", *metrics, "latency (s)", "tokens", "cost (USD)", "cache hits",
+                  title=f"{suite_path.name}: {summary['rows']} rows")
+    for name, m in summary["models"].items():
+        table.add_row(name, str(m["rows"]), f"{100 * m['pass_rate']:.0f} %",
+                      *[f"{m['mean_scores'].get(k, float('nan')):.3f}" for k in metrics],
+                      f"{m['mean_latency_s']:.2f}", str(m["tokens"]), f"{m['cost_usd']:.4f}", str(m["cache_hits"]))
+    out.print(table)
+    for name, p in summary["pairwise"].items():
+        low, high = p["win_rate_ci95"]
+        out.print(f"{name} vs {p['baseline']}: {p['candidate']} wins, {p['baseline_wins']} losses, {p['tie']} ties · "
+                  f"win rate {100 * p['win_rate']:.0f} % (95 % CI {100 * low:.0f}–{100 * high:.0f}) · "
+                  f"position consistency {100 * p['position_consistency']:.0f} %")
+    out.print(f"wrote {directory}/report.html, results.jsonl, results.csv")
+
+
+@eval_app.command()
+def judge(dataset: Path = typer.Argument(..., help="JSONL: pairwise {input, output_1, output_2, label} "
+                                          "or pointwise {input, output, score}."),
+          judge_model: str = typer.Option("local", "--judge", "-j", help="The judge's model spec."),
+          metric: str = typer.Option("text_quality", "--metric", help="Built-in metric (pairwise_ prefix added "
+                                     "for pairwise data)."),
+          concurrency: int = typer.Option(2, "--concurrency"),
+          as_json: bool = typer.Option(False, "--json")) -> None:
+    """Measure a judge against human labels: accuracy over both orders, position consistency, ties."""
+    from genlab.evaluate.builtin import pairwise_metric, pointwise_metric
+    from genlab.evaluate.judge import evaluate_pairwise, evaluate_pointwise, read_dataset
+    from genlab.models import get_model
+
+    kind, rows = read_dataset(dataset)
+    model = get_model(judge_model, source="eval-judge")
+    with _bar(dataset.name) as progress:
+        task = progress.add_task("rows", total=len(rows))
+        update = lambda done, total: progress.update(task, completed=done)  # noqa: E731
+        if kind == "pairwise":
+            report = evaluate_pairwise(model, pairwise_metric(metric), rows, concurrency, update)
+        else:
+            report = evaluate_pointwise(model, pointwise_metric(metric), rows, concurrency, update)
+    if as_json:
+        out.print_json(data=report)
+        return
+    if kind == "pairwise":
+        out.print(f"judge {judge_model} on {report['rows']} pairs: accuracy {100 * report['accuracy']:.1f} % "
+                  f"(both orders) · position consistency {100 * report['position_consistency']:.1f} % · "
+                  f"ties {100 * report['tie_rate']:.1f} % · picks the first answer {100 * report['first_position_rate']:.1f} %")
+        table = Table("subset", "rows", "accuracy")
+        for name, s in report["subsets"].items():
+            table.add_row(name, str(s["rows"]), f"{100 * s['accuracy']:.1f} %")
+        out.print(table)
+        for cell, n in report["confusion"].items():
+            out.print(f"  {cell}: {n}")
+    else:
+        out.print(f"judge {judge_model} on {report['rows']} rows ({report['metric']}): Spearman {report['spearman']} · "
+                  f"Kendall {report['kendall']} {report['note']}")
+
+
+@eval_app.command()
+def view(directory: Path = typer.Argument(Path("evals"), help="A results directory (or the parent of several)."),
+         port: int = typer.Option(8765, "--port")) -> None:
+    """Serve past reports read-only on http://127.0.0.1:PORT (Ctrl-C stops)."""
+    import functools
+    import http.server
+
+    if not directory.is_dir():
+        raise ConfigError(f"no results directory {directory}; run: genlab eval run SUITE.yaml")
+
+    class ReadOnly(http.server.SimpleHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - the http.server naming
+            self.send_error(405, "read-only")
+
+        do_PUT = do_DELETE = do_POST
+
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(ReadOnly, directory=str(directory.resolve()))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
+        reports = sorted(p.relative_to(directory) for p in directory.rglob("report.html"))
+        err.print(f"serving {directory} at http://127.0.0.1:{port}/ (Ctrl-C stops)")
+        for report in reports:
+            err.print(f"  http://127.0.0.1:{port}/{report}")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass

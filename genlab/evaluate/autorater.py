@@ -1,0 +1,184 @@
+"""LLM autoraters: pointwise ("on a scale of 1 to 5, and why") and pairwise ("which is
+better, and why"), with any genlab model as the judge.
+
+The judge answers through structured output: a JSON schema whose score (or choice) is
+an enum and whose explanation comes first, so the reasoning precedes the verdict and
+parsing cannot fail (a grammar on the embedded model, strict JSON schema elsewhere).
+Pairwise runs both orders to cancel position bias; an order-dependent verdict counts
+as a tie, and position consistency is reported.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from genlab.errors import ConfigError, ModelError
+from genlab.models import Model
+
+EXPLANATION_CHARS = 300
+#: The grammar caps the explanation at EXPLANATION_CHARS characters, and a token holds at
+#: least one character, so this many tokens always reach the end of the JSON verdict.
+VERDICT_TOKENS = EXPLANATION_CHARS + 100
+
+
+@dataclass(frozen=True)
+class PointwiseMetric:
+    """A rubric metric: criteria, a rating rubric (score -> description), optional steps and examples."""
+
+    name: str
+    definition: str
+    criteria: dict[str, str]
+    rubric: dict[int, str]
+    steps: tuple[str, ...] = ("Assess the response against each criterion.",
+                              "Give a short explanation, then the score from the rubric.")
+    examples: tuple[dict, ...] = ()
+    needs: tuple[str, ...] = ()          # inputs it requires besides the response: prompt, reference, context
+    pass_score: int | None = None        # default: the middle of the scale, rounded up
+
+    @property
+    def scale(self) -> tuple[int, int]:
+        return min(self.rubric), max(self.rubric)
+
+    def passes(self, score: int) -> bool:
+        low, high = self.scale
+        threshold = self.pass_score if self.pass_score is not None else math.ceil((low + high) / 2)
+        return score >= threshold
+
+    def normalized(self, score: int) -> float:
+        low, high = self.scale
+        return (score - low) / (high - low) if high > low else 1.0
+
+
+@dataclass(frozen=True)
+class PairwiseMetric:
+    name: str
+    definition: str
+    criteria: dict[str, str]
+    needs: tuple[str, ...] = ()
+
+
+def _inputs_block(inputs: dict[str, str]) -> str:
+    titles = {"prompt": "Prompt", "reference": "Reference answer", "context": "Context (the source)",
+              "history": "Conversation so far"}
+    return "\n".join(f"### {titles.get(k, k.title())}\n{v}\n" for k, v in inputs.items() if v)
+
+
+def pointwise_prompt(metric: PointwiseMetric, response: str, inputs: dict[str, str]) -> str:
+    lines = ["# Instruction",
+             "You are an expert evaluator. Rate the AI-generated response using the criteria and the rating "
+             "rubric below. Explain briefly, then give the score.",
+             "", "## Metric definition", metric.definition, "", "## Criteria",
+             *[f"- {name}: {text}" for name, text in metric.criteria.items()],
+             "", "## Rating rubric", *[f"{score}: {text}" for score, text in sorted(metric.rubric.items(), reverse=True)],
+             "", "## Evaluation steps", *[f"{i}. {step}" for i, step in enumerate(metric.steps, 1)]]
+    for i, example in enumerate(metric.examples, 1):
+        lines += ["", f"## Example {i}", _inputs_block({k: v for k, v in example.items()
+                                                       if k not in ("score", "explanation")}),
+                  f"Verdict: {{\"explanation\": {example.get('explanation', '')!r}, \"score\": {example['score']}}}"]
+    lines += ["", "# User inputs and AI-generated response", _inputs_block(inputs), "### Response", response]
+    return "\n".join(lines)
+
+
+def pairwise_prompt(metric: PairwiseMetric, response_a: str, response_b: str, inputs: dict[str, str]) -> str:
+    lines = ["# Instruction",
+             "You are an expert evaluator. Compare two AI-generated responses, A and B, using the criteria. "
+             "Analyse A, analyse B, compare them, then choose A, B, or SAME if they are equally good.",
+             "", "## Metric definition", metric.definition, "", "## Criteria",
+             *[f"- {name}: {text}" for name, text in metric.criteria.items()],
+             "", "# User inputs and AI-generated responses", _inputs_block(inputs),
+             "### Response A", response_a, "", "### Response B", response_b]
+    return "\n".join(lines)
+
+
+@dataclass
+class PointwiseVerdict:
+    score: int
+    explanation: str
+    passed: bool
+    normalized: float
+    samples: list[int] = field(default_factory=list)
+    tokens: int = 0
+
+
+def rate(judge: Model, metric: PointwiseMetric, response: str, inputs: dict[str, str], *, samples: int = 1,
+         cache: bool = True) -> PointwiseVerdict:
+    """Score one response on the metric's rubric; several samples are aggregated by majority."""
+    missing = [k for k in metric.needs if not inputs.get(k)]
+    if missing:
+        raise ConfigError(f"metric {metric.name} needs {', '.join(missing)} for each row")
+    schema = {"type": "object", "additionalProperties": False, "required": ["explanation", "score"],
+              "properties": {"explanation": {"type": "string", "maxLength": EXPLANATION_CHARS},
+                             "score": {"type": "integer", "enum": sorted(metric.rubric)}}}
+    fmt = {"type": "json_schema", "json_schema": {"name": "verdict", "schema": schema, "strict": True}}
+    response_ = judge.chat(pointwise_prompt(metric, response, inputs), response_format=fmt, n=samples,
+                           temperature=0 if samples == 1 else 0.7, max_tokens=VERDICT_TOKENS, cache=cache,
+                           seed=0 if samples > 1 else None)
+    verdicts = [_parse(choice.text, "score") for choice in response_.choices]
+    scores = [int(v["score"]) for v in verdicts]
+    top = Counter(scores).most_common(1)[0][0]
+    explanation = next(v["explanation"] for v in verdicts if int(v["score"]) == top)
+    return PointwiseVerdict(top, explanation, metric.passes(top), metric.normalized(top), scores,
+                            response_.usage.total_tokens)
+
+
+def _parse(text: str, key: str) -> dict[str, Any]:
+    import json
+
+    try:
+        data = json.loads(text)
+        data[key]
+        return data
+    except (ValueError, KeyError, TypeError):
+        raise ModelError(f"the judge's verdict is not valid ({text[:120]!r}); raise max_tokens or use "
+                         "a judge that supports JSON schemas") from None
+
+
+@dataclass
+class PairwiseVerdict:
+    """The candidate's result against the baseline, with both orders' raw choices."""
+
+    winner: str                 # candidate, baseline or tie
+    consistent: bool            # both orders agreed
+    order1: str                 # choice with A = candidate: A, B or SAME
+    order2: str                 # choice with A = baseline
+    explanation: str
+    tokens: int = 0
+
+
+def compare(judge: Model, metric: PairwiseMetric, candidate: str, baseline: str, inputs: dict[str, str], *,
+            samples: int = 1, cache: bool = True) -> PairwiseVerdict:
+    """Judge candidate vs baseline in both orders (A/B swapped) and combine."""
+    schema = {"type": "object", "additionalProperties": False, "required": ["explanation", "choice"],
+              "properties": {"explanation": {"type": "string", "maxLength": EXPLANATION_CHARS},
+                             "choice": {"type": "string", "enum": ["A", "SAME", "B"]}}}
+    fmt = {"type": "json_schema", "json_schema": {"name": "choice", "schema": schema, "strict": True}}
+    tokens = 0
+    choices, explanations = [], []
+    for a, b in ((candidate, baseline), (baseline, candidate)):
+        response = judge.chat(pairwise_prompt(metric, a, b, inputs), response_format=fmt, n=samples,
+                              temperature=0 if samples == 1 else 0.7, max_tokens=VERDICT_TOKENS, cache=cache,
+                              seed=0 if samples > 1 else None)
+        tokens += response.usage.total_tokens
+        verdicts = [_parse(c.text, "choice") for c in response.choices]
+        top = Counter(v["choice"] for v in verdicts).most_common(1)[0][0]
+        choices.append(top)
+        explanations.append(next(v["explanation"] for v in verdicts if v["choice"] == top))
+    as_candidate = [{"A": "candidate", "B": "baseline", "SAME": "tie"}[choices[0]],
+                    {"A": "baseline", "B": "candidate", "SAME": "tie"}[choices[1]]]
+    consistent = as_candidate[0] == as_candidate[1]
+    winner = as_candidate[0] if consistent else "tie"
+    return PairwiseVerdict(winner, consistent, choices[0], choices[1], explanations[0], tokens)
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval for a proportion."""
+    if n == 0:
+        return 0.0, 0.0
+    p = successes / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)

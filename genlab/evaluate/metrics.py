@@ -1,0 +1,222 @@
+"""Computational assertions: checks that need a reference or a rule, not a judge.
+
+Each assertion type is one function ``(output, value, context) -> Score``; the registry
+`ASSERTIONS` is where a suite's ``type:`` is looked up. A ``not-`` prefix negates any
+type. BLEU comes from `sacrebleu`, ROUGE from `rouge-score`, edit distance from
+`rapidfuzz`: maintained implementations, not hand-written math.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import jsonschema
+
+from genlab.errors import ConfigError
+
+
+@dataclass
+class Score:
+    """One assertion's verdict on one output: a score in [0, 1] and whether it passed."""
+
+    score: float
+    passed: bool
+    reason: str = ""
+
+
+@dataclass
+class Context:
+    """What an assertion may look at besides the output."""
+
+    vars: dict[str, Any]
+    latency_s: float = 0.0
+    cost_usd: float | None = 0.0
+    base_dir: Path = Path(".")
+
+
+def _binary(ok: bool, reason: str) -> Score:
+    return Score(1.0 if ok else 0.0, ok, reason)
+
+
+def _texts(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def equals(output: str, value: Any, ctx: Context) -> Score:
+    ok = output.strip() == str(value).strip()
+    return _binary(ok, "exact match" if ok else f"expected {str(value)[:80]!r}")
+
+
+def contains(output: str, value: Any, ctx: Context) -> Score:
+    ok = str(value) in output
+    return _binary(ok, f"{'contains' if ok else 'does not contain'} {str(value)[:60]!r}")
+
+
+def icontains(output: str, value: Any, ctx: Context) -> Score:
+    ok = str(value).lower() in output.lower()
+    return _binary(ok, f"{'contains' if ok else 'does not contain'} {str(value)[:60]!r} (any case)")
+
+
+def contains_any(output: str, value: Any, ctx: Context) -> Score:
+    found = [v for v in _texts(value) if v in output]
+    return _binary(bool(found), f"found {found}" if found else "none of the values found")
+
+
+def contains_all(output: str, value: Any, ctx: Context) -> Score:
+    missing = [v for v in _texts(value) if v not in output]
+    return _binary(not missing, "all found" if not missing else f"missing {missing}")
+
+
+def regex(output: str, value: Any, ctx: Context) -> Score:
+    ok = re.search(str(value), output) is not None
+    return _binary(ok, f"{'matches' if ok else 'does not match'} /{value}/")
+
+
+def starts_with(output: str, value: Any, ctx: Context) -> Score:
+    ok = output.lstrip().startswith(str(value))
+    return _binary(ok, f"{'starts' if ok else 'does not start'} with {str(value)[:60]!r}")
+
+
+def _json_in(output: str) -> Any:
+    text = output.strip()
+    fenced = re.search(r"```(?:json)?\s*\n(.*?)```", text, re.S)
+    return json.loads(fenced.group(1) if fenced else text)
+
+
+def is_json(output: str, value: Any, ctx: Context) -> Score:
+    """Valid JSON; with a value, also valid against that JSON schema."""
+    try:
+        data = _json_in(output)
+    except ValueError as exc:
+        return _binary(False, f"not JSON: {exc}")
+    if value:
+        try:
+            jsonschema.validate(data, value)
+        except jsonschema.ValidationError as exc:
+            return _binary(False, f"JSON, but not valid against the schema: {exc.message}")
+    return _binary(True, "valid JSON" + (" matching the schema" if value else ""))
+
+
+def bleu(output: str, value: Any, ctx: Context) -> Score:
+    """Sentence BLEU (sacrebleu, 0-100 scaled to 0-1) against one or more references."""
+    import sacrebleu
+
+    result = sacrebleu.sentence_bleu(output, _texts(value))
+    return Score(result.score / 100.0, True, f"BLEU {result.score:.1f}")
+
+
+class _UnicodeTokenizer:
+    """Lower-cased word tokens in any script: rouge-score's default keeps only [a-z0-9]."""
+
+    def tokenize(self, text: str) -> list[str]:
+        return re.findall(r"\w+", text.lower())
+
+
+def rouge_scores(output: str, references: list[str]) -> dict[str, float]:
+    """ROUGE-1/2/L/Lsum F-measure (best over references), from rouge-score."""
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL", "rougeLsum"], tokenizer=_UnicodeTokenizer())
+    best: dict[str, float] = {}
+    for reference in references:
+        for name, value in scorer.score(reference, output).items():
+            best[name] = max(best.get(name, 0.0), value.fmeasure)
+    return best
+
+
+def _rouge(kind: str) -> Callable[[str, Any, Context], Score]:
+    def score(output: str, value: Any, ctx: Context) -> Score:
+        result = rouge_scores(output, _texts(value))[kind]
+        return Score(result, True, f"{kind} F1 {result:.3f}")
+    score.__name__ = kind
+    return score
+
+
+def levenshtein(output: str, value: Any, ctx: Context) -> Score:
+    """Normalised edit similarity in [0, 1] (rapidfuzz), 1 = identical."""
+    from rapidfuzz.distance import Levenshtein
+
+    similarity = Levenshtein.normalized_similarity(output.strip(), str(value).strip())
+    distance = Levenshtein.distance(output.strip(), str(value).strip())
+    return Score(similarity, True, f"edit distance {distance}, similarity {similarity:.3f}")
+
+
+def latency(output: str, value: Any, ctx: Context) -> Score:
+    ok = ctx.latency_s <= float(value)
+    return _binary(ok, f"{ctx.latency_s:.2f} s {'<=' if ok else '>'} {float(value):g} s")
+
+
+def cost(output: str, value: Any, ctx: Context) -> Score:
+    if ctx.cost_usd is None:
+        return _binary(False, "cost unknown for this model (no price)")
+    ok = ctx.cost_usd <= float(value)
+    return _binary(ok, f"${ctx.cost_usd:.6f} {'<=' if ok else '>'} ${float(value):g}")
+
+
+def python(output: str, value: Any, ctx: Context) -> Score:
+    """A user function ``file.py:name`` called as ``name(output, vars)``; it returns a bool,
+    a number in [0, 1], or a dict {"score", "pass", "reason"}. It is the user's own code and
+    runs in genlab's process (unlike evolved programs)."""
+    function = load_user_function(str(value), ctx.base_dir)
+    result = function(output, ctx.vars)
+    if isinstance(result, bool):
+        return _binary(result, f"{value} returned {result}")
+    if isinstance(result, (int, float)):
+        return Score(float(result), float(result) > 0, f"{value} returned {result}")
+    if isinstance(result, dict) and "score" in result:
+        return Score(float(result["score"]), bool(result.get("pass", result["score"] > 0)), str(result.get("reason", "")))
+    raise ConfigError(f"{value} must return a bool, a number or {{'score', 'pass', 'reason'}}, got {type(result).__name__}")
+
+
+def load_user_function(ref: str, base_dir: Path) -> Callable:
+    path_text, _, name = ref.partition(":")
+    path = (base_dir / path_text).resolve()
+    if not name or not path.is_file():
+        raise ConfigError(f"python assertion {ref!r}: give FILE.py:FUNCTION with an existing file "
+                          f"(looked for {path})")
+    spec = importlib.util.spec_from_file_location(f"genlab_user_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not callable(getattr(module, name, None)):
+        raise ConfigError(f"python assertion {ref!r}: {path.name} has no function {name}")
+    return getattr(module, name)
+
+
+ASSERTIONS: dict[str, Callable[[str, Any, Context], Score]] = {
+    "equals": equals, "exact-match": equals, "contains": contains, "icontains": icontains,
+    "contains-any": contains_any, "contains-all": contains_all, "regex": regex, "starts-with": starts_with,
+    "is-json": is_json, "bleu": bleu, "rouge-1": _rouge("rouge1"), "rouge-2": _rouge("rouge2"),
+    "rouge-l": _rouge("rougeL"), "rouge-lsum": _rouge("rougeLsum"), "levenshtein": levenshtein,
+    "latency": latency, "cost": cost, "python": python,
+}
+#: Types whose score is a similarity: they pass when score >= threshold (default below).
+SIMILARITY = {"bleu": 0.2, "rouge-1": 0.3, "rouge-2": 0.1, "rouge-l": 0.3, "rouge-lsum": 0.3, "levenshtein": 0.8}
+
+
+def run_assertion(kind: str, output: str, value: Any, ctx: Context, threshold: float | None = None) -> Score:
+    """Run one assertion by type name (``not-`` negates; similarity types use a threshold)."""
+    negate = kind.startswith("not-")
+    base = kind.removeprefix("not-")
+    if base not in ASSERTIONS:
+        raise ConfigError(f"unknown assertion type {kind!r}")
+    score = ASSERTIONS[base](output, value, ctx)
+    if base in SIMILARITY or threshold is not None and base == "python":
+        limit = threshold if threshold is not None else SIMILARITY.get(base, 0.5)
+        score = Score(score.score, score.score >= limit, f"{score.reason} (threshold {limit:g})")
+    if negate:
+        score = Score(1.0 - score.score, not score.passed, f"not: {score.reason}")
+    return score
+
+
+def corpus_bleu(outputs: list[str], references: list[list[str]]) -> float:
+    """Corpus BLEU (sacrebleu) over outputs, each with its references."""
+    import sacrebleu
+
+    width = max(len(r) for r in references)
+    streams = [[refs[i] if i < len(refs) else refs[0] for refs in references] for i in range(width)]
+    return sacrebleu.corpus_bleu(outputs, streams).score

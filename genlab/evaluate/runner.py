@@ -1,0 +1,217 @@
+"""Run a suite: every (test, prompt, model) row once, assertions on each output, results
+committed to ``OUT/eval.db`` as rows finish, so an interrupted run resumes where it
+stopped. Model calls go through the response cache by default: re-running an
+unchanged suite costs nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import statistics
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from genlab.errors import ConfigError, GenlabError
+from genlab.evaluate.autorater import compare, rate, wilson_interval
+from genlab.evaluate.builtin import pairwise_metric, pointwise_metric
+from genlab.evaluate.metrics import Context, Score, run_assertion
+from genlab.evaluate.suite import MODEL_GRADED, Suite, render
+from genlab.models import Budget, Model, get_model
+
+
+@dataclass
+class RunOptions:
+    out: Path
+    concurrency: int | None = None
+    cache: bool = True
+    budget_usd: float | None = None
+
+
+class ResultStore:
+    """``OUT/eval.db``: one JSON row per finished (test, prompt, model), plus pairwise verdicts."""
+
+    def __init__(self, out: Path, digest: str):
+        out.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(out / "eval.db", check_same_thread=False, isolation_level=None, timeout=30)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        self.db.execute("CREATE TABLE IF NOT EXISTS rows (key TEXT PRIMARY KEY, data TEXT NOT NULL, finished REAL)")
+        self.db.execute("CREATE TABLE IF NOT EXISTS pairs (key TEXT PRIMARY KEY, data TEXT NOT NULL)")
+        found = self.db.execute("SELECT value FROM meta WHERE key='suite'").fetchone()
+        if found and found[0] != digest:
+            raise ConfigError(f"{out} holds results of a different version of this suite; "
+                              "use another --out directory, or delete it to start over")
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('suite', ?)", (digest,))
+        self.lock = threading.Lock()
+
+    def done(self, table: str = "rows") -> dict[str, dict]:
+        with self.lock:
+            return {k: json.loads(d) for k, d in self.db.execute(f"SELECT key, data FROM {table}")}
+
+    def save(self, key: str, data: dict, table: str = "rows") -> None:
+        with self.lock:
+            self.db.execute(f"INSERT OR REPLACE INTO {table} VALUES (?, ?{', ?' if table == 'rows' else ''})",
+                            (key, json.dumps(data), time.time()) if table == "rows" else (key, json.dumps(data)))
+
+
+class SuiteRunner:
+    def __init__(self, suite: Suite, options: RunOptions):
+        self.suite, self.options = suite, options
+        budget = Budget(usd=options.budget_usd) if options.budget_usd is not None else None
+        self.models = {spec: get_model(spec, budget=budget, source="eval") for spec in suite.spec.models}
+        self._judges: dict[str, Model] = {}
+        self.budget = budget
+        self.store = ResultStore(options.out, suite.digest)
+
+    def judge(self, spec: str | None) -> Model:
+        spec = spec or self.suite.spec.judge
+        if spec not in self._judges:
+            self._judges[spec] = get_model(spec, budget=self.budget, source="eval-judge")
+        return self._judges[spec]
+
+    def rows(self) -> list[tuple[str, int, int, str]]:
+        return [(f"{t}:{p}:{m}", t, p, m) for t in range(len(self.suite.tests))
+                for p in range(len(self.suite.spec.prompts)) for m in self.suite.spec.models]
+
+    def run(self, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+        """Run what is not done yet; return the summary."""
+        done = self.store.done()
+        todo = [r for r in self.rows() if r[0] not in done]
+        total, finished = len(self.rows()), len(self.rows()) - len(todo)
+        if progress:
+            progress(finished, total)
+        concurrency = self.options.concurrency or self.suite.spec.concurrency
+        stop = threading.Event()
+        with ThreadPoolExecutor(concurrency) as pool:
+            futures = [pool.submit(self._row, *r, stop) for r in todo]
+            try:
+                for future in futures:
+                    future.result()
+                    finished += 1
+                    if progress:
+                        progress(finished, total)
+            except BaseException:
+                stop.set()
+                for f in futures:
+                    f.cancel()
+                raise
+        if self.suite.spec.compare:
+            self._pairwise(concurrency)
+        return summarize(self.suite, self.store.done(), self.store.done("pairs"))
+
+    def _row(self, key: str, t: int, p: int, model_spec: str, stop: threading.Event) -> None:
+        if stop.is_set():
+            return
+        suite = self.suite
+        test = suite.tests[t]
+        variables = suite.variables(test)
+        prompt = render(suite.spec.prompts[p], variables)
+        model = self.models[model_spec]
+        row: dict[str, Any] = {"key": key, "test": t, "prompt_index": p, "model": model_spec, "vars": variables,
+                               "prompt": prompt, "description": test.description}
+        try:
+            response = model.chat(prompt, cache=self.options.cache, **suite.spec.options)
+        except GenlabError as exc:
+            if "budget" in type(exc).__name__.lower():
+                raise
+            row.update(output=None, error=str(exc), assertions=[], score=0.0, passed=False)
+            self.store.save(key, row)
+            return
+        output = response.text
+        row.update(output=output, latency_s=response.latency_s, cache_hit=response.cache_hit,
+                   cost_usd=response.cost_usd, prompt_tokens=response.usage.prompt_tokens,
+                   completion_tokens=response.usage.completion_tokens, error=None)
+        ctx = Context(variables, response.latency_s, response.cost_usd, suite.base_dir)
+        results = []
+        for assertion in suite.assertions_for(test):
+            value = render(assertion.value, variables) if isinstance(assertion.value, str) else assertion.value
+            if assertion.type in MODEL_GRADED:
+                metric = pointwise_metric(assertion.metric)
+                inputs = {"prompt": prompt, **({"reference": str(variables["reference"])} if "reference" in variables
+                                               else {}),
+                          **{k: render(v, variables) for k, v in assertion.inputs.items()}}
+                verdict = rate(self.judge(assertion.judge), metric, output, inputs, cache=self.options.cache)
+                passed = verdict.score >= assertion.threshold if assertion.threshold is not None else verdict.passed
+                score = Score(verdict.normalized, passed, f"{metric.name} {verdict.score}: {verdict.explanation}")
+                name = f"rubric:{metric.name}"
+                extra = {"raw_score": verdict.score}
+            else:
+                score = run_assertion(assertion.type, output, value, ctx, assertion.threshold)
+                name, extra = assertion.type, {}
+            results.append({"type": name, "score": score.score, "passed": score.passed, "reason": score.reason,
+                            "weight": assertion.weight, **extra})
+        weights = sum(a["weight"] for a in results)
+        row["assertions"] = results
+        row["score"] = sum(a["score"] * a["weight"] for a in results) / weights if weights else 1.0
+        row["passed"] = all(a["passed"] for a in results)
+        self.store.save(key, row)
+
+    def _pairwise(self, concurrency: int) -> None:
+        spec = self.suite.spec.compare
+        metric = pairwise_metric(spec.metric)
+        rows = self.store.done()
+        done = self.store.done("pairs")
+        jobs = []
+        for t in range(len(self.suite.tests)):
+            for p in range(len(self.suite.spec.prompts)):
+                base = rows.get(f"{t}:{p}:{spec.baseline}")
+                for model in self.suite.spec.models:
+                    key = f"{t}:{p}:{model}"
+                    if model == spec.baseline or key in done or not base or not rows.get(key):
+                        continue
+                    if rows[key]["output"] is None or base["output"] is None:
+                        continue
+                    jobs.append((key, rows[key], base))
+
+        def judge_pair(key: str, candidate: dict, base: dict) -> None:
+            variables = candidate["vars"]
+            inputs = {"prompt": candidate["prompt"], **{k: render(v, variables) for k, v in spec.inputs.items()}}
+            verdict = compare(self.judge(None), metric, candidate["output"], base["output"], inputs,
+                              samples=spec.samples, cache=self.options.cache)
+            self.store.save(key, {"model": candidate["model"], "baseline": spec.baseline, **vars(verdict)}, "pairs")
+
+        with ThreadPoolExecutor(concurrency) as pool:
+            for future in [pool.submit(judge_pair, *job) for job in jobs]:
+                future.result()
+
+
+def summarize(suite: Suite, rows: dict[str, dict], pairs: dict[str, dict]) -> dict[str, Any]:
+    """Per model: rows, pass rate, mean score per assertion, latency, tokens, cost; pairwise win rates."""
+    models: dict[str, Any] = {}
+    for row in rows.values():
+        m = models.setdefault(row["model"], {"rows": 0, "passed": 0, "errors": 0, "scores": {}, "latency": [],
+                                             "tokens": 0, "cost_usd": 0.0, "cache_hits": 0})
+        m["rows"] += 1
+        m["passed"] += int(bool(row.get("passed")))
+        m["errors"] += int(row.get("error") is not None)
+        for a in row.get("assertions", []):
+            m["scores"].setdefault(a["type"], []).append(a["score"])
+        if row.get("output") is not None:
+            m["latency"].append(row.get("latency_s", 0.0))
+            m["tokens"] += row.get("prompt_tokens", 0) + row.get("completion_tokens", 0)
+            m["cost_usd"] += row.get("cost_usd") or 0.0
+            m["cache_hits"] += int(bool(row.get("cache_hit")))
+    for m in models.values():
+        m["pass_rate"] = m["passed"] / m["rows"] if m["rows"] else 0.0
+        m["mean_scores"] = {k: statistics.fmean(v) for k, v in m["scores"].items()}
+        m["std_scores"] = {k: statistics.pstdev(v) for k, v in m["scores"].items()}
+        m["mean_latency_s"] = statistics.fmean(m["latency"]) if m["latency"] else 0.0
+        del m["scores"], m["latency"]
+    pairwise: dict[str, Any] = {}
+    for verdict in pairs.values():
+        p = pairwise.setdefault(verdict["model"], {"baseline": verdict["baseline"], "candidate": 0, "baseline_wins": 0,
+                                                   "tie": 0, "consistent": 0, "n": 0})
+        p["n"] += 1
+        p["consistent"] += int(verdict["consistent"])
+        p[{"candidate": "candidate", "baseline": "baseline_wins", "tie": "tie"}[verdict["winner"]]] += 1
+    for p in pairwise.values():
+        p["win_rate"] = p["candidate"] / p["n"]
+        p["win_rate_ci95"] = wilson_interval(p["candidate"], p["n"])
+        p["position_consistency"] = p["consistent"] / p["n"]
+    return {"suite": str(suite.path), "description": suite.spec.description, "rows": len(rows), "models": models,
+            "pairwise": pairwise}

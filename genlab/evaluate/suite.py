@@ -1,0 +1,257 @@
+"""Evaluation suites in YAML: prompts x models x test cases, with assertions.
+
+    description: One-sentence summaries
+    prompts: ["Summarise in one sentence: {{text}}"]
+    models: [local]                      # models under test
+    judge: local                         # the autorater's model
+    options: {temperature: 0, max_tokens: 80}
+    defaults:                            # applied to every test
+      assert:
+        - {type: rouge-l, value: "{{reference}}"}
+        - {type: rubric, metric: summarization_quality, inputs: {context: "{{text}}"}}
+    tests: data.jsonl                    # or an inline list of {vars: {...}, assert: [...]}; or a .csv
+    compare: {baseline: local, metric: text_quality}   # pairwise, when several models run
+
+Everything is checked before any model call; errors name the file, line and key.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from genlab.errors import ConfigError
+from genlab.evaluate.builtin import pairwise_metric, pointwise_metric
+from genlab.evaluate.metrics import ASSERTIONS
+
+MODEL_GRADED = {"rubric"}
+_VAR = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+
+
+class SuiteError(ConfigError):
+    """A suite file is malformed; the message names the file, line and key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class AssertionSpec(_Strict):
+    type: str
+    value: Any = None
+    threshold: float | None = None
+    weight: float = Field(1.0, ge=0)
+    metric: str | dict | None = None       # for type: rubric (built-in name or a custom rubric)
+    judge: str | None = None               # overrides the suite's judge
+    inputs: dict[str, str] = Field(default_factory=dict)  # metric inputs (context, reference…) as templates
+
+    @field_validator("type")
+    @classmethod
+    def _known(cls, kind: str) -> str:
+        base = kind.removeprefix("not-")
+        if base not in ASSERTIONS and base not in MODEL_GRADED:
+            raise ValueError(f"unknown assertion type {kind!r}; known: {', '.join([*ASSERTIONS, *MODEL_GRADED])}")
+        return kind
+
+
+class TestSpec(_Strict):
+    description: str | None = None
+    vars: dict[str, Any] = Field(default_factory=dict)
+    assertions: list[AssertionSpec] = Field(default_factory=list, alias="assert")
+
+
+class Defaults(_Strict):
+    vars: dict[str, Any] = Field(default_factory=dict)
+    assertions: list[AssertionSpec] = Field(default_factory=list, alias="assert")
+
+
+class CompareSpec(_Strict):
+    baseline: str
+    metric: str | dict = "text_quality"
+    samples: int = Field(1, ge=1, le=9)
+    inputs: dict[str, str] = Field(default_factory=dict)
+
+
+class SuiteSpec(_Strict):
+    description: str = ""
+    prompts: list[str] = Field(min_length=1)
+    models: list[str] = Field(default_factory=lambda: ["local"], min_length=1)
+    judge: str = "local"
+    options: dict[str, Any] = Field(default_factory=dict)
+    defaults: Defaults = Field(default_factory=Defaults)
+    tests: list[TestSpec] | str = Field(min_length=1)
+    compare: CompareSpec | None = None
+    concurrency: int = Field(4, ge=1, le=64)
+
+
+def render(template: str, variables: dict[str, Any]) -> str:
+    """Fill ``{{name}}`` placeholders (every one must have a value)."""
+    return _VAR.sub(lambda m: str(variables[m.group(1)]), template)
+
+
+def placeholders(template: str) -> set[str]:
+    return set(_VAR.findall(template))
+
+
+class Suite:
+    """A validated suite, with its test cases loaded."""
+
+    def __init__(self, spec: SuiteSpec, path: Path, tests: list[TestSpec], source: str):
+        self.spec, self.path, self.tests = spec, path, tests
+        self.digest = hashlib.sha256(source.encode()).hexdigest()[:16]
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def assertions_for(self, test: TestSpec) -> list[AssertionSpec]:
+        return [*self.spec.defaults.assertions, *test.assertions]
+
+    def variables(self, test: TestSpec) -> dict[str, Any]:
+        return {**self.spec.defaults.vars, **test.vars}
+
+
+def _line(node: yaml.Node | None, path: tuple) -> int | None:
+    """Return the 1-based line of the YAML node at ``path`` (as deep as it exists)."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for key in path:
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if k.value == key), None)
+            if match is None:
+                break
+            node = match[1]
+            line = match[0].start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read, validate and check a suite file; raise SuiteError naming file, line and key."""
+    path = Path(path)
+    try:
+        source = path.read_text()
+    except OSError as exc:
+        raise SuiteError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        root = yaml.compose(source)
+        data = yaml.safe_load(source)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise SuiteError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict):
+        raise SuiteError(f"{path}: a suite is a mapping with prompts, models and tests")
+    try:
+        spec = SuiteSpec.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(p for p in err["loc"] if p not in ("list[TestSpec]", "str"))
+        key = ".".join(str(p) for p in loc)
+        line = _line(root, tuple("assert" if p == "assertions" else p for p in loc))
+        message = err["msg"].removeprefix("Value error, ")
+        raise SuiteError(f"{path} line {line}, key {key}: {message}") from None
+    tests = _load_tests(spec, path, root)
+    suite = Suite(spec, path, tests, source + json.dumps([t.model_dump(by_alias=True) for t in tests], default=str))
+    try:
+        _check(suite, root)
+    except SuiteError:
+        raise
+    except ConfigError as exc:  # a bad metric name or model spec, found by the packages that own them
+        raise SuiteError(f"{path}: {exc}") from None
+    return suite
+
+
+def _load_tests(spec: SuiteSpec, path: Path, root) -> list[TestSpec]:
+    if isinstance(spec.tests, list):
+        return spec.tests
+    file = (path.parent / spec.tests).resolve()
+    line = _line(root, ("tests",))
+    if not file.is_file():
+        raise SuiteError(f"{path} line {line}, key tests: no file {spec.tests}")
+    rows: list[dict] = []
+    if file.suffix == ".jsonl":
+        for number, text in enumerate(file.read_text().splitlines(), start=1):
+            if text.strip():
+                try:
+                    row = json.loads(text)
+                except ValueError as exc:
+                    raise SuiteError(f"{file} line {number}: not valid JSON ({exc})") from None
+                rows.append(row if "vars" in row or "assert" in row else {"vars": row})
+    elif file.suffix == ".csv":
+        with open(file, newline="") as f:
+            for row in csv.DictReader(f):
+                expected = row.pop("__expected", None)
+                test: dict[str, Any] = {"vars": row}
+                if expected:
+                    kind, _, value = expected.partition(":")
+                    test["assert"] = [{"type": kind.strip(), "value": value.strip()}]
+                rows.append(test)
+    else:
+        raise SuiteError(f"{path} line {line}, key tests: test files are .jsonl or .csv, not {file.suffix}")
+    tests = []
+    for number, row in enumerate(rows, start=1):
+        try:
+            tests.append(TestSpec.model_validate(row))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            key = ".".join(str(p) for p in err["loc"])
+            raise SuiteError(f"{file} row {number}, key {key}: {err['msg'].removeprefix('Value error, ')}") from None
+    if not tests:
+        raise SuiteError(f"{file} has no test cases")
+    return tests
+
+
+def _check(suite: Suite, root) -> None:
+    """Everything that can be known before a model call: variables, metrics, models, options."""
+    from genlab.models import build_request, get_backend
+
+    spec, path = suite.spec, suite.path
+    for number, test in enumerate(suite.tests):
+        variables = suite.variables(test)
+        for p, prompt in enumerate(spec.prompts):
+            missing = placeholders(prompt) - set(variables)
+            if missing:
+                line = _line(root, ("tests", number)) if isinstance(spec.tests, list) else _line(root, ("tests",))
+                raise SuiteError(f"{path} line {line}, key tests.{number}: no variable {sorted(missing)[0]!r} "
+                                 f"for prompts.{p}; add it to the test's vars or defaults.vars")
+        for a, assertion in enumerate(suite.assertions_for(test)):
+            templates = [assertion.value] if isinstance(assertion.value, str) else []
+            templates += list(assertion.inputs.values())
+            for template in templates:
+                missing = placeholders(template) - set(variables)
+                if missing:
+                    raise SuiteError(f"{path}: test {number}, assertion {a} ({assertion.type}) uses "
+                                     f"{{{{{sorted(missing)[0]}}}}}, which the test does not define")
+            if assertion.type in MODEL_GRADED:
+                if assertion.metric is None:
+                    raise SuiteError(f"{path}: test {number}, assertion {a}: type rubric needs a metric "
+                                     "(a built-in name or a custom rubric)")
+                metric = pointwise_metric(assertion.metric)
+                given = set(assertion.inputs) | {"prompt"} | ({"reference"} if "reference" in variables else set())
+                missing_needs = [n for n in metric.needs if n not in given]
+                if missing_needs:
+                    raise SuiteError(f"{path}: metric {metric.name} needs {missing_needs[0]!r}; give it with "
+                                     f"inputs: {{{missing_needs[0]}: \"{{{{var}}}}\"}} on the assertion")
+    if spec.compare:
+        pairwise_metric(spec.compare.metric)
+        if spec.compare.baseline not in spec.models or len(spec.models) < 2:
+            raise SuiteError(f"{path} line {_line(root, ('compare', 'baseline'))}, key compare.baseline: the "
+                             "baseline must be one of the suite's models, and compare needs two or more models")
+    for spec_text in {*spec.models, spec.judge, *(a.judge for t in suite.tests for a in suite.assertions_for(t)
+                                                  if a.judge)}:
+        get_backend(spec_text)
+    try:
+        build_request(messages=[{"role": "user", "content": "x"}], **spec.options)
+    except ConfigError as exc:
+        raise SuiteError(f"{path} line {_line(root, ('options',))}, key options: {exc}") from None

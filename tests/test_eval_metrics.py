@@ -1,0 +1,77 @@
+"""Reference metrics equal the libraries' own figures; every assertion type passes and fails."""
+
+import pytest
+import sacrebleu
+from rouge_score import rouge_scorer
+
+from genlab.errors import ConfigError
+from genlab.evaluate.metrics import Context, corpus_bleu, rouge_scores, run_assertion
+
+CTX = Context(vars={"x": 1}, latency_s=1.5, cost_usd=0.002)
+HYP = "the cat sat on the mat today"
+REF = "the cat was sitting on the mat"
+
+
+def test_bleu_equals_sacrebleu():
+    score = run_assertion("bleu", HYP, REF, CTX)
+    assert score.score == pytest.approx(sacrebleu.sentence_bleu(HYP, [REF]).score / 100)
+    outputs, refs = [HYP, "a dog barks"], [[REF], ["the dog barks loudly"]]
+    assert corpus_bleu(outputs, refs) == pytest.approx(sacrebleu.corpus_bleu(outputs, [[REF, "the dog barks loudly"]]).score)
+
+
+def test_rouge_equals_rouge_score_on_latin_text():
+    ours = rouge_scores(HYP, [REF])
+    theirs = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL", "rougeLsum"]).score(REF, HYP)
+    for name in ("rouge1", "rouge2", "rougeL", "rougeLsum"):
+        assert ours[name] == pytest.approx(theirs[name].fmeasure)
+
+
+def test_rouge_does_not_zero_non_latin_text():
+    text = "東京 は 日本 の 首都 です"
+    default = rouge_scorer.RougeScorer(["rouge1"]).score(text, text)["rouge1"].fmeasure
+    assert default == 0.0 and rouge_scores(text, [text])["rouge1"] == pytest.approx(1.0)
+    assert run_assertion("rouge-l", "Москва столица России", "Москва — столица России", CTX).score == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("kind, value, good, bad", [
+    ("equals", "Paris", " Paris ", "paris"),
+    ("contains", "cat", "a cat", "a dog"),
+    ("icontains", "CAT", "a cat", "a dog"),
+    ("contains-any", ["cat", "dog"], "a dog", "a cow"),
+    ("contains-all", ["cat", "dog"], "cat and dog", "cat only"),
+    ("regex", r"\d{3}", "code 123", "code 12"),
+    ("starts-with", "Yes", "Yes, indeed", "No, yes"),
+    ("is-json", None, '{"a": 1}', "{a: 1}"),
+    ("is-json", {"type": "object", "required": ["a"]}, '```json\n{"a": 1}\n```', '{"b": 1}'),
+    ("rouge-l", REF, REF, "completely different words here"),
+    ("bleu", REF, REF, "nothing alike at all"),
+    ("levenshtein", "kitten", "kitten", "sitting"),
+    ("latency", 2, "x", None),
+    ("cost", 0.01, "x", None),
+    ("not-contains", "error", "all good", "an error happened"),
+])
+def test_every_assertion_passes_and_fails(kind, value, good, bad):
+    assert run_assertion(kind, good, value, CTX).passed
+    if bad is not None:
+        assert not run_assertion(kind, bad, value, CTX).passed
+    else:
+        tight = 1 if kind == "latency" else 0.001
+        assert not run_assertion(kind, "x", tight, CTX).passed
+
+
+def test_python_assertion(tmp_path):
+    (tmp_path / "checks.py").write_text("def short(output, vars):\n    return len(output) < 10\n"
+                                        "def graded(output, vars):\n    return {'score': 0.3, 'pass': False, 'reason': 'meh'}\n")
+    ctx = Context(vars={}, base_dir=tmp_path)
+    assert run_assertion("python", "tiny", "checks.py:short", ctx).passed
+    assert not run_assertion("python", "far too long an output", "checks.py:short", ctx).passed
+    graded = run_assertion("python", "x", "checks.py:graded", ctx)
+    assert (graded.score, graded.passed, graded.reason) == (0.3, False, "meh")
+    with pytest.raises(ConfigError, match="has no function nope"):
+        run_assertion("python", "x", "checks.py:nope", ctx)
+
+
+def test_levenshtein_threshold_and_unknown_types():
+    assert run_assertion("levenshtein", "kitten", "sitting", CTX, threshold=0.5).passed
+    with pytest.raises(ConfigError, match="unknown assertion type 'vibes'"):
+        run_assertion("vibes", "x", None, CTX)

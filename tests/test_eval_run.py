@@ -1,0 +1,132 @@
+"""`genlab eval` end to end on the embedded model: the example suite, cache, resume,
+pairwise with swapped orders, judge meta-evaluation, the HTML report."""
+
+import csv
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from genlab.models.local import embedded_gguf
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "eval" / "summaries.yaml"
+
+
+def genlab(home: Path, *args) -> subprocess.CompletedProcess:
+    env = {**os.environ, "GENLAB_HOME": str(home)}
+    return subprocess.run([sys.executable, "-m", "genlab.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=900)
+
+
+@pytest.fixture(scope="module")
+def example_run(tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")
+    out = home / "out"
+    result = genlab(home, "eval", "run", str(EXAMPLE), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    return home, out
+
+
+def test_example_suite_runs_with_parseable_verdicts(example_run):
+    _, out = example_run
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 24 and all(r["output"] for r in rows)
+    rubric = [a for r in rows for a in r["assertions"] if a["type"] == "rubric:summarization_quality"]
+    assert len(rubric) == 24 and all(a["raw_score"] in (1, 2, 3, 4, 5) for a in rubric)  # 100 % parseable
+    assert {a["type"] for a in rows[0]["assertions"]} == {"rouge-l", "bleu", "not-contains", "latency",
+                                                         "rubric:summarization_quality"}
+    header = next(csv.reader(open(out / "results.csv")))
+    assert header[:3] == ["test", "prompt", "model"] and "rouge-l" in header
+    page = (out / "report.html").read_text()
+    assert page.startswith("<!doctype html>") and page.count("<tr>") >= 26 and rows[0]["output"][:30] in page
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["models"]["local"]["rows"] == 24
+
+
+def test_unchanged_suite_costs_nothing_the_second_time(example_run):
+    home, _ = example_run
+    again = home / "again"
+    result = genlab(home, "eval", "run", str(EXAMPLE), "--out", str(again))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((again / "summary.json").read_text())
+    assert summary["models"]["local"]["cache_hits"] == 24
+
+
+def test_interrupted_run_resumes_without_repeating_rows(example_run):
+    home, out = example_run
+    db = sqlite3.connect(out / "eval.db")
+    before = dict(db.execute("SELECT key, finished FROM rows"))
+    lost = ["3:0:local", "10:0:local", "20:0:local"]
+    db.executemany("DELETE FROM rows WHERE key=?", [(k,) for k in lost])
+    db.commit()
+    result = genlab(home, "eval", "run", str(EXAMPLE), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    after = dict(db.execute("SELECT key, finished FROM rows"))
+    assert len(after) == 24
+    for key, finished in before.items():
+        assert (after[key] != finished) == (key in lost), key
+
+
+def test_pairwise_runs_both_orders(tmp_path):
+    suite = tmp_path / "pair.yaml"
+    suite.write_text(f"""prompts: ["Describe {{{{thing}}}} in one sentence."]
+models: [local, "local:{embedded_gguf()}"]
+options: {{temperature: 0.8, seed: 3, max_tokens: 40}}
+tests:
+  - vars: {{thing: the sea}}
+  - vars: {{thing: a forest}}
+  - vars: {{thing: a city at night}}
+compare: {{baseline: local, metric: text_quality}}
+""")
+    result = genlab(tmp_path, "eval", "run", str(suite), "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    pairs = [json.loads(d) for (d,) in sqlite3.connect(tmp_path / "out" / "eval.db").execute("SELECT data FROM pairs")]
+    assert len(pairs) == 3
+    for pair in pairs:
+        assert pair["order1"] in ("A", "B", "SAME") and pair["order2"] in ("A", "B", "SAME")
+        expected = {"A": "candidate", "B": "baseline", "SAME": "tie"}[pair["order1"]]
+        assert pair["consistent"] == (expected == {"A": "baseline", "B": "candidate", "SAME": "tie"}[pair["order2"]])
+    judge_calls = sqlite3.connect(tmp_path / "genlab.db").execute(
+        "SELECT COUNT(*) FROM calls WHERE source='eval-judge'").fetchone()[0]
+    assert judge_calls == 6  # both orders for each of the 3 pairs
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())["pairwise"]
+    name = f"local:{embedded_gguf()}"
+    assert summary[name]["n"] == 3 and 0 <= summary[name]["position_consistency"] <= 1
+    assert "win rate" in result.stdout and "position consistency" in result.stdout
+
+
+def test_judge_meta_evaluation(tmp_path):
+    pairs = tmp_path / "pairs.jsonl"
+    rows = [{"input": "What is 2 + 2?", "output_1": "4", "output_2": "5", "label": 1, "subset": "math"},
+            {"input": "Capital of France?", "output_1": "Berlin", "output_2": "Paris", "label": 2, "subset": "facts"},
+            {"input": "Say hello politely.", "output_1": "Hello, nice to meet you.", "output_2": "What.", "label": 1,
+             "subset": "style"}]
+    pairs.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    result = genlab(tmp_path, "eval", "judge", str(pairs), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["rows"] == 3 and 0 <= report["accuracy"] <= 1 and set(report["subsets"]) == {"math", "facts", "style"}
+    assert sum(report["confusion"].values()) == 3
+    points = tmp_path / "points.jsonl"
+    points.write_text("\n".join(json.dumps({"input": "Describe rain.", "output": o, "score": s}) for o, s in
+                                [("Rain is water falling from clouds.", 5), ("rain rain", 1), ("Wet.", 2),
+                                 ("Drops of water fall from clouds when they get heavy.", 5)]) + "\n")
+    result = genlab(tmp_path, "eval", "judge", str(points), "--metric", "fluency", "--json")
+    report = json.loads(result.stdout)
+    assert report["rows"] == 4 and report["metric"] == "fluency" and sum(report["judge_scores"].values()) == 4
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"input": "x", "output_1": "a", "output_2": "b", "label": 3}', "label must be 1 or 2"),
+    ('{"input": "x", "output_1": "a"}', "missing 'output_2'"),
+    ("{oops", "not valid JSON"),
+])
+def test_bad_judge_datasets(tmp_path, content, message):
+    path = tmp_path / "d.jsonl"
+    path.write_text(content + "\n")
+    result = genlab(tmp_path, "eval", "judge", str(path))
+    assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
