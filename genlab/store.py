@@ -62,6 +62,31 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
 ]
 
 
+def apply_migrations(db: sqlite3.Connection, migrations: list[tuple[str, list[str]]]) -> None:
+    """Apply the named migrations not yet recorded in ``_migrations``, each in one transaction.
+
+    ``db`` must be in autocommit mode (isolation_level=None): transactions are explicit.
+    """
+    db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied REAL)")
+    done = {row[0] for row in db.execute("SELECT name FROM _migrations")}
+    for name, statements in migrations:
+        if name in done:
+            continue
+        db.execute("BEGIN IMMEDIATE")
+        # Another process may have applied it between our read and the lock.
+        if db.execute("SELECT 1 FROM _migrations WHERE name=?", (name,)).fetchone():
+            db.execute("COMMIT")
+            continue
+        try:
+            for statement in statements:
+                db.execute(statement)
+            db.execute("INSERT INTO _migrations VALUES (?, ?)", (name, time.time()))
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+
 @dataclass(frozen=True)
 class CallRecord:
     """One model call, as written to the ``calls`` table."""
@@ -98,24 +123,7 @@ class Store:
 
     def _migrate(self) -> None:
         with self._lock:
-            self._db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied REAL)")
-            done = {row[0] for row in self._db.execute("SELECT name FROM _migrations")}
-            for name, statements in MIGRATIONS:
-                if name in done:
-                    continue
-                self._db.execute("BEGIN IMMEDIATE")
-                # Another process may have applied it between our read and the lock.
-                if self._db.execute("SELECT 1 FROM _migrations WHERE name=?", (name,)).fetchone():
-                    self._db.execute("COMMIT")
-                    continue
-                try:
-                    for statement in statements:
-                        self._db.execute(statement)
-                    self._db.execute("INSERT INTO _migrations VALUES (?, ?)", (name, time.time()))
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
+            apply_migrations(self._db, MIGRATIONS)
 
     def execute(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
         """Run one statement in its own transaction and return all rows."""

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from genlab.errors import ConfigError
+from genlab.store import apply_migrations
 
 SCHEMA = [
     ("001_run", [
@@ -89,15 +90,7 @@ class RunStore:
 
     def _migrate(self) -> None:
         with self._lock:
-            self._db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied REAL)")
-            done = {r[0] for r in self._db.execute("SELECT name FROM _migrations")}
-            for name, statements in SCHEMA:
-                if name not in done:
-                    self._db.execute("BEGIN IMMEDIATE")
-                    for statement in statements:
-                        self._db.execute(statement)
-                    self._db.execute("INSERT INTO _migrations VALUES (?, ?)", (name, time.time()))
-                    self._db.execute("COMMIT")
+            apply_migrations(self._db, SCHEMA)
 
     def _transaction(self, statements: list[tuple[str, tuple]]) -> list[int]:
         with self._lock:
