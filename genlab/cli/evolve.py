@@ -51,7 +51,8 @@ def _progress_table(progress, run_dir: Path) -> Table:
 def run(
     spec: Optional[str] = typer.Argument(None, help="bin-packing, cap-set, or a spec file."),
     model: str = ModelOpt,
-    samples: int = typer.Option(200, "--samples", "-n", help="Samples to draw in total."),
+    samples: Optional[int] = typer.Option(None, "--samples", "-n", help="Samples to draw in total (default 200; "
+                                          "with --resume, raises the run's target)."),
     budget_usd: Optional[float] = typer.Option(None, "--budget-usd", help="Stop drawing once this much is spent."),
     workers: int = typer.Option(1, "--workers", help="Model calls in flight at once."),
     eval_workers: Optional[int] = typer.Option(None, "--eval-workers", help="Sandboxed evaluations at once "
@@ -84,14 +85,14 @@ def run(
 
     budget = budget_from(budget_usd)
     if resume is not None:
-        target = samples if samples != 200 else None
-        the_run = Run.resume(resume, budget=budget, samples=target)
+        the_run = Run.resume(resume, budget=budget, samples=samples)
         directory = resume
     else:
         if spec is None:
             raise ConfigError("give a spec (bin-packing, cap-set, or a spec file) or --resume RUN_DIR")
         options = {"eval_workers": eval_workers} if eval_workers else {}
-        config = EvolveConfig(spec=spec, model=model, samples=samples, budget_usd=budget_usd, workers=workers,
+        config = EvolveConfig(spec=spec, model=model, samples=200 if samples is None else samples,
+                              budget_usd=budget_usd, workers=workers,
                               seed=seed, seed_model=seed_model, max_minutes=max_minutes, max_tokens=max_tokens, mode=mode,
                               timeout_s=timeout, memory_mb=memory_mb, backend=backend, **options)
         name = Path(spec).stem if spec.endswith(".py") else spec

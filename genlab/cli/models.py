@@ -16,6 +16,15 @@ from genlab.cli import ModelOpt, app, budget_from, err, out
 from genlab.errors import ConfigError, GenlabError
 
 
+# Options shared by `prompt` and `chat`.
+SystemOpt = typer.Option(None, "--system", "-s", help="System message.")
+TemperatureOpt = typer.Option(None, "--temperature", "-t")
+TopPOpt = typer.Option(None, "--top-p")
+TopKOpt = typer.Option(None, "--top-k")
+SeedOpt = typer.Option(None, "--seed")
+MaxTokensOpt = typer.Option(None, "--max-tokens")
+
+
 def _usage_line(response) -> str:
     u = response.usage
     cost = "cost unknown" if response.cost_usd is None else f"${response.cost_usd:.6f}"
@@ -53,14 +62,14 @@ def _response_format(json_schema: Optional[Path], enum: Optional[str]) -> dict |
 def prompt(
     text: Optional[str] = typer.Argument(None, help="The prompt; read from stdin when absent or '-'."),
     model: str = ModelOpt,
-    system: Optional[str] = typer.Option(None, "--system", "-s", help="System message."),
-    temperature: Optional[float] = typer.Option(None, "--temperature", "-t"),
-    top_p: Optional[float] = typer.Option(None, "--top-p"),
-    top_k: Optional[int] = typer.Option(None, "--top-k"),
-    seed: Optional[int] = typer.Option(None, "--seed"),
+    system: Optional[str] = SystemOpt,
+    temperature: Optional[float] = TemperatureOpt,
+    top_p: Optional[float] = TopPOpt,
+    top_k: Optional[int] = TopKOpt,
+    seed: Optional[int] = SeedOpt,
     n: int = typer.Option(1, "-n", help="Number of answers."),
     stop: Optional[list[str]] = typer.Option(None, "--stop", help="Stop sequence (repeatable)."),
-    max_tokens: Optional[int] = typer.Option(None, "--max-tokens"),
+    max_tokens: Optional[int] = MaxTokensOpt,
     json_schema: Optional[Path] = typer.Option(None, "--json-schema", help="JSON schema file the answer must match."),
     enum: Optional[str] = typer.Option(None, "--enum", help="Comma-separated labels; the answer is exactly one."),
     as_json: bool = typer.Option(False, "--json", help="Print the whole response as JSON."),
@@ -110,12 +119,12 @@ def prompt(
 @app.command()
 def chat(
     model: str = ModelOpt,
-    system: Optional[str] = typer.Option(None, "--system", "-s", help="System message."),
-    temperature: Optional[float] = typer.Option(None, "--temperature", "-t"),
-    top_p: Optional[float] = typer.Option(None, "--top-p"),
-    top_k: Optional[int] = typer.Option(None, "--top-k"),
-    seed: Optional[int] = typer.Option(None, "--seed"),
-    max_tokens: Optional[int] = typer.Option(None, "--max-tokens"),
+    system: Optional[str] = SystemOpt,
+    temperature: Optional[float] = TemperatureOpt,
+    top_p: Optional[float] = TopPOpt,
+    top_k: Optional[int] = TopKOpt,
+    seed: Optional[int] = SeedOpt,
+    max_tokens: Optional[int] = MaxTokensOpt,
 ) -> None:
     """Chat interactively, with streamed answers. Type /reset to forget, /exit or Ctrl-D to leave."""
     from genlab.models import build_request, get_model

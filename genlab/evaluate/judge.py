@@ -49,6 +49,18 @@ def read_dataset(path: Path) -> tuple[str, list[dict]]:
     return kind, rows
 
 
+def _judge_all(judge_row: Callable[[dict], Any], rows: list[dict], concurrency: int,
+               progress: Callable[[int, int], None] | None) -> list:
+    """Judge every row concurrently, in order, reporting progress as rows finish."""
+    results = []
+    with ThreadPoolExecutor(concurrency) as pool:
+        for i, result in enumerate(pool.map(judge_row, rows), start=1):
+            results.append(result)
+            if progress:
+                progress(i, len(rows))
+    return results
+
+
 def evaluate_pairwise(judge: Model, metric: PairwiseMetric, rows: list[dict], concurrency: int = 2,
                       progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     def one(row: dict) -> dict:
@@ -60,12 +72,7 @@ def evaluate_pairwise(judge: Model, metric: PairwiseMetric, rows: list[dict], co
         return {"label": row["label"], "subset": row.get("subset", "all"), "pick1": pick1, "pick2": pick2,
                 "final": final, "consistent": pick1 == pick2 and pick1 != 0}
 
-    results = []
-    with ThreadPoolExecutor(concurrency) as pool:
-        for i, result in enumerate(pool.map(one, rows), start=1):
-            results.append(result)
-            if progress:
-                progress(i, len(rows))
+    results = _judge_all(one, rows, concurrency, progress)
 
     def accuracy(items: list[dict]) -> float:
         return sum((r["pick1"] == r["label"]) + (r["pick2"] == r["label"]) for r in items) / (2 * len(items))
@@ -94,12 +101,7 @@ def evaluate_pointwise(judge: Model, metric: PointwiseMetric, rows: list[dict], 
     def one(row: dict) -> int:
         return rate(judge, metric, row["output"], {"prompt": row["input"]}).score
 
-    scores = []
-    with ThreadPoolExecutor(concurrency) as pool:
-        for i, score in enumerate(pool.map(one, rows), start=1):
-            scores.append(score)
-            if progress:
-                progress(i, len(rows))
+    scores = _judge_all(one, rows, concurrency, progress)
     human = [float(r["score"]) for r in rows]
     constant = len(set(scores)) < 2 or len(set(human)) < 2
     return {"kind": "pointwise", "rows": len(rows), "metric": metric.name,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from genlab.errors import ConfigError, GenlabError
+from genlab.errors import BudgetExceeded, ConfigError, GenlabError
 from genlab.evaluate.autorater import compare, rate, wilson_interval
 from genlab.evaluate.builtin import pairwise_metric, pointwise_metric
 from genlab.evaluate.metrics import Context, Score, run_assertion
@@ -41,7 +41,7 @@ class ResultStore:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
         self.db.execute("CREATE TABLE IF NOT EXISTS rows (key TEXT PRIMARY KEY, data TEXT NOT NULL, finished REAL)")
-        self.db.execute("CREATE TABLE IF NOT EXISTS pairs (key TEXT PRIMARY KEY, data TEXT NOT NULL)")
+        self.db.execute("CREATE TABLE IF NOT EXISTS pairs (key TEXT PRIMARY KEY, data TEXT NOT NULL, finished REAL)")
         found = self.db.execute("SELECT value FROM meta WHERE key='suite'").fetchone()
         if found and found[0] != digest:
             raise ConfigError(f"{out} holds results of a different version of this suite; "
@@ -55,8 +55,7 @@ class ResultStore:
 
     def save(self, key: str, data: dict, table: str = "rows") -> None:
         with self.lock:
-            self.db.execute(f"INSERT OR REPLACE INTO {table} VALUES (?, ?{', ?' if table == 'rows' else ''})",
-                            (key, json.dumps(data), time.time()) if table == "rows" else (key, json.dumps(data)))
+            self.db.execute(f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?)", (key, json.dumps(data), time.time()))
 
 
 class SuiteRunner:
@@ -117,7 +116,7 @@ class SuiteRunner:
         try:
             response = model.chat(prompt, cache=self.options.cache, **suite.spec.options)
         except GenlabError as exc:
-            if "budget" in type(exc).__name__.lower():
+            if isinstance(exc, BudgetExceeded):  # stops the run; other failures are recorded on the row
                 raise
             row.update(output=None, error=str(exc), assertions=[], score=0.0, passed=False)
             self.store.save(key, row)

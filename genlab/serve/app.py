@@ -10,6 +10,7 @@ with the matching HTTP status, so the `openai` SDK raises its typed exceptions.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import threading
@@ -250,7 +251,7 @@ def _sse(stream: Stream, first, chunks: Iterator, model: str, chat: bool, n: int
             yield event([{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
                           "finish_reason": None} for i in range(n)])
         pending = [first] if first is not None else []
-        for chunk in _chain(pending, chunks):
+        for chunk in itertools.chain(pending, chunks):
             yield event([piece(chunk.index, chunk.text, chunk.finish_reason, chunk.logprobs)])
         if include_usage:
             yield event([], usage=_usage_json(stream.response))
@@ -261,7 +262,3 @@ def _sse(stream: Stream, first, chunks: Iterator, model: str, chat: bool, n: int
         stream.close()
     yield "data: [DONE]\n\n"
 
-
-def _chain(head: list, tail: Iterator) -> Iterator:
-    yield from head
-    yield from tail

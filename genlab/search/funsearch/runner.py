@@ -71,9 +71,9 @@ class Run:
 
     def __init__(self, store: RunStore, spec: Spec, config: EvolveConfig, model: Model):
         self.store, self.spec, self.config, self.model = store, spec, config, model
-        self.input_names = list(spec.inputs())
         limits = Limits(timeout_s=config.timeout_s, memory_mb=config.memory_mb)
         self.evaluator = Evaluator(spec, limits)
+        self.input_names = list(self.evaluator.inputs)
         if config.backend == "ray":
             from genlab.search.funsearch.ray_backend import RaySandbox, ensure_ray
 
