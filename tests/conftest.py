@@ -91,3 +91,40 @@ def served(tmp_path_factory):
     yield server
     server.proc.terminate()
     server.proc.wait(10)
+
+
+VELMORA = Path(__file__).resolve().parent.parent / "examples" / "notebook" / "velmora"
+VELMORA_QA = VELMORA.parent / "velmora-qa.jsonl"
+
+
+@pytest.fixture(scope="session")
+def velmora_db(tmp_path_factory) -> Path:
+    """The example notebook, indexed once per session (copied into each test's home)."""
+    from genlab.ground.notebook import Notebook
+
+    home = tmp_path_factory.mktemp("velmora-home")
+    previous = os.environ.get("GENLAB_HOME")
+    os.environ["GENLAB_HOME"] = str(home)
+    try:
+        notebook = Notebook.create("velmora")
+        notebook.add([VELMORA])
+        notebook._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        notebook.close()
+    finally:
+        if previous is None:
+            os.environ.pop("GENLAB_HOME", None)
+        else:
+            os.environ["GENLAB_HOME"] = previous
+    return home / "notebooks" / "velmora.db"
+
+
+@pytest.fixture
+def velmora(velmora_db, genlab_home):
+    """This test's own copy of the example notebook."""
+    import shutil
+
+    from genlab.ground.notebook import Notebook
+
+    (genlab_home / "notebooks").mkdir(parents=True, exist_ok=True)
+    shutil.copy(velmora_db, genlab_home / "notebooks" / "velmora.db")
+    return Notebook.open("velmora")

@@ -32,6 +32,7 @@ from genlab.cli import evolve as _evolve  # noqa: E402  (registers `genlab evolv
 from genlab.cli import models as _models  # noqa: E402  (registers prompt, chat, models, usage, serve)
 from genlab.cli import reason as _reason  # noqa: E402  (registers classify, ttc)
 from genlab.cli import evaluate as _evaluate  # noqa: E402  (registers eval)
+from genlab.cli import ground as _ground  # noqa: E402  (registers notebook, ask)
 
 def main() -> None:
     """Entry point: user errors print one line and exit 1; bugs raise under GENLAB_DEBUG."""

@@ -1,0 +1,327 @@
+"""`genlab notebook …` and `genlab ask`: answers grounded in the user's sources."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from genlab.cli import ModelOpt, app, err, out
+
+notebook_app = typer.Typer(no_args_is_help=True, help="Notebooks: your sources, indexed for grounded answers.")
+app.add_typer(notebook_app, name="notebook")
+
+KOpt = typer.Option(4, "-k", help="Passages to retrieve and show the model.")
+MinSimilarityOpt = typer.Option(None, "--min-similarity",
+                                help="Cosine the best passage must reach, else abstain (default 0.35).")
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err, transient=True)
+
+
+def _search(source: str):
+    """A notebook name, or any search-backend spec (it has a ':')."""
+    from genlab.ground.backends import get_search_backend
+    from genlab.ground.retrieval import NotebookSearch
+
+    return get_search_backend(source) if ":" in source else NotebookSearch.open(source)
+
+
+def _notebook_search(name: str):
+    from genlab.ground.retrieval import NotebookSearch
+
+    return NotebookSearch.open(name)
+
+
+@notebook_app.command()
+def create(name: str = typer.Argument(..., help="Letters, digits, '-', '_', '.'."),
+           embedder: Optional[str] = typer.Option(None, "--embedder",
+                                                  help="A sentence-transformers folder (default all-MiniLM-L6-v2).")) -> None:
+    """Create an empty notebook.  Example: genlab notebook create velmora"""
+    from genlab.ground.notebook import Notebook
+
+    notebook = Notebook.create(name, embedder)
+    out.print(f"created notebook {name} ({notebook.path}); add sources with `genlab notebook add {name} FILE|DIR…`")
+
+
+@notebook_app.command()
+def add(name: str, paths: list[Path] = typer.Argument(..., help="PDF, Markdown, text or HTML files, or folders."),
+        skip_bad: bool = typer.Option(False, "--skip-bad", help="Add the readable files and list the others.")) -> None:
+    """Add sources; unchanged files are skipped, changed ones re-indexed.
+
+    Example: genlab notebook add velmora examples/notebook/velmora
+    """
+    from genlab.ground.notebook import Notebook
+
+    notebook = Notebook.open(name)
+    with _progress() as progress:
+        tasks: dict[str, int] = {}
+
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(stage, total=total)
+            progress.update(tasks[stage], completed=done, total=total)
+
+        result = notebook.add(paths, skip_bad=skip_bad, progress=report)
+    for path in result.added:
+        out.print(f"added {path}")
+    for path in result.updated:
+        out.print(f"re-indexed {path} (changed)")
+    for path in result.unchanged:
+        out.print(f"[dim]unchanged {path}[/]")
+    for problem in result.skipped:
+        err.print(f"[yellow]skipped[/] {problem}")
+    rate = f" ({result.chunks / result.seconds:.0f} chunks/s)" if result.chunks else ""
+    out.print(f"{result.chunks} new chunks in {result.seconds:.1f} s{rate}; "
+              f"notebook {name} has {notebook.chunk_count()} chunks")
+
+
+@notebook_app.command("list")
+def list_() -> None:
+    """List notebooks."""
+    from genlab.ground.notebook import Notebook, list_notebooks
+
+    names = list_notebooks()
+    if not names:
+        out.print("no notebooks yet; create one with `genlab notebook create NAME`")
+        return
+    table = Table("notebook", "sources", "chunks", "embedder")
+    for name in names:
+        notebook = Notebook.open(name)
+        table.add_row(name, str(len(notebook.sources())), str(notebook.chunk_count()), notebook.embedder_name)
+        notebook.close()
+    out.print(table)
+
+
+@notebook_app.command()
+def sources(name: str) -> None:
+    """List a notebook's sources."""
+    from genlab.ground.notebook import Notebook
+
+    table = Table("id", "title", "kind", "pages", "chunks", "characters", "path")
+    for s in Notebook.open(name).sources():
+        table.add_row(str(s.id), escape(s.title), s.kind, str(s.pages), str(s.chunks), str(s.chars), escape(s.path))
+    out.print(table)
+
+
+@notebook_app.command()
+def delete(name: str, yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask.")) -> None:
+    """Delete a notebook (its index; your files are untouched)."""
+    from genlab.ground.notebook import Notebook
+
+    if not yes and sys.stdin.isatty() and not typer.confirm(f"delete notebook {name}?"):
+        raise typer.Exit(1)
+    Notebook.delete(name)
+    out.print(f"deleted notebook {name}")
+
+
+@notebook_app.command()
+def search(name: str, query: str, k: int = typer.Option(5, "-k"),
+           method: str = typer.Option("hybrid", "--method", help="bm25, dense or hybrid.")) -> None:
+    """Show what retrieval finds, without a model.  Example: genlab notebook search velmora "ferry fares" """
+    from genlab.ground.retrieval import NotebookSearch
+
+    table = Table("#", "score", "cosine", "source", "page", "span", "text")
+    for i, p in enumerate(NotebookSearch.open(name, method).search(query, k), 1):
+        table.add_row(str(i), f"{p.score:.3f}", f"{p.similarity:.2f}", escape(p.title), str(p.page or ""),
+                      f"{p.start}–{p.end}", escape(" ".join(p.text.split())[:100]))
+    out.print(table)
+
+
+def _print_answer(answer, check=None) -> None:
+    style = "yellow" if answer.abstained else "bold"
+    out.print(f"[{style}]{escape(answer.with_markers())}[/]")
+    cited = sorted({i for s in answer.supports for i in s.chunk_indices})
+    for i in cited:
+        p = answer.chunks[i]
+        out.print(f"  [cyan][{i + 1}][/] {escape(p.where)}, characters {p.start}–{p.end}: "
+                  f"[dim]{escape(' '.join(p.text.split())[:160])}[/]")
+    if not answer.abstained and not answer.supports:
+        err.print("[yellow]no sentence of this answer is backed by a retrieved passage[/]")
+    if check is not None:
+        fraction, precision = check.supported_fraction, check.citation_precision
+        out.print(f"groundedness: {_pct(fraction)} of claims supported, citation precision {_pct(precision)}")
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.0f} %"
+
+
+@app.command()
+def ask(source: str = typer.Argument(..., help="Notebook name, or a search-backend spec (notebook:NAME, "
+                                     "plugin:NAME, module:callable)."),
+        question: str = typer.Argument(...),
+        model: str = ModelOpt, k: int = KOpt, min_similarity: Optional[float] = MinSimilarityOpt,
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON object with Gemini-shaped grounding metadata."),
+        check: bool = typer.Option(False, "--check", help="Also check each claim against its cited passages."),
+        judge: Optional[str] = typer.Option(None, "--judge", help="Model spec of the groundedness judge "
+                                            "(default: lexical overlap).")) -> None:
+    """Answer from a notebook's sources with citations, or say the sources do not say.
+
+    Example: genlab ask velmora "When was the lighthouse built?" --json
+    """
+    from genlab.ground.answer import MIN_SIMILARITY
+    from genlab.ground.answer import ask as ground_ask
+    from genlab.ground.check import check_groundedness
+    from genlab.models import get_model
+
+    llm = get_model(model, source="ground")
+    answer = ground_ask(llm, _search(source), question, k=k,
+                        min_similarity=MIN_SIMILARITY if min_similarity is None else min_similarity)
+    report = None
+    if check:
+        report = check_groundedness(answer, get_model(judge, source="ground") if judge else None,
+                                    "judge" if judge else "lexical")
+    if as_json:
+        data = answer.to_dict()
+        if report is not None:
+            data["groundedness"] = report.to_dict()
+        out.print_json(json.dumps(data, ensure_ascii=False))
+    else:
+        _print_answer(answer, report)
+
+
+@notebook_app.command()
+def chat(name: str, model: str = ModelOpt, k: int = KOpt) -> None:
+    """Ask questions in a loop; each answer is grounded and cited. /exit or Ctrl-D leaves."""
+    from genlab.ground.answer import ask as ground_ask
+    from genlab.models import get_model
+
+    llm, search_ = get_model(model, source="ground"), _notebook_search(name)
+    interactive = sys.stdin.isatty()
+    history: list[dict] = []
+    if interactive:
+        err.print(f"[dim]asking notebook {name} with {model} — /exit leaves[/]")
+    while True:
+        try:
+            line = input("you> " if interactive else "").strip()
+        except (EOFError, KeyboardInterrupt):
+            break
+        if line in ("/exit", "/quit"):
+            break
+        if not line:
+            continue
+        answer = ground_ask(llm, search_, line, k=k, history=history[-4:])
+        _print_answer(answer)
+        history += [{"role": "user", "content": line}, {"role": "assistant", "content": answer.answer}]
+
+
+@notebook_app.command("eval")
+def eval_(name: str, qa: Path = typer.Argument(..., help="QA JSONL: question, evidence, optional answer/source, "
+                                              "or answerable=false."),
+          model: str = ModelOpt, k: int = KOpt,
+          answers: bool = typer.Option(True, "--answers/--no-answers", help="Also answer every question and "
+                                       "check groundedness end to end."),
+          judge: Optional[str] = typer.Option(None, "--judge", help="Groundedness judge (default: lexical overlap)."),
+          output: Optional[Path] = typer.Option(None, "--out", help="Write all figures and per-question rows as JSON.")) -> None:
+    """Recall@k, MRR and nDCG@10 for BM25, dense and hybrid; then grounded answers end to end.
+
+    Example: genlab notebook eval velmora examples/notebook/velmora-qa.jsonl
+    """
+    from genlab.ground.evaluation import RECALL_KS, end_to_end, load_qa, retrieval_metrics
+    from genlab.models import get_model
+
+    rows = load_qa(qa)
+    search_ = _notebook_search(name)
+    answerable = sum(r.answerable for r in rows)
+    with _progress() as progress:
+        task = progress.add_task("retrieval", total=3 * answerable)
+        retrieval = retrieval_metrics(search_, rows, qa, progress=lambda: progress.advance(task))
+    table = Table("retriever", *[f"recall@{k_}" for k_ in RECALL_KS], "MRR", "nDCG@10",
+                  title=f"{name}: {answerable} answerable questions")
+    for method, m in retrieval.items():
+        table.add_row(method, *[f"{m[f'recall@{k_}']:.3f}" for k_ in RECALL_KS], f"{m['mrr']:.3f}", f"{m['ndcg@10']:.3f}")
+    out.print(table)
+    result = {"notebook": name, "qa": str(qa), "retrieval": retrieval}
+    if answers:
+        llm = get_model(model, source="ground")
+        with _progress() as progress:
+            task = progress.add_task("answers", total=len(rows))
+            e2e = end_to_end(llm, search_, rows, judge=get_model(judge, source="ground") if judge else None,
+                             method="judge" if judge else "lexical", k=k, progress=lambda: progress.advance(task))
+        result["end_to_end"] = e2e
+        out.print(f"end to end with {model} ({e2e['questions']} questions): "
+                  f"claims supported {_pct(e2e['supported_fraction'])}, "
+                  f"citation precision {_pct(e2e['citation_precision'])}, "
+                  f"answer contains the reference {_pct(e2e['answer_contains_reference'])}, "
+                  f"abstained on {_pct(e2e['abstained_when_answerable'])} of answerable and "
+                  f"{_pct(e2e['abstained_when_unanswerable'])} of unanswerable questions")
+    if output:
+        output.write_text(json.dumps(result, indent=2, ensure_ascii=False))
+        out.print(f"wrote {output}")
+
+
+def _write_document(document, output: Optional[Path], question_headings: bool = False) -> None:
+    text = document.to_markdown(question_headings)
+    if output:
+        output.write_text(text)
+        output.with_suffix(".json").write_text(json.dumps(document.to_dict(), indent=2, ensure_ascii=False))
+        out.print(f"wrote {output} and {output.with_suffix('.json')}")
+    else:
+        out.print(escape(text))
+
+
+@notebook_app.command()
+def briefing(name: str, model: str = ModelOpt,
+             output: Optional[Path] = typer.Option(None, "--out", help="Markdown file (JSON beside it).")) -> None:
+    """A briefing doc: each source's key facts, with citations."""
+    from genlab.ground.outputs import briefing as make_briefing
+    from genlab.models import get_model
+
+    with _progress() as progress:
+        task = progress.add_task("sources", total=None)
+        document = make_briefing(get_model(model, source="ground"), _notebook_search(name),
+                                 progress=lambda done, total: progress.update(task, completed=done, total=total))
+    _write_document(document, output)
+
+
+@notebook_app.command()
+def faq(name: str, model: str = ModelOpt, items: int = typer.Option(6, "--items", min=1),
+        output: Optional[Path] = typer.Option(None, "--out", help="Markdown file (JSON beside it).")) -> None:
+    """Questions the sources answer, each answered with citations."""
+    from genlab.ground.outputs import faq as make_faq
+    from genlab.models import get_model
+
+    with _progress() as progress:
+        task = progress.add_task("questions", total=items)
+        document = make_faq(get_model(model, source="ground"), _notebook_search(name), items=items,
+                            progress=lambda done, total: progress.update(task, completed=done))
+    _write_document(document, output, question_headings=True)
+
+
+@notebook_app.command()
+def audio(name: str, model: str = ModelOpt, items: int = typer.Option(4, "--items", min=1),
+          output: Path = typer.Option(Path("overview.wav"), "--out", help="WAV file; the transcript goes beside it "
+                                      "(.json with times, .md with citations).")) -> None:
+    """An audio overview: two hosts talk through the sources, spoken offline with espeak-ng.
+
+    Example: genlab notebook audio velmora --out velmora.wav
+    """
+    from genlab.ground.audio import check_output_path, espeak_binary, speak
+    from genlab.ground.outputs import audio_script
+    from genlab.models import get_model
+
+    check_output_path(output)    # fail before any model call: bad name, or no voice engine
+    espeak_binary()
+    with _progress() as progress:
+        task = progress.add_task("script", total=items)
+        turns, document = audio_script(get_model(model, source="ground"), _notebook_search(name), items=items,
+                                       progress=lambda done, total: progress.update(task, completed=done))
+    record = speak(turns, output)
+    lines = [f"# Audio overview: {name}", ""]
+    lines += [f"**{t.speaker}:** {t.text}" + "".join(f" [{n}]" for n in t.citations) for t in turns]
+    lines += ["", "## Sources", ""]
+    lines += [f"[{n}] {p.where}, characters {p.start}–{p.end}"
+              for n, p in enumerate(document.citations(), 1)]
+    output.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    out.print(f"wrote {output} ({record['duration_s']:.1f} s, {len(turns)} turns, voices "
+              f"{', '.join(f'{s}={v}' for s, v in record['voices'].items())}) and its transcript "
+              f"{output.with_suffix('.md')}, {output.with_suffix('.json')}")

@@ -1,0 +1,82 @@
+"""The search-backend seam: anything with ``search(query, k) -> list[Passage]``.
+
+A notebook is the default backend. Others plug in without changing genlab, by spec:
+
+* ``notebook:NAME``: a genlab notebook (what a bare notebook name means on the CLI);
+* ``mypkg.search:make_backend``: a Python callable returning a backend, called with no
+  argument, or with the text after ``?`` (``mypkg.search:make_backend?index=news``);
+* ``plugin:NAME``: an installed entry point in the ``genlab.search_backends`` group
+  (same ``?`` argument).
+
+genlab ships none that needs the network; docs/grounding.md shows a web backend.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Protocol, runtime_checkable
+
+from genlab.errors import ConfigError
+
+ENTRY_POINT_GROUP = "genlab.search_backends"
+
+
+@dataclass(frozen=True)
+class Passage:
+    """One retrieved passage: where it comes from, its exact span, and how it ranked."""
+
+    text: str
+    source: str                  # file path or URI
+    title: str
+    page: int | None = None      # 1-based, for paged sources
+    start: int = 0               # character offsets into the source's text
+    end: int = 0
+    score: float = 0.0           # the backend's own ranking score
+    similarity: float | None = None   # cosine(query, passage) when known; used to decide relevance
+    chunk_id: int | None = None
+
+    @property
+    def where(self) -> str:
+        """"Title" or "Title, page N" for paged sources, for people to read."""
+        return f"{self.title}, page {self.page}" if self.page and self.source.lower().endswith(".pdf") else self.title
+
+
+@runtime_checkable
+class SearchBackend(Protocol):
+    name: str
+
+    def search(self, query: str, k: int) -> list[Passage]:
+        """Return up to ``k`` passages, best first."""
+        ...
+
+
+def get_search_backend(spec: str) -> SearchBackend:
+    """Return the backend a spec names: ``notebook:NAME``, ``plugin:NAME[?arg]`` or ``module:callable[?arg]``."""
+    target, _, argument = spec.partition("?")
+    kind, _, name = target.partition(":")
+    if kind == "notebook":
+        from genlab.ground.retrieval import NotebookSearch
+
+        return NotebookSearch.open(name)
+    if kind == "plugin":
+        found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
+        if not found:
+            known = sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+            raise ConfigError(f"no search backend plugin '{name}' is installed"
+                              + (f"; installed: {', '.join(known)}" if known else ""))
+        factory = found[0].load()
+    elif name:
+        try:
+            factory = getattr(importlib.import_module(kind), name)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"search backend '{spec}': cannot load {target} ({exc})") from exc
+    else:
+        raise ConfigError(f"unknown search backend '{spec}'; use notebook:NAME, plugin:NAME or module:callable")
+    if not callable(factory):
+        raise ConfigError(f"search backend '{spec}' is not callable; name a function or class that returns a backend")
+    backend = factory(argument) if argument else factory()
+    if not isinstance(backend, SearchBackend):
+        raise ConfigError(f"search backend '{spec}' has no name and search(query, k) method")
+    return backend

@@ -1,0 +1,294 @@
+"""A notebook: the user's sources, their chunks and their vectors, in one SQLite file.
+
+``$GENLAB_HOME/notebooks/NAME.db`` holds each source's extracted text (so every chunk's
+span can be checked against it), the chunks with page and character offsets, and one
+float32 vector per chunk. The BM25 index is derived from the chunks when a notebook is
+searched (it takes milliseconds), so there is one copy of the truth.
+
+Adding is all-or-nothing per call: files are read, chunked and embedded first, then
+written in one transaction, so an interrupted or failed add leaves the notebook as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from genlab.errors import ConfigError
+from genlab.ground.sources import Document, chunk_document, read_source, supported
+from genlab.store import apply_migrations, genlab_home
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+#: Memory a notebook's index may take when loaded (vectors + BM25 + texts), in MB.
+DEFAULT_MAX_MB = 1024
+
+MIGRATIONS: list[tuple[str, list[str]]] = [
+    ("001_notebook", [
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """CREATE TABLE sources (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL UNIQUE,       -- absolute path of the file when added
+            title TEXT NOT NULL,
+            kind TEXT NOT NULL,              -- pdf, markdown, text, html
+            sha256 TEXT NOT NULL,            -- of the file's bytes
+            pages INTEGER NOT NULL,
+            text TEXT NOT NULL,              -- extracted text; chunk offsets point into it
+            added REAL NOT NULL
+        )""",
+        """CREATE TABLE chunks (
+            id INTEGER PRIMARY KEY,
+            source_id INTEGER NOT NULL REFERENCES sources(id) ON DELETE CASCADE,
+            page INTEGER NOT NULL,           -- 1-based
+            start INTEGER NOT NULL,          -- character offsets into sources.text
+            end INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            vector BLOB NOT NULL             -- float32, L2-normalised
+        )""",
+        "CREATE INDEX chunks_source ON chunks(source_id)",
+    ]),
+]
+
+
+def notebooks_dir() -> Path:
+    return genlab_home() / "notebooks"
+
+
+def max_index_mb() -> float:
+    value = os.environ.get("GENLAB_NOTEBOOK_MAX_MB", str(DEFAULT_MAX_MB))
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(f"GENLAB_NOTEBOOK_MAX_MB must be a number of megabytes, not '{value}'") from None
+
+
+def check_name(name: str) -> str:
+    if not NAME_PATTERN.fullmatch(name):
+        raise ConfigError(f"notebook name '{name}' is not allowed; use letters, digits, '-', '_' and '.' "
+                          "(up to 64, starting with a letter or digit)")
+    return name
+
+
+def list_notebooks() -> list[str]:
+    return sorted(p.stem for p in notebooks_dir().glob("*.db"))
+
+
+@dataclass(frozen=True)
+class Source:
+    id: int
+    path: str
+    title: str
+    kind: str
+    pages: int
+    chunks: int
+    chars: int
+    added: float
+
+
+@dataclass(frozen=True)
+class Chunk:
+    id: int
+    source_id: int
+    path: str
+    title: str
+    page: int
+    start: int
+    end: int
+    text: str
+
+
+@dataclass
+class AddReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)     # "path: why", with --skip-bad
+    chunks: int = 0
+    seconds: float = 0.0
+
+
+class Notebook:
+    """One notebook file. Use `Notebook.create` or `Notebook.open`."""
+
+    def __init__(self, name: str, path: Path):
+        self.name, self.path = name, path
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.execute("PRAGMA journal_mode=WAL")
+        apply_migrations(self._db, MIGRATIONS)
+
+    @classmethod
+    def create(cls, name: str, embedder: str | None = None) -> "Notebook":
+        from genlab.ground.embed import resolve_embedder
+
+        path = notebooks_dir() / f"{check_name(name)}.db"
+        if path.exists():
+            raise ConfigError(f"notebook '{name}' already exists; add to it with `genlab notebook add {name} FILE`")
+        embedder_name, _ = resolve_embedder(embedder)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        notebook = cls(name, path)
+        notebook._db.executemany("INSERT INTO meta VALUES (?, ?)",
+                                 [("embedder", embedder_name), ("created", str(time.time()))])
+        return notebook
+
+    @classmethod
+    def open(cls, name: str) -> "Notebook":
+        path = notebooks_dir() / f"{check_name(name)}.db"
+        if not path.exists():
+            known = ", ".join(list_notebooks()) or "none yet"
+            raise ConfigError(f"no notebook named '{name}' (notebooks: {known}); "
+                              f"create it with `genlab notebook create {name}`")
+        return cls(name, path)
+
+    @staticmethod
+    def delete(name: str) -> None:
+        path = notebooks_dir() / f"{check_name(name)}.db"
+        if not path.exists():
+            raise ConfigError(f"no notebook named '{name}' to delete")
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+    @property
+    def embedder_name(self) -> str:
+        return self._db.execute("SELECT value FROM meta WHERE key='embedder'").fetchone()[0]
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- reading -----------------------------------------------------------------
+
+    def sources(self) -> list[Source]:
+        rows = self._db.execute(
+            "SELECT s.id, s.path, s.title, s.kind, s.pages, COUNT(c.id) AS chunks, LENGTH(s.text) AS chars,"
+            " s.added FROM sources s LEFT JOIN chunks c ON c.source_id = s.id GROUP BY s.id ORDER BY s.id")
+        return [Source(**dict(row)) for row in rows]
+
+    def source_text(self, source_id: int) -> str:
+        return self._db.execute("SELECT text FROM sources WHERE id=?", (source_id,)).fetchone()[0]
+
+    def chunks(self) -> tuple[list[Chunk], np.ndarray]:
+        """All chunks in a stable order, and their vectors as one (n, dim) float32 array."""
+        rows = self._db.execute(
+            "SELECT c.id, c.source_id, s.path, s.title, c.page, c.start, c.end, c.text, c.vector"
+            " FROM chunks c JOIN sources s ON s.id = c.source_id ORDER BY c.id").fetchall()
+        chunks = [Chunk(*row[:8]) for row in rows]
+        vectors = (np.stack([np.frombuffer(row["vector"], dtype=np.float32) for row in rows])
+                   if rows else np.zeros((0, 0), dtype=np.float32))
+        return chunks, vectors
+
+    def chunk_count(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+
+    # -- adding ------------------------------------------------------------------
+
+    def add(self, paths: list[Path], *, skip_bad: bool = False, progress=None) -> AddReport:
+        """Add files and folders; re-adding an unchanged file is a no-op, a changed one is re-indexed.
+
+        ``progress(stage, done, total)`` reports reading and embedding.
+        """
+        started = time.time()
+        report = AddReport()
+        files = expand_paths(paths)
+        known = {row["path"]: row["sha256"] for row in self._db.execute("SELECT path, sha256 FROM sources")}
+        documents: list[Document] = []
+        errors: list[str] = []
+        for i, file in enumerate(files):
+            try:
+                document = read_source(file)
+            except ConfigError as exc:
+                errors.append(str(exc))
+                continue
+            finally:
+                if progress:
+                    progress("reading", i + 1, len(files))
+            key = str(file.resolve())
+            if known.get(key) == document.sha256:
+                report.unchanged.append(key)
+            else:
+                (report.updated if key in known else report.added).append(key)
+                documents.append(document)
+        if errors and not skip_bad:
+            raise ConfigError("nothing was added: " + "; ".join(errors)
+                              + " (fix or remove the file, or pass --skip-bad to add the rest)")
+        report.skipped = errors
+        spans = {doc.path: chunk_document(doc) for doc in documents}
+        texts = [span.text for doc in documents for span in spans[doc.path]]
+        self._check_memory(documents, texts, replaced=report.updated)
+        from genlab.ground.embed import load_embedder
+
+        if texts:
+            embedder = load_embedder(self.embedder_name)
+            done = [0]
+
+            def step(n: int) -> None:
+                done[0] += n
+                if progress:
+                    progress("embedding", done[0], len(texts))
+
+            vectors = embedder.encode(texts, progress=step)
+        else:
+            vectors = np.zeros((0, 0), dtype=np.float32)
+        self._write(documents, spans, vectors)
+        report.chunks = len(texts)
+        report.seconds = time.time() - started
+        return report
+
+    def _check_memory(self, documents: list[Document], texts: list[str], replaced: list[str]) -> None:
+        rows = self._db.execute("SELECT COUNT(c.id), COALESCE(SUM(LENGTH(c.text)), 0) FROM chunks c"
+                                " JOIN sources s ON s.id = c.source_id WHERE s.path NOT IN (%s)"
+                                % ",".join("?" * len(replaced)), replaced).fetchone()
+        chunks, chars = rows[0] + len(texts), rows[1] + sum(map(len, texts))
+        # Per chunk: a 384-d float32 vector, the text (twice: string and BM25 tokens), bookkeeping.
+        needed_mb = (chunks * (384 * 4 + 300) + 3 * chars) / 2**20
+        limit = max_index_mb()
+        if needed_mb > limit:
+            raise ConfigError(
+                f"nothing was added: the notebook would need about {needed_mb:.0f} MB in memory "
+                f"({chunks} chunks), over GENLAB_NOTEBOOK_MAX_MB={limit:g}; raise that setting "
+                "or split the sources into several notebooks")
+
+    def _write(self, documents: list[Document], spans: dict, vectors: np.ndarray) -> None:
+        db, row = self._db, 0
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for doc in documents:
+                key = str(doc.path.resolve())
+                db.execute("DELETE FROM sources WHERE path=?", (key,))   # cascades to its chunks
+                source_id = db.execute(
+                    "INSERT INTO sources (path, title, kind, sha256, pages, text, added) VALUES (?,?,?,?,?,?,?)",
+                    (key, doc.title, doc.kind, doc.sha256, len(doc.pages), doc.text, time.time())).lastrowid
+                for span in spans[doc.path]:
+                    db.execute("INSERT INTO chunks (source_id, page, start, end, text, vector) VALUES (?,?,?,?,?,?)",
+                               (source_id, span.page, span.start, span.end, span.text, vectors[row].tobytes()))
+                    row += 1
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+
+def expand_paths(paths: list[Path]) -> list[Path]:
+    """Files as given, and the supported files inside folders (recursively, sorted, no hidden ones)."""
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.is_file() and supported(p)
+                            and not any(part.startswith(".") for part in p.relative_to(path).parts))
+        elif path.exists():
+            files.append(path)
+        else:
+            raise ConfigError(f"{path}: no such file or folder")
+    if not files:
+        raise ConfigError("no PDF, Markdown, text or HTML files found in " + ", ".join(map(str, paths)))
+    seen, unique = set(), []
+    for file in files:
+        if (key := file.resolve()) not in seen:
+            seen.add(key)
+            unique.append(file)
+    return unique

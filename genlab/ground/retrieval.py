@@ -1,0 +1,98 @@
+"""Search a notebook three ways: BM25 (lexical), dense (cosine) and hybrid.
+
+Hybrid is reciprocal-rank fusion (Cormack, Clarke & Büttcher, SIGIR 2009): each list
+gives a chunk 1 / (60 + rank), and the sums rank the union. It needs no score
+calibration between BM25 and cosine, which live on different scales.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from genlab.errors import ConfigError
+from genlab.ground.backends import Passage
+from genlab.ground.notebook import Notebook
+
+METHODS = ("bm25", "dense", "hybrid")
+RRF_K = 60
+#: How deep each list goes before fusion.
+FUSION_DEPTH = 50
+
+
+class NotebookSearch:
+    """The default search backend: a notebook's chunks, indexed for BM25 and dense search."""
+
+    def __init__(self, notebook: Notebook, method: str = "hybrid"):
+        if method not in METHODS:
+            raise ConfigError(f"unknown retrieval method '{method}'; use {', '.join(METHODS)}")
+        self.notebook, self.method = notebook, method
+        self.name = f"notebook:{notebook.name}"
+        self.chunks, self.vectors = notebook.chunks()
+        self._bm25 = None
+        self._embedder = None
+
+    @classmethod
+    def open(cls, name: str, method: str = "hybrid") -> "NotebookSearch":
+        return cls(Notebook.open(name), method)
+
+    # -- the seam ----------------------------------------------------------------
+
+    def search(self, query: str, k: int = 5, method: str | None = None) -> list[Passage]:
+        ranked = self.rank(query, method or self.method, k)
+        if not ranked:
+            return []
+        similarities = self.similarities(query)
+        return [Passage(text=c.text, source=c.path, title=c.title, page=c.page, start=c.start, end=c.end,
+                        score=score, similarity=float(similarities[i]), chunk_id=c.id)
+                for i, score in ranked for c in [self.chunks[i]]]
+
+    # -- ranking -----------------------------------------------------------------
+
+    def rank(self, query: str, method: str, k: int) -> list[tuple[int, float]]:
+        """Return up to ``k`` (chunk index, score) pairs, best first."""
+        if not self.chunks:
+            return []
+        if method == "bm25":
+            return _top(self.bm25_scores(query), k, positive_only=True)
+        if method == "dense":
+            return _top(self.similarities(query), k)
+        if method == "hybrid":
+            fused: dict[int, float] = {}
+            for ranking in (_top(self.bm25_scores(query), FUSION_DEPTH, positive_only=True),
+                            _top(self.similarities(query), FUSION_DEPTH)):
+                for rank, (i, _) in enumerate(ranking, 1):
+                    fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + rank)
+            return sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:k]
+        raise ConfigError(f"unknown retrieval method '{method}'; use {', '.join(METHODS)}")
+
+    def bm25_scores(self, query: str) -> np.ndarray:
+        tokenizer, retriever = self._bm25_index()
+        ids = tokenizer.tokenize([query], update_vocab=False, return_as="ids", show_progress=False)[0]
+        ids = [i for i in ids if i != tokenizer.get_vocab_dict().get("", -1)]
+        if not ids:
+            return np.zeros(len(self.chunks), dtype=np.float32)
+        return retriever.get_scores(ids)
+
+    def similarities(self, query: str) -> np.ndarray:
+        if self._embedder is None:
+            from genlab.ground.embed import load_embedder
+
+            self._embedder = load_embedder(self.notebook.embedder_name)
+        return self.vectors @ self._embedder.encode([query])[0]   # (n,) cosines: vectors are unit length
+
+    def _bm25_index(self):
+        if self._bm25 is None:
+            import bm25s
+            import Stemmer
+
+            tokenizer = bm25s.tokenization.Tokenizer(stopwords="en", stemmer=Stemmer.Stemmer("english"))
+            ids = tokenizer.tokenize([c.text for c in self.chunks], return_as="ids", show_progress=False)
+            retriever = bm25s.BM25()
+            retriever.index(ids, show_progress=False)
+            self._bm25 = tokenizer, retriever
+        return self._bm25
+
+
+def _top(scores: np.ndarray, k: int, positive_only: bool = False) -> list[tuple[int, float]]:
+    order = np.argsort(-scores, kind="stable")[:k]
+    return [(int(i), float(scores[i])) for i in order if not positive_only or scores[i] > 0]

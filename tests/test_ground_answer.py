@@ -1,0 +1,157 @@
+"""Grounded answers on the real embedded model and embedder: citations that point at
+spans holding the facts, abstentions without a model call, Gemini's byte offsets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from genlab.ground.answer import ABSTENTION, ask, ground_text
+from genlab.ground.backends import Passage, get_search_backend
+from genlab.ground.check import check_groundedness, lexical_support
+from genlab.ground.embed import load_embedder
+from genlab.ground.retrieval import NotebookSearch
+from genlab.errors import ConfigError
+
+PASSAGES = [
+    Passage("The Harrow Point lighthouse was built in 1847 by the engineer Ada Rennick.", "history.md", "History",
+            1, 10, 84),
+    Passage("Adult single: 6.50 euros. Child single (age 4 to 15): 3.25 euros.", "ferry.txt", "Ferry", 1, 0, 66),
+]
+
+
+def test_markers_are_stripped_and_each_sentence_cites_its_passages():
+    raw = "The lighthouse was built in 1847 [1]. A child ticket costs 3.25 euros.[2][1] It has 9 rooms. [7]"
+    answer = ground_text(raw, PASSAGES, load_embedder())
+    assert answer.answer == "The lighthouse was built in 1847. A child ticket costs 3.25 euros. It has 9 rooms."
+    assert answer.invalid_citations == 1
+    first, second = answer.supports[:2]
+    assert first.text == "The lighthouse was built in 1847." and first.chunk_indices == (0,)
+    assert second.chunk_indices == (1, 0) and second.cited_by == "model"
+    assert all(0.0 <= c <= 1.0 for s in answer.supports for c in s.confidences)
+    assert answer.with_markers().startswith("The lighthouse was built in 1847.[1] A child ticket costs 3.25 euros.[2][1]")
+
+
+def test_segment_offsets_are_utf8_bytes_like_gemini():
+    raw = "Café owners say the lighthouse was built in 1847 by Ada Rennick. [1] Tickets cost 3.25 euros. [2]"
+    data = ground_text(raw, PASSAGES, load_embedder()).to_dict()
+    answer_bytes = data["answer"].encode("utf-8")
+    for support in data["grounding_metadata"]["grounding_supports"]:
+        segment = support["segment"]
+        assert answer_bytes[segment["start_index"]:segment["end_index"]].decode() == segment["text"]
+    second = data["grounding_metadata"]["grounding_supports"][1]["segment"]
+    assert second["start_index"] == len(data["answer"][:data["answer"].index("Tickets")]) + 1   # é is two bytes
+
+
+def test_a_sentence_without_a_marker_is_cited_only_when_close_to_a_passage():
+    answer = ground_text("The lighthouse was built in 1847 by Ada Rennick. Bananas are yellow.", PASSAGES,
+                         load_embedder())
+    assert [(s.text, s.chunk_indices, s.cited_by) for s in answer.supports] == [
+        ("The lighthouse was built in 1847 by Ada Rennick.", (0,), "genlab")]
+
+
+def test_the_models_own_abstention_is_recognised():
+    answer = ground_text("The sources do not say.", PASSAGES, load_embedder())
+    assert answer.abstained and answer.supports == []
+
+
+def test_an_unanswerable_question_abstains_without_calling_the_model(velmora, local, store):
+    answer = ask(local, NotebookSearch(velmora), "Who won the 1998 football World Cup?")
+    assert answer.abstained and answer.answer == ABSTENTION
+    data = answer.to_dict()
+    assert data["grounding_metadata"]["grounding_supports"] == []
+    assert store.execute("SELECT COUNT(*) AS n FROM calls")[0]["n"] == 0
+
+
+@pytest.mark.parametrize("question, fact", [
+    ("Who is the current mayor of Velmora?", "Irene Castell"),
+    ("When does the chess club meet?", "Thursday"),
+    ("Who is the island warden on Kestrel Island?", "Petra Lind"),
+])
+def test_citations_point_at_spans_that_hold_the_fact(velmora, local, question, fact):
+    answer = ask(local, NotebookSearch(velmora), question)
+    assert not answer.abstained
+    data = json.loads(json.dumps(answer.to_dict()))
+    chunks = data["grounding_metadata"]["grounding_chunks"]
+    # The passages shown to the model are exact spans of the stored source text, with pages.
+    texts = {s.path: velmora.source_text(s.id) for s in velmora.sources()}
+    for chunk in chunks:
+        assert texts[chunk["source"]][chunk["start"]:chunk["end"]] == chunk["text"]
+        assert chunk["page"] >= 1
+    assert any(fact in chunk["text"] for chunk in chunks)       # retrieval showed the model the fact
+    # Every citation in a support names a chunk that was shown, with a confidence each.
+    for support in data["grounding_metadata"]["grounding_supports"]:
+        assert len(support["grounding_chunk_indices"]) == len(support["confidence_scores"])
+        assert all(0 <= i < len(chunks) for i in support["grounding_chunk_indices"])
+    # When the model's answer states the fact, the sentence saying it cites a chunk that holds it.
+    for support in data["grounding_metadata"]["grounding_supports"]:
+        if fact in support["segment"]["text"]:
+            assert any(fact in chunks[i]["text"] for i in support["grounding_chunk_indices"])
+
+
+def test_groundedness_with_the_lexical_check():
+    answer = ground_text("The lighthouse was built in 1847 [1]. The lighthouse was built in 1903 [1]. "
+                         "A child single costs 3.25 euros [2].", PASSAGES, load_embedder())
+    report = check_groundedness(answer, method="lexical")
+    assert [c.supported for c in report.claims] == [True, False, True]
+    assert report.supported_fraction == pytest.approx(2 / 3)
+    assert report.citation_precision == pytest.approx(2 / 3)
+
+
+def test_groundedness_with_the_embedded_model_as_judge(local):
+    answer = ground_text("The lighthouse was built in 1847 [1]. Children pay 3.25 euros [2].", PASSAGES,
+                         load_embedder())
+    report = check_groundedness(answer, local, "judge")
+    assert len(report.claims) == 2
+    assert all(m == ["judge"] for m in (c.methods for c in report.claims))
+    assert report.citation_precision in (0.0, 0.5, 1.0)
+
+
+def test_an_abstention_has_no_claims_to_check():
+    report = check_groundedness(ground_text("The sources do not say.", PASSAGES, load_embedder()))
+    assert report.claims == [] and report.supported_fraction is None
+
+
+@pytest.mark.parametrize("claim, supported", [
+    ("The lighthouse was built in 1847.", True),
+    ("The lighthouse was built in 1848.", False),          # a number the passage lacks
+    ("Ada Rennick built the lighthouse.", True),
+    ("The lighthouse has a gift shop and a cafe.", False),
+])
+def test_lexical_support(claim, supported):
+    assert lexical_support(claim, PASSAGES[0].text) is supported
+
+
+class ListBackend:
+    """A search backend over a fixed list: what a plugged-in web search returns."""
+
+    name = "list"
+
+    def search(self, query, k):
+        return PASSAGES[:k]
+
+
+def make_list_backend(argument: str | None = None):
+    return ListBackend()
+
+
+def test_a_plugged_in_backend_gets_similarities_filled_in(local):
+    backend = get_search_backend("tests.test_ground_answer:make_list_backend")
+    answer = ask(local, backend, "When was the Harrow Point lighthouse built?", k=2)
+    assert all(p.similarity is not None for p in answer.chunks)
+    # The lighthouse passage is about the question; the fares passage is not.
+    assert answer.chunks[0].similarity > 0.35 > answer.chunks[1].similarity
+    assert not answer.abstained
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("plugin:nothing", "no search backend plugin 'nothing' is installed"),
+    ("no.such.module:make", "search backend 'no.such.module:make': cannot load"),
+    ("tests.test_ground_answer:PASSAGES", "is not callable; name a function or class"),
+    ("tests.test_ground_answer:ListBackend.search", "cannot load"),
+    ("builtins:object", "has no name and search"),
+])
+def test_bad_backend_specs(spec, message):
+    with pytest.raises(ConfigError, match=message):
+        get_search_backend(spec)

@@ -1,0 +1,111 @@
+"""`genlab notebook …` and `genlab ask`, run as a user runs them."""
+
+from __future__ import annotations
+
+import json
+
+from genlab.store import Store
+from tests.conftest import VELMORA, VELMORA_QA
+from tests.pdf_writer import KESTREL_PAGES, write_pdf
+from tests.test_cli import genlab
+
+
+def test_create_add_ask_json_in_geminis_shape(genlab_home, tmp_path):
+    assert genlab("notebook", "create", "town").returncode == 0
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    write_pdf(folder / "guide.pdf", KESTREL_PAGES)
+    (folder / "notes.md").write_text((VELMORA / "history.md").read_text())
+    added = genlab("notebook", "add", "town", str(folder))
+    assert added.returncode == 0, added.stderr
+    assert "added" in added.stdout and "notebook town has" in added.stdout
+    again = genlab("notebook", "add", "town", str(folder))
+    assert again.stdout.count("unchanged") == 2 and "0 new chunks" in again.stdout
+
+    result = genlab("ask", "town", "Who is the warden of Kestrel Island?", "--json", "--check")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert set(data) == {"question", "answer", "abstained", "grounding_metadata", "groundedness"}
+    metadata = data["grounding_metadata"]
+    assert set(metadata) == {"grounding_chunks", "grounding_supports"}
+    for chunk in metadata["grounding_chunks"]:
+        assert set(chunk) == {"source", "title", "page", "start", "end", "text"}
+    assert any(c["page"] == 3 and "Petra Lind" in c["text"] for c in metadata["grounding_chunks"])
+    for support in metadata["grounding_supports"]:
+        assert set(support) == {"segment", "grounding_chunk_indices", "confidence_scores"}
+        assert set(support["segment"]) == {"start_index", "end_index", "text"}
+    rows = Store(genlab_home / "genlab.db").execute("SELECT source FROM calls")
+    assert [r["source"] for r in rows] == ["ground"]
+
+
+def test_unanswerable_question_prints_the_abstention(velmora):
+    result = genlab("ask", "velmora", "What is the capital of Australia?")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "The sources do not say."
+
+
+def test_user_mistakes_are_one_line_errors(genlab_home, tmp_path):
+    for args, message in [
+        (("ask", "nope", "Why?"), "error: no notebook named 'nope' (notebooks: none yet); create it with"),
+        (("notebook", "add", "nope", str(tmp_path)), "error: no notebook named 'nope'"),
+        (("notebook", "create", "bad/name"), "error: notebook name 'bad/name' is not allowed"),
+    ]:
+        result = genlab(*args)
+        assert result.returncode == 1
+        assert result.stderr.strip().startswith(message), result.stderr
+        assert "Traceback" not in result.stderr
+    assert genlab("notebook", "create", "n").returncode == 0
+    (tmp_path / "blank.md").write_text("")
+    result = genlab("notebook", "add", "n", str(tmp_path / "blank.md"))
+    assert result.returncode == 1 and "blank.md: the file is empty" in result.stderr
+    result = genlab("notebook", "add", "n", str(tmp_path / "missing.pdf"))
+    assert result.returncode == 1 and "missing.pdf: no such file or folder" in result.stderr
+    result = genlab("notebook", "audio", "n", "--out", str(tmp_path / "x.mp3"))
+    assert result.returncode == 1 and "genlab writes the audio overview as WAV" in result.stderr
+
+
+def test_eval_prints_retrieval_metrics_per_retriever(velmora, tmp_path):
+    result = genlab("notebook", "eval", "velmora", str(VELMORA_QA), "--no-answers", "--out", str(tmp_path / "e.json"))
+    assert result.returncode == 0, result.stderr
+    for method in ("bm25", "dense", "hybrid"):
+        assert method in result.stdout
+    data = json.loads((tmp_path / "e.json").read_text())
+    for method in ("bm25", "dense", "hybrid"):
+        metrics = data["retrieval"][method]
+        assert 0.5 < metrics["recall@5"] <= 1.0 and 0 < metrics["mrr"] <= 1 and 0 < metrics["ndcg@10"] <= 1
+
+
+def test_eval_names_the_bad_line(velmora, tmp_path):
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text('{"question": "When was the lighthouse built?", "evidence": "built in 1847"}\n'
+                  '{"question": "Where?", "evidence": "text that is nowhere"}\n')
+    result = genlab("notebook", "eval", "velmora", str(qa), "--no-answers")
+    assert result.returncode == 1
+    assert "qa.jsonl:2: no chunk of notebook 'velmora' contains the evidence" in result.stderr
+
+
+def test_audio_overview_end_to_end(velmora, tmp_path):
+    result = genlab("notebook", "audio", "velmora", "--items", "1", "--out", str(tmp_path / "o.wav"))
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "o.json").read_text())
+    assert record["duration_s"] > 5 and set(record["voices"]) == {"Alex", "Sam"}
+    assert {t["speaker"] for t in record["turns"]} == {"Alex", "Sam"}
+    transcript = (tmp_path / "o.md").read_text()
+    assert "**Alex:**" in transcript and "**Sam:**" in transcript and "## Sources" in transcript
+
+
+def test_list_sources_search_and_delete(velmora):
+    listed = genlab("notebook", "list")
+    assert "velmora" in listed.stdout and "all-MiniLM-L6-v2" in listed.stdout
+    sources = genlab("notebook", "sources", "velmora")
+    assert "kestrel-island.pdf" in sources.stdout and "pdf" in sources.stdout
+    found = genlab("notebook", "search", "velmora", "ferry fares for a car", "--method", "bm25", "-k", "2")
+    assert found.returncode == 0 and "ferry" in found.stdout
+    assert genlab("notebook", "delete", "velmora", "--yes").returncode == 0
+    assert "no notebooks yet" in genlab("notebook", "list").stdout
+
+
+def test_chat_answers_each_line_until_exit(velmora):
+    result = genlab("notebook", "chat", "velmora", stdin="How many moons does Jupiter have?\n/exit\nignored\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "The sources do not say."

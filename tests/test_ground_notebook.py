@@ -1,0 +1,132 @@
+"""Notebooks on a real SQLite file with real embeddings: idempotent adds, re-indexing,
+nothing lost on bad input, and retrieval that finds the evidence."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+
+import numpy as np
+import pytest
+
+from genlab.errors import ConfigError
+from genlab.ground.notebook import Notebook, list_notebooks
+from genlab.ground.retrieval import NotebookSearch
+from tests.conftest import VELMORA
+
+
+def _rows(notebook):
+    return notebook._db.execute("SELECT id, source_id, start, end, text FROM chunks ORDER BY id").fetchall()
+
+
+def test_adding_an_unchanged_folder_again_changes_nothing(velmora):
+    before = [tuple(r) for r in _rows(velmora)]
+    report = velmora.add([VELMORA])
+    assert report.added == [] and report.updated == [] and report.chunks == 0
+    assert len(report.unchanged) == 5
+    assert [tuple(r) for r in _rows(velmora)] == before
+
+
+def test_every_chunk_points_into_its_sources_text(velmora):
+    chunks, vectors = velmora.chunks()
+    assert len(chunks) == vectors.shape[0] and vectors.shape[1] == 384
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    for chunk in chunks:
+        assert velmora.source_text(chunk.source_id)[chunk.start:chunk.end] == chunk.text
+    pages = {c.page for c in chunks if c.path.endswith(".pdf")}
+    assert pages == {1, 2, 3}
+
+
+def test_a_changed_file_is_reindexed_and_its_old_chunks_go(velmora, tmp_path):
+    folder = tmp_path / "docs"
+    shutil.copytree(VELMORA, folder)
+    velmora.add([folder / "ferry.txt"])                       # another path: a new source
+    ferry = folder / "ferry.txt"
+    ferry.write_text(ferry.read_text().replace("6.50 euros", "7.10 euros"))
+    report = velmora.add([ferry])
+    assert report.updated == [str(ferry.resolve())] and report.added == []
+    texts = [c.text for c in velmora.chunks()[0] if c.path == str(ferry.resolve())]
+    assert any("7.10 euros" in t for t in texts) and not any("6.50 euros" in t for t in texts)
+    # The original copy of ferry.txt is still there, untouched.
+    assert any("6.50 euros" in c.text for c in velmora.chunks()[0] if c.path == str((VELMORA / "ferry.txt").resolve()))
+
+
+def test_one_bad_file_adds_nothing_unless_skipped(velmora, tmp_path):
+    (tmp_path / "good.md").write_text("# Tides\n\nHigh tide in Velmora comes twice a day.\n")
+    (tmp_path / "empty.txt").write_text("")
+    before = velmora.chunk_count()
+    with pytest.raises(ConfigError, match=r"nothing was added: .*empty.txt: the file is empty.*--skip-bad"):
+        velmora.add([tmp_path])
+    assert velmora.chunk_count() == before
+    report = velmora.add([tmp_path], skip_bad=True)
+    assert len(report.added) == 1 and "empty.txt" in report.skipped[0]
+    assert velmora.chunk_count() == before + 1
+
+
+def test_a_corpus_over_the_memory_setting_is_refused_before_any_work(velmora, tmp_path, monkeypatch):
+    (tmp_path / "big.txt").write_text("The harbour master logs every boat. " * 3000)
+    before = velmora.chunk_count()
+    monkeypatch.setenv("GENLAB_NOTEBOOK_MAX_MB", "0.1")
+    with pytest.raises(ConfigError, match=r"nothing was added: .* over GENLAB_NOTEBOOK_MAX_MB=0.1; raise that"):
+        velmora.add([tmp_path / "big.txt"])
+    assert velmora.chunk_count() == before
+
+
+def test_an_interrupted_add_leaves_the_notebook_as_it_was(velmora, tmp_path, monkeypatch):
+    (tmp_path / "new.md").write_text("# Boats\n\nThe lifeboat station opened in 1881.\n")
+    before = [tuple(r) for r in _rows(velmora)]
+    from genlab.ground import embed
+
+    def interrupted(self, texts, progress=None):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(embed.Embedder, "encode", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        velmora.add([tmp_path / "new.md"])
+    assert [tuple(r) for r in _rows(velmora)] == before
+
+
+def test_names_and_unknown_notebooks_get_clear_errors(genlab_home):
+    with pytest.raises(ConfigError, match="no notebook named 'nope' .*genlab notebook create nope"):
+        Notebook.open("nope")
+    with pytest.raises(ConfigError, match="notebook name '../x' is not allowed"):
+        Notebook.create("../x")
+    Notebook.create("a")
+    with pytest.raises(ConfigError, match="notebook 'a' already exists"):
+        Notebook.create("a")
+    assert list_notebooks() == ["a"]
+    Notebook.delete("a")
+    assert list_notebooks() == []
+
+
+def test_the_file_is_a_plain_sqlite_database(velmora):
+    db = sqlite3.connect(velmora.path)
+    assert db.execute("SELECT COUNT(*) FROM sources").fetchone()[0] == 5
+    assert db.execute("SELECT value FROM meta WHERE key='embedder'").fetchone()[0] == "all-MiniLM-L6-v2"
+
+
+@pytest.mark.parametrize("method", ["bm25", "dense", "hybrid"])
+@pytest.mark.parametrize("question, evidence", [
+    ("Who built the lighthouse at Harrow Point?", "Ada Rennick"),
+    ("How much is a child's ferry ticket?", "3.25 euros"),
+    ("When do puffins nest on Kestrel Island?", "April to early August"),
+])
+def test_each_retriever_finds_the_evidence_in_its_top_three(velmora, method, question, evidence):
+    passages = NotebookSearch(velmora, method).search(question, 3)
+    assert any(evidence in p.text for p in passages)
+    assert all(p.similarity is not None for p in passages)
+
+
+def test_hybrid_is_reciprocal_rank_fusion_of_the_two_lists(velmora):
+    search = NotebookSearch(velmora)
+    question = "Which ship was wrecked before the lighthouse was built?"
+    bm25 = [i for i, _ in search.rank(question, "bm25", 50)]
+    dense = [i for i, _ in search.rank(question, "dense", 50)]
+    expected = {i: (1 / (60 + bm25.index(i) + 1) if i in bm25 else 0) + (1 / (60 + dense.index(i) + 1) if i in dense else 0)
+                for i in set(bm25) | set(dense)}
+    hybrid = search.rank(question, "hybrid", 5)
+    assert [i for i, _ in hybrid] == sorted(expected, key=lambda i: (-expected[i], i))[:5]
+    assert all(abs(score - expected[i]) < 1e-12 for i, score in hybrid)
+
+
+def test_bm25_finds_nothing_for_words_the_notebook_lacks(velmora):
+    assert NotebookSearch(velmora, "bm25").search("zeppelin quasar", 5) == []
