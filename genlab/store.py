@@ -59,6 +59,31 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             created REAL NOT NULL
         )""",
     ]),
+    ("002_responses_and_feedback", [
+        """CREATE TABLE responses (
+            id TEXT NOT NULL,                -- the id the caller saw (chatcmpl-…), one per choice index
+            choice_index INTEGER NOT NULL,
+            time REAL NOT NULL,
+            model TEXT NOT NULL,
+            messages TEXT NOT NULL,          -- JSON: the chat messages sent, in OpenAI's shape
+            completion TEXT NOT NULL,        -- the assistant's reply
+            source TEXT,
+            PRIMARY KEY (id, choice_index)
+        )""",
+        """CREATE TABLE feedback (
+            id INTEGER PRIMARY KEY,
+            time REAL NOT NULL,
+            response_id TEXT NOT NULL,       -- rated response, or the chosen one of a pair
+            choice_index INTEGER NOT NULL,
+            rating INTEGER,                  -- +1 thumbs up, -1 thumbs down, NULL for a pair
+            better TEXT,                     -- a better answer the user wrote (with a rating)
+            rejected_id TEXT,                -- pairwise: the response that lost
+            rejected_index INTEGER,
+            source TEXT,
+            FOREIGN KEY (response_id, choice_index) REFERENCES responses(id, choice_index),
+            FOREIGN KEY (rejected_id, rejected_index) REFERENCES responses(id, choice_index)
+        )""",
+    ]),
 ]
 
 
@@ -169,6 +194,50 @@ class Store:
             "INSERT OR REPLACE INTO response_cache (key, model, response, created) VALUES (?,?,?,?)",
             (key, model, json.dumps(response), time.time()),
         )
+
+    # -- responses and feedback ------------------------------------------------------
+
+    def record_response(self, response_id: str, model: str, messages: list[dict], completions: list[str],
+                        source: str | None = None) -> None:
+        """Keep a reply (each of its choices) with its prompt, so feedback can point at it."""
+        now, prompt = time.time(), json.dumps(messages, ensure_ascii=False)
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO responses (id, choice_index, time, model, messages, completion, source)"
+                " VALUES (?,?,?,?,?,?,?)",
+                [(response_id, i, now, model, prompt, text, source) for i, text in enumerate(completions)])
+            self._db.execute("COMMIT")
+
+    def response_exists(self, response_id: str, choice_index: int = 0) -> bool:
+        return bool(self.execute("SELECT 1 FROM responses WHERE id=? AND choice_index=?",
+                                 (response_id, choice_index)))
+
+    def add_feedback(self, response_id: str, choice_index: int = 0, *, rating: int | None = None,
+                     better: str | None = None, rejected_id: str | None = None, rejected_index: int = 0,
+                     source: str | None = None) -> int:
+        """Store one rating (+1/-1, optionally with a better answer) or one pairwise preference."""
+        for rid, index in [(response_id, choice_index)] + ([(rejected_id, rejected_index)] if rejected_id else []):
+            if not self.response_exists(rid, index):
+                raise ConfigError(f"no recorded response '{rid}' (choice {index}); feedback can only be given "
+                                  "on replies from genlab chat or genlab serve")
+        with self._lock:
+            return self._db.execute(
+                "INSERT INTO feedback (time, response_id, choice_index, rating, better, rejected_id,"
+                " rejected_index, source) VALUES (?,?,?,?,?,?,?,?)",
+                (time.time(), response_id, choice_index, rating, better, rejected_id,
+                 rejected_index if rejected_id else None, source)).lastrowid
+
+    def feedback_rows(self) -> list[dict[str, Any]]:
+        """Every feedback row with its response's prompt and reply (and the loser's, for pairs), oldest first."""
+        rows = self.execute(
+            "SELECT f.id, f.time, f.rating, f.better, f.source, f.response_id, f.choice_index,"
+            " r.messages, r.completion, f.rejected_id, l.completion AS rejected_completion,"
+            " l.messages AS rejected_messages"
+            " FROM feedback f JOIN responses r ON r.id = f.response_id AND r.choice_index = f.choice_index"
+            " LEFT JOIN responses l ON l.id = f.rejected_id AND l.choice_index = f.rejected_index"
+            " ORDER BY f.id")
+        return [dict(row) for row in rows]
 
     def close(self) -> None:
         with self._lock:

@@ -33,6 +33,7 @@ from genlab.cli import models as _models  # noqa: E402  (registers prompt, chat,
 from genlab.cli import reason as _reason  # noqa: E402  (registers classify, ttc)
 from genlab.cli import evaluate as _evaluate  # noqa: E402  (registers eval)
 from genlab.cli import ground as _ground  # noqa: E402  (registers notebook, ask)
+from genlab.cli import train as _train  # noqa: E402  (registers feedback, tune)
 
 def main() -> None:
     """Entry point: user errors print one line and exit 1; bugs raise under GENLAB_DEBUG."""

@@ -126,14 +126,20 @@ def chat(
     seed: Optional[int] = SeedOpt,
     max_tokens: Optional[int] = MaxTokensOpt,
 ) -> None:
-    """Chat interactively, with streamed answers. Type /reset to forget, /exit or Ctrl-D to leave."""
+    """Chat interactively, with streamed answers.
+
+    /up or /down rates the last reply (/down BETTER ANSWER also stores the answer you wanted);
+    ratings go to genlab's store for `genlab feedback export`. /reset forgets, /exit or Ctrl-D leaves.
+    """
     from genlab.models import build_request, get_model
 
     llm = get_model(model, source="cli")
     history: list[dict[str, str]] = [{"role": "system", "content": system}] if system else []
     interactive = sys.stdin.isatty()
+    last_reply: str | None = None
     if interactive:
-        err.print(f"[dim]genlab chat with {model} — /reset forgets, /exit leaves[/]")
+        err.print(f"[dim]genlab chat with {model} — /up or /down [better answer] rates the last reply, "
+                  "/reset forgets, /exit leaves[/]")
     while True:
         try:
             line = input("you> " if interactive else "")
@@ -145,6 +151,17 @@ def chat(
             break
         if line.strip() == "/reset":
             history = history[:1] if system else []
+            last_reply = None
+            continue
+        command, _, better = line.strip().partition(" ")
+        if command in ("/up", "/down"):
+            if last_reply is None:
+                err.print("[yellow]nothing to rate yet: ask something first[/]")
+                continue
+            llm.store.add_feedback(last_reply, rating=1 if command == "/up" else -1,
+                                   better=better.strip() or None, source="chat")
+            err.print(f"[dim]stored {'thumbs up' if command == '/up' else 'thumbs down'}"
+                      f"{' with a better answer' if better.strip() else ''}[/]")
             continue
         history.append({"role": "user", "content": line})
         request = build_request(messages=history, temperature=temperature, top_p=top_p, top_k=top_k,
@@ -155,6 +172,8 @@ def chat(
         for chunk in stream:
             out.out(chunk.text, end="")
         out.out("")
+        llm.store.record_response(stream.response.id, model, history, [stream.response.text], source="chat")
+        last_reply = stream.response.id
         history.append({"role": "assistant", "content": stream.response.text})
         err.print(f"[dim]{_usage_line(stream.response)}[/]")
 

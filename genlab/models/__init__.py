@@ -4,6 +4,7 @@ Model specs:
 
     local                       the embedded SmolLM2-135M-Instruct (default)
     local:/path/to/model.gguf   any GGUF file, run in-process by llama.cpp
+    hf:/path/to/folder          a Hugging Face model folder (e.g. from genlab tune), on transformers
     openai:MODEL                OpenAI (OPENAI_API_KEY)
     gemini:MODEL                Gemini's OpenAI-compatible endpoint (GEMINI_API_KEY)
     ollama:MODEL                a local Ollama (OLLAMA_HOST, default localhost:11434)
@@ -39,6 +40,10 @@ def get_backend(spec: str) -> Backend:
         return LocalBackend()
     if spec.startswith("local:"):
         return LocalBackend(spec.removeprefix("local:"))
+    if spec.startswith("hf:"):
+        from genlab.models.hf import HFBackend
+
+        return HFBackend(spec.removeprefix("hf:"))
     if spec.startswith(("http://", "https://")):
         base_url, _, name = spec.partition("#")
         return OpenAICompatBackend(RAW, name, base_url=base_url)
@@ -46,7 +51,7 @@ def get_backend(spec: str) -> Backend:
     if sep and prefix in PROVIDERS:
         return OpenAICompatBackend(PROVIDERS[prefix], name)
     raise ConfigError(
-        f"unknown model spec '{spec}'; use local, local:/path.gguf, openai:MODEL, gemini:MODEL, "
+        f"unknown model spec '{spec}'; use local, local:/path.gguf, hf:DIR, openai:MODEL, gemini:MODEL, "
         "ollama:MODEL or http://HOST:PORT/v1#MODEL (see: genlab models)"
     )
 

@@ -16,11 +16,11 @@ import logging
 import threading
 import time
 import uuid
-from typing import Any, Iterator
+from typing import Any, Iterator, Literal
 
 from fastapi import FastAPI, Request as HttpRequest
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from genlab.errors import GenlabError
@@ -126,13 +126,56 @@ def create_app(specs: list[str], *, api_key: str | None = None, store: Store | N
 
     @app.post("/v1/chat/completions")
     def chat_completions(body: dict = _json_body()) -> Any:
-        return _handle(pool, body, chat=True)
+        return _handle(pool, body, chat=True, store=store)
 
     @app.post("/v1/completions")
     def completions(body: dict = _json_body()) -> Any:
         return _handle(pool, body, chat=False)
 
+    @app.post("/v1/feedback")
+    def feedback(body: dict = _json_body()) -> dict:
+        return _feedback(store, body)
+
     return app
+
+
+class FeedbackBody(BaseModel):
+    """POST /v1/feedback: a rating of one reply, or a preference between two."""
+
+    model_config = ConfigDict(extra="forbid")
+    response_id: str | None = None          # a chat completion's id
+    choice_index: int = Field(0, ge=0)
+    rating: Literal["up", "down"] | None = None
+    better_response: str | None = Field(None, min_length=1)
+    chosen_id: str | None = None
+    chosen_index: int = Field(0, ge=0)
+    rejected_id: str | None = None
+    rejected_index: int = Field(0, ge=0)
+
+
+def _feedback(store: Store, body: dict) -> dict:
+    try:
+        fb = FeedbackBody(**body)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        param = ".".join(str(p) for p in err["loc"]) or None
+        raise ApiError(400, f"invalid '{param}': {err['msg']}", param=param) from None
+    rating = {"up": 1, "down": -1, None: None}[fb.rating]
+    if fb.chosen_id or fb.rejected_id:
+        if not (fb.chosen_id and fb.rejected_id) or fb.response_id or fb.rating or fb.better_response:
+            raise ApiError(400, "a preference needs chosen_id and rejected_id, and nothing of a rating")
+        args = dict(response_id=fb.chosen_id, choice_index=fb.chosen_index, rejected_id=fb.rejected_id,
+                    rejected_index=fb.rejected_index)
+    elif fb.response_id and (rating is not None or fb.better_response):
+        args = dict(response_id=fb.response_id, choice_index=fb.choice_index,
+                    rating=rating if rating is not None else -1, better=fb.better_response)
+    else:
+        raise ApiError(400, "send {response_id, rating: up|down, better_response?} or {chosen_id, rejected_id}")
+    try:
+        feedback_id = store.add_feedback(**args, source="serve")
+    except GenlabError as exc:
+        raise ApiError(404, str(exc), param="response_id", code="response_not_found") from exc
+    return {"id": feedback_id, "object": "feedback", "stored": True}
 
 
 def _json_body():
@@ -178,12 +221,20 @@ def _parse(body: dict, chat: bool) -> Request:
         raise ApiError(400, f"invalid '{param}': {message}" if param else message, param=param) from None
 
 
-def _handle(pool: ModelPool, body: dict, chat: bool) -> Any:
+def _handle(pool: ModelPool, body: dict, chat: bool, store: Store | None = None) -> Any:
     model = pool.get(body.get("model"))
     request = _parse(body, chat)
+
+    def keep(response_id: str, response: Response) -> None:
+        # Chat replies are kept with their prompt so that POST /v1/feedback can rate them.
+        if chat and store is not None:
+            store.record_response(response_id, body["model"], body["messages"], response.texts, source="serve")
+
     if not body.get("stream"):
         response = model.execute(request)
-        return (_chat_json if chat else _completion_json)(response, body["model"])
+        data = (_chat_json if chat else _completion_json)(response, body["model"])
+        keep(data["id"], response)
+        return data
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     stream = model.execute(request, stream=True)
     chunks = iter(stream)
@@ -192,7 +243,7 @@ def _handle(pool: ModelPool, body: dict, chat: bool) -> Any:
         first = next(chunks, None)
     except GenlabError as exc:
         raise _from_genlab(exc) from exc
-    return StreamingResponse(_sse(stream, first, chunks, body["model"], chat, request.n, include_usage),
+    return StreamingResponse(_sse(stream, first, chunks, body["model"], chat, request.n, include_usage, keep),
                              media_type="text/event-stream")
 
 
@@ -231,7 +282,7 @@ def _completion_json(response: Response, model: str) -> dict:
 
 
 def _sse(stream: Stream, first, chunks: Iterator, model: str, chat: bool, n: int,
-         include_usage: bool) -> Iterator[str]:
+         include_usage: bool, keep) -> Iterator[str]:
     """Yield OpenAI's server-sent events: role first, content deltas, finish, usage, [DONE]."""
     cid = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:24]
     base = {"id": cid, "object": "chat.completion.chunk" if chat else "text_completion",
@@ -253,6 +304,7 @@ def _sse(stream: Stream, first, chunks: Iterator, model: str, chat: bool, n: int
         pending = [first] if first is not None else []
         for chunk in itertools.chain(pending, chunks):
             yield event([piece(chunk.index, chunk.text, chunk.finish_reason, chunk.logprobs)])
+        keep(cid, stream.response)
         if include_usage:
             yield event([], usage=_usage_json(stream.response))
     except GenlabError as exc:

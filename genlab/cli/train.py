@@ -1,0 +1,157 @@
+"""`genlab feedback …` and `genlab tune …`: learning from what users said."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from genlab.cli import app, err, out
+
+feedback_app = typer.Typer(no_args_is_help=True, help="Ratings and preferences captured in chat and serve.")
+app.add_typer(feedback_app, name="feedback")
+
+
+@feedback_app.command("export")
+def export(output: Path = typer.Argument(..., help="The JSONL file to write."),
+           fmt: str = typer.Option("sft", "--format", "-f", help="sft (messages), preference (prompt/chosen/"
+                                   "rejected) or unpaired (prompt/completion/label)."),
+           min_rows: int = typer.Option(1, "--min-rows", help="Refuse to write fewer rows than this.")) -> None:
+    """Write captured feedback in one of TRL's dataset formats.
+
+    Example: genlab feedback export prefs.jsonl --format preference
+    """
+    from genlab.errors import ConfigError
+    from genlab.store import Store
+    from genlab.train.feedback import export_rows, write_jsonl
+
+    rows, unused = export_rows(Store(), fmt)
+    if len(rows) < min_rows:
+        raise ConfigError(f"only {len(rows)} {fmt} rows in the captured feedback (need {min_rows}); rate more "
+                          "replies with /up, /down in genlab chat or POST /v1/feedback")
+    write_jsonl(rows, output)
+    out.print(f"wrote {len(rows)} {fmt} rows to {output}")
+    if unused:
+        err.print(f"[dim]{unused} feedback rows do not fit the {fmt} format and were left out[/]")
+
+
+@feedback_app.command("stats")
+def stats() -> None:
+    """Count captured ratings and preferences."""
+    from genlab.store import Store
+
+    rows = Store().feedback_rows()
+    up = sum(r["rating"] == 1 for r in rows)
+    down = sum(r["rating"] == -1 for r in rows)
+    better = sum(bool(r["better"]) for r in rows)
+    pairs = sum(bool(r["rejected_id"]) for r in rows)
+    out.print(f"{len(rows)} feedback rows: {up} thumbs up, {down} thumbs down ({better} with a better answer), "
+              f"{pairs} pairwise preferences")
+
+
+tune_app = typer.Typer(no_args_is_help=True, help="Fine-tune a model on the CPU with trl: SFT, reward model, DPO, KTO.")
+app.add_typer(tune_app, name="tune")
+
+OutputOpt = typer.Option(..., "--output", "-o", help="Folder to write (a Hugging Face model; use it as --model hf:DIR).")
+BaseOpt = typer.Option("local", "--base", help="Starting model: local (the embedded model) or hf:DIR.")
+StepsOpt = typer.Option(100, "--max-steps", min=1, help="Optimiser steps.")
+MinutesOpt = typer.Option(None, "--max-minutes", help="Stop (with a checkpoint) after this long.")
+LrOpt = typer.Option(None, "--lr", help="Learning rate (default 2e-5, or 1e-4 with --lora).")
+BatchOpt = typer.Option(4, "--batch-size", min=1)
+LengthOpt = typer.Option(256, "--max-length", min=16, help="Tokens per example.")
+LoraOpt = typer.Option(False, "--lora", help="Train LoRA adapters (merged into the saved model).")
+SaveOpt = typer.Option(25, "--save-steps", min=1, help="Checkpoint every this many steps.")
+ResumeOpt = typer.Option(False, "--resume", help="Continue from the newest checkpoint in --output.")
+
+
+def _options(output, base, max_steps, max_minutes, lr, batch_size, max_length, lora, save_steps, resume):
+    from genlab.train.trainer import TrainOptions
+
+    return TrainOptions(output=output, base=base, max_steps=max_steps, max_minutes=max_minutes,
+                        learning_rate=lr if lr is not None else (1e-4 if lora else 2e-5), batch_size=batch_size,
+                        max_length=max_length, lora=lora, save_steps=save_steps, resume=resume)
+
+
+def _report(summary: dict) -> None:
+    loss = ""
+    if summary["loss_first"] is not None:
+        loss = f"; loss {summary['loss_first']:.4f} → {summary['loss_last']:.4f}"
+    weights = summary.get("weights") or {}
+    moved = f"; weights moved {100 * weights['relative_l2_change']:.3f} % (L2)" if weights else ""
+    out.print(f"{summary['method']}: {summary['steps']} steps on {summary['rows']} rows in "
+              f"{summary['seconds']:.0f} s{loss}{moved}")
+    if "held_out_accuracy_after" in summary:
+        out.print(f"held-out pairwise accuracy ({summary['held_out_pairs']} pairs): "
+                  f"{100 * summary['held_out_accuracy_before']:.0f} % → {100 * summary['held_out_accuracy_after']:.0f} %")
+    out.print(f"wrote {summary['options']['output']} (use it as --model hf:{summary['options']['output']})")
+
+
+def _say(message: str) -> None:
+    err.print(f"[dim]{message}[/]")
+
+
+@tune_app.command()
+def sft(data: Path = typer.Argument(..., help="JSONL: {messages} or {prompt, completion}."), output: Path = OutputOpt,
+        base: str = BaseOpt, max_steps: int = StepsOpt, max_minutes: float = MinutesOpt, lr: float = LrOpt,
+        batch_size: int = BatchOpt, max_length: int = LengthOpt, lora: bool = LoraOpt, save_steps: int = SaveOpt,
+        resume: bool = ResumeOpt) -> None:
+    """Supervised fine-tuning on demonstrations.  Example: genlab tune sft demos.jsonl -o runs/sft --max-steps 50"""
+    from genlab.train.sft import tune_sft
+
+    _report(tune_sft(data, _options(output, base, max_steps, max_minutes, lr, batch_size, max_length, lora,
+                                    save_steps, resume), progress=_say))
+
+
+@tune_app.command()
+def reward(data: Path = typer.Argument(..., help="JSONL: {prompt, chosen, rejected}."), output: Path = OutputOpt,
+           base: str = BaseOpt, max_steps: int = StepsOpt, max_minutes: float = MinutesOpt, lr: float = LrOpt,
+           batch_size: int = BatchOpt, max_length: int = LengthOpt, lora: bool = LoraOpt, save_steps: int = SaveOpt,
+           resume: bool = ResumeOpt) -> None:
+    """Train a Bradley-Terry reward model on pairs; reports held-out pairwise accuracy."""
+    from genlab.train.reward import tune_reward
+
+    _report(tune_reward(data, _options(output, base, max_steps, max_minutes, lr, batch_size, max_length, lora,
+                                       save_steps, resume), progress=_say))
+
+
+@tune_app.command()
+def dpo(data: Path = typer.Argument(..., help="JSONL: {prompt, chosen, rejected}."), output: Path = OutputOpt,
+        base: str = BaseOpt, beta: float = typer.Option(0.1, "--beta"), max_steps: int = StepsOpt,
+        max_minutes: float = MinutesOpt, lr: float = LrOpt, batch_size: int = BatchOpt, max_length: int = LengthOpt,
+        lora: bool = LoraOpt, save_steps: int = SaveOpt, resume: bool = ResumeOpt) -> None:
+    """Direct preference optimisation on pairs (e.g. genlab feedback export --format preference)."""
+    from genlab.train.preference import tune_preference
+
+    _report(tune_preference("dpo", data, _options(output, base, max_steps, max_minutes, lr, batch_size, max_length,
+                                                  lora, save_steps, resume), beta=beta, progress=_say))
+
+
+@tune_app.command()
+def kto(data: Path = typer.Argument(..., help="JSONL: {prompt, completion, label}."), output: Path = OutputOpt,
+        base: str = BaseOpt, beta: float = typer.Option(0.1, "--beta"), max_steps: int = StepsOpt,
+        max_minutes: float = MinutesOpt, lr: float = LrOpt, batch_size: int = typer.Option(4, "--batch-size", min=2),
+        max_length: int = LengthOpt, lora: bool = LoraOpt, save_steps: int = SaveOpt,
+        resume: bool = ResumeOpt) -> None:
+    """KTO on thumbs up/down (e.g. genlab feedback export --format unpaired)."""
+    from genlab.train.preference import tune_preference
+
+    _report(tune_preference("kto", data, _options(output, base, max_steps, max_minutes, lr, batch_size, max_length,
+                                                  lora, save_steps, resume), beta=beta, progress=_say))
+
+
+@tune_app.command("best-of-n")
+def best_of_n(prompt: str, reward_model: Path = typer.Option(..., "--reward", help="A folder from genlab tune reward."),
+              model: str = typer.Option("local", "--model", "-m"), n: int = typer.Option(4, "-n", min=1),
+              temperature: float = typer.Option(0.8, "--temperature"),
+              max_tokens: int = typer.Option(128, "--max-tokens")) -> None:
+    """Sample N replies and keep the one the reward model scores highest (all scores shown)."""
+    from genlab.models import get_model
+    from genlab.search.ttc import best_of_n as pick
+    from genlab.train.reward import reward_verifier
+
+    best, sampled = pick(get_model(model, source="tune"), [{"role": "user", "content": prompt}], n,
+                         lambda text: text, reward_verifier(reward_model), temperature=temperature,
+                         max_tokens=max_tokens)
+    for i, (chain, score) in enumerate(zip(sampled.chains, best.scores)):
+        mark = "→" if i == best.index else " "
+        out.print(f"{mark} {score:+.3f}  {' '.join(chain.text.split())[:160]}")

@@ -1,0 +1,92 @@
+"""A trainable copy of the embedded model: SmolLM2-135M-Instruct in transformers, fp32.
+
+transformers reads the shipped GGUF (with the ``gguf`` package) into a LlamaForCausalLM,
+but flags it as quantized, and then neither ``save_pretrained`` nor the trainers take it.
+So the weights are copied once into a fresh model built from the same config and saved
+as a plain Hugging Face folder in genlab's cache (about 516 MiB; never committed). The
+Q4_1 rounding of the GGUF is baked into those weights.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import platformdirs
+
+from genlab.errors import ConfigError
+
+BASE_NAME = "smollm2-135m-instruct"
+
+
+def cache_dir() -> Path:
+    """genlab's cache: GENLAB_CACHE, else the user's cache directory."""
+    value = os.environ.get("GENLAB_CACHE")
+    return Path(value).expanduser() if value else Path(platformdirs.user_cache_dir("genlab"))
+
+
+def set_threads() -> None:
+    """Use as many torch threads as cores genlab may use (more makes torch ~10x slower)."""
+    import torch
+
+    threads = int(os.environ.get("GENLAB_THREADS") or len(os.sched_getaffinity(0)))
+    torch.set_num_threads(threads)
+
+
+def offline() -> None:
+    """Every model genlab trains is on disk; a hub request would be a bug, so forbid it."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+
+def base_model_dir(progress=None) -> Path:
+    """Return the folder of the fp32 copy, building it from the GGUF on first use."""
+    target = cache_dir() / BASE_NAME
+    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+        return target
+    offline()
+    try:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+    except ImportError as exc:
+        raise ConfigError("training needs genlab's training extras: pip install torch==2.13.0 'genlab[train]'") from exc
+    from genlab.models.local import embedded_gguf
+
+    gguf = embedded_gguf()
+    if progress:
+        progress(f"building a trainable copy of the embedded model in {target} (once)")
+    set_threads()
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    config = loaded.config
+    # The GGUF loader marks the config as quantized; the copy is plain fp32 weights.
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config._name_or_path = BASE_NAME
+    fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    fresh.load_state_dict(loaded.state_dict())
+    fresh.generation_config = loaded.generation_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=BASE_NAME + "-", dir=target.parent))
+    fresh.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    # Rename into place so a half-written copy is never taken for a finished one.
+    try:
+        staging.rename(target)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)      # another process finished first
+    return target
+
+
+def resolve_model_dir(spec: str | None, progress=None) -> Path:
+    """``None``/``local``: the embedded model's copy; ``hf:DIR`` or a folder: that folder."""
+    if spec in (None, "", "local"):
+        return base_model_dir(progress)
+    path = Path(spec.removeprefix("hf:")).expanduser()
+    if not (path / "config.json").is_file():
+        raise ConfigError(f"'{spec}' is not a Hugging Face model folder (no config.json); use local, hf:DIR "
+                          "or a folder written by genlab tune")
+    return path

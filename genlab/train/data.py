@@ -1,0 +1,82 @@
+"""Training data: JSONL in TRL's formats, checked line by line before any work starts.
+
+    sft          {"messages": [...]} (last message the assistant's), or {"prompt", "completion"}
+    preference   {"prompt", "chosen", "rejected"}
+    unpaired     {"prompt", "completion", "label": true|false}
+    prompts      {"prompt"} (GRPO, distillation)
+
+Each text field is a string, or a list of chat messages ({"role", "content"}) as
+`genlab feedback export` writes them; TRL applies the chat template to the latter.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from genlab.errors import ConfigError
+
+FIELDS = {
+    "sft": (("messages",), ("prompt", "completion")),
+    "preference": (("prompt", "chosen", "rejected"),),
+    "unpaired": (("prompt", "completion", "label"),),
+    "prompts": (("prompt",),),
+}
+ROLES = {"system", "user", "assistant"}
+
+
+def load_rows(path: Path, kind: str, *, min_rows: int = 2) -> list[dict]:
+    """Read ``path`` as ``kind`` rows; raise ConfigError naming the line and the fix."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the data file ({exc.strerror or exc})") from exc
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; training data is JSONL") from None
+    rows = []
+    shapes = FIELDS[kind]
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{where}: not valid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise ConfigError(f"{where}: each line must be a JSON object")
+        shape = next((s for s in shapes if all(k in row for k in s)), None)
+        if shape is None:
+            wanted = " or ".join("{" + ", ".join(s) + "}" for s in shapes)
+            raise ConfigError(f"{where}: a {kind} row needs {wanted}; got keys {sorted(row)}")
+        for key in shape:
+            if key == "label":
+                if not isinstance(row[key], bool):
+                    raise ConfigError(f"{where}: \"label\" must be true (thumbs up) or false (thumbs down)")
+            else:
+                _check_text(row[key], f"{where}: \"{key}\"", last_assistant=(key == "messages"))
+        rows.append({k: row[k] for k in shape})
+    if len({tuple(r) for r in rows}) > 1:
+        raise ConfigError(f"{path}: rows mix {' and '.join(sorted({', '.join(r) for r in rows}))}; "
+                          "use one shape per file")
+    if len(rows) < min_rows:
+        raise ConfigError(f"{path}: {len(rows)} {kind} rows; this needs at least {min_rows}")
+    if kind == "unpaired" and len({r["label"] for r in rows}) < 2:
+        raise ConfigError(f"{path}: KTO needs both thumbs up (label true) and thumbs down (label false) rows")
+    return rows
+
+
+def _check_text(value, where: str, last_assistant: bool = False) -> None:
+    if isinstance(value, str):
+        if not value.strip():
+            raise ConfigError(f"{where} is empty")
+        return
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{where} must be a string or a non-empty list of chat messages")
+    for message in value:
+        if (not isinstance(message, dict) or message.get("role") not in ROLES
+                or not isinstance(message.get("content"), str)):
+            raise ConfigError(f"{where} holds a message that is not {{\"role\": system|user|assistant, "
+                              "\"content\": string}")
+    if last_assistant and value[-1]["role"] != "assistant":
+        raise ConfigError(f"{where} must end with the assistant's message (what the model should learn to say)")

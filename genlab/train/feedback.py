@@ -1,0 +1,78 @@
+"""Feedback captured in `genlab chat` and `genlab serve`, exported in TRL's dataset formats.
+
+    sft          {"messages": [... , {"role": "assistant", "content": reply}]}
+                 thumbs-up replies, and the better answers users wrote
+    preference   {"prompt": [messages], "chosen": [assistant], "rejected": [assistant]}
+                 pairwise preferences on the same prompt, and (better answer ≻ the reply) pairs
+    unpaired     {"prompt": [messages], "completion": [assistant], "label": true|false}
+                 thumbs up / down (what KTO trains on); a better answer counts as a thumbs up
+
+When one reply is rated more than once, the latest rating counts.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from genlab.errors import ConfigError
+from genlab.store import Store
+
+FORMATS = ("sft", "preference", "unpaired")
+
+
+def _assistant(text: str) -> list[dict]:
+    return [{"role": "assistant", "content": text}]
+
+
+def export_rows(store: Store, fmt: str) -> tuple[list[dict], int]:
+    """Return (rows in ``fmt``, feedback rows that could not be used in it)."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown export format '{fmt}'; use {', '.join(FORMATS)}")
+    latest: dict[tuple, dict] = {}
+    pairs, skipped = [], 0
+    for row in store.feedback_rows():
+        if row["rejected_id"]:
+            pairs.append(row)
+        else:
+            latest[(row["response_id"], row["choice_index"])] = row
+    ratings = list(latest.values())
+    out: list[dict] = []
+    if fmt == "sft":
+        for row in ratings:
+            messages = json.loads(row["messages"])
+            if row["better"]:
+                out.append({"messages": messages + _assistant(row["better"])})
+            elif row["rating"] == 1:
+                out.append({"messages": messages + _assistant(row["completion"])})
+            else:
+                skipped += 1
+    elif fmt == "preference":
+        for row in pairs:
+            if row["messages"] != row["rejected_messages"]:
+                skipped += 1           # a preference between answers to different prompts teaches nothing
+                continue
+            out.append({"prompt": json.loads(row["messages"]), "chosen": _assistant(row["completion"]),
+                        "rejected": _assistant(row["rejected_completion"])})
+        for row in ratings:
+            if row["better"]:
+                out.append({"prompt": json.loads(row["messages"]), "chosen": _assistant(row["better"]),
+                            "rejected": _assistant(row["completion"])})
+            else:
+                skipped += 1
+    else:
+        for row in ratings:
+            prompt = json.loads(row["messages"])
+            if row["rating"] is not None:
+                out.append({"prompt": prompt, "completion": _assistant(row["completion"]), "label": row["rating"] > 0})
+            if row["better"]:
+                out.append({"prompt": prompt, "completion": _assistant(row["better"]), "label": True})
+        skipped += len(pairs)
+    return out, skipped
+
+
+def write_jsonl(rows: list[dict], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -1,0 +1,44 @@
+"""Preference tuning without a separate reward model, with trl:
+
+* DPO (Rafailov et al. 2023) on pairs ``prompt``/``chosen``/``rejected``;
+* KTO (Ethayarajh et al. 2024) on unpaired thumbs up/down ``prompt``/``completion``/``label``,
+  which is what users give most often.
+
+Both keep a frozen copy of the starting model as the reference; ``beta`` (default 0.1,
+both papers' default) sets how far the policy may move from it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from genlab.train.base import offline, resolve_model_dir, set_threads
+from genlab.train.data import load_rows
+from genlab.train.trainer import TrainOptions, callbacks, check_output, lora_config, run, snapshot, trl_config
+
+
+def tune_preference(method: str, data: Path, options: TrainOptions, *, beta: float = 0.1, progress=None) -> dict:
+    """Run DPO (``method="dpo"``, pairs) or KTO (``method="kto"``, thumbs up/down)."""
+    rows = load_rows(data, "preference" if method == "dpo" else "unpaired")
+    check_output(options)
+    offline()
+    set_threads()
+    base = resolve_model_dir(options.base, progress)
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if method == "dpo":
+        from trl import DPOConfig as Config, DPOTrainer as Trainer
+        fields = {"beta": beta}
+    else:
+        from trl import KTOConfig as Config, KTOTrainer as Trainer
+        fields = {"beta": beta}
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    before = snapshot(model)
+    losses: list[float] = []
+    trainer = Trainer(model=model, args=trl_config(Config, options, **fields), train_dataset=Dataset.from_list(rows),
+                      processing_class=tokenizer, callbacks=callbacks(options, losses),
+                      peft_config=lora_config() if options.lora else None)
+    return run(trainer, options, method, losses, rows=len(rows), before=before, extra_summary={"beta": beta})

@@ -1,0 +1,97 @@
+"""Reward models (`genlab tune reward`): a Bradley-Terry scorer trained on preference pairs
+with trl's RewardTrainer, the step of the InstructGPT recipe between SFT and RL.
+
+The model is the chosen base with a one-output head; the loss is
+-log σ(r(prompt, chosen) − r(prompt, rejected)). A seeded 20 % of the pairs (at least
+one) is held out, and pairwise accuracy on them is reported before and after training.
+`RewardModel` loads a trained one to score replies, for best-of-N and GRPO.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+from genlab.train.base import offline, resolve_model_dir, set_threads
+from genlab.train.data import load_rows
+from genlab.train.trainer import (SUMMARY_FILE, TrainOptions, callbacks, check_output, lora_config, run, snapshot,
+                                  trl_config)
+
+HELD_OUT = 0.2
+
+
+def as_messages(prompt, completion) -> list[dict]:
+    """One conversation from TRL fields that are strings or message lists."""
+    prompt = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+    completion = [{"role": "assistant", "content": completion}] if isinstance(completion, str) else list(completion)
+    return prompt + completion
+
+
+class RewardModel:
+    """Score (prompt, reply) pairs with a trained reward model folder."""
+
+    def __init__(self, path: str | Path, model=None, tokenizer=None):
+        offline()
+        set_threads()
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(path)
+        self.model = model or AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32)
+        self.model.eval()
+
+    def score(self, prompt, completion) -> float:
+        import torch
+
+        text = self.tokenizer.apply_chat_template(as_messages(prompt, completion), tokenize=False)
+        inputs = self.tokenizer(text, return_tensors="pt", truncation=True, max_length=1024)
+        with torch.no_grad():
+            return float(self.model(**inputs).logits[0, 0])
+
+    def accuracy(self, pairs: list[dict]) -> float:
+        """Share of pairs where the chosen reply scores above the rejected one."""
+        wins = sum(self.score(p["prompt"], p["chosen"]) > self.score(p["prompt"], p["rejected"]) for p in pairs)
+        return wins / len(pairs)
+
+
+def split(rows: list[dict], seed: int) -> tuple[list[dict], list[dict]]:
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    held = max(1, round(HELD_OUT * len(rows)))
+    return [rows[i] for i in order[held:]], [rows[i] for i in order[:held]]
+
+
+def tune_reward(data: Path, options: TrainOptions, progress=None) -> dict:
+    rows = load_rows(data, "preference", min_rows=4)
+    check_output(options)
+    offline()
+    set_threads()
+    base = resolve_model_dir(options.base, progress)
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from trl import RewardConfig, RewardTrainer
+
+    train, held = split(rows, options.seed)
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1, dtype=torch.float32)
+    model.config.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    before_accuracy = RewardModel(base, model, tokenizer).accuracy(held)
+    before = snapshot(model)
+    losses: list[float] = []
+    trainer = RewardTrainer(model=model, args=trl_config(RewardConfig, options), train_dataset=Dataset.from_list(train),
+                            processing_class=tokenizer, callbacks=callbacks(options, losses),
+                            peft_config=lora_config("SEQ_CLS") if options.lora else None)
+    summary = run(trainer, options, "reward", losses, rows=len(train), before=before,
+                  extra_summary={"held_out_pairs": len(held), "held_out_accuracy_before": before_accuracy})
+    after = RewardModel(options.output).accuracy(held)
+    summary["held_out_accuracy_after"] = after
+    (options.output / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def reward_verifier(path: str | Path):
+    """A test-time-compute verifier ``(question, chain) -> reward`` from a reward model folder."""
+    model = RewardModel(path)
+    return lambda question, chain: model.score(question, chain.text)

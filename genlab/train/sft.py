@@ -1,0 +1,35 @@
+"""Supervised fine-tuning on demonstrations (`genlab tune sft`), with trl's SFTTrainer.
+
+Rows are chat ``messages`` (the loss covers the whole conversation, as TRL does for this
+format) or ``prompt``/``completion`` (the loss covers the completion only). The result
+is a Hugging Face folder usable as ``--model hf:DIR``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from genlab.train.base import offline, resolve_model_dir, set_threads
+from genlab.train.data import load_rows
+from genlab.train.trainer import TrainOptions, callbacks, check_output, lora_config, run, snapshot, trl_config
+
+
+def tune_sft(data: Path, options: TrainOptions, progress=None) -> dict:
+    rows = load_rows(data, "sft")
+    check_output(options)
+    offline()
+    set_threads()
+    base = resolve_model_dir(options.base, progress)
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    before = snapshot(model)
+    losses: list[float] = []
+    trainer = SFTTrainer(model=model, args=trl_config(SFTConfig, options), train_dataset=Dataset.from_list(rows),
+                         processing_class=tokenizer, callbacks=callbacks(options, losses),
+                         peft_config=lora_config() if options.lora else None)
+    return run(trainer, options, "sft", losses, rows=len(rows), before=before)

@@ -1,0 +1,140 @@
+"""What every `genlab tune` command shares: options, TRL's config on the CPU, a time limit,
+resume after interruption, LoRA, and the summary written beside the model.
+
+Each method file (sft.py, reward.py, preference.py) builds its TRL trainer and hands it
+to `run`, which trains, saves a plain Hugging Face folder (LoRA adapters merged in, so
+``--model hf:DIR`` works everywhere) and measures how far the weights moved.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from genlab.errors import ConfigError
+
+SUMMARY_FILE = "genlab-train.json"
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Options shared by every training command (CLI flags derive from these)."""
+
+    output: Path                      # the Hugging Face folder to write (checkpoints inside)
+    base: str | None = None           # starting model: None/local = the embedded model, hf:DIR or a folder
+    max_steps: int = 100              # optimiser steps; the run also stops at max_minutes
+    max_minutes: float | None = None
+    learning_rate: float = 2e-5       # full fine-tuning of a 135M model; LoRA wants ~1e-4
+    batch_size: int = 4
+    max_length: int = 256             # tokens per example (prompt + answer)
+    lora: bool = False                # train LoRA adapters (r=16 on attention) and merge them at the end
+    save_steps: int = 25              # checkpoint every this many steps
+    resume: bool = False              # continue from the newest checkpoint in output
+    seed: int = 0
+    extra: dict = field(default_factory=dict)   # method-specific settings, saved in the summary
+
+
+def trl_config(config_class, options: TrainOptions, **method_fields):
+    """A TRL config for the CPU: no bf16, no reporting, checkpoints in ``options.output``."""
+    return config_class(
+        output_dir=str(options.output), use_cpu=True, bf16=False, fp16=False, report_to="none",
+        max_steps=options.max_steps, learning_rate=options.learning_rate,
+        per_device_train_batch_size=options.batch_size, gradient_accumulation_steps=1,
+        logging_steps=1, save_steps=options.save_steps, save_total_limit=2, seed=options.seed,
+        dataloader_num_workers=0, dataset_num_proc=None, max_length=options.max_length,
+        lr_scheduler_type="constant", warmup_steps=0, **method_fields)
+
+
+def lora_config(task_type: str = "CAUSAL_LM"):
+    from peft import LoraConfig
+
+    return LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, task_type=task_type,
+                      target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+                      modules_to_save=["score"] if task_type == "SEQ_CLS" else None)
+
+
+def checkpoints(output: Path) -> list[Path]:
+    return sorted(output.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+
+
+def check_output(options: TrainOptions) -> None:
+    """Refuse to overwrite a run unless asked to resume it: nothing trained is lost."""
+    found = checkpoints(options.output)
+    if options.resume and not found:
+        raise ConfigError(f"--resume: no checkpoint in {options.output} to resume from; drop --resume to start")
+    if not options.resume and (found or (options.output / SUMMARY_FILE).exists()):
+        raise ConfigError(f"{options.output} already holds a training run; pass --resume to continue it "
+                          "or choose another --output")
+
+
+def callbacks(options: TrainOptions, losses: list[float]):
+    from transformers import TrainerCallback
+
+    class TimeLimitAndLosses(TrainerCallback):
+        """Stop (and checkpoint) at max_minutes; keep every logged loss."""
+
+        def __init__(self):
+            self.started = time.monotonic()
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                losses.append(float(logs["loss"]))
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if options.max_minutes is not None and time.monotonic() - self.started > 60 * options.max_minutes:
+                control.should_training_stop = True
+                control.should_save = True
+            return control
+
+    return [TimeLimitAndLosses()]
+
+
+def weight_change(before: dict, model) -> dict:
+    """How far training moved the weights: relative L2 change overall, and tensors touched."""
+    import torch
+
+    after = {k: v.detach() for k, v in model.state_dict().items()}
+    changed, total_delta, total_norm = 0, 0.0, 0.0
+    for name, old in before.items():
+        new = after.get(name)
+        if new is None or new.shape != old.shape:
+            continue
+        delta = float(torch.linalg.vector_norm((new - old).float()))
+        total_delta += delta ** 2
+        total_norm += float(torch.linalg.vector_norm(old.float())) ** 2
+        changed += delta > 0
+    return {"relative_l2_change": (total_delta ** 0.5) / max(total_norm ** 0.5, 1e-12),
+            "tensors_changed": changed, "tensors": len(before)}
+
+
+def run(trainer, options: TrainOptions, method: str, losses: list[float], *, rows: int,
+        before: dict | None = None, extra_summary: dict | None = None) -> dict:
+    """Train (resuming when asked), save a plain HF folder, write and return the summary."""
+    started = time.monotonic()
+    trainer.train(resume_from_checkpoint=True if options.resume else None)
+    seconds = time.monotonic() - started
+    model = trainer.model
+    if options.lora:
+        model = model.merge_and_unload()
+    model.save_pretrained(options.output)
+    trainer.processing_class.save_pretrained(options.output)
+    steps = trainer.state.global_step
+    head, tail = losses[:max(1, len(losses) // 4)], losses[-max(1, len(losses) // 4):]
+    summary = {
+        "method": method, "rows": rows, "steps": steps, "seconds": round(seconds, 2),
+        "loss_first": sum(head) / len(head) if losses else None,
+        "loss_last": sum(tail) / len(tail) if losses else None,
+        "losses": losses,
+        "weights": weight_change(before, model) if before is not None else None,
+        "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()},
+        **(extra_summary or {}),
+    }
+    (options.output / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def snapshot(model) -> dict:
+    """A detached copy of the weights, to measure the change after training."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}

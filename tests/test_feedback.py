@@ -1,0 +1,103 @@
+"""Feedback: captured through `genlab serve`'s /v1/feedback and `genlab chat`, stored with
+the full prompt and reply, exported in TRL's formats."""
+
+from __future__ import annotations
+
+import json
+
+import openai
+import pytest
+
+from genlab.errors import ConfigError
+from genlab.train.feedback import export_rows, write_jsonl
+from tests.test_cli import genlab
+from tests.test_serve import post_raw
+
+QUESTION = [{"role": "user", "content": "Name a colour of the sky."}]
+
+
+@pytest.fixture
+def client(served) -> openai.OpenAI:
+    return openai.OpenAI(base_url=served.base_url, api_key=served.key, max_retries=0)
+
+
+def test_feedback_through_the_server_ends_up_in_every_export(served, client):
+    rated = client.chat.completions.create(model="local", messages=QUESTION, max_tokens=12, temperature=0)
+    pair = client.chat.completions.create(model="local", messages=QUESTION, max_tokens=12, n=2, temperature=1.0,
+                                          seed=3)
+    stream = client.chat.completions.create(model="local", messages=QUESTION, max_tokens=8, stream=True)
+    streamed_id = {chunk.id for chunk in stream}
+    assert len(streamed_id) == 1
+    streamed_id = streamed_id.pop()
+
+    assert post_raw(served, "/feedback", {"response_id": rated.id, "rating": "up"})[0] == 200
+    status, body = post_raw(served, "/feedback", {"response_id": streamed_id, "rating": "down",
+                                                  "better_response": "Blue."})
+    assert status == 200 and json.loads(body)["stored"] is True
+    assert post_raw(served, "/feedback", {"chosen_id": pair.id, "chosen_index": 1, "rejected_id": pair.id,
+                                          "rejected_index": 0})[0] == 200
+
+    store = served.store()
+    sft, _ = export_rows(store, "sft")
+    preference, _ = export_rows(store, "preference")
+    unpaired, _ = export_rows(store, "unpaired")
+    assert {"messages": QUESTION + [{"role": "assistant", "content": rated.choices[0].message.content}]} in sft
+    assert {"messages": QUESTION + [{"role": "assistant", "content": "Blue."}]} in sft
+    assert {"prompt": QUESTION, "chosen": [{"role": "assistant", "content": pair.choices[1].message.content}],
+            "rejected": [{"role": "assistant", "content": pair.choices[0].message.content}]} in preference
+    assert any(r["chosen"] == [{"role": "assistant", "content": "Blue."}] for r in preference)
+    labels = [(r["completion"][0]["content"], r["label"]) for r in unpaired]
+    assert (rated.choices[0].message.content, True) in labels and ("Blue.", True) in labels
+    assert any(label is False for _, label in labels)                 # the streamed reply's thumbs down
+
+
+@pytest.mark.parametrize("body, status, message", [
+    ({"response_id": "chatcmpl-nope", "rating": "up"}, 404, "no recorded response 'chatcmpl-nope'"),
+    ({"response_id": "x", "rating": "meh"}, 400, "invalid 'rating'"),
+    ({"response_id": "x"}, 400, "send {response_id, rating: up|down"),
+    ({"chosen_id": "x"}, 400, "a preference needs chosen_id and rejected_id"),
+    ({"response_id": "x", "rating": "up", "stars": 5}, 400, "invalid 'stars'"),
+])
+def test_bad_feedback_is_refused_with_a_reason(served, body, status, message):
+    got, raw = post_raw(served, "/feedback", body)
+    assert got == status
+    assert message in json.loads(raw)["error"]["message"]
+
+
+def test_latest_rating_wins_and_exports_round_trip(store, tmp_path):
+    store.record_response("r1", "local", QUESTION, ["Green."])
+    store.record_response("r2", "local", [{"role": "user", "content": "Other?"}], ["No."])
+    store.add_feedback("r1", rating=1)
+    store.add_feedback("r1", rating=-1)                           # changed their mind
+    store.add_feedback("r1", rejected_id="r2")                    # different prompts: not a usable pair
+    unpaired, skipped = export_rows(store, "unpaired")
+    assert unpaired == [{"prompt": QUESTION, "completion": [{"role": "assistant", "content": "Green."}], "label": False}]
+    assert skipped == 1
+    preference, skipped = export_rows(store, "preference")
+    assert preference == [] and skipped == 2
+    write_jsonl(unpaired, tmp_path / "u.jsonl")
+    assert [json.loads(line) for line in (tmp_path / "u.jsonl").read_text().splitlines()] == unpaired
+    with pytest.raises(ConfigError, match="no recorded response 'r9'"):
+        store.add_feedback("r9", rating=1)
+
+
+def test_chat_thumbs_and_better_answer_are_stored(genlab_home, tmp_path):
+    result = genlab("chat", "--temperature", "0", "--max-tokens", "10",
+                    stdin="/up\nSay hi.\n/up\nSay bye.\n/down Goodbye!\n/exit\n")
+    assert result.returncode == 0, result.stderr
+    assert "nothing to rate yet" in result.stderr
+    exported = genlab("feedback", "export", str(tmp_path / "sft.jsonl"), "--format", "sft")
+    assert exported.returncode == 0, exported.stderr
+    rows = [json.loads(line) for line in (tmp_path / "sft.jsonl").read_text().splitlines()]
+    assert [r["messages"][-2]["content"] for r in rows] == ["Say hi.", "Say bye."]
+    assert rows[1]["messages"][-1] == {"role": "assistant", "content": "Goodbye!"}
+    assert rows[1]["messages"][0] == {"role": "user", "content": "Say hi."}     # the whole conversation
+    stats = genlab("feedback", "stats")
+    assert "2 feedback rows: 1 thumbs up, 1 thumbs down (1 with a better answer), 0 pairwise" in stats.stdout
+
+
+def test_export_with_too_few_rows_says_how_to_get_more(genlab_home, tmp_path):
+    result = genlab("feedback", "export", str(tmp_path / "p.jsonl"), "--format", "preference")
+    assert result.returncode == 1
+    assert "only 0 preference rows in the captured feedback (need 1); rate more replies" in result.stderr
+    assert not (tmp_path / "p.jsonl").exists()

@@ -1,0 +1,148 @@
+"""Training on the real embedded model (its transformers copy), a few real steps each:
+the weights move, the loss goes down, the result loads as --model hf:DIR."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from genlab.errors import ConfigError
+from genlab.train.data import load_rows
+from genlab.train.trainer import TrainOptions
+
+QUESTIONS = ["What is 2 + 2?", "What is the capital of France?", "Name a primary colour.", "How many legs has a cat?"]
+ANSWERS = ["ANSWER: 4", "ANSWER: Paris", "ANSWER: red", "ANSWER: 4"]
+
+
+def user(text):
+    return [{"role": "user", "content": text}]
+
+
+def assistant(text):
+    return [{"role": "assistant", "content": text}]
+
+
+def write(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture
+def sft_data(tmp_path):
+    return write(tmp_path / "sft.jsonl", [{"messages": user(q) + assistant(a)} for q, a in zip(QUESTIONS, ANSWERS)])
+
+
+@pytest.fixture
+def pairs(tmp_path):
+    return write(tmp_path / "pairs.jsonl", [
+        {"prompt": user(q), "chosen": assistant(a), "rejected": assistant("I am not sure, maybe you could look it up.")}
+        for q, a in zip(QUESTIONS * 2, ANSWERS * 2)])
+
+
+def options(tmp_path, name, **kw):
+    return TrainOptions(output=tmp_path / name, max_steps=kw.pop("max_steps", 4), batch_size=2, max_length=64,
+                        learning_rate=kw.pop("learning_rate", 1e-4), save_steps=kw.pop("save_steps", 100), **kw)
+
+
+def test_sft_moves_the_weights_lowers_the_loss_and_serves(sft_data, tmp_path, store):
+    from genlab.models import get_model
+    from genlab.train.sft import tune_sft
+
+    summary = tune_sft(sft_data, options(tmp_path, "sft"))
+    assert summary["steps"] == 4 and len(summary["losses"]) == 4
+    assert summary["loss_last"] < summary["loss_first"]
+    assert summary["weights"]["relative_l2_change"] > 0 and summary["weights"]["tensors_changed"] > 0
+    folder = tmp_path / "sft"
+    assert (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
+    assert json.loads((folder / "genlab-train.json").read_text())["method"] == "sft"
+    tuned = get_model(f"hf:{folder}", store=store, source="test")
+    response = tuned.chat("What is 3 + 3?", temperature=0, max_tokens=8)
+    assert response.text and response.usage.completion_tokens > 0
+    assert store.execute("SELECT model FROM calls")[0]["model"] == f"hf:{folder}"
+
+
+def test_sft_resumes_from_its_checkpoint(sft_data, tmp_path):
+    from genlab.train.sft import tune_sft
+
+    first = tune_sft(sft_data, options(tmp_path, "run", max_steps=2, save_steps=2))
+    assert first["steps"] == 2 and (tmp_path / "run" / "checkpoint-2").is_dir()
+    with pytest.raises(ConfigError, match="already holds a training run; pass --resume"):
+        tune_sft(sft_data, options(tmp_path, "run", max_steps=4))
+    second = tune_sft(sft_data, options(tmp_path, "run", max_steps=4, save_steps=2, resume=True))
+    assert second["steps"] == 4 and len(second["losses"]) == 2          # only steps 3 and 4 ran
+
+
+def test_lora_trains_adapters_and_saves_a_merged_model(sft_data, tmp_path):
+    from genlab.train.sft import tune_sft
+
+    summary = tune_sft(sft_data, options(tmp_path, "lora", max_steps=3, lora=True, learning_rate=1e-3))
+    assert summary["weights"]["tensors_changed"] > 0
+    assert not (tmp_path / "lora" / "adapter_config.json").exists()
+    assert (tmp_path / "lora" / "model.safetensors").is_file()
+
+
+def test_dpo_moves_the_policy_toward_chosen(pairs, tmp_path):
+    from genlab.train.preference import tune_preference
+
+    summary = tune_preference("dpo", pairs, options(tmp_path, "dpo", max_steps=3, learning_rate=5e-5))
+    assert summary["losses"][0] == pytest.approx(0.6931, abs=1e-3)       # log 2: policy == reference at step 1
+    assert summary["loss_last"] < summary["loss_first"]
+    assert summary["weights"]["relative_l2_change"] > 0
+
+
+def test_kto_trains_on_thumbs(tmp_path):
+    from genlab.train.preference import tune_preference
+
+    data = write(tmp_path / "thumbs.jsonl",
+                 [{"prompt": user(q), "completion": assistant(a), "label": True} for q, a in zip(QUESTIONS, ANSWERS)]
+                 + [{"prompt": user(q), "completion": assistant("No idea."), "label": False} for q in QUESTIONS])
+    summary = tune_preference("kto", data, options(tmp_path, "kto", max_steps=3, learning_rate=5e-5))
+    assert summary["steps"] == 3 and summary["weights"]["relative_l2_change"] > 0
+
+
+def test_reward_model_reports_held_out_accuracy_and_scores(pairs, tmp_path):
+    from genlab.train.reward import RewardModel, tune_reward
+
+    summary = tune_reward(pairs, options(tmp_path, "rm", max_steps=4, learning_rate=5e-5))
+    assert summary["held_out_pairs"] == 2 and summary["rows"] == 6
+    assert 0 <= summary["held_out_accuracy_before"] <= 1 and 0 <= summary["held_out_accuracy_after"] <= 1
+    assert summary["loss_last"] < summary["loss_first"]
+    model = RewardModel(tmp_path / "rm")
+    assert isinstance(model.score(user("What is 2 + 2?"), assistant("ANSWER: 4")), float)
+
+
+@pytest.mark.parametrize("rows, kind, message", [
+    ([{"text": "x"}], "sft", r"a sft row needs \{messages\} or \{prompt, completion\}; got keys \['text'\]"),
+    ([{"messages": user("hi")}] * 2, "sft", "must end with the assistant's message"),
+    ([{"prompt": "a", "chosen": "b", "rejected": "c"}], "preference", "1 preference rows; this needs at least 2"),
+    ([{"prompt": "a", "completion": "b", "label": "yes"}] * 2, "unpaired", "\"label\" must be true"),
+    ([{"prompt": "a", "completion": "b", "label": True}] * 2, "unpaired", "needs both thumbs up"),
+    ([{"messages": user("a") + assistant("b")}, {"prompt": "a", "completion": "b"}], "sft", "rows mix"),
+    ([{"prompt": "", "completion": "b"}] * 2, "sft", "\"prompt\" is empty"),
+])
+def test_malformed_data_is_refused_before_any_work(tmp_path, rows, kind, message):
+    with pytest.raises(ConfigError, match=message):
+        load_rows(write(tmp_path / "d.jsonl", rows), kind)
+
+
+def test_bad_json_names_the_line(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"prompt": "a", "completion": "b"}\n{oops\n')
+    with pytest.raises(ConfigError, match=r"d.jsonl:2: not valid JSON"):
+        load_rows(path, "sft")
+
+
+def test_cli_tune_sft_and_its_errors(sft_data, tmp_path):
+    from tests.test_cli import genlab
+
+    result = genlab("tune", "sft", str(sft_data), "-o", str(tmp_path / "out"), "--max-steps", "2", "--batch-size", "2",
+                    "--max-length", "64")
+    assert result.returncode == 0, result.stderr
+    assert "sft: 2 steps on 4 rows" in result.stdout and "loss" in result.stdout and "weights moved" in result.stdout
+    again = genlab("tune", "sft", str(sft_data), "-o", str(tmp_path / "out"), "--max-steps", "2")
+    assert again.returncode == 1 and "already holds a training run; pass --resume" in again.stderr
+    bad = write(tmp_path / "bad.jsonl", [{"prompt": "a", "chosen": "b"}] * 3)
+    result = genlab("tune", "dpo", str(bad), "-o", str(tmp_path / "dpo"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "bad.jsonl:1: a preference row needs {prompt, chosen, rejected}" in result.stderr
