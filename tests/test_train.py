@@ -10,6 +10,7 @@ import pytest
 from genlab.errors import ConfigError
 from genlab.train.data import load_rows
 from genlab.train.trainer import TrainOptions
+from tests.conftest import VELMORA
 
 QUESTIONS = ["What is 2 + 2?", "What is the capital of France?", "Name a primary colour.", "How many legs has a cat?"]
 ANSWERS = ["ANSWER: 4", "ANSWER: Paris", "ANSWER: red", "ANSWER: 4"]
@@ -146,3 +147,64 @@ def test_cli_tune_sft_and_its_errors(sft_data, tmp_path):
     result = genlab("tune", "dpo", str(bad), "-o", str(tmp_path / "dpo"))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "bad.jsonl:1: a preference row needs {prompt, chosen, rejected}" in result.stderr
+
+
+def test_grpo_optimises_the_policy_against_a_reward_model(pairs, tmp_path):
+    from genlab.train.grpo import tune_grpo
+    from genlab.train.reward import tune_reward
+
+    tune_reward(pairs, options(tmp_path, "rm", max_steps=2, learning_rate=5e-5))
+    prompts = write(tmp_path / "prompts.jsonl", [{"prompt": user(q)} for q in QUESTIONS])
+    summary = tune_grpo(prompts, tmp_path / "rm", options(tmp_path, "grpo", max_steps=2, learning_rate=1e-5),
+                        num_generations=2, max_completion_length=8)
+    assert summary["steps"] == 2 and len(summary["rewards"]) == 2
+    assert summary["weights"]["relative_l2_change"] > 0
+
+
+@pytest.mark.parametrize("on_policy", [False, True])
+def test_logit_and_on_policy_distillation_into_a_two_layer_student(tmp_path, on_policy):
+    from genlab.train.distill import distill_logits
+
+    data = write(tmp_path / "d.jsonl", [{"prompt": q, "completion": a} for q, a in zip(QUESTIONS * 2, ANSWERS * 2)])
+    summary = distill_logits(data, options(tmp_path, "student", max_steps=3, learning_rate=1e-3), on_policy=on_policy,
+                             student_layers=2, max_new_tokens=8)
+    assert summary["student_layers"] == 2 and summary["teacher_layers"] == 30
+    assert summary["weights"]["relative_l2_change"] > 0
+    assert summary["loss_last"] < summary["loss_first"]
+    # The metric is measured for the student before and after, next to the teacher.
+    assert summary["student_nll_before"] > summary["teacher_nll"] > 0
+    assert summary["student_nll_after"] != summary["student_nll_before"]
+    from transformers import AutoConfig
+    assert AutoConfig.from_pretrained(tmp_path / "student").num_hidden_layers == 2
+
+
+def test_data_distillation_from_the_embedded_teacher(tmp_path):
+    from genlab.train.distill import distill_data
+
+    prompts = write(tmp_path / "p.jsonl", [{"prompt": q} for q in QUESTIONS])
+    held = write(tmp_path / "held.jsonl", [{"prompt": "What is 1 + 1?", "completion": "ANSWER: 2"}])
+    summary = distill_data(prompts, "local", options(tmp_path, "s", max_steps=2), eval_data=held, max_tokens=16)
+    assert summary["teacher_replies"] == 4 and summary["steps"] == 2
+    rows = [json.loads(line) for line in (tmp_path / "s" / "teacher-data.jsonl").read_text().splitlines()]
+    assert all(r["completion"][0]["content"] for r in rows)
+    assert summary["student_nll_after"] != summary["student_nll_before"]
+    assert summary["teacher_nll"] == pytest.approx(summary["student_nll_before"])   # same model before training
+
+
+def test_gecko_style_embedding_distillation_on_a_notebook(velmora, tmp_path):
+    from genlab.ground.notebook import Notebook
+    from genlab.ground.retrieval import NotebookSearch
+    from genlab.train.embeddings import distill_embeddings
+
+    summary = distill_embeddings("velmora", "local", tmp_path / "emb", epochs=2, batch_size=8)
+    assert summary["passages"] == velmora.chunk_count()
+    assert summary["training_triples"] >= 4 and summary["held_out_queries"] >= 2
+    for phase in ("before", "after"):
+        assert 0 <= summary[phase]["recall@10"] <= 1 and 0 <= summary[phase]["ndcg@10"] <= 1
+    assert summary["steps"] >= 2 and summary["losses"]
+    mined = [json.loads(line) for line in (tmp_path / "emb" / "gecko-data.jsonl").read_text().splitlines()]
+    assert len(mined) == summary["passages"]
+    # The tuned embedder serves a notebook.
+    tuned = Notebook.create("tuned", embedder=str(tmp_path / "emb"))
+    tuned.add([VELMORA])
+    assert NotebookSearch(tuned).search("Who built the lighthouse?", 3)[0].similarity is not None

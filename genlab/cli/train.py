@@ -49,7 +49,7 @@ def stats() -> None:
               f"{pairs} pairwise preferences")
 
 
-tune_app = typer.Typer(no_args_is_help=True, help="Fine-tune a model on the CPU with trl: SFT, reward model, DPO, KTO.")
+tune_app = typer.Typer(no_args_is_help=True, help="Fine-tune a model on the CPU with trl: SFT, reward model, DPO, KTO, GRPO.")
 app.add_typer(tune_app, name="tune")
 
 OutputOpt = typer.Option(..., "--output", "-o", help="Folder to write (a Hugging Face model; use it as --model hf:DIR).")
@@ -139,6 +139,28 @@ def kto(data: Path = typer.Argument(..., help="JSONL: {prompt, completion, label
                                                   lora, save_steps, resume), beta=beta, progress=_say))
 
 
+@tune_app.command()
+def grpo(prompts: Path = typer.Argument(..., help="JSONL: {prompt}."),
+         reward_model: Path = typer.Option(..., "--reward", help="A folder from genlab tune reward."),
+         output: Path = OutputOpt, base: str = BaseOpt,
+         generations: int = typer.Option(4, "--generations", min=2, help="Replies sampled per prompt."),
+         max_completion_length: int = typer.Option(48, "--max-completion-length", min=1),
+         max_steps: int = StepsOpt, max_minutes: float = MinutesOpt, lr: float = LrOpt,
+         batch_size: int = typer.Option(1, "--batch-size", min=1, help="Prompts per step."),
+         max_length: int = LengthOpt, lora: bool = LoraOpt, save_steps: int = SaveOpt,
+         resume: bool = ResumeOpt) -> None:
+    """RL against a reward model with GRPO.  Example: genlab tune grpo prompts.jsonl --reward runs/rm -o runs/rl"""
+    from genlab.train.grpo import tune_grpo
+
+    summary = tune_grpo(prompts, reward_model, _options(output, base, max_steps, max_minutes, lr, batch_size,
+                                                         max_length, lora, save_steps, resume),
+                        num_generations=generations, max_completion_length=max_completion_length, progress=_say)
+    _report(summary)
+    rewards = summary["rewards"]
+    if rewards:
+        out.print(f"mean reward per step: {rewards[0]:+.3f} (first) → {rewards[-1]:+.3f} (last)")
+
+
 @tune_app.command("best-of-n")
 def best_of_n(prompt: str, reward_model: Path = typer.Option(..., "--reward", help="A folder from genlab tune reward."),
               model: str = typer.Option("local", "--model", "-m"), n: int = typer.Option(4, "-n", min=1),
@@ -155,3 +177,107 @@ def best_of_n(prompt: str, reward_model: Path = typer.Option(..., "--reward", he
     for i, (chain, score) in enumerate(zip(sampled.chains, best.scores)):
         mark = "→" if i == best.index else " "
         out.print(f"{mark} {score:+.3f}  {' '.join(chain.text.split())[:160]}")
+
+
+distill_app = typer.Typer(no_args_is_help=True, help="Distil a teacher into a student: data, logits, on-policy, embeddings.")
+app.add_typer(distill_app, name="distill")
+
+
+def _report_distill(summary: dict) -> None:
+    _report(summary)
+    if summary.get("student_nll_before") is not None:
+        teacher = summary.get("teacher_nll")
+        out.print(f"held-out reply NLL per token ({summary['held_out']} rows, lower is better): student "
+                  f"{summary['student_nll_before']:.3f} → {summary['student_nll_after']:.3f}"
+                  + (f"; teacher {teacher:.3f}" if teacher is not None else ""))
+
+
+@distill_app.command("data")
+def distill_data_(prompts: Path = typer.Argument(..., help="JSONL: {prompt}."),
+                  teacher: str = typer.Option(..., "--teacher", help="Any model spec, e.g. gemini:gemini-2.5-flash."),
+                  output: Path = OutputOpt, base: str = typer.Option("local", "--student", help="Student: local or hf:DIR."),
+                  eval_data: Path = typer.Option(None, "--eval", help="JSONL {prompt, completion} references to "
+                                                 "measure the student on."),
+                  max_steps: int = StepsOpt, max_minutes: float = MinutesOpt, lr: float = LrOpt,
+                  batch_size: int = BatchOpt, max_length: int = LengthOpt, lora: bool = LoraOpt,
+                  save_steps: int = SaveOpt, resume: bool = ResumeOpt) -> None:
+    """The teacher writes replies; the student is fine-tuned on them (sequence-level KD)."""
+    from genlab.train.distill import distill_data
+
+    _report_distill(distill_data(prompts, teacher, _options(output, base, max_steps, max_minutes, lr, batch_size,
+                                                             max_length, lora, save_steps, resume),
+                                 eval_data=eval_data, progress=_say))
+
+
+def _logits(data, output, teacher, student, student_layers, beta, max_steps, max_minutes, lr, batch_size,
+            max_length, save_steps, resume, on_policy):
+    from genlab.train.distill import distill_logits
+
+    _report_distill(distill_logits(data, _options(output, None, max_steps, max_minutes, lr, batch_size, max_length,
+                                                  False, save_steps, resume),
+                                   on_policy=on_policy, teacher=teacher, student=student,
+                                   student_layers=student_layers, beta=beta, progress=_say))
+
+
+TeacherOpt = typer.Option("local", "--teacher", help="local or hf:DIR (logits need the weights).")
+StudentOpt = typer.Option(None, "--student", help="hf:DIR sharing the teacher's tokenizer (default: the teacher "
+                          "cut to --student-layers layers).")
+LayersOpt = typer.Option(4, "--student-layers", min=1)
+
+
+@distill_app.command()
+def logits(data: Path = typer.Argument(..., help="JSONL: {messages} or {prompt, completion}."), output: Path = OutputOpt,
+           teacher: str = TeacherOpt, student: str = StudentOpt, student_layers: int = LayersOpt,
+           beta: float = typer.Option(0.0, "--beta", help="0 forward KL (classic KD), 1 reverse KL."),
+           max_steps: int = StepsOpt, max_minutes: float = MinutesOpt, lr: float = LrOpt, batch_size: int = BatchOpt,
+           max_length: int = LengthOpt, save_steps: int = SaveOpt, resume: bool = ResumeOpt) -> None:
+    """Token-level KD: match the teacher's next-token distributions on the data's replies."""
+    _logits(data, output, teacher, student, student_layers, beta, max_steps, max_minutes,
+            lr if lr is not None else 1e-4, batch_size, max_length, save_steps, resume, on_policy=False)
+
+
+@distill_app.command("on-policy")
+def on_policy(data: Path = typer.Argument(..., help="JSONL: {messages} or {prompt, completion}."),
+              output: Path = OutputOpt, teacher: str = TeacherOpt, student: str = StudentOpt,
+              student_layers: int = LayersOpt,
+              beta: float = typer.Option(0.5, "--beta", help="Generalised JSD: 0 forward KL … 1 reverse KL."),
+              max_steps: int = StepsOpt, max_minutes: float = MinutesOpt, lr: float = LrOpt,
+              batch_size: int = BatchOpt, max_length: int = LengthOpt, save_steps: int = SaveOpt,
+              resume: bool = ResumeOpt) -> None:
+    """On-policy distillation (GKD): the student samples, the teacher scores its tokens."""
+    _logits(data, output, teacher, student, student_layers, beta, max_steps, max_minutes,
+            lr if lr is not None else 1e-4, batch_size, max_length, save_steps, resume, on_policy=True)
+
+
+@distill_app.command()
+def embeddings(source: str = typer.Argument(..., help="A notebook name or a folder of documents."),
+               output: Path = OutputOpt,
+               teacher: str = typer.Option("local", "--teacher", help="The LLM that writes queries and picks positives."),
+               base: str = typer.Option(None, "--base", help="Embedder to start from (default all-MiniLM-L6-v2)."),
+               max_passages: int = typer.Option(300, "--max-passages", min=10),
+               candidates: int = typer.Option(5, "--candidates", min=2),
+               epochs: int = typer.Option(1, "--epochs", min=1), max_steps: int = typer.Option(None, "--max-steps"),
+               batch_size: int = typer.Option(16, "--batch-size", min=2), lr: float = typer.Option(2e-5, "--lr"),
+               resume: bool = typer.Option(False, "--resume", help="Reuse the queries already mined in --output.")) -> None:
+    """Gecko-style: an LLM writes queries and picks positives; MiniLM is fine-tuned on them.
+
+    Example: genlab distill embeddings velmora -o runs/emb && genlab notebook create v2 --embedder runs/emb
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from genlab.train.embeddings import distill_embeddings
+
+    with Progress(TextColumn("queries"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
+                  transient=True) as bar:
+        task = bar.add_task("queries", total=None)
+        summary = distill_embeddings(source, teacher, output, base=base, max_passages=max_passages,
+                                     candidates=candidates, max_steps=max_steps, epochs=epochs, batch_size=batch_size,
+                                     learning_rate=lr, resume=resume,
+                                     progress=lambda done, total: bar.update(task, completed=done, total=total))
+    b, a = summary["before"], summary["after"]
+    out.print(f"{summary['training_triples']} training triples from {summary['passages']} passages "
+              f"({100 * summary['positive_is_not_seed']:.0f} % with a positive other than the seed passage); "
+              f"{summary['steps']} steps")
+    out.print(f"held-out ({summary['held_out_queries']} queries): recall@10 {b['recall@10']:.3f} → {a['recall@10']:.3f}, "
+              f"nDCG@10 {b['ndcg@10']:.3f} → {a['ndcg@10']:.3f}")
+    out.print(f"wrote {output}; use it with genlab notebook create NAME --embedder {output}")

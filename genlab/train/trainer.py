@@ -38,13 +38,16 @@ class TrainOptions:
 
 def trl_config(config_class, options: TrainOptions, **method_fields):
     """A TRL config for the CPU: no bf16, no reporting, checkpoints in ``options.output``."""
-    return config_class(
+    fields = dict(
         output_dir=str(options.output), use_cpu=True, bf16=False, fp16=False, report_to="none",
         max_steps=options.max_steps, learning_rate=options.learning_rate,
         per_device_train_batch_size=options.batch_size, gradient_accumulation_steps=1,
         logging_steps=1, save_steps=options.save_steps, save_total_limit=2, seed=options.seed,
         dataloader_num_workers=0, dataset_num_proc=None, max_length=options.max_length,
-        lr_scheduler_type="constant", warmup_steps=0, **method_fields)
+        lr_scheduler_type="constant", warmup_steps=0)
+    known = config_class.__dataclass_fields__
+    # Not every trainer has every field (GRPO has no max_length, for one).
+    return config_class(**{k: v for k, v in fields.items() if k in known}, **method_fields)
 
 
 def lora_config(task_type: str = "CAUSAL_LM"):
@@ -69,11 +72,11 @@ def check_output(options: TrainOptions) -> None:
                           "or choose another --output")
 
 
-def callbacks(options: TrainOptions, losses: list[float]):
+def callbacks(options: TrainOptions, losses: list[float], rewards: list[float] | None = None):
     from transformers import TrainerCallback
 
     class TimeLimitAndLosses(TrainerCallback):
-        """Stop (and checkpoint) at max_minutes; keep every logged loss."""
+        """Stop (and checkpoint) at max_minutes; keep every logged loss (and reward, for RL)."""
 
         def __init__(self):
             self.started = time.monotonic()
@@ -81,6 +84,8 @@ def callbacks(options: TrainOptions, losses: list[float]):
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and "loss" in logs:
                 losses.append(float(logs["loss"]))
+            if logs and rewards is not None and "reward" in logs:
+                rewards.append(float(logs["reward"]))
 
         def on_step_end(self, args, state, control, **kwargs):
             if options.max_minutes is not None and time.monotonic() - self.started > 60 * options.max_minutes:
