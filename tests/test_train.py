@@ -208,3 +208,20 @@ def test_gecko_style_embedding_distillation_on_a_notebook(velmora, tmp_path):
     tuned = Notebook.create("tuned", embedder=str(tmp_path / "emb"))
     tuned.add([VELMORA])
     assert NotebookSearch(tuned).search("Who built the lighthouse?", 3)[0].similarity is not None
+
+
+def test_compare_tuned_against_base_with_a_judge_and_a_reward_model(sft_data, pairs, tmp_path):
+    from genlab.train.compare import compare_models
+    from genlab.train.reward import tune_reward
+    from genlab.train.sft import tune_sft
+
+    tune_sft(sft_data, options(tmp_path, "sft", max_steps=2))
+    tune_reward(pairs, options(tmp_path, "rm", max_steps=1))
+    suite = tmp_path / "suite.yaml"
+    suite.write_text('prompts: ["{{q}}"]\nmodels: [local]\njudge: local\noptions: {temperature: 0, max_tokens: 16}\n'
+                     'tests:\n  - vars: {q: "What is 5 + 5?"}\n  - vars: {q: "Name a colour."}\n')
+    result = compare_models("local", f"hf:{tmp_path / 'sft'}", suite, tmp_path / "cmp", reward_model=tmp_path / "rm")
+    pairwise = result["pairwise"]
+    assert pairwise["candidate"] + pairwise["baseline_wins"] + pairwise["tie"] == 2
+    assert set(result["mean_reward"]) == {"local", f"hf:{tmp_path / 'sft'}"}
+    assert all(isinstance(v, float) for v in result["mean_reward"].values())

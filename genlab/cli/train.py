@@ -281,3 +281,25 @@ def embeddings(source: str = typer.Argument(..., help="A notebook name or a fold
     out.print(f"held-out ({summary['held_out_queries']} queries): recall@10 {b['recall@10']:.3f} → {a['recall@10']:.3f}, "
               f"nDCG@10 {b['ndcg@10']:.3f} → {a['ndcg@10']:.3f}")
     out.print(f"wrote {output}; use it with genlab notebook create NAME --embedder {output}")
+
+
+@tune_app.command("compare")
+def compare_(base: str = typer.Argument(..., help="Model spec, e.g. local."),
+             tuned: str = typer.Argument(..., help="Model spec, e.g. hf:runs/dpo."),
+             suite: Path = typer.Option(..., "--suite", help="A genlab eval suite (its models are replaced)."),
+             metric: str = typer.Option("text_quality", "--metric", help="Pairwise autorater metric."),
+             reward_model: Path = typer.Option(None, "--reward", help="Also report mean reward with this model."),
+             output: Path = typer.Option(None, "--out", help="Results directory (default evals/compare).")) -> None:
+    """Win rate of TUNED against BASE by a pairwise autorater (both orders), and mean reward."""
+    from genlab.train.compare import compare_models
+
+    result = compare_models(base, tuned, suite, output or Path("evals") / "compare", metric=metric,
+                            reward_model=reward_model)
+    p = result["pairwise"]
+    if p:
+        low, high = p["win_rate_ci95"]
+        out.print(f"{tuned} vs {base}: {p['candidate']} wins, {p['baseline_wins']} losses, {p['tie']} ties; "
+                  f"win rate {100 * p['win_rate']:.0f} % (95 % CI {100 * low:.0f}–{100 * high:.0f}); "
+                  f"position consistency {100 * p['position_consistency']:.0f} %")
+    for name, value in (result.get("mean_reward") or {}).items():
+        out.print(f"mean reward of {name}: {value:+.3f}" if value is not None else f"mean reward of {name}: n/a")

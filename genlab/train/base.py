@@ -40,6 +40,10 @@ def offline() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    import transformers
+
+    # Load reports ("lm_head.weight MISSING" for tied embeddings, which are then tied) are noise here.
+    transformers.utils.logging.set_verbosity_error()
 
 
 def base_model_dir(progress=None) -> Path:

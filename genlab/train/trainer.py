@@ -123,6 +123,8 @@ def run(trainer, options: TrainOptions, method: str, losses: list[float], *, row
     model = trainer.model
     if options.lora:
         model = model.merge_and_unload()
+    # Trainers turn the KV cache off for training; a saved model generates with it.
+    model.config.use_cache = True
     model.save_pretrained(options.output)
     trainer.processing_class.save_pretrained(options.output)
     steps = trainer.state.global_step
