@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(PY) bench/ttc_tasks.py
 	$(PY) bench/eval_suite.py
 	$(PY) bench/ground_retrieval.py
+	$(PY) bench/tune_distill.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -225,3 +225,17 @@ def test_compare_tuned_against_base_with_a_judge_and_a_reward_model(sft_data, pa
     assert pairwise["candidate"] + pairwise["baseline_wins"] + pairwise["tie"] == 2
     assert set(result["mean_reward"]) == {"local", f"hf:{tmp_path / 'sft'}"}
     assert all(isinstance(v, float) for v in result["mean_reward"].values())
+
+
+def test_the_hf_backend_loads_safely_from_many_threads(store):
+    """Eval runs call a model from several threads; the first calls must not race the load."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from genlab.models import get_model
+    from genlab.train.base import base_model_dir
+
+    model = get_model(f"hf:{base_model_dir()}", store=store, source="test")
+    with ThreadPoolExecutor(4) as pool:
+        texts = list(pool.map(lambda _: model.chat("What is the capital of France?", temperature=0,
+                                                   max_tokens=8).text, range(4)))
+    assert len(set(texts)) == 1 and "Paris" in texts[0]

@@ -85,9 +85,14 @@ class Embedder:
         return np.concatenate(parts).astype(np.float32)
 
 
+_LOAD_LOCK = threading.Lock()
+
+
 def load_embedder(spec: str | None = None) -> Embedder:
     """The embedder a spec names (None: the default), loaded once per process."""
-    return _load(*resolve_embedder(spec))
+    # One load at a time: transformers' loading context is process-wide (see models/hf.py).
+    with _LOAD_LOCK:
+        return _load(*resolve_embedder(spec))
 
 
 @lru_cache(maxsize=4)

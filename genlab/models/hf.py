@@ -22,8 +22,18 @@ from genlab.models.response import Chunk, Usage
 DEFAULT_MAX_TOKENS = 256
 
 
-@lru_cache(maxsize=2)
+#: transformers builds models under a process-wide meta-device context: two loads at once
+#: (several eval threads asking for the same model) leave tied weights uninitialised.
+_LOAD_LOCK = threading.Lock()
+
+
 def _load(path: str):
+    with _LOAD_LOCK:
+        return _load_once(path)
+
+
+@lru_cache(maxsize=2)
+def _load_once(path: str):
     from genlab.train.base import offline, set_threads
 
     offline()
