@@ -4,7 +4,7 @@ import pytest
 
 from genlab.search.funsearch.evaluator import Evaluator
 from genlab.search.funsearch.report import baselines, score_program
-from genlab.search.funsearch.spec import SpecError, load_spec, parse_spec
+from genlab.search.funsearch.spec import SpecError, load_spec
 
 GOOD = '''import funsearch
 

@@ -107,7 +107,7 @@ def distill_embeddings(source: str, teacher_spec: str, output: Path, *, base: st
     order = list(range(len(passages)))
     rng.shuffle(order)
     held_count = max(2, round(HELD_OUT * len(passages)))
-    held, train = order[:held_count], order[held_count:]
+    held = set(order[:held_count])      # passages whose queries are only ever evaluated on
 
     offline()
     set_torch_threads()

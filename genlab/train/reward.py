@@ -75,6 +75,8 @@ def tune_reward(data: Path, options: TrainOptions, progress=None) -> dict:
 
     train, held = split(rows, options.seed)
     tokenizer = AutoTokenizer.from_pretrained(base)
+    # The score head starts random: seed it, so a run (and its "before" accuracy) repeats.
+    torch.manual_seed(options.seed)
     model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1, dtype=torch.float32)
     model.config.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     before_accuracy = RewardModel(base, model, tokenizer).accuracy(held)
