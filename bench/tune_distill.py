@@ -101,7 +101,8 @@ def main() -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from genlab.models import get_model
-    from genlab.train.distill import build_student, distill_logits, reply_nll, split
+    from genlab.train.data import held_out_split
+    from genlab.train.distill import build_student, distill_logits, reply_nll
     from genlab.train.sft import tune_sft
 
     teacher_model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
@@ -114,7 +115,7 @@ def main() -> None:
                 for line in (TUNE / "format_eval.jsonl").read_text().splitlines()]
     data = [{"prompt": p, "completion": [{"role": "assistant", "content": teacher.chat(
         p, temperature=0, max_tokens=48, cache=True).text.strip()}]} for p in prompts]
-    train, held = split(data, 0)
+    train, held = held_out_split(data, 0)
     (work / "kd-train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train))
     held_conversations = [r["prompt"] + r["completion"] for r in held]
     student_nll = reply_nll(AutoModelForCausalLM.from_pretrained(work / "student-init"), tokenizer, held_conversations)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -60,11 +60,12 @@ class GroundedAnswer:
     invalid_citations: int = 0       # markers naming a passage that was not shown
     usage: Usage = field(default_factory=Usage)
 
-    def with_markers(self) -> str:
-        """The answer with [n] inserted at each support's end, as Gemini's docs show."""
+    def with_markers(self, number: Callable[[int], int] = lambda i: i + 1) -> str:
+        """The answer with [n] inserted at each support's end, as Gemini's docs show;
+        ``number`` turns a chunk index into the n shown (default: its 1-based position)."""
         text, shift = self.answer, 0
         for support in sorted(self.supports, key=lambda s: s.end):
-            marker = "".join(f"[{i + 1}]" for i in support.chunk_indices)
+            marker = "".join(f"[{number(i)}]" for i in support.chunk_indices)
             text = text[:support.end + shift] + marker + text[support.end + shift:]
             shift += len(marker)
         return text
@@ -136,18 +137,19 @@ def ground_text(raw: str, passages: list[Passage], embedder) -> GroundedAnswer:
     # the sentence before it, so move it inside, where sentence splitting keeps it.
     raw = drop_repeated_sentences(TRAILING_MARKERS.sub(r"\2\1", raw))
     clean, markers, invalid = [], [], 0       # markers: (offset in clean text, passage indices)
-    position = 0
+    position = offset = 0
     for match in MARKER.finditer(raw):
         clean.append(raw[position:match.start()])
-        offset = sum(map(len, clean))
+        offset += match.start() - position
         numbers = [int(n) for n in match.group(1).split(",")]
         valid = [n - 1 for n in numbers if 1 <= n <= len(passages)]
         invalid += len(numbers) - len(valid)
         markers.append((offset, valid))
         position = match.end()
     clean.append(raw[position:])
-    answer = "".join(clean).strip()
-    lead = len("".join(clean)) - len("".join(clean).lstrip())
+    joined = "".join(clean)
+    answer = joined.strip()
+    lead = len(joined) - len(joined.lstrip())
     markers = [(max(0, offset - lead), indices) for offset, indices in markers]
     if ABSTENTION.lower().rstrip(".") in answer.lower():
         return GroundedAnswer("", ABSTENTION, passages, abstained=True, invalid_citations=invalid)

@@ -7,7 +7,6 @@ can take its place. Vectors are L2-normalised float32, so a dot product is the c
 
 from __future__ import annotations
 
-import os
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from genlab.errors import ConfigError
+from genlab.torch_setup import prepare_torch
 
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 BATCH_SIZE = 64
@@ -40,23 +40,11 @@ def resolve_embedder(spec: str | None) -> tuple[str, Path]:
     return str(path.resolve()), path
 
 
-def set_torch_threads() -> None:
-    """Use as many torch threads as genlab may use cores (oversubscription is ~10x slower)."""
-    import torch
-
-    threads = int(os.environ.get("GENLAB_THREADS") or len(os.sched_getaffinity(0)))
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
-
-
 class Embedder:
     """Encode texts into unit vectors; one instance per folder per process."""
 
     def __init__(self, name: str, path: Path):
-        # The model is on disk; make sure nothing tries a hub on the way.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        set_torch_threads()
+        prepare_torch()
         import transformers
         from sentence_transformers import SentenceTransformer
 

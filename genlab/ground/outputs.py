@@ -44,24 +44,23 @@ class GroundedDocument:
     sections: list[Section] = field(default_factory=list)
 
     def citations(self) -> list[Passage]:
+        """Every cited passage once, in order of first citation: [1] is the first."""
         seen: dict[tuple, Passage] = {}
         for section in self.sections:
             for support in section.answer.supports:
                 for i in support.chunk_indices:
                     p = section.answer.chunks[i]
-                    seen.setdefault((p.source, p.start, p.end), p)
+                    seen.setdefault(_key(p), p)
         return list(seen.values())
+
+    def numbering(self, section: Section):
+        """Chunk index in ``section``'s answer → its document-wide citation number."""
+        numbers = {_key(p): n for n, p in enumerate(self.citations(), 1)}
+        return lambda i: numbers[_key(section.answer.chunks[i])]
 
     def section_text(self, section: Section) -> str:
         """The section's answer with document-wide [n] markers at each support's end."""
-        numbers = {(p.source, p.start, p.end): n for n, p in enumerate(self.citations(), 1)}
-        answer, text, shift = section.answer, section.answer.answer, 0
-        for support in sorted(answer.supports, key=lambda s: s.end):
-            marker = "".join(f"[{numbers[(p.source, p.start, p.end)]}]"
-                             for p in (answer.chunks[i] for i in support.chunk_indices))
-            text = text[:support.end + shift] + marker + text[support.end + shift:]
-            shift += len(marker)
-        return text
+        return section.answer.with_markers(self.numbering(section))
 
     def to_markdown(self, question_headings: bool = False) -> str:
         lines = [f"# {self.title}", ""]
@@ -75,6 +74,10 @@ class GroundedDocument:
 
     def to_dict(self) -> dict:
         return {"title": self.title, "sections": [{"heading": s.heading, **s.answer.to_dict()} for s in self.sections]}
+
+
+def _key(passage: Passage) -> tuple:
+    return passage.source, passage.start, passage.end
 
 
 def _snippet(text: str, limit: int = 120) -> str:
@@ -138,10 +141,9 @@ def audio_script(model: Model, search: NotebookSearch, *, items: int = 4, progre
     turns = [Turn(host, f"Welcome to this overview of the notebook {search.notebook.name}. "
                         f"Today we are looking at {_join(titles)}."),
              Turn(guest, "Thanks. Everything I say comes from these sources, so let's dig in.")]
-    numbers = {(p.source, p.start, p.end): n for n, p in enumerate(questions.citations(), 1)}
     for section in questions.sections:
-        cited = sorted({numbers[(p.source, p.start, p.end)] for s in section.answer.supports
-                        for p in (section.answer.chunks[i] for i in s.chunk_indices)})
+        number = questions.numbering(section)
+        cited = sorted({number(i) for s in section.answer.supports for i in s.chunk_indices})
         turns += [Turn(host, section.heading), Turn(guest, section.answer.answer, tuple(cited))]
     turns.append(Turn(host, "That's all for this overview. Thanks for listening."))
     return turns, questions

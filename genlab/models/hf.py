@@ -34,10 +34,9 @@ def _load(path: str):
 
 @lru_cache(maxsize=2)
 def _load_once(path: str):
-    from genlab.train.base import offline, set_threads
+    from genlab.torch_setup import prepare_torch
 
-    offline()
-    set_threads()
+    prepare_torch()
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -157,9 +157,7 @@ def _feedback(store: Store, body: dict) -> dict:
     try:
         fb = FeedbackBody(**body)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        param = ".".join(str(p) for p in err["loc"]) or None
-        raise ApiError(400, f"invalid '{param}': {err['msg']}", param=param) from None
+        raise _invalid(exc) from None
     rating = {"up": 1, "down": -1, None: None}[fb.rating]
     if fb.chosen_id or fb.rejected_id:
         if not (fb.chosen_id and fb.rejected_id) or fb.response_id or fb.rating or fb.better_response:
@@ -215,10 +213,15 @@ def _parse(body: dict, chat: bool) -> Request:
     try:
         return Request(**fields)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        param = ".".join(str(p) for p in err["loc"]) or None
-        message = err["msg"].removeprefix("Value error, ")
-        raise ApiError(400, f"invalid '{param}': {message}" if param else message, param=param) from None
+        raise _invalid(exc) from None
+
+
+def _invalid(exc: ValidationError) -> ApiError:
+    """A 400 naming the first invalid field, from pydantic's error."""
+    err = exc.errors()[0]
+    param = ".".join(str(p) for p in err["loc"]) or None
+    message = err["msg"].removeprefix("Value error, ")
+    return ApiError(400, f"invalid '{param}': {message}" if param else message, param=param)
 
 
 def _handle(pool: ModelPool, body: dict, chat: bool, store: Store | None = None) -> Any:

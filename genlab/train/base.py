@@ -17,6 +17,7 @@ from pathlib import Path
 import platformdirs
 
 from genlab.errors import ConfigError
+from genlab.torch_setup import prepare_torch
 
 BASE_NAME = "smollm2-135m-instruct"
 
@@ -27,31 +28,12 @@ def cache_dir() -> Path:
     return Path(value).expanduser() if value else Path(platformdirs.user_cache_dir("genlab"))
 
 
-def set_threads() -> None:
-    """Use as many torch threads as cores genlab may use (more makes torch ~10x slower)."""
-    import torch
-
-    threads = int(os.environ.get("GENLAB_THREADS") or len(os.sched_getaffinity(0)))
-    torch.set_num_threads(threads)
-
-
-def offline() -> None:
-    """Every model genlab trains is on disk; a hub request would be a bug, so forbid it."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    import transformers
-
-    # Load reports ("lm_head.weight MISSING" for tied embeddings, which are then tied) are noise here.
-    transformers.utils.logging.set_verbosity_error()
-
-
 def base_model_dir(progress=None) -> Path:
     """Return the folder of the fp32 copy, building it from the GGUF on first use."""
     target = cache_dir() / BASE_NAME
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
         return target
-    offline()
+    prepare_torch()
     try:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -62,7 +44,6 @@ def base_model_dir(progress=None) -> Path:
     gguf = embedded_gguf()
     if progress:
         progress(f"building a trainable copy of the embedded model in {target} (once)")
-    set_threads()
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     config = loaded.config

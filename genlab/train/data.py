@@ -12,6 +12,7 @@ Each text field is a string, or a list of chat messages ({"role", "content"}) as
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 from genlab.errors import ConfigError
@@ -23,6 +24,8 @@ FIELDS = {
     "prompts": (("prompt",),),
 }
 ROLES = {"system", "user", "assistant"}
+#: Share of rows held out to measure a trained model on (at least one row).
+HELD_OUT = 0.2
 
 
 def load_rows(path: Path, kind: str, *, min_rows: int = 2) -> list[dict]:
@@ -80,3 +83,22 @@ def _check_text(value, where: str, last_assistant: bool = False) -> None:
                               "\"content\": string}")
     if last_assistant and value[-1]["role"] != "assistant":
         raise ConfigError(f"{where} must end with the assistant's message (what the model should learn to say)")
+
+
+def held_out_split(rows: list[dict], seed: int) -> tuple[list[dict], list[dict]]:
+    """(train, held out): a seeded HELD_OUT share of the rows, at least one, is held out."""
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    held = max(1, round(HELD_OUT * len(rows)))
+    return [rows[i] for i in order[held:]], [rows[i] for i in order[:held]]
+
+
+def conversation(row: dict) -> list[dict]:
+    """One chat conversation from a {messages} row or a {prompt, completion} row (each
+    field a string or a list of messages)."""
+    if "messages" in row:
+        return row["messages"]
+    prompt, completion = row["prompt"], row["completion"]
+    prompt = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+    completion = [{"role": "assistant", "content": completion}] if isinstance(completion, str) else list(completion)
+    return prompt + completion

@@ -20,33 +20,13 @@ from __future__ import annotations
 
 import json
 import os
-import random
 from pathlib import Path
 
 from genlab.errors import ConfigError
-from genlab.train.base import offline, resolve_model_dir, set_threads
-from genlab.train.data import load_rows
+from genlab.torch_setup import prepare_torch
+from genlab.train.base import resolve_model_dir
+from genlab.train.data import conversation, held_out_split, load_rows
 from genlab.train.trainer import SUMMARY_FILE, TrainOptions, callbacks, check_output, run, snapshot, trl_config
-
-HELD_OUT = 0.2
-
-
-def to_messages(row: dict) -> list[dict]:
-    """A prompt/completion or messages row as one chat conversation."""
-    if "messages" in row:
-        return row["messages"]
-    prompt, completion = row["prompt"], row["completion"]
-    prompt = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
-    completion = [{"role": "assistant", "content": completion}] if isinstance(completion, str) else list(completion)
-    return prompt + completion
-
-
-def split(rows: list[dict], seed: int) -> tuple[list[dict], list[dict]]:
-    order = list(range(len(rows)))
-    random.Random(seed).shuffle(order)
-    held = max(1, round(HELD_OUT * len(rows)))
-    return [rows[i] for i in order[held:]], [rows[i] for i in order[:held]]
-
 
 def reply_nll(model, tokenizer, conversations: list[list[dict]]) -> float:
     """Mean negative log-likelihood per token of each conversation's last (assistant) message."""
@@ -91,8 +71,7 @@ def distill_logits(data: Path, options: TrainOptions, *, on_policy: bool, teache
     """Token-level KD (``on_policy=False``) or on-policy GKD into a student that shares the tokenizer."""
     rows = load_rows(data, "sft", min_rows=3)
     check_output(options)
-    offline()
-    set_threads()
+    prepare_torch()
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -111,7 +90,7 @@ def distill_logits(data: Path, options: TrainOptions, *, on_policy: bool, teache
                               "use `genlab distill data` across tokenizers")
     else:
         student_model = build_student(teacher_model, student_layers)
-    train, held = split([{"messages": to_messages(r)} for r in rows], options.seed)
+    train, held = held_out_split([{"messages": conversation(r)} for r in rows], options.seed)
     held_conversations = [r["messages"] for r in held]
     before_nll = reply_nll(student_model, tokenizer, held_conversations)
     teacher_nll = reply_nll(teacher_model, tokenizer, held_conversations)
@@ -137,7 +116,7 @@ def distill_data(prompts: Path, teacher_spec: str, options: TrainOptions, *, eva
     from genlab.train.sft import tune_sft
 
     rows = load_rows(prompts, "prompts")
-    held = [to_messages(r) for r in load_rows(eval_data, "sft", min_rows=1)] if eval_data else []
+    held = [conversation(r) for r in load_rows(eval_data, "sft", min_rows=1)] if eval_data else []
     check_output(options)
     teacher = get_model(teacher_spec, source="distill")
     written = []

@@ -92,9 +92,9 @@ def distill_embeddings(source: str, teacher_spec: str, output: Path, *, base: st
                        max_passages: int = 300, candidates: int = 5, max_steps: int | None = None,
                        epochs: int = 1, batch_size: int = 16, learning_rate: float = 2e-5, seed: int = 0,
                        resume: bool = False, progress=None) -> dict:
-    from genlab.ground.embed import resolve_embedder, set_torch_threads
+    from genlab.ground.embed import resolve_embedder
     from genlab.models import get_model
-    from genlab.train.base import offline
+    from genlab.torch_setup import prepare_torch
 
     if output.exists() and (output / "gecko-summary.json").exists() and not resume:
         raise ConfigError(f"{output} already holds a distilled embedder; choose another --output")
@@ -109,8 +109,7 @@ def distill_embeddings(source: str, teacher_spec: str, output: Path, *, base: st
     held_count = max(2, round(HELD_OUT * len(passages)))
     held = set(order[:held_count])      # passages whose queries are only ever evaluated on
 
-    offline()
-    set_torch_threads()
+    prepare_torch()
     from sentence_transformers import SentenceTransformer
 
     _, base_path = resolve_embedder(base)

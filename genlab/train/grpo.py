@@ -13,7 +13,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from genlab.errors import ConfigError
-from genlab.train.base import offline, resolve_model_dir, set_threads
+from genlab.torch_setup import prepare_torch
+from genlab.train.base import resolve_model_dir
 from genlab.train.data import load_rows
 from genlab.train.reward import RewardModel
 from genlab.train.trainer import TrainOptions, callbacks, check_output, lora_config, run, snapshot, trl_config
@@ -25,8 +26,7 @@ def tune_grpo(prompts: Path, reward_model: Path, options: TrainOptions, *, num_g
     if num_generations < 2:
         raise ConfigError("GRPO compares replies within a group: --generations must be at least 2")
     check_output(options)
-    offline()
-    set_threads()
+    prepare_torch()
     base = resolve_model_dir(options.base, progress)
     import torch
     from datasets import Dataset

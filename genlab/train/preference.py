@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from genlab.train.base import offline, resolve_model_dir, set_threads
+from genlab.torch_setup import prepare_torch
+from genlab.train.base import resolve_model_dir
 from genlab.train.data import load_rows
 from genlab.train.trainer import TrainOptions, callbacks, check_output, lora_config, run, snapshot, trl_config
 
@@ -21,8 +22,7 @@ def tune_preference(method: str, data: Path, options: TrainOptions, *, beta: flo
     """Run DPO (``method="dpo"``, pairs) or KTO (``method="kto"``, thumbs up/down)."""
     rows = load_rows(data, "preference" if method == "dpo" else "unpaired")
     check_output(options)
-    offline()
-    set_threads()
+    prepare_torch()
     base = resolve_model_dir(options.base, progress)
     import torch
     from datasets import Dataset

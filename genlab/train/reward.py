@@ -10,30 +10,19 @@ one) is held out, and pairwise accuracy on them is reported before and after tra
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
-from genlab.train.base import offline, resolve_model_dir, set_threads
-from genlab.train.data import load_rows
+from genlab.torch_setup import prepare_torch
+from genlab.train.base import resolve_model_dir
+from genlab.train.data import conversation, held_out_split, load_rows
 from genlab.train.trainer import (SUMMARY_FILE, TrainOptions, callbacks, check_output, lora_config, run, snapshot,
                                   trl_config)
-
-HELD_OUT = 0.2
-
-
-def as_messages(prompt, completion) -> list[dict]:
-    """One conversation from TRL fields that are strings or message lists."""
-    prompt = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
-    completion = [{"role": "assistant", "content": completion}] if isinstance(completion, str) else list(completion)
-    return prompt + completion
-
 
 class RewardModel:
     """Score (prompt, reply) pairs with a trained reward model folder."""
 
     def __init__(self, path: str | Path, model=None, tokenizer=None):
-        offline()
-        set_threads()
+        prepare_torch()
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -44,7 +33,7 @@ class RewardModel:
     def score(self, prompt, completion) -> float:
         import torch
 
-        text = self.tokenizer.apply_chat_template(as_messages(prompt, completion), tokenize=False)
+        text = self.tokenizer.apply_chat_template(conversation({"prompt": prompt, "completion": completion}), tokenize=False)
         inputs = self.tokenizer(text, return_tensors="pt", truncation=True, max_length=1024)
         with torch.no_grad():
             return float(self.model(**inputs).logits[0, 0])
@@ -55,25 +44,17 @@ class RewardModel:
         return wins / len(pairs)
 
 
-def split(rows: list[dict], seed: int) -> tuple[list[dict], list[dict]]:
-    order = list(range(len(rows)))
-    random.Random(seed).shuffle(order)
-    held = max(1, round(HELD_OUT * len(rows)))
-    return [rows[i] for i in order[held:]], [rows[i] for i in order[:held]]
-
-
 def tune_reward(data: Path, options: TrainOptions, progress=None) -> dict:
     rows = load_rows(data, "preference", min_rows=4)
     check_output(options)
-    offline()
-    set_threads()
+    prepare_torch()
     base = resolve_model_dir(options.base, progress)
     import torch
     from datasets import Dataset
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from trl import RewardConfig, RewardTrainer
 
-    train, held = split(rows, options.seed)
+    train, held = held_out_split(rows, options.seed)
     tokenizer = AutoTokenizer.from_pretrained(base)
     # The score head starts random: seed it, so a run (and its "before" accuracy) repeats.
     torch.manual_seed(options.seed)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from genlab.train.base import offline, resolve_model_dir, set_threads
+from genlab.torch_setup import prepare_torch
+from genlab.train.base import resolve_model_dir
 from genlab.train.data import load_rows
 from genlab.train.trainer import TrainOptions, callbacks, check_output, lora_config, run, snapshot, trl_config
 
@@ -17,8 +18,7 @@ from genlab.train.trainer import TrainOptions, callbacks, check_output, lora_con
 def tune_sft(data: Path, options: TrainOptions, progress=None) -> dict:
     rows = load_rows(data, "sft")
     check_output(options)
-    offline()
-    set_threads()
+    prepare_torch()
     base = resolve_model_dir(options.base, progress)
     import torch
     from datasets import Dataset
