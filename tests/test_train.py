@@ -4,6 +4,7 @@ the weights move, the loss goes down, the result loads as --model hf:DIR."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -39,6 +40,14 @@ def pairs(tmp_path):
     return write(tmp_path / "pairs.jsonl", [
         {"prompt": user(q), "chosen": assistant(a), "rejected": assistant("I am not sure, maybe you could look it up.")}
         for q, a in zip(QUESTIONS * 2, ANSWERS * 2)])
+
+
+@pytest.fixture(autouse=True)
+def free_disk_after_each_test(tmp_path):
+    """Each test writes one or two model folders (about 0.5 GB, plus a 1.6 GB checkpoint);
+    remove them when the test ends, so a run never holds more than one test's at a time."""
+    yield
+    shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 def options(tmp_path, name, **kw):

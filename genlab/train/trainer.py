@@ -37,12 +37,16 @@ class TrainOptions:
 
 
 def trl_config(config_class, options: TrainOptions, **method_fields):
-    """A TRL config for the CPU: no bf16, no reporting, checkpoints in ``options.output``."""
+    """A TRL config for the CPU: no bf16, no reporting, checkpoints in ``options.output``.
+
+    Only the newest checkpoint is kept: with Adam's two moments it is three times the
+    model (about 1.6 GB for the embedded model), and the newest is all ``--resume`` needs.
+    """
     fields = dict(
         output_dir=str(options.output), use_cpu=True, bf16=False, fp16=False, report_to="none",
         max_steps=options.max_steps, learning_rate=options.learning_rate,
         per_device_train_batch_size=options.batch_size, gradient_accumulation_steps=1,
-        logging_steps=1, save_steps=options.save_steps, save_total_limit=2, seed=options.seed,
+        logging_steps=1, save_steps=options.save_steps, save_total_limit=1, seed=options.seed,
         dataloader_num_workers=0, dataset_num_proc=None, max_length=options.max_length,
         lr_scheduler_type="constant", warmup_steps=0)
     known = config_class.__dataclass_fields__
