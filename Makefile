@@ -28,11 +28,13 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 # The main job: evolve bin packing from the trivial seed on the embedded model for a
-# few minutes, then compare the best program with First Fit and Best Fit.
+# few minutes, then compare the best program with First Fit and Best Fit, print its
+# code, and write its report (best score against samples).
 RUN_MINUTES ?= 3
 run: $(STAMP)
 	@dir=runs/make-run-$$(date +%Y%m%d-%H%M%S); \
 	$(VENV)/bin/genlab evolve bin-packing --samples 100000 --max-minutes $(RUN_MINUTES) --run-dir $$dir && \
+	$(VENV)/bin/genlab evolve report --no-test $$dir >/dev/null && \
 	$(VENV)/bin/genlab evolve baselines bin-packing --run $$dir
 
 test: $(STAMP)
@@ -43,6 +45,7 @@ bench: $(STAMP)
 	$(PY) bench/serve_overhead.py
 	$(PY) bench/evaluator_throughput.py
 	$(PY) bench/evolve_samples.py
+	$(PY) bench/evolve_small_model.py
 	$(PY) bench/classify_enum.py
 	$(PY) bench/ttc_tasks.py
 	$(PY) bench/eval_suite.py

@@ -90,3 +90,17 @@ def test_cap_set_trivial_seed_gives_two_to_the_n_and_sets_are_checked():
         spec.score(3, [[0, 0, 0], [1, 1, 1], [2, 2, 2]])
     with pytest.raises(ValueError, match="appears twice"):
         spec.score(2, [[0, 1], [0, 1]])
+
+
+def test_a_run_can_start_from_one_of_the_spec_baselines():
+    spec = load_spec("bin-packing")
+    assert spec.seed_program(None) == spec.seed_function
+    best_fit = spec.seed_program("best-fit")
+    assert best_fit.body.strip() == "return -(bins - item)"
+    # The header and docstring stay the spec's, so the prompt reads as from the spec's own seed.
+    assert (best_fit.args, best_fit.return_type, best_fit.docstring) == (
+        spec.seed_function.args, spec.seed_function.return_type, spec.seed_function.docstring)
+    assert spec.seed_program("First Fit").body.strip() == "return 0.0"
+    with pytest.raises(SpecError, match="^the bin-packing spec has no baseline 'worst-fit' to seed from; "
+                                        "choose one of: first-fit, best-fit$"):
+        spec.seed_program("worst-fit")

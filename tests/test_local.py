@@ -132,3 +132,15 @@ def test_logprobs_measure_how_likely_an_answer_is(local):
     assert choice.mean_logprob < 0
     with pytest.raises(ConfigError, match="logprobs are available for chat requests"):
         local.complete("x", logprobs=True)
+
+
+def test_grammar_constrains_every_sample(local):
+    grammar = 'root ::= "    return " ("item" | "bins" | [0-9]) "\\n"'
+    response = local.complete("def priority(item, bins):\n", grammar=grammar, n=6, temperature=1.5, max_tokens=16)
+    assert all(t in ("    return item\n", "    return bins\n") or t[:-1].removeprefix("    return ").isdigit()
+               for t in response.texts), response.texts
+
+
+def test_grammar_and_structured_output_are_one_or_the_other(local):
+    with pytest.raises(ConfigError, match="give either 'grammar' or a structured 'response_format'"):
+        local.chat("hi", grammar='root ::= "a"', response_format={"type": "enum", "enum": ["a", "b"]})

@@ -77,6 +77,17 @@ def test_native_n_top_k_and_completions(remote):
     assert remote.complete("One, two,", max_tokens=4, temperature=0).text
 
 
+def test_a_grammar_travels_to_a_llama_cpp_style_server(remote, served):
+    # genlab serve reads `grammar` from the body as llama.cpp's server does: every answer follows it.
+    grammar = 'root ::= " " ("red" | "green" | "blue") " fish"'
+    for temperature in (0, 1.5):
+        completion = remote.complete("My favourite animal is a", grammar=grammar, max_tokens=8,
+                                     temperature=temperature)
+        assert completion.text in (" red fish", " green fish", " blue fish"), completion.text
+    chat = remote.chat("Pick a colour.", grammar=grammar, max_tokens=8, n=3, temperature=1.5, seed=3)
+    assert all(text in (" red fish", " green fish", " blue fish") for text in chat.texts)
+
+
 def test_enum_mode_over_json_schema(remote):
     response = remote.chat("Is ice cold?", response_format={"type": "enum", "enum": ["yes", "no"]})
     assert response.text in ("yes", "no")
@@ -130,6 +141,8 @@ def test_missing_key_and_unsupported_options_fail_before_any_request(store, monk
     openai_model = get_model("openai:gpt-4o-mini", store=store)
     with pytest.raises(ConfigError, match="does not take top_k"):
         openai_model.chat("hi", top_k=3)
+    with pytest.raises(ConfigError, match="does not take a grammar .*; drop it"):
+        openai_model.chat("hi", grammar='root ::= "yes"')
     monkeypatch.setenv("GEMINI_API_KEY", "g-test")
     with pytest.raises(ConfigError, match="no plain completions endpoint"):
         get_model("gemini:gemini-2.5-flash", store=store).complete("hi")

@@ -8,6 +8,14 @@ import numpy as np
 
 import funsearch
 
+# Constrained sampling (see docs/specs.md): the model writes the body of priority() in a
+# small Python subset built from this file. Here the locals get knapsack names and two
+# numpy functions join the default vocabulary.
+GRAMMAR = {
+    "locals": ["density", "score", "slack"],
+    "functions": {"np.log2": 1, "np.hypot": 2},
+}
+
 
 @funsearch.run
 def solve(instance: dict) -> list:

@@ -34,9 +34,11 @@ def _fmt(value: Optional[float], digits: int = 3) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def _progress_table(progress, run_dir: Path) -> Table:
+def _progress_table(progress, run_dir: Path, sampling: str = "") -> Table:
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_row("run", str(run_dir))
+    if sampling:
+        table.add_row("sampling", sampling)
     table.add_row("samples", f"{progress.samples} / {progress.target}  ({progress.pending} being evaluated)")
     table.add_row("valid", f"{progress.valid} of {progress.evaluated} done ({progress.valid_pct:.1f} %)")
     table.add_row("best score", f"{_fmt(progress.best)}  (seed {_fmt(progress.seed_score)})")
@@ -57,6 +59,8 @@ def run(
     eval_workers: Optional[int] = typer.Option(None, "--eval-workers", help="Sandboxed evaluations at once "
                                                "(default: one per core)."),
     seed: int = typer.Option(0, "--seed", help="Seeds the database's choices."),
+    seed_program: Optional[str] = typer.Option(None, "--seed-program", help="Start from one of the spec's "
+                                               "baselines instead of its own seed (bin-packing: first-fit, best-fit)."),
     seed_model: bool = typer.Option(False, "--seed-model", help="Also seed every model call: reproducible "
                                     "samples on the embedded model, without its prompt cache (slower)."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where the run is stored "
@@ -65,6 +69,9 @@ def run(
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop drawing after this long."),
     max_tokens: int = typer.Option(384, "--max-tokens", help="Tokens per sample."),
     mode: str = typer.Option("auto", "--mode", help="completion, chat, or auto (completion on the embedded model)."),
+    constrain: Optional[bool] = typer.Option(None, "--constrain/--no-constrain", help="Sample the function body "
+                                             "under a grammar built from the spec, so every sample parses "
+                                             "(default: on where the model takes grammars, as the embedded one does)."),
     timeout: float = typer.Option(30.0, "--timeout", help="Seconds per program, all inputs."),
     memory_mb: int = typer.Option(2048, "--memory-mb", help="Address-space limit per program."),
     backend: str = typer.Option("local", "--backend", help="local (processes) or ray."),
@@ -93,24 +100,30 @@ def run(
         config = EvolveConfig(spec=spec, model=model, samples=200 if samples is None else samples,
                               budget_usd=budget_usd, workers=workers,
                               seed=seed, seed_model=seed_model, max_minutes=max_minutes, max_tokens=max_tokens, mode=mode,
+                              constrain=constrain, seed_program=seed_program,
                               timeout_s=timeout, memory_mb=memory_mb, backend=backend, **options)
         name = Path(spec).stem if spec.endswith(".py") else spec
         directory = run_dir or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
         the_run = Run.start(config, directory, budget)
     err.print(f"[bold]genlab evolve[/] {the_run.spec.name} with {the_run.config.model} → {directory}")
+    if the_run.sampling_notice:
+        err.print(the_run.sampling_notice)
+    sampling = "constrained (grammar from the spec)" if the_run.constrained else "free"
     last = [0.0]
-    with Live(_progress_table(the_run.progress, directory), console=err, refresh_per_second=4,
+    with Live(_progress_table(the_run.progress, directory, sampling), console=err, refresh_per_second=4,
               transient=False) as live:
         def show(progress) -> None:
             if time.monotonic() - last[0] > 0.25:
                 last[0] = time.monotonic()
-                live.update(_progress_table(progress, directory))
+                live.update(_progress_table(progress, directory, sampling))
         try:
             progress = the_run.execute(show)
         except KeyboardInterrupt:
             err.print(f"interrupted; continue with: genlab evolve --resume {directory}")
             raise typer.Exit(130)
-        live.update(_progress_table(progress, directory))
+        live.update(_progress_table(progress, directory, sampling))
+    if not err.is_terminal:
+        err.print()  # Live leaves its last line open when it cannot redraw
     if the_run.protections:
         err.print(f"[dim]sandbox: {'; '.join(the_run.protections)}[/]")
     err.print(f"stopped: {progress.stopped_because}. Best program: genlab evolve best {directory}")
@@ -133,6 +146,9 @@ def show(run_dir: Path = typer.Argument(..., help="A run directory."),
     out.print(f"best score {_fmt(info['best'])} (seed {_fmt(info['seed_score'])}) · "
               f"{info['prompt_tokens'] or 0} prompt + {info['completion_tokens'] or 0} completion tokens · "
               f"${info['cost_usd'] or 0:.4f}")
+    for mode, n in info["sampling"].items():
+        pct = 100.0 * n["valid"] / n["done"] if n["done"] else 0.0
+        out.print(f"{mode} sampling: {n['samples']} samples, {n['valid']} valid of {n['done']} done ({pct:.1f} %)")
     table = Table("outcome", "samples")
     for kind, n in info["outcomes"].items():
         table.add_row(kind, str(n))
@@ -198,6 +214,7 @@ def baselines(spec: str = typer.Argument("bin-packing", help="Spec name or file.
 
     the_spec = load_spec(spec)
     extra = {}
+    sample = None
     if run_dir is not None:
         store, _ = open_run(run_dir)
         sample = best_sample(store)
@@ -225,3 +242,10 @@ def baselines(spec: str = typer.Argument("bin-packing", help="Spec name or file.
     table.title = f"{the_spec.name}: {metric_name} on held-out sets (lower is better)" if metric_name != "score" \
         else f"{the_spec.name}: mean score on held-out sets"
     out.print(table)
+    if sample is not None:
+        out.print(f"\n[bold]The run's best program[/] (sample {sample['id']}, training score {sample['score']}):\n")
+        out.out(sample["code"].rstrip(), highlight=False)
+        report = Path(run_dir) / "report.md"
+        where = (f"{report} (best score against samples: {report.with_suffix('.png')})" if report.exists()
+                 else f"genlab evolve report {run_dir}")
+        out.print(f"\nReport: {where}")

@@ -22,6 +22,8 @@ class Backend:
     supports_top_k: bool = False
     #: Returns exactly one of a list of strings when asked with an ``enum`` format.
     supports_enum: bool = False
+    #: Follows a GBNF grammar (``Request.grammar``, as llama.cpp's server takes it).
+    supports_grammar: bool = False
     #: Returns ``n`` choices from one call.
     supports_n: bool = False
     #: Has a plain-text completions endpoint (``prompt`` instead of ``messages``).

@@ -117,6 +117,7 @@ def _raise_error(error: dict) -> None:
 class LocalBackend(Backend):
     supports_top_k = True
     supports_enum = True  # by grammar: exactly one label, no parsing
+    supports_grammar = True
     supports_n = False    # xllamacpp's usage for n>1 is unreliable; the wrapper calls n times
     supports_completions = True
     free = True

@@ -106,6 +106,9 @@ class Model:
         backend = self.backend
         if request.top_k is not None and not backend.supports_top_k:
             raise ConfigError(f"{self.spec} does not take top_k; drop it or use top_p", param="top_k")
+        if request.grammar is not None and not backend.supports_grammar:
+            raise ConfigError(f"{self.spec} does not take a grammar (llama.cpp backends do: local, local:FILE.gguf, "
+                              "a llama.cpp server or genlab serve by URL); drop it", param="grammar")
         if not request.is_chat and not backend.supports_completions:
             raise ConfigError(f"{self.spec} has no plain completions endpoint; send chat messages instead",
                               param="prompt")

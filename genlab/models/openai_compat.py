@@ -32,6 +32,7 @@ class Provider:
     key_envs: tuple[str, ...]        # first one set wins; empty: no key needed
     key_hint: str = ""               # where to get a key, for the missing-key error
     top_k_extra: bool = False        # the server reads top_k from the request body
+    grammar_extra: bool = False      # the server reads a GBNF ``grammar`` from the body (llama.cpp's does)
     supports_n: bool = True
     supports_completions: bool = True
 
@@ -50,8 +51,9 @@ PROVIDERS: dict[str, Provider] = {
 }
 
 #: A raw base URL (vLLM, llama.cpp, genlab serve…) reads top_k and n; its key is
-#: GENLAB_API_KEY, never another provider's key sent to an arbitrary host.
-RAW = Provider("url", "", ("GENLAB_API_KEY",), top_k_extra=True)
+#: GENLAB_API_KEY, never another provider's key sent to an arbitrary host. A grammar is
+#: sent as llama.cpp's server and genlab serve read it; a server that ignores it samples freely.
+RAW = Provider("url", "", ("GENLAB_API_KEY",), top_k_extra=True, grammar_extra=True)
 
 
 def _logprobs(choice: Any) -> list[dict] | None:
@@ -80,6 +82,7 @@ class OpenAICompatBackend(Backend):
         self.model_id = model_name
         self.base_url = base_url or provider.base_url
         self.supports_top_k = provider.top_k_extra
+        self.supports_grammar = provider.grammar_extra
         self.supports_n = provider.supports_n
         self.supports_completions = provider.supports_completions
         key = api_key or next((os.environ[e] for e in provider.key_envs if os.environ.get(e)), None)
@@ -99,9 +102,10 @@ class OpenAICompatBackend(Backend):
         kwargs = request.payload()
         kwargs.pop("messages", None)
         kwargs.pop("prompt", None)
-        top_k = kwargs.pop("top_k", None)
-        if top_k is not None:
-            kwargs["extra_body"] = {"top_k": top_k}
+        # Fields outside OpenAI's API travel in the body, where the servers that take them look.
+        extra = {key: kwargs.pop(key) for key in ("top_k", "grammar") if key in kwargs}
+        if extra:
+            kwargs["extra_body"] = extra
         if kwargs.get("n") == 1:
             del kwargs["n"]
         kwargs["model"] = self.model_id

@@ -107,6 +107,8 @@ class Request(_Strict):
     max_tokens: int | None = Field(None, ge=1)
     response_format: ResponseFormat | None = None
     logprobs: bool | None = None   # per-token log-probabilities of the chosen tokens (chat only)
+    # genlab's extension, as in llama.cpp's server: a GBNF grammar every choice must follow.
+    grammar: str | None = Field(None, min_length=1)
 
     @field_validator("stop", mode="before")
     @classmethod
@@ -121,6 +123,9 @@ class Request(_Strict):
             raise ValueError("'messages' is empty; add at least one message")
         if self.logprobs and self.messages is None:
             raise ValueError("logprobs are available for chat requests ('messages') only")
+        if self.grammar is not None and self.response_format is not None \
+                and self.response_format.type != "text":
+            raise ValueError("give either 'grammar' or a structured 'response_format', not both")
         return self
 
     @property

@@ -26,9 +26,13 @@ class EvolveConfig:
     top_p: float = 0.95
     max_tokens: int = 384                  # per sample
     mode: str = "auto"                     # completion, chat, or auto (completion on the embedded model)
+    constrain: bool | None = None          # sample the body under a grammar built from the spec (every
+                                           # sample parses); None: wherever the backend takes grammars
     workers: int = 1                       # model calls in flight at once
     eval_workers: int = field(default_factory=_default_eval_workers)  # sandboxed evaluations at once
     seed: int = 0                          # drives the database's choices (always reproducible)
+    seed_program: str | None = None        # start from one of the spec's BASELINES (e.g. best-fit, as the
+                                           # paper's bin-packing runs did) instead of the spec's own seed
     seed_model: bool = False               # also seed each model call: reproducible samples on the
                                            # embedded model, but without its prompt cache (slower)
     timeout_s: float = 30.0                # per program, all inputs together (paper: 30 s)
@@ -62,4 +66,5 @@ class EvolveConfig:
     def from_dict(cls, data: dict[str, Any]) -> "EvolveConfig":
         data = dict(data)
         data["database"] = DatabaseConfig(**data.get("database", {}))
+        data.setdefault("constrain", False)  # runs saved before constrained sampling existed sampled freely
         return cls(**data)

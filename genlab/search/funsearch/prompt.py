@@ -17,6 +17,9 @@ from genlab.search.funsearch.spec import Spec
 CHAT_SYSTEM = ("You are an expert Python programmer improving a heuristic. You answer with code only.")
 CHAT_INSTRUCTION = ("Write the body of `{name}`, the last function above, so that it works better than the "
                     "earlier versions. Reply with the complete function `{name}` in one ```python code block.")
+#: Under a grammar the reply can only be a body, so the instruction asks for just that.
+CHAT_BODY_INSTRUCTION = ("Write the body of `{name}`, the last function above, so that it works better than the "
+                         "earlier versions. Reply with the indented body only.")
 
 
 def build_prompt(spec: Spec, programs: list[Program]) -> tuple[str, Function]:
@@ -37,7 +40,8 @@ def build_prompt(spec: Spec, programs: list[Program]) -> tuple[str, Function]:
     return spec.prompt_skeleton.rstrip() + "\n\n\n" + "\n\n".join(parts), header
 
 
-def chat_messages(prompt: str, header: Function) -> list[dict[str, str]]:
+def chat_messages(prompt: str, header: Function, body_only: bool = False) -> list[dict[str, str]]:
     """Wrap a prompt for chat models: the same code, and what to do with it."""
+    instruction = CHAT_BODY_INSTRUCTION if body_only else CHAT_INSTRUCTION
     return [{"role": "system", "content": CHAT_SYSTEM},
-            {"role": "user", "content": f"```python\n{prompt}```\n\n" + CHAT_INSTRUCTION.format(name=header.name)}]
+            {"role": "user", "content": f"```python\n{prompt}```\n\n" + instruction.format(name=header.name)}]

@@ -31,10 +31,15 @@ def summary(store: RunStore) -> dict[str, Any]:
     top = [dict(r) for r in store.query(
         "SELECT id, prompt_id, island, score, length(code) AS chars FROM samples WHERE score IS NOT NULL"
         " ORDER BY score DESC, length(code), id LIMIT 5")]
+    sampling = {("constrained" if r["constrained"] else "free"): {"samples": r["n"], "done": r["done"] or 0,
+                                                                   "valid": r["valid"] or 0}
+                for r in store.query(
+        "SELECT p.constrained, COUNT(*) AS n, SUM(s.status != 'pending') AS done, SUM(s.score IS NOT NULL) AS valid"
+        " FROM samples s JOIN prompts p ON s.prompt_id = p.id GROUP BY p.constrained")}
     meta = store.meta()
     return {"run_dir": str(store.run_dir), "spec": meta["spec_name"], "model": meta["config"]["model"],
             "target": meta["config"]["samples"], "seed_score": seed[0]["score"] if seed else None,
-            **counts, "outcomes": kinds, "top": top}
+            **counts, "outcomes": kinds, "sampling": sampling, "top": top}
 
 
 def best_sample(store: RunStore) -> dict[str, Any]:

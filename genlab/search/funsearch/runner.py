@@ -27,7 +27,7 @@ from genlab.search.funsearch.database import Program, ProgramsDatabase
 from genlab.search.funsearch.evaluator import Evaluation, Evaluator
 from genlab.search.funsearch.prompt import build_prompt
 from genlab.search.funsearch.runstore import RunStore, SampleRow
-from genlab.search.funsearch.sampler import Sampler
+from genlab.search.funsearch.sampler import Sampler, choose_grammar
 from genlab.search.funsearch.sandbox import Limits
 from genlab.search.funsearch.spec import Spec, SpecError, load_spec, parse_spec
 
@@ -80,9 +80,11 @@ class Run:
             ensure_ray(config.eval_workers)
             self.evaluator.sandbox = RaySandbox(limits)
         chat = config.mode == "chat" or (config.mode == "auto" and not isinstance(model.backend, LocalBackend))
+        grammar, self.sampling_notice = choose_grammar(spec, config.constrain, model)
         self.sampler = Sampler(model, chat=chat, samples_per_prompt=config.samples_per_prompt,
                                temperature=config.temperature, top_p=config.top_p,
-                               max_tokens=config.max_tokens, seed=config.seed if config.seed_model else None)
+                               max_tokens=config.max_tokens, seed=config.seed if config.seed_model else None,
+                               grammar=grammar)
         self.database = ProgramsDatabase(config.database, seed=config.seed)
         self.lock = threading.Lock()
         self.has_work = threading.Condition(self.lock)
@@ -95,6 +97,11 @@ class Run:
         self.in_flight = 0
         self.failure: BaseException | None = None  # a bug in a sampler thread, re-raised by execute()
 
+    @property
+    def constrained(self) -> bool:
+        """True when samples are drawn under the body grammar."""
+        return self.sampler.grammar is not None
+
     # -- opening ------------------------------------------------------------------
 
     @classmethod
@@ -103,7 +110,9 @@ class Run:
         spec = load_spec(config.spec)
         if (Path(run_dir) / "run.db").exists():
             raise ConfigError(f"{run_dir} already holds a run; continue it with: genlab evolve --resume {run_dir}")
+        spec.seed_program(config.seed_program)  # refuse an unknown seed program before creating anything
         model = get_model(config.model, budget=budget, source="evolve")
+        choose_grammar(spec, config.constrain, model)  # and --constrain where the model takes no grammar
         store = RunStore(run_dir, create=True)
         store.set_meta({"config": config.to_dict(), "spec_name": spec.name, "spec_path": spec.path,
                         "spec_source": spec.source, "genlab_version": __version__, "created": time.time()})
@@ -171,7 +180,7 @@ class Run:
         """Evaluate the seed (new run) or rebuild the database from the store (resume)."""
         seeds = self.store.samples("prompt_id IS NULL")
         if not seeds:
-            self.store.add_seed(str(self.spec.seed_function))
+            self.store.add_seed(str(self.spec.seed_program(self.config.seed_program)))
             seeds = self.store.samples("prompt_id IS NULL")
         seed = seeds[0]
         if seed.status != "evaluated":
@@ -252,7 +261,7 @@ class Run:
                      "latency_s": response.latency_s}
             parent_ids = [p.id for p in chosen.programs]
             ids = self.store.add_prompt(prompt_index, chosen.island_id, parent_ids, prompt, self.config.model, usage,
-                                        [vars(d) for d in drafts])
+                                        [vars(d) for d in drafts], constrained=self.constrained)
             with self.has_work:
                 p = self.progress
                 p.samples += len(drafts)

@@ -55,6 +55,8 @@ SCHEMA = [
             UNIQUE (prompt_id, choice)
         )""",
     ]),
+    # Grammar-constrained sampling: 1 when the prompt's samples were drawn under the body grammar.
+    ("002_constrained", ["ALTER TABLE prompts ADD COLUMN constrained INTEGER NOT NULL DEFAULT 0"]),
 ]
 
 
@@ -124,15 +126,15 @@ class RunStore:
             " VALUES (NULL, 0, NULL, '[]', ?, 'pending', 'seed', ?)", (code, time.time()))])[0]
 
     def add_prompt(self, prompt_id: int, island: int, parent_ids: list[int], text: str, model: str,
-                   usage: dict, drafts: list[dict]) -> list[int]:
+                   usage: dict, drafts: list[dict], constrained: bool = False) -> list[int]:
         """Save a prompt and its samples together; return the samples' ids."""
         now = time.time()
         n = max(len(drafts), 1)
         statements = [(
             "INSERT INTO prompts (id, island, parent_ids, text, model, prompt_tokens, cached_tokens,"
-            " completion_tokens, cost_usd, latency_s, created) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            " completion_tokens, cost_usd, latency_s, created, constrained) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (prompt_id, island, json.dumps(parent_ids), text, model, usage["prompt_tokens"], usage["cached_tokens"],
-             usage["completion_tokens"], usage["cost_usd"], usage["latency_s"], now))]
+             usage["completion_tokens"], usage["cost_usd"], usage["latency_s"], now, int(constrained)))]
         for choice, draft in enumerate(drafts):
             statements.append((
                 "INSERT INTO samples (prompt_id, choice, island, parent_ids, raw, code, status, error_kind, errors,"

@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from genlab.errors import ConfigError
 from genlab.models import Model, Response, build_request
 from genlab.search.funsearch.code import Function, extract_function, names_used
+from genlab.search.funsearch.grammar import Unsupported, grammar_for
 from genlab.search.funsearch.prompt import chat_messages
+from genlab.search.funsearch.spec import Spec
 
 #: Where a completion model's answer is surely over. Not "\ndef ": small models often
 #: skip the body and write the next version as a whole function, which is kept.
@@ -41,9 +44,10 @@ class Sampler:
     """Draws samples for a prompt from one model, in completion or chat form."""
 
     def __init__(self, model: Model, *, chat: bool, samples_per_prompt: int = 4, temperature: float = 1.0,
-                 top_p: float = 0.95, max_tokens: int = 512, seed: int | None = None):
+                 top_p: float = 0.95, max_tokens: int = 512, seed: int | None = None, grammar: str | None = None):
         self.model = model
         self.chat = chat
+        self.grammar = grammar  # GBNF of the function body: when set, every sample is a body that parses
         self.samples_per_prompt = samples_per_prompt
         self.temperature, self.top_p, self.max_tokens, self.seed = temperature, top_p, max_tokens, seed
 
@@ -54,10 +58,30 @@ class Sampler:
         # Choices i of one prompt use seed + i (see Model), so prompts are spaced 64 apart.
         seed = None if self.seed is None else (self.seed * 1_000_003 + 64 * prompt_index) % (2 ** 31)
         options = dict(n=n or self.samples_per_prompt, temperature=self.temperature, top_p=self.top_p,
-                       max_tokens=self.max_tokens, seed=seed)
+                       max_tokens=self.max_tokens, seed=seed, grammar=self.grammar)
         if self.chat:
-            request = build_request(messages=chat_messages(prompt, header), **options)
+            request = build_request(messages=chat_messages(prompt, header, body_only=self.grammar is not None),
+                                    **options)
         else:
             request = build_request(prompt=prompt, stop=COMPLETION_STOPS, **options)
         response = self.model.execute(request)
         return [check_draft(text, header, name) for text in response.texts], response
+
+
+def choose_grammar(spec: Spec, constrain: bool | None, model: Model) -> tuple[str | None, str | None]:
+    """Return (the body grammar or None, a one-line notice for the user or None).
+
+    ``constrain`` None means: constrain wherever the backend takes grammars. A spec the
+    grammar cannot describe falls back to free sampling, with a notice saying why.
+    """
+    if constrain is False:
+        return None, None
+    if not model.backend.supports_grammar:
+        if constrain:
+            raise ConfigError(f"--constrain needs a backend that takes grammars (local, local:FILE.gguf, a "
+                              f"llama.cpp server or genlab serve by URL); {model.spec} does not: use --no-constrain")
+        return None, None
+    try:
+        return grammar_for(spec), None
+    except Unsupported as exc:
+        return None, f"free sampling: the grammar cannot describe {spec.function_name}() ({exc})"

@@ -21,19 +21,21 @@ from __future__ import annotations
 
 import ast
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from genlab.errors import ConfigError
 from genlab.search.funsearch.code import Function, parse_function
+from genlab.search.funsearch.grammar import GrammarConfig
 
 ROLES = ("evolve", "run", "score", "inputs", "test_inputs", "metric")
 
-#: Module-level names a spec may define for reports, hidden from prompts:
-#: BASELINES = {name: function source}, PUBLISHED = {name: {dataset: figure}}.
-REPORTING_NAMES = ("BASELINES", "PUBLISHED")
+#: Module-level names a spec may define, hidden from prompts: for reports,
+#: BASELINES = {name: function source} and PUBLISHED = {name: {dataset: figure}};
+#: for constrained sampling, GRAMMAR = {...} (see `genlab.search.funsearch.grammar.GrammarConfig`).
+REPORTING_NAMES = ("BASELINES", "PUBLISHED", "GRAMMAR")
 
 BUILTIN_SPECS = {
     "bin-packing": "bin_packing.py",
@@ -72,6 +74,22 @@ class Spec:
 
     def inputs(self) -> dict[str, Any]:
         return self._call_dict("inputs")
+
+    def seed_program(self, choice: str | None) -> Function:
+        """Return the function a run starts from: the spec's own, or the body of one of its BASELINES.
+
+        ``choice`` names a baseline loosely ("best-fit" finds "Best Fit"). The header and
+        docstring stay the spec's, so prompts and the grammar read the same as from the spec's seed.
+        """
+        if choice is None:
+            return self.seed_function
+        baselines = self.namespace.get("BASELINES", {})
+        wanted = _loose(choice)
+        for name, code in baselines.items():
+            if _loose(name) == wanted:
+                return replace(self.seed_function, body=parse_function(code, self.function_name).body)
+        names = ", ".join(_loose(n) for n in baselines) or "none (the spec defines no BASELINES)"
+        raise SpecError(f"the {self.name} spec has no baseline '{choice}' to seed from; choose one of: {names}")
 
     def test_inputs(self) -> dict[str, dict[str, Any]]:
         return self._call_dict("test_inputs") if "test_inputs" in self.roles else {}
@@ -114,6 +132,10 @@ def _role(decorator: ast.expr) -> str | None:
                              + ", ".join(f"@funsearch.{r}" for r in ROLES))
         return node.attr
     return None
+
+
+def _loose(name: str) -> str:
+    return "-".join(name.lower().replace("_", " ").split())
 
 
 def builtin_spec_path(name: str) -> Path:
@@ -207,6 +229,7 @@ def parse_spec(source: str, path: str = "<spec>", name: str = "spec") -> Spec:
         raise SpecError(f"{path}: loading the spec raised {type(exc).__name__}: {exc}") from exc
     spec = Spec(name, path, source, roles, program_template, prompt_skeleton, seed_function, namespace)
     spec.inputs()  # fail now, before any model call, when there are no inputs
+    GrammarConfig.from_spec(namespace.get("GRAMMAR"), path)  # and when GRAMMAR is malformed
     return spec
 
 

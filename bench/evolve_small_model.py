@@ -1,0 +1,233 @@
+"""Does program search on the embedded model find better programs? Constrained vs free sampling.
+
+Same model (SmolLM2-135M), same prompts, same database settings, same budget; the only
+difference is whether the body of the evolved function is sampled under the grammar
+built from the spec. Three runs of each (database seeds 0, 1, 2), each from the trivial
+seed (`return 0.0`, First Fit) for --minutes on this machine. Evolution sees the
+generated training instances only; the best program (by training score) at 150 samples
+and at the end is then scored on the held-out OR1-OR4 and Weibull 5k sets, next to
+First Fit and Best Fit computed in the same script. Then one constrained cap-set run
+(n = 8) for the same time.
+
+    .venv/bin/python bench/evolve_small_model.py [--minutes 10] [--seeds 0 1 2]
+    .venv/bin/python bench/evolve_small_model.py --seed-program best-fit --modes constrained --no-cap-set
+    .venv/bin/python bench/evolve_small_model.py --temperature 1.5 --modes constrained --no-cap-set
+
+These measure one more lever each (starting from Best Fit, as the paper's bin-packing runs
+did; a higher temperature, which the grammar makes cheap) and write their JSON beside the
+first, named after the lever.
+
+Finished runs are kept under runs/bench-evolve-small-model/ and reused when the script
+is started again (delete that folder to start over).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from common import RESULTS, write
+from scipy.stats import binomtest
+
+from genlab.search.funsearch.config import EvolveConfig
+from genlab.search.funsearch.report import baselines, open_run, score_program
+from genlab.search.funsearch.runner import describe, evolve
+from genlab.search.funsearch.spec import load_spec
+
+WORK = Path("runs/bench-evolve-small-model")
+AT_SAMPLES = 150
+
+
+def best_within(store, limit: int | None) -> dict:
+    """Return the best program (by training score; shortest, then oldest, among ties) in the first samples."""
+    rows = store.query("SELECT id, code, score, created FROM samples WHERE prompt_id IS NOT NULL ORDER BY id")
+    seed = store.query("SELECT id, code, score, created FROM samples WHERE prompt_id IS NULL")[0]
+    rows = rows[:limit] if limit is not None else rows
+    candidates = [dict(seed)] + [dict(r) for r in rows if r["score"] is not None]
+    best = max(candidates, key=lambda r: (r["score"], -len(r["code"]), -r["id"]))
+    start = store.meta()["created"]
+    return {"sample": best["id"], "train_score": best["score"], "code": best["code"],
+            "samples_drawn": len(rows), "at_s": (rows[-1]["created"] - start) if rows else 0.0}
+
+
+def search_facts(store, target: float) -> dict:
+    """When a run first matched ``target`` (Best Fit's training score), and how many behaviours it found."""
+    start = store.meta()["created"]
+    rows = store.query("SELECT score, scores, created FROM samples WHERE prompt_id IS NOT NULL ORDER BY id")
+    first = next(((i, row["created"] - start) for i, row in enumerate(rows, start=1)
+                  if row["score"] is not None and row["score"] >= target), None)
+    behaviours = {row["scores"] for row in rows if row["score"] is not None}
+    return {"first_sample_matching_best_fit_train": first[0] if first else None,
+            "first_s_matching_best_fit_train": round(first[1], 1) if first else None,
+            "distinct_behaviours": len(behaviours)}
+
+
+def held_out(spec, code: str, cache: dict) -> dict[str, float]:
+    if code not in cache:
+        results = score_program(spec, code, spec.test_inputs())
+        cache[code] = {name: row["metric"]["value"] if "metric" in row else None for name, row in results.items()}
+    return cache[code]
+
+
+def run_once(key: str, config: EvolveConfig, done: dict) -> dict:
+    """Run (or reuse) one search and return its summary."""
+    if key in done:
+        print(f"{key}: reusing the finished run")
+        return done[key]
+    run_dir = WORK / key
+    if run_dir.exists():  # an unfinished run from an interrupted bench: start it again cleanly
+        for path in sorted(run_dir.rglob("*"), reverse=True):
+            path.unlink() if path.is_file() else path.rmdir()
+        run_dir.rmdir()
+    started = time.monotonic()
+    run, progress = evolve(config, run_dir)
+    info = describe(progress)
+    info["wall_s"] = time.monotonic() - started
+    info["constrained"] = run.constrained
+    info["run_dir"] = str(run_dir)
+    print(f"{key}: {info['samples']} samples, {info['valid']} valid ({info['valid_pct']:.1f} %), "
+          f"{info['samples_per_s']:.2f} samples/s, best train score {info['best']}")
+    done[key] = info
+    (WORK / "done.json").write_text(json.dumps(done, indent=2))
+    return info
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--no-cap-set", action="store_true")
+    parser.add_argument("--seed-program", default=None, help="a baseline of the spec to start from")
+    parser.add_argument("--modes", nargs="+", default=["constrained", "free"], choices=["constrained", "free"])
+    parser.add_argument("--temperature", type=float, default=None, help="sampling temperature (default: the "
+                        "paper's 1.0)")
+    args = parser.parse_args()
+    suffix = (f"-from-{args.seed_program}" if args.seed_program else "") + \
+        (f"-t{args.temperature:g}" if args.temperature is not None else "")
+    sampling = {"temperature": args.temperature} if args.temperature is not None else {}
+    WORK.mkdir(parents=True, exist_ok=True)
+    done_path = WORK / "done.json"
+    done = json.loads(done_path.read_text()) if done_path.exists() else {}
+
+    spec = load_spec("bin-packing")
+    scored: dict[str, dict] = {}
+    rows = {row["name"]: {d: r["metric"]["value"] for d, r in row["results"].items()}
+            for row in baselines(spec) if "results" in row}
+    first_fit, best_fit = rows["First Fit"], rows["Best Fit"]
+    best_fit_train = score_program(spec, spec.namespace["BASELINES"]["Best Fit"], {"train": spec.inputs()})
+    best_fit_train = best_fit_train["train"]["score"]
+    datasets = list(first_fit)
+    print("First Fit", first_fit, "\nBest Fit", best_fit)
+
+    runs = []
+    for mode in args.modes:
+        for seed in args.seeds:
+            key = f"bin-packing-{mode}-seed{seed}-{args.minutes:g}min{suffix}"
+            config = EvolveConfig(spec="bin-packing", samples=100_000, max_minutes=args.minutes, seed=seed,
+                                  constrain=mode == "constrained", seed_program=args.seed_program, **sampling)
+            info = run_once(key, config, done)
+            store, _ = open_run(info["run_dir"])
+            entry = {"mode": mode, "seed": seed, **{k: info[k] for k in (
+                "samples", "evaluated", "valid", "valid_pct", "samples_per_s", "wall_s", "prompt_tokens",
+                "completion_tokens", "best", "stopped_because", "run_dir")}, **search_facts(store, best_fit_train)}
+            for label, limit in ((f"at_{AT_SAMPLES}_samples", AT_SAMPLES), ("at_end", None)):
+                best = best_within(store, limit)
+                figures = held_out(spec, best["code"], scored)
+                best["held_out"] = figures
+                best["beats_first_fit_on_all"] = all(figures[d] < first_fit[d] for d in datasets)
+                best["beats_best_fit_on_or1_or4"] = all(figures[d] < best_fit[d] for d in datasets if d.startswith("OR"))
+                best["equals_best_fit"] = all(abs(figures[d] - best_fit[d]) < 1e-9 for d in datasets)
+                entry[label] = best
+            runs.append(entry)
+            print(f"  {mode} seed {seed}: at {AT_SAMPLES} samples {entry[f'at_{AT_SAMPLES}_samples']['held_out']}"
+                  f"\n  {mode} seed {seed}: at the end    {entry['at_end']['held_out']}")
+            store.close()
+
+    summary = {}
+    for mode in args.modes:
+        mine = [r for r in runs if r["mode"] == mode]
+        valid, evaluated = sum(r["valid"] for r in mine), sum(r["evaluated"] for r in mine)
+        interval = binomtest(valid, evaluated).proportion_ci(confidence_level=0.95, method="wilson")
+        summary[mode] = {
+            "valid_pooled": f"{valid}/{evaluated}",
+            "valid_pct_pooled": round(100 * valid / evaluated, 1),
+            "valid_pct_95ci_wilson": [round(100 * interval.low, 1), round(100 * interval.high, 1)],
+            "valid_pct": [round(r["valid_pct"], 1) for r in mine],
+            "samples_per_s": [round(r["samples_per_s"], 3) for r in mine],
+            "samples_in_time": [r["samples"] for r in mine],
+            "first_sample_matching_best_fit_train": [r["first_sample_matching_best_fit_train"] for r in mine],
+            "first_s_matching_best_fit_train": [r["first_s_matching_best_fit_train"] for r in mine],
+            "distinct_behaviours": [r["distinct_behaviours"] for r in mine],
+            "beats_first_fit_on_all_at_end": sum(r["at_end"]["beats_first_fit_on_all"] for r in mine),
+            "beats_best_fit_on_or1_or4_at_end": sum(r["at_end"]["beats_best_fit_on_or1_or4"] for r in mine),
+            "beats_first_fit_on_all_at_150": sum(r[f"at_{AT_SAMPLES}_samples"]["beats_first_fit_on_all"]
+                                                 for r in mine),
+            "runs": len(mine),
+        }
+    print(json.dumps(summary, indent=2))
+
+    cap_set = None
+    if not args.no_cap_set:
+        key = f"cap-set-constrained-seed0-{args.minutes:g}min"
+        info = run_once(key, EvolveConfig(spec="cap-set", samples=100_000, max_minutes=args.minutes, seed=0,
+                                          constrain=True), done)
+        cap_store, _ = open_run(info["run_dir"])
+        best = best_within(cap_store, None)
+        cap_set = {"n": 8, "trivial_seed_size": 256, "paper_funsearch_size": 512, "best_size": best["train_score"],
+                   "best_code": best["code"], **{k: info[k] for k in (
+                       "samples", "valid", "valid_pct", "samples_per_s", "wall_s", "stopped_because")}}
+        print(f"cap set n=8: best {best['train_score']} (trivial 256, paper 512)")
+        cap_store.close()
+
+    plot(runs, f"evolve_small_model{suffix}")
+    write(f"evolve_small_model{suffix}", {
+        "minutes": args.minutes, "seeds": args.seeds, "at_samples": AT_SAMPLES, "seed_program": args.seed_program,
+        "temperature": args.temperature or EvolveConfig.temperature,
+        "baselines": {"First Fit": first_fit, "Best Fit": best_fit}, "best_fit_train_score": best_fit_train,
+        "published": spec.namespace["PUBLISHED"], "summary": summary, "runs": runs, "cap_set": cap_set,
+    })
+
+
+def plot(runs: list[dict], name: str) -> None:
+    """Best training score against samples and against time, one line per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), dpi=120)
+    colors = {"constrained": "#1f6feb", "free": "#d1242f"}
+    for r in runs:
+        store, _ = open_run(r["run_dir"])
+        start = store.meta()["created"]
+        best, xs, ts, ys = None, [], [], []
+        seed_score = store.query("SELECT score FROM samples WHERE prompt_id IS NULL")[0]["score"]
+        for i, row in enumerate(store.query("SELECT score, created FROM samples WHERE prompt_id IS NOT NULL "
+                                            "ORDER BY id"), start=1):
+            if row["score"] is not None and (best is None or row["score"] > best):
+                best = row["score"]
+            xs.append(i)
+            ts.append((row["created"] - start) / 60)
+            ys.append(max(seed_score, best) if best is not None else seed_score)
+        label = f"{r['mode']} (seed {r['seed']})"
+        axes[0].step(xs, ys, where="post", color=colors[r["mode"]], alpha=0.8, label=label)
+        axes[1].step(ts, ys, where="post", color=colors[r["mode"]], alpha=0.8, label=label)
+        store.close()
+    axes[0].set_xlabel("samples drawn")
+    axes[1].set_xlabel("minutes")
+    for ax in axes:
+        ax.set_ylabel("best training score (−bins)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("genlab evolve bin-packing on SmolLM2-135M, 2 cores: grammar-constrained vs free sampling")
+    fig.tight_layout()
+    path = RESULTS / f"{name}.png"
+    fig.savefig(path)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
