@@ -181,7 +181,9 @@ def main() -> None:
         print(f"cap set n=8: best {best['train_score']} (trivial 256, paper 512)")
         cap_store.close()
 
-    plot(runs, f"evolve_small_model{suffix}")
+    first_fit_train = score_program(spec, spec.namespace["BASELINES"]["First Fit"], {"train": spec.inputs()})
+    plot(runs, f"evolve_small_model{suffix}", {"First Fit": first_fit_train["train"]["score"],
+                                                "Best Fit": best_fit_train})
     write(f"evolve_small_model{suffix}", {
         "minutes": args.minutes, "seeds": args.seeds, "at_samples": AT_SAMPLES, "seed_program": args.seed_program,
         "temperature": args.temperature or EvolveConfig.temperature,
@@ -190,8 +192,8 @@ def main() -> None:
     })
 
 
-def plot(runs: list[dict], name: str) -> None:
-    """Best training score against samples and against time, one line per run."""
+def plot(runs: list[dict], name: str, references: dict[str, float]) -> None:
+    """Best training score against samples and against time, one line per run, with the baselines'."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -215,6 +217,11 @@ def plot(runs: list[dict], name: str) -> None:
         axes[0].step(xs, ys, where="post", color=colors[r["mode"]], alpha=0.8, label=label)
         axes[1].step(ts, ys, where="post", color=colors[r["mode"]], alpha=0.8, label=label)
         store.close()
+    for label, value in references.items():
+        for ax in axes:
+            ax.axhline(value, color="#6e7781", linestyle=":", linewidth=1)
+            ax.annotate(label, (1.0, value), xycoords=("axes fraction", "data"), ha="right", va="bottom",
+                        fontsize=7, color="#6e7781")
     axes[0].set_xlabel("samples drawn")
     axes[1].set_xlabel("minutes")
     for ax in axes:
