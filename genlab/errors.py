@@ -3,6 +3,7 @@
     GenlabError                 a user can fix it; the CLI prints it in one line
     ├── ConfigError             bad model spec, missing key, bad option or schema
     ├── BudgetExceeded          the run's USD or token budget is spent
+    ├── StoreError              a SQLite file of genlab's cannot be read or written
     └── ModelError              the model (or the endpoint behind it) failed the call
         ├── ModelUnreachable    no answer: connection refused, DNS, timeout
         └── RequestRejected     the endpoint answered 4xx (bad key, unknown model…)
@@ -40,6 +41,13 @@ class BudgetExceeded(GenlabError):
     http_status = 429
     error_type = "insufficient_quota"
     code = "insufficient_quota"
+
+
+class StoreError(GenlabError):
+    """A SQLite file of genlab's (store, notebook, run) cannot be opened, read or written."""
+
+    http_status = 500
+    error_type = "server_error"
 
 
 class ModelError(GenlabError):

@@ -11,17 +11,21 @@ user's data directory (``~/.local/share/genlab`` on Linux).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 
-from genlab.errors import ConfigError
+from genlab.errors import ConfigError, StoreError
+
+log = logging.getLogger("genlab.store")
 
 
 def genlab_home() -> Path:
@@ -32,6 +36,68 @@ def genlab_home() -> Path:
 
 def default_store_path() -> Path:
     return genlab_home() / "genlab.db"
+
+
+def store_prompts() -> bool:
+    """False when GENLAB_STORE_PROMPTS=0: keep call rows (tokens, cost) but no prompt or reply text."""
+    return os.environ.get("GENLAB_STORE_PROMPTS", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def store_error(path: Path, exc: BaseException) -> StoreError:
+    """One line naming the file, what SQLite said and the fix."""
+    message = str(exc)
+    lowered = message.lower()
+    if "not a database" in lowered or "malformed" in lowered:
+        fix = f"the file is damaged; move it aside (mv {path} {path}.broken) and genlab starts a new one"
+    elif "locked" in lowered or "busy" in lowered:
+        fix = "another process holds it; wait for it to finish, then retry"
+    elif "full" in lowered or "disk i/o" in lowered:
+        fix = f"free some space on the disk that holds {path.parent}"
+    elif "readonly" in lowered or "read-only" in lowered or "permission" in lowered or "unable to open" in lowered:
+        fix = "make it writable, or set GENLAB_HOME to a writable directory"
+    else:
+        fix = "check the file and the disk"
+    return StoreError(f"{path}: {message}; {fix}")
+
+
+def connect(path: Path, migrations: list[tuple[str, list[str]]], foreign_keys: bool = False) -> sqlite3.Connection:
+    """Open (creating, readable by its owner only) a SQLite file of genlab's: autocommit
+    mode with explicit transactions, WAL, a busy timeout, foreign keys, migrations applied."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            # Prompts, replies and sources are the user's data: no other user may read them.
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        db = sqlite3.connect(path, check_same_thread=False, timeout=30, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        if foreign_keys:
+            db.execute("PRAGMA foreign_keys=ON")
+        apply_migrations(db, migrations)
+    except (OSError, sqlite3.Error) as exc:
+        raise store_error(path, exc) from exc
+    return db
+
+
+@contextmanager
+def transaction(db: sqlite3.Connection, path: Path, mode: str = "IMMEDIATE"):
+    """One transaction that rolls back on any failure (leaving the connection usable) and
+    turns SQLite's errors into a StoreError naming the file."""
+    try:
+        db.execute(f"BEGIN {mode}")
+        try:
+            yield db
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+    except sqlite3.Error as exc:
+        if db.in_transaction:
+            try:
+                db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+        raise store_error(path, exc) from exc
 
 
 # (name, statements): append only. Each migration runs in one transaction.
@@ -133,29 +199,18 @@ class Store:
 
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path else default_store_path()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30,
-                                       isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-        except (OSError, sqlite3.Error) as exc:
-            raise ConfigError(
-                f"cannot open genlab's store at {self.path} ({exc}); "
-                "set GENLAB_HOME to a writable directory"
-            ) from exc
+        self._db = connect(self.path, MIGRATIONS)
         self._lock = threading.Lock()
-        self._migrate()
-
-    def _migrate(self) -> None:
-        with self._lock:
-            apply_migrations(self._db, MIGRATIONS)
 
     def execute(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
         """Run one statement in its own transaction and return all rows."""
         with self._lock:
-            cur = self._db.execute(sql, params)
-            cur.row_factory = sqlite3.Row
-            return cur.fetchall()
+            try:
+                cur = self._db.execute(sql, params)
+                cur.row_factory = sqlite3.Row
+                return cur.fetchall()
+            except sqlite3.Error as exc:
+                raise store_error(self.path, exc) from exc
 
     # -- calls ---------------------------------------------------------------
 
@@ -190,6 +245,8 @@ class Store:
         return json.loads(rows[0]["response"]) if rows else None
 
     def cache_response(self, key: str, model: str, response: dict) -> None:
+        if not store_prompts():
+            return  # a cached reply is reply text
         self.execute(
             "INSERT OR REPLACE INTO response_cache (key, model, response, created) VALUES (?,?,?,?)",
             (key, model, json.dumps(response), time.time()),
@@ -199,15 +256,16 @@ class Store:
 
     def record_response(self, response_id: str, model: str, messages: list[dict], completions: list[str],
                         source: str | None = None) -> None:
-        """Keep a reply (each of its choices) with its prompt, so feedback can point at it."""
+        """Keep a reply (each of its choices) with its prompt, so feedback can point at it
+        (nothing is kept under GENLAB_STORE_PROMPTS=0)."""
+        if not store_prompts():
+            return
         now, prompt = time.time(), json.dumps(messages, ensure_ascii=False)
-        with self._lock:
-            self._db.execute("BEGIN")
+        with self._lock, transaction(self._db, self.path):
             self._db.executemany(
                 "INSERT OR REPLACE INTO responses (id, choice_index, time, model, messages, completion, source)"
                 " VALUES (?,?,?,?,?,?,?)",
                 [(response_id, i, now, model, prompt, text, source) for i, text in enumerate(completions)])
-            self._db.execute("COMMIT")
 
     def response_exists(self, response_id: str, choice_index: int = 0) -> bool:
         return bool(self.execute("SELECT 1 FROM responses WHERE id=? AND choice_index=?",
@@ -219,9 +277,10 @@ class Store:
         """Store one rating (+1/-1, optionally with a better answer) or one pairwise preference."""
         for rid, index in [(response_id, choice_index)] + ([(rejected_id, rejected_index)] if rejected_id else []):
             if not self.response_exists(rid, index):
+                off = " (GENLAB_STORE_PROMPTS=0 keeps none)" if not store_prompts() else ""
                 raise ConfigError(f"no recorded response '{rid}' (choice {index}); feedback can only be given "
-                                  "on replies from genlab chat or genlab serve")
-        with self._lock:
+                                  f"on replies from genlab chat or genlab serve{off}")
+        with self._lock, transaction(self._db, self.path):
             return self._db.execute(
                 "INSERT INTO feedback (time, response_id, choice_index, rating, better, rejected_id,"
                 " rejected_index, source) VALUES (?,?,?,?,?,?,?,?)",

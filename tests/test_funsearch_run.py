@@ -184,16 +184,37 @@ def test_resume_of_a_missing_run(tmp_path):
 
 
 def test_budget_stops_drawing(served, genlab_home, monkeypatch, tmp_path):
-    # Price the served model through a user price file, so each call costs real (fake) money.
+    # Price the served model through a user price file, so each call costs real (fake) money:
+    # a prompt's worst case (4 samples x 64 tokens, every prompt byte a token) is about $0.27,
+    # so it stops as soon as another prompt could overspend $0.50, which it never does.
     genlab_home.mkdir(parents=True, exist_ok=True)
     (genlab_home / "prices.json").write_text(json.dumps({"models": {"local": {
-        "input_cost_per_token": 1e-3, "output_cost_per_token": 1e-3}}}))
+        "input_cost_per_token": 1e-5, "output_cost_per_token": 1e-3}}}))
     monkeypatch.setenv("GENLAB_API_KEY", served.key)
     config = EvolveConfig(spec="bin-packing", model=f"{served.base_url}#local", samples=12, seed=1,
                           max_tokens=64, budget_usd=0.5)
     run, progress = evolve(config, tmp_path / "run")
     assert progress.stopped_because.startswith("budget spent")
-    assert progress.samples == 4 and progress.cost_usd > 0.5  # one prompt went through, then no more
+    assert "could cost up to" in progress.stopped_because and 0 < progress.cost_usd <= 0.5
+    assert 4 <= progress.samples < 12 and progress.samples % 4 == 0
     prompts = sqlite3.connect(tmp_path / "run" / "run.db").execute("SELECT COUNT(*), SUM(cost_usd) FROM prompts")
     count, cost = prompts.fetchone()
-    assert count == 1 and cost == pytest.approx(progress.cost_usd)
+    assert count == progress.samples // 4 and cost == pytest.approx(progress.cost_usd)
+    import re
+    worst, left = map(float, re.search(r"up to \$([\d.]+) and \$([\d.]+)", progress.stopped_because).groups())
+    assert worst > left and left == pytest.approx(0.5 - progress.cost_usd, abs=1e-4)  # stopped only when needed
+
+
+def test_a_run_refuses_a_sandbox_that_cannot_isolate_unless_accepted(tmp_path, monkeypatch):
+    from genlab.errors import ConfigError
+    from genlab.search.funsearch import runner
+    from genlab.search.funsearch.sandbox import Limits, Sandbox
+
+    # Fault injection: a sandbox without isolation, as on a machine that refuses user namespaces.
+    monkeypatch.setattr(runner, "_sandbox", lambda config: Sandbox(Limits(timeout_s=config.timeout_s), isolate=False))
+    config = EvolveConfig(spec="bin-packing", samples=1, seed=SEED, max_tokens=MAX_TOKENS)
+    with pytest.raises(ConfigError, match="cannot fully isolate.*isolation turned off.*--unsafe-sandbox"):
+        runner.Run.start(config, tmp_path / "r")
+    assert not (tmp_path / "r").exists()  # refused before anything was created or run
+    accepted = runner.Run.start(config, tmp_path / "r", unsafe_sandbox=True)
+    assert accepted.sandbox_missing == ["isolation turned off"]

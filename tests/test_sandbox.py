@@ -2,48 +2,144 @@
 
 import os
 import socket
-import subprocess
 import threading
 import time
 
 import pytest
 
+from genlab.errors import ConfigError
 from genlab.search.funsearch.evaluator import Evaluator
-from genlab.search.funsearch.sandbox import Limits, Sandbox
+from genlab.search.funsearch.sandbox import Limits, Sandbox, probe, require_isolation
 from genlab.search.funsearch.spec import load_spec
 
 LIMITS = Limits(timeout_s=2.0, memory_mb=1024, file_mb=4, processes=16)
-IS_ROOT = os.geteuid() == 0
+ISOLATION = probe(Sandbox(LIMITS))
+# Every attack test below runs as root and as a normal user alike; only a machine whose
+# kernel refuses the namespaces (a container without user namespaces) skips them, and
+# there genlab evolve itself refuses to run without --unsafe-sandbox.
+pytestmark = pytest.mark.skipif(not ISOLATION.isolated, reason="this machine cannot isolate: "
+                                + "; ".join(ISOLATION.missing))
 
 
-def run(body: str, *, preload=(), inputs=None):
+def run(body: str, *, preload=(), inputs=None, limits=LIMITS):
     """Run `probe(x)` whose body is `body`; return the outcome of input 'a'."""
     program = "import numpy as np\n\ndef probe(x):\n" + "".join(f"    {line}\n" for line in body.splitlines())
-    result = Sandbox(LIMITS).run(program, "probe", inputs or {"a": 1}, preload=list(preload))
+    result = Sandbox(limits).run(program, "probe", inputs or {"a": 1}, preload=list(preload))
     return result, result.outcomes["a"]
 
 
-def sandbox_processes() -> list[str]:
-    """Processes of the sandbox user still alive (should be none once a run returns)."""
-    out = subprocess.run(["ps", "-e", "-o", "uid=,pid=,cmd="], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if line.split()[0] == "65534"]
+def processes() -> dict[int, str]:
+    """Every process on the machine with its command line (whoever owns it)."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    found[int(entry)] = f.read().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                pass
+    return found
+
+
+TOKEN = "genlab-sandbox-leftover-marker"
+
+
+def leftovers(before: dict[int, str]) -> list[str]:
+    """Processes that appeared during the test and come from a sandbox: a forked candidate keeps
+    the supervisor's command line; an exec'd one carries TOKEN (see the tests that exec)."""
+    return [f"{pid}: {cmd}" for pid, cmd in processes().items()
+            if pid not in before and ("sandbox_child.py" in cmd or TOKEN in cmd)]
 
 
 @pytest.fixture(autouse=True)
 def nothing_left_behind():
+    before = processes()
     yield
     deadline = time.time() + 3
-    while sandbox_processes() and time.time() < deadline:
+    while leftovers(before) and time.time() < deadline:
         time.sleep(0.1)
-    assert sandbox_processes() == []
+    assert leftovers(before) == []
 
 
 def test_a_well_behaved_program_runs():
     result, outcome = run("return x * 2", inputs={"a": 21})
-    assert result.status == "ok" and outcome.solution == 42
-    if IS_ROOT:
-        assert any("no network" in p for p in result.protections)
-        assert any("read-only filesystem" in p for p in result.protections)
+    assert result.status == "ok" and outcome.solution == 42 and result.isolated
+    assert any("no network" in p for p in result.protections)
+    assert any("private read-only root" in p for p in result.protections)
+    assert any("PID namespace" in p for p in result.protections)
+
+
+def test_it_sees_no_host_directories_and_no_processes():
+    _, outcome = run("import os\nreturn sorted(os.listdir('/')), os.listdir('/proc'), os.listdir('/tmp'), "
+                     "os.listdir('/home')")
+    top, proc, tmp, home = outcome.solution
+    assert proc == [] and tmp == [] and home == []
+    assert set(top) <= {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "dev", "proc", "run", "var",
+                        "etc", "home", "root", "tmp", *[p.split("/")[1] for p in _python_dirs()]}
+
+
+def _python_dirs():
+    import sys
+    return [sys.prefix, sys.base_prefix, os.path.realpath(sys.base_prefix)]
+
+
+def test_reading_the_projects_files(tmp_path):
+    readme = os.path.abspath("README.md")
+    assert os.path.exists(readme)
+    _, outcome = run(f"return open({readme!r}).read()")
+    assert outcome.solution is None and "FileNotFoundError" in outcome.error
+
+
+def test_closing_its_pipe_and_sleeping_does_not_outlive_the_deadline():
+    started = time.perf_counter()
+    result, outcome = run("import os, time\nos.closerange(3, 4096)\ntime.sleep(1000)\nreturn 1")
+    assert outcome.solution is None and result.status in ("crashed", "timeout")
+    assert time.perf_counter() - started < LIMITS.timeout_s + 5
+
+
+def test_a_daemon_that_execs_another_program_does_not_survive():
+    result, outcome = run("import os, sys\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+                          f"        os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(1000)', "
+                          f"'{TOKEN}'])\n    os._exit(0)\nimport time\ntime.sleep(0.3)\nreturn 1")
+    assert outcome.solution == 1  # the fixture checks that the exec'd daemon is gone
+
+
+def test_host_unix_sockets_are_out_of_reach():
+    server = socket.socket(socket.AF_UNIX)
+    name = f"\0genlab-test-{os.getpid()}"  # an abstract socket: no file to hide, only the namespace
+    server.bind(name)
+    server.listen()
+    try:
+        _, outcome = run(f"import socket\ns = socket.socket(socket.AF_UNIX)\ns.connect({name!r})\nreturn 'connected'",
+                         preload=["socket"])
+    finally:
+        server.close()
+    assert outcome.solution is None and "ConnectionRefusedError" in outcome.error
+
+
+def test_it_has_no_privileges_left():
+    _, outcome = run("import os\nos.chroot('/tmp')\nreturn 'chrooted'")
+    assert outcome.solution is None and "PermissionError" in outcome.error
+
+
+def test_fail_closed_where_it_cannot_isolate():
+    unisolated = Sandbox(LIMITS, isolate=False)
+    result = unisolated.run("def probe(x):\n    return x\n", "probe", {"a": 1})
+    assert result.outcomes["a"].solution == 1 and not result.isolated
+    assert result.missing == ["isolation turned off"]
+    with pytest.raises(ConfigError, match="--unsafe-sandbox"):
+        require_isolation(unisolated, unsafe=False)
+    assert require_isolation(unisolated, unsafe=True) == ["isolation turned off"]
+    with pytest.raises(ConfigError, match="--unsafe-sandbox"):
+        Evaluator(load_spec("bin-packing"), sandbox=unisolated).evaluate("def priority(item, bins):\n    return 0.0\n")
+
+
+def test_unisolated_mode_still_kills_what_the_candidate_left():
+    program = ("def probe(x):\n    import os, sys, time\n    if os.fork() == 0:\n        os.setsid()\n"
+               f"        os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(1000)', '{TOKEN}'])\n"
+               "    time.sleep(0.3)\n    return 1\n")
+    result = Sandbox(LIMITS, isolate=False).run(program, "probe", {"a": 1})
+    assert result.outcomes["a"].solution == 1  # the fixture checks the daemon is gone (subreaper)
 
 
 @pytest.mark.parametrize("body", [
@@ -73,7 +169,6 @@ def test_deep_recursion():
     assert outcome.kind in ("recursion", "crashed", "timeout", "memory")
 
 
-@pytest.mark.skipif(not IS_ROOT, reason="process limits for a non-root user depend on the host")
 def test_fork_bomb_is_contained():
     result, outcome = run("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass")
     assert outcome.solution is None
@@ -117,7 +212,6 @@ def test_environment_secrets_are_not_inherited(monkeypatch):
                                      "MKL_NUM_THREADS", "PYTHONDONTWRITEBYTECODE", "LC_CTYPE"}
 
 
-@pytest.mark.skipif(not IS_ROOT, reason="network namespaces need root here")
 def test_no_network():
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
@@ -217,6 +311,25 @@ def test_rewriting_the_callers_frame_is_caught(bin_packing):
     # Whatever it managed to change, a packing is only scored after it is checked.
     for name, value in evaluation.scores.items():
         assert value <= 0 and (value == honest.scores[name] or name in evaluation.errors)
+
+
+def test_a_forged_cap_set_cannot_exhaust_the_scorer():
+    import itertools
+    import tracemalloc
+
+    spec = load_spec("cap-set")
+    every_vector = [list(v) for v in itertools.product((0, 1, 2), repeat=8)]
+    tracemalloc.start()
+    with pytest.raises(ValueError, match="on a line"):
+        spec.score(8, every_vector)
+    with pytest.raises(ValueError, match="at most"):
+        spec.score(8, every_vector * 2)
+    with pytest.raises(ValueError, match="8 coordinates"):
+        spec.score(8, [[0, 1]] * 100)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 50 * 1024 * 1024  # the pairwise arrays of 6561 vectors would take over 1 GB
+    assert spec.score(8, [list(v) for v in itertools.product((0, 1), repeat=8)]) == 256
 
 
 def test_a_forged_result_cannot_claim_a_score(bin_packing):

@@ -35,3 +35,68 @@ def test_response_cache_roundtrip(store):
     assert store.cached_response("k") is None
     store.cache_response("k", "local", {"text": "hello"})
     assert store.cached_response("k") == {"text": "hello"}
+
+
+# -- failures: nothing lost, one line with the fix ------------------------------------------
+
+import logging  # noqa: E402
+import os  # noqa: E402
+import stat  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+import pytest  # noqa: E402
+
+from genlab.errors import StoreError  # noqa: E402
+
+
+def test_a_failed_write_rolls_back_and_leaves_the_store_usable(store):
+    with pytest.raises(StoreError, match=str(store.path)):
+        # The second choice cannot be bound: the first must not stay behind half-written.
+        store.record_response("chatcmpl-x", "local", [{"role": "user", "content": "hi"}], ["one", {"not": "text"}])
+    assert store.execute("SELECT COUNT(*) AS n FROM responses")[0]["n"] == 0
+    store.record_response("chatcmpl-y", "local", [{"role": "user", "content": "hi"}], ["fine"])
+    assert store.response_exists("chatcmpl-y")
+
+
+def test_a_locked_store_names_the_file_and_the_reply_is_not_lost(local, store, caplog):
+    store._db.execute("PRAGMA busy_timeout=50")
+    holder = sqlite3.connect(store.path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StoreError, match="locked.*another process holds it"):
+            store.log_call(record())
+        with caplog.at_level(logging.WARNING, logger="genlab.models"):
+            reply = local.chat("Say hi", max_tokens=3, temperature=0)
+        assert reply.text and "was not logged" in caplog.text and str(store.path) in caplog.text
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    store.log_call(record())  # usable again once the lock is gone
+    assert store.execute("SELECT COUNT(*) AS n FROM calls")[0]["n"] == 1
+
+
+def test_a_corrupted_store_is_one_line_with_the_fix(genlab_home):
+    genlab_home.mkdir(parents=True, exist_ok=True)
+    (genlab_home / "genlab.db").write_bytes(b"this is not a database" * 100)
+    out = subprocess.run([sys.executable, "-m", "genlab.cli", "usage"], capture_output=True, text=True,
+                         env={**os.environ, "GENLAB_HOME": str(genlab_home)}, timeout=60)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "genlab.db" in lines[0] and "mv " in lines[0] and ".broken" in lines[0]
+
+
+def test_files_are_readable_by_their_owner_only(store, velmora):
+    for path in (store.path, velmora.path):
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
+
+
+def test_store_prompts_off_keeps_call_rows_without_text(local, store, monkeypatch):
+    monkeypatch.setenv("GENLAB_STORE_PROMPTS", "0")
+    reply = local.chat("Say hi", max_tokens=3, temperature=0, cache=True)
+    store.record_response("chatcmpl-z", "local", [{"role": "user", "content": "secret prompt"}], [reply.text])
+    assert store.execute("SELECT COUNT(*) AS n FROM calls")[0]["n"] == 1
+    assert store.execute("SELECT COUNT(*) AS n FROM responses")[0]["n"] == 0
+    assert store.execute("SELECT COUNT(*) AS n FROM response_cache")[0]["n"] == 0
+    with pytest.raises(Exception, match="GENLAB_STORE_PROMPTS=0"):
+        store.add_feedback("chatcmpl-z", rating=1)

@@ -34,9 +34,11 @@ def _fmt(value: Optional[float], digits: int = 3) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def _progress_table(progress, run_dir: Path, sampling: str = "") -> Table:
+def _progress_table(progress, run_dir: Path, sampling: str = "", unsafe: str = "") -> Table:
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_row("run", str(run_dir))
+    if unsafe:
+        table.add_row("sandbox", f"[bold red]UNSAFE: missing {unsafe}[/]")
     if sampling:
         table.add_row("sampling", sampling)
     table.add_row("samples", f"{progress.samples} / {progress.target}  ({progress.pending} being evaluated)")
@@ -75,6 +77,8 @@ def run(
     timeout: float = typer.Option(30.0, "--timeout", help="Seconds per program, all inputs."),
     memory_mb: int = typer.Option(2048, "--memory-mb", help="Address-space limit per program."),
     backend: str = typer.Option("local", "--backend", help="local (processes) or ray."),
+    unsafe_sandbox: bool = typer.Option(False, "--unsafe-sandbox", help="Run candidates even where the sandbox "
+                                        "cannot fully isolate them (it says what is missing first)."),
 ) -> None:
     """Evolve the spec's function.
 
@@ -91,7 +95,7 @@ def run(
 
     budget = budget_from(budget_usd)
     if resume is not None:
-        the_run = Run.resume(resume, budget=budget, samples=samples)
+        the_run = Run.resume(resume, budget=budget, samples=samples, unsafe_sandbox=unsafe_sandbox)
         directory = resume
     else:
         if spec is None:
@@ -104,24 +108,27 @@ def run(
                               timeout_s=timeout, memory_mb=memory_mb, backend=backend, **options)
         name = Path(spec).stem if spec.endswith(".py") else spec
         directory = run_dir or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        the_run = Run.start(config, directory, budget)
+        the_run = Run.start(config, directory, budget, unsafe_sandbox=unsafe_sandbox)
     err.print(f"[bold]genlab evolve[/] {the_run.spec.name} with {the_run.config.model} → {directory}")
     if the_run.sampling_notice:
         err.print(the_run.sampling_notice)
+    unsafe = "; ".join(the_run.sandbox_missing)
+    if unsafe:  # said before the first candidate runs
+        err.print(f"[bold red]unsafe sandbox (--unsafe-sandbox): candidates run without {unsafe}[/]")
     sampling = "constrained (grammar from the spec)" if the_run.constrained else "free"
     last = [0.0]
-    with Live(_progress_table(the_run.progress, directory, sampling), console=err, refresh_per_second=4,
+    with Live(_progress_table(the_run.progress, directory, sampling, unsafe), console=err, refresh_per_second=4,
               transient=False) as live:
         def show(progress) -> None:
             if time.monotonic() - last[0] > 0.25:
                 last[0] = time.monotonic()
-                live.update(_progress_table(progress, directory, sampling))
+                live.update(_progress_table(progress, directory, sampling, unsafe))
         try:
             progress = the_run.execute(show)
         except KeyboardInterrupt:
             err.print(f"interrupted; continue with: genlab evolve --resume {directory}")
             raise typer.Exit(130)
-        live.update(_progress_table(progress, directory, sampling))
+        live.update(_progress_table(progress, directory, sampling, unsafe))
     if not err.is_terminal:
         err.print()  # Live leaves its last line open when it cannot redraw
     if the_run.protections:
@@ -174,25 +181,28 @@ def best(run_dir: Path = typer.Argument(..., help="A run directory.")) -> None:
 @evolve_app.command()
 def report(run_dir: Path = typer.Argument(..., help="A run directory."),
            output: Optional[Path] = typer.Option(None, "--out", help="Markdown file (default RUN/report.md)."),
-           no_test: bool = typer.Option(False, "--no-test", help="Skip scoring the best program on held-out sets.")
-           ) -> None:
+           no_test: bool = typer.Option(False, "--no-test", help="Skip scoring the best program on held-out sets."),
+           unsafe_sandbox: bool = typer.Option(False, "--unsafe-sandbox", help="Score it even where the sandbox "
+                                               "cannot fully isolate programs.")) -> None:
     """Write a Markdown report: best score vs samples (PNG), the best program and its diff to its parent."""
     from genlab.search.funsearch.report import write_report
 
-    path = write_report(run_dir, output, test=not no_test)
+    path = write_report(run_dir, output, test=not no_test, unsafe_sandbox=unsafe_sandbox)
     out.print(f"wrote {path} and {path.with_suffix('.png')}")
 
 
 @evolve_app.command()
 def score(spec: str = typer.Argument(..., help="Spec name or file."),
           program: Path = typer.Argument(..., help="A .py file with the evolved function."),
-          as_json: bool = typer.Option(False, "--json")) -> None:
+          as_json: bool = typer.Option(False, "--json"),
+          unsafe_sandbox: bool = typer.Option(False, "--unsafe-sandbox", help="Run even where the sandbox "
+                                              "cannot fully isolate programs.")) -> None:
     """Score a program on the spec's training inputs and held-out sets, in the sandbox."""
     from genlab.search.funsearch.report import read_program, score_program
     from genlab.search.funsearch.spec import load_spec
 
     the_spec = load_spec(spec)
-    results = score_program(the_spec, read_program(the_spec, program))
+    results = score_program(the_spec, read_program(the_spec, program), unsafe_sandbox=unsafe_sandbox)
     if as_json:
         out.print_json(data=results)
         return
@@ -207,7 +217,9 @@ def score(spec: str = typer.Argument(..., help="Spec name or file."),
 @evolve_app.command()
 def baselines(spec: str = typer.Argument("bin-packing", help="Spec name or file."),
               run_dir: Optional[Path] = typer.Option(None, "--run", help="Add this run's best program."),
-              as_json: bool = typer.Option(False, "--json")) -> None:
+              as_json: bool = typer.Option(False, "--json"),
+              unsafe_sandbox: bool = typer.Option(False, "--unsafe-sandbox", help="Run even where the "
+                                                  "sandbox cannot fully isolate programs.")) -> None:
     """Print the spec's baselines on its held-out sets (bin packing: First Fit, Best Fit, the paper)."""
     from genlab.search.funsearch.report import baselines as compute, best_sample, open_run
     from genlab.search.funsearch.spec import load_spec
@@ -219,7 +231,7 @@ def baselines(spec: str = typer.Argument("bin-packing", help="Spec name or file.
         store, _ = open_run(run_dir)
         sample = best_sample(store)
         extra[f"this run's best (sample {sample['id']})"] = sample["code"]
-    rows = compute(the_spec, extra)
+    rows = compute(the_spec, extra, unsafe_sandbox=unsafe_sandbox)
     if as_json:
         out.print_json(data=rows)
         return

@@ -236,20 +236,31 @@ def serve(
     model: list[str] = typer.Option(["local"], "--model", "-m", help="Model spec to serve (repeatable)."),
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8000, "--port"),
-    api_key: Optional[str] = typer.Option(None, "--api-key", envvar="GENLAB_SERVE_API_KEY",
-                                          help="Require 'Authorization: Bearer KEY'."),
+    api_key: Optional[str] = typer.Option(None, "--api-key", envvar="GENLAB_SERVE_API_KEY", show_envvar=True,
+                                          help="Require 'Authorization: Bearer KEY' (needed beyond loopback; "
+                                          "prefer the variable: a flag is visible in ps)."),
     budget_usd: Optional[float] = typer.Option(None, "--budget-usd"),
     budget_tokens: Optional[int] = typer.Option(None, "--budget-tokens"),
+    slots: int = typer.Option(4, "--slots", min=1, help="Requests generating at once, per model."),
+    queue: int = typer.Option(32, "--queue", min=0, help="Requests waiting for a slot, per model; 429 beyond."),
+    queue_timeout: float = typer.Option(30.0, "--queue-timeout", min=0.1, help="Longest wait for a slot (s); 429 after."),
+    max_tokens: int = typer.Option(4096, "--max-tokens", min=1, help="Largest max_tokens a request may ask for."),
+    max_body_kb: int = typer.Option(1024, "--max-body-kb", min=1, help="Largest request body; 413 above."),
 ) -> None:
     """Serve models at /v1 for any OpenAI client (chat, completions, models, streaming).
 
     Example: genlab serve --port 8000, then
     OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="none").chat.completions.create(model="local", ...)
     """
-    from genlab.serve import serve as run_server
+    from genlab.models.backend import redact
+    from genlab.serve import ServeLimits, serve as run_server
+
+    limits = ServeLimits(slots=slots, queue=queue, queue_timeout_s=queue_timeout, max_tokens=max_tokens,
+                         max_total_tokens=max(max_tokens, ServeLimits.max_total_tokens),
+                         max_body_bytes=max_body_kb * 1024)
 
     def ready() -> None:
-        err.print(f"genlab serving {', '.join(model)} at http://{host}:{port}/v1 (Ctrl-C stops)")
+        err.print(f"genlab serving {', '.join(redact(m) for m in model)} at http://{host}:{port}/v1 (Ctrl-C stops)")
 
     run_server(model, host=host, port=port, api_key=api_key, budget=budget_from(budget_usd, budget_tokens),
-               on_ready=ready)
+               limits=limits, on_ready=ready)

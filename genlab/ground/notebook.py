@@ -22,7 +22,7 @@ import numpy as np
 
 from genlab.errors import ConfigError
 from genlab.ground.sources import Document, chunk_document, read_source, supported
-from genlab.store import apply_migrations, genlab_home
+from genlab.store import connect, genlab_home
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 #: Memory a notebook's index may take when loaded (vectors + BM25 + texts), in MB.
@@ -117,11 +117,8 @@ class Notebook:
 
     def __init__(self, name: str, path: Path):
         self.name, self.path = name, path
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db = connect(path, MIGRATIONS, foreign_keys=True)
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.execute("PRAGMA journal_mode=WAL")
-        apply_migrations(self._db, MIGRATIONS)
 
     @classmethod
     def create(cls, name: str, embedder: str | None = None) -> "Notebook":

@@ -9,6 +9,7 @@ endpoints without it, several choices on endpoints without ``n``) lives once in
 
 from __future__ import annotations
 
+import re
 from typing import Iterator
 
 from genlab.models.request import Request
@@ -30,6 +31,9 @@ class Backend:
     supports_completions: bool = True
     #: Runs on this machine at no charge (tokens are still counted).
     free: bool = False
+    #: Tokens generated per choice when a request sets no ``max_tokens`` (None: the
+    #: endpoint decides; a budget then assumes `ASSUMED_MAX_TOKENS`).
+    default_max_tokens: int | None = None
 
     def execute(self, request: Request, stream: bool) -> Iterator[Chunk | Usage]:
         """Run one call: yield text chunks (one per choice when not streaming), then usage."""
@@ -38,3 +42,16 @@ class Backend:
     def describe(self) -> str:
         """Return one line saying what this backend is, for ``genlab models``."""
         return self.model_id
+
+
+#: Worst case assumed per choice when neither the request nor the backend bounds it.
+ASSUMED_MAX_TOKENS = 4096
+
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s#?]+@")
+_SECRET_PARAM = re.compile(r"(?i)([?&](?:api[-_]?key|key|token|access_token|secret|password|sig|signature)=)[^&#\s]+")
+
+
+def redact(text: str) -> str:
+    """Hide credentials inside URLs (``user:pass@``, ``?key=…``) before text reaches the
+    store, an error message, a report or a client."""
+    return _SECRET_PARAM.sub(r"\1***", _USERINFO.sub(r"\1***@", text))

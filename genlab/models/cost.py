@@ -67,10 +67,13 @@ def cost_usd(model_id: str, usage: Usage, free: bool = False) -> float | None:
 
 
 class Budget:
-    """A run's spending limit in USD and/or tokens, shared by every model it uses.
+    """A spending limit in USD and/or tokens, shared by every model (and thread) that uses it.
 
-    A call is refused once the spend has reached a limit; the call in flight when
-    the limit is crossed completes, so a run can end slightly over it.
+    USD is a hard ceiling: each call reserves its worst-case cost when it starts (every
+    prompt byte a token, every choice at its token limit) and settles the real cost when
+    it ends, so concurrent calls cannot together overspend. Tokens are a soft stop: a
+    call is refused once the tokens spent plus those reserved by calls in flight reach
+    the limit; the call that crosses it completes.
     """
 
     def __init__(self, usd: float | None = None, tokens: int | None = None):
@@ -78,23 +81,51 @@ class Budget:
             raise ConfigError("a budget must be positive; e.g. --budget-usd 0.50")
         self.usd, self.tokens = usd, tokens
         self.spent_usd, self.spent_tokens, self.calls = 0.0, 0, 0
+        self.reserved_usd, self.reserved_tokens = 0.0, 0
         self._lock = threading.Lock()
 
     def check(self, model_id: str, free: bool) -> None:
         """Raise BudgetExceeded when a limit is reached; refuse unpriced models under a USD limit."""
         with self._lock:
-            if self.usd is not None and not free and price_of(model_id) is None:
-                raise ConfigError(f"no price is known for '{model_id}', so a USD budget cannot be kept; "
-                                  "add it to $GENLAB_HOME/prices.json or use a token budget")
-            if self.usd is not None and self.spent_usd >= self.usd:
-                raise BudgetExceeded(f"the budget of ${self.usd:g} is spent (${self.spent_usd:.4f} over "
-                                     f"{self.calls} calls); raise it with --budget-usd")
-            if self.tokens is not None and self.spent_tokens >= self.tokens:
-                raise BudgetExceeded(f"the budget of {self.tokens} tokens is spent ({self.spent_tokens} over "
-                                     f"{self.calls} calls); raise it with --budget-tokens")
+            self._check(model_id, free)
 
-    def add(self, usage: Usage, cost: float | None) -> None:
+    def _check(self, model_id: str, free: bool) -> None:
+        if self.usd is not None and not free and price_of(model_id) is None:
+            raise ConfigError(f"no price is known for '{model_id}', so a USD budget cannot be kept; "
+                              "add it to $GENLAB_HOME/prices.json or use a token budget")
+        if self.usd is not None and self.spent_usd >= self.usd:
+            raise BudgetExceeded(f"the budget of ${self.usd:g} is spent (${self.spent_usd:.4f} over "
+                                 f"{self.calls} calls); raise it with --budget-usd")
+        if self.tokens is not None and self.spent_tokens + self.reserved_tokens >= self.tokens:
+            in_flight = f", {self.reserved_tokens} more held by calls in flight" if self.reserved_tokens else ""
+            raise BudgetExceeded(f"the budget of {self.tokens} tokens is spent ({self.spent_tokens} over "
+                                 f"{self.calls} calls{in_flight}); raise it with --budget-tokens")
+
+    def reserve(self, model_id: str, free: bool, worst: Usage) -> tuple[float, int]:
+        """Admit a call that can use up to ``worst``; return what it holds until `settle`."""
         with self._lock:
+            self._check(model_id, free)
+            worst_usd = 0.0 if free else (cost_usd(model_id, worst) or 0.0)
+            if self.usd is not None and self.spent_usd + self.reserved_usd + worst_usd > self.usd:
+                left = self.usd - self.spent_usd - self.reserved_usd
+                raise BudgetExceeded(
+                    f"this call could cost up to ${worst_usd:.4f} and ${max(left, 0):.4f} of the ${self.usd:g} "
+                    f"budget is left (${self.reserved_usd:.4f} held by calls in flight); lower max_tokens, "
+                    "wait for the calls in flight, or raise --budget-usd")
+            held = (worst_usd, worst.total_tokens)
+            self.reserved_usd += held[0]
+            self.reserved_tokens += held[1]
+            return held
+
+    def settle(self, held: tuple[float, int], usage: Usage, cost: float | None) -> None:
+        """Release a reservation and count what the call really used."""
+        with self._lock:
+            self.reserved_usd -= held[0]
+            self.reserved_tokens -= held[1]
             self.calls += 1
             self.spent_tokens += usage.total_tokens
             self.spent_usd += cost or 0.0
+
+    def add(self, usage: Usage, cost: float | None) -> None:
+        """Count a call that reserved nothing."""
+        self.settle((0.0, 0), usage, cost)

@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
-from genlab.errors import ConfigError
+from genlab.errors import ConfigError, RequestRejected
 from genlab.models.backend import Backend
 from genlab.models.request import Request
 from genlab.models.response import Chunk, Usage
@@ -50,6 +50,7 @@ class HFBackend(Backend):
     supports_top_k = True
     supports_completions = True
     free = True
+    default_max_tokens = DEFAULT_MAX_TOKENS
 
     def __init__(self, path: str):
         self.path = Path(path).expanduser()
@@ -76,8 +77,14 @@ class HFBackend(Backend):
                                                 return_dict=True)["input_ids"]
         else:
             ids = tokenizer(request.prompt, return_tensors="pt")["input_ids"]
+        # Bounded by what the model can attend to: a request for 1e9 tokens must not run for hours.
+        context = int(getattr(model.config, "max_position_embeddings", 0) or 2048)
+        room = context - int(ids.shape[1])
+        if room <= 0:
+            raise RequestRejected(f"the prompt is {ids.shape[1]} tokens; {self.model_id} reads at most {context}",
+                                  param="messages" if request.is_chat else "prompt")
         sample = bool(request.temperature) if request.temperature is not None else True
-        options = {"max_new_tokens": request.max_tokens or DEFAULT_MAX_TOKENS, "do_sample": sample,
+        options = {"max_new_tokens": min(request.max_tokens or DEFAULT_MAX_TOKENS, room), "do_sample": sample,
                    "pad_token_id": tokenizer.pad_token_id or tokenizer.eos_token_id}
         if sample:
             options |= {"temperature": request.temperature or 1.0, "top_p": request.top_p or 1.0,

@@ -121,6 +121,7 @@ class LocalBackend(Backend):
     supports_n = False    # xllamacpp's usage for n>1 is unreliable; the wrapper calls n times
     supports_completions = True
     free = True
+    default_max_tokens = DEFAULT_MAX_TOKENS
 
     def __init__(self, path: str | None = None):
         if path:

@@ -12,17 +12,20 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import uuid
 from typing import Any, Iterator
 
-from genlab.errors import ConfigError, GenlabError, ModelError
-from genlab.models.backend import Backend
+from genlab.errors import ConfigError, GenlabError, ModelError, StoreError
+from genlab.models.backend import ASSUMED_MAX_TOKENS, Backend, redact
 from genlab.models.cost import Budget, cost_usd
 from genlab.models.request import EnumFormat, Request
 from genlab.models.response import Choice, Chunk, Response, Usage
 from genlab.store import CallRecord, Store
+
+log = logging.getLogger("genlab.models")
 
 #: Calls one Model lets run at once (each waits for a slot beyond that).
 DEFAULT_CONCURRENCY = 8
@@ -55,6 +58,8 @@ class Model:
                  budget: Budget | None = None, max_concurrency: int = DEFAULT_CONCURRENCY,
                  source: str | None = None):
         self.spec = spec
+        #: The spec with any credentials in a URL hidden: what logs, errors and replies show.
+        self.name = redact(spec)
         self.backend = backend
         self.store = store if store is not None else Store()
         self.budget = budget
@@ -62,7 +67,7 @@ class Model:
         self._slots = threading.BoundedSemaphore(max_concurrency)
 
     def __repr__(self) -> str:
-        return f"Model({self.spec!r})"
+        return f"Model({self.name!r})"
 
     # -- convenience -------------------------------------------------------------
 
@@ -105,12 +110,12 @@ class Model:
     def _check_capabilities(self, request: Request) -> None:
         backend = self.backend
         if request.top_k is not None and not backend.supports_top_k:
-            raise ConfigError(f"{self.spec} does not take top_k; drop it or use top_p", param="top_k")
+            raise ConfigError(f"{self.name} does not take top_k; drop it or use top_p", param="top_k")
         if request.grammar is not None and not backend.supports_grammar:
-            raise ConfigError(f"{self.spec} does not take a grammar (llama.cpp backends do: local, local:FILE.gguf, "
+            raise ConfigError(f"{self.name} does not take a grammar (llama.cpp backends do: local, local:FILE.gguf, "
                               "a llama.cpp server or genlab serve by URL); drop it", param="grammar")
         if not request.is_chat and not backend.supports_completions:
-            raise ConfigError(f"{self.spec} has no plain completions endpoint; send chat messages instead",
+            raise ConfigError(f"{self.name} has no plain completions endpoint; send chat messages instead",
                               param="prompt")
 
     def _backend_request(self, request: Request) -> Request:
@@ -146,7 +151,10 @@ class Model:
         usage = Usage()
         enum = request.response_format if isinstance(request.response_format, EnumFormat) else None
         unwrap = enum is not None and not self.backend.supports_enum
-        error: str | None = "cancelled"
+        error: str | None = "cancelled"   # until the call ends; a closed stream leaves it so
+        made = 0                          # chunks received: the tokens made, if the call is cancelled
+        held = self.budget.reserve(self.backend.model_id, self.backend.free, self._worst_case(request)) \
+            if self.budget is not None else None
         started = time.perf_counter()
         with self._slots:
             try:
@@ -154,6 +162,7 @@ class Model:
                     if isinstance(item, Usage):
                         usage = item
                         continue
+                    made += bool(item.text)
                     texts.setdefault(item.index, []).append(item.text)
                     if item.logprobs:
                         logprobs.setdefault(item.index, []).extend(item.logprobs)
@@ -171,34 +180,52 @@ class Model:
                 raise
             finally:
                 latency = time.perf_counter() - started
+                if error == "cancelled" and not usage.completion_tokens:
+                    usage = Usage(usage.prompt_tokens, usage.cached_tokens, made)  # streamed: one token a chunk
                 choices = [Choice(i, "".join(parts), finish.get(i), logprobs.get(i))
                            for i, parts in sorted(texts.items())]
                 if unwrap and error is None:
                     for choice in choices:
                         choice.text = _unwrap_label(choice.text, enum)
                 response = Response(
-                    id=f"genlab-{uuid.uuid4().hex[:24]}", model=self.spec, choices=choices, usage=usage,
+                    id=f"genlab-{uuid.uuid4().hex[:24]}", model=self.name, choices=choices, usage=usage,
                     cost_usd=cost_usd(self.backend.model_id, usage, self.backend.free), latency_s=latency,
                 )
                 self._log(key, response, error)
-                if self.budget is not None:
-                    self.budget.add(usage, response.cost_usd)
+                if held is not None:
+                    self.budget.settle(held, usage, response.cost_usd)
         if enum is not None:
             for choice in response.choices:
                 if choice.text not in enum.enum:
-                    raise ModelError(f"{self.spec} answered {choice.text!r}, which is not one of the enum "
+                    raise ModelError(f"{self.name} answered {choice.text!r}, which is not one of the enum "
                                      f"labels {enum.enum}")
         if use_cache:
-            self.store.cache_response(key, self.spec, response.to_dict())
+            try:
+                self.store.cache_response(key, self.name, response.to_dict())
+            except StoreError as exc:
+                log.warning("this reply was not cached: %s", exc)
         holder["response"] = response
+
+    def _worst_case(self, request: Request) -> Usage:
+        """The most a call can use: every prompt byte a token (a token is at least one byte,
+        plus a few for the chat template) and every choice at its token limit."""
+        if request.is_chat:
+            prompt = sum(len(json.dumps(m.content, ensure_ascii=False).encode()) + 8 for m in request.messages)
+        else:
+            prompt = len(request.prompt.encode())
+        limit = request.max_tokens or self.backend.default_max_tokens or ASSUMED_MAX_TOKENS
+        return Usage(prompt, 0, request.n * limit)
 
     def _log(self, key: str, response: Response, error: str | None) -> None:
         u = response.usage
-        self.store.log_call(CallRecord(
-            model=self.spec, request_hash=key, prompt_tokens=u.prompt_tokens, cached_tokens=u.cached_tokens,
-            completion_tokens=u.completion_tokens, latency_s=response.latency_s, cost_usd=response.cost_usd,
-            cache_hit=response.cache_hit, source=self.source, error=error,
-        ))
+        try:
+            self.store.log_call(CallRecord(
+                model=self.name, request_hash=key, prompt_tokens=u.prompt_tokens, cached_tokens=u.cached_tokens,
+                completion_tokens=u.completion_tokens, latency_s=response.latency_s, cost_usd=response.cost_usd,
+                cache_hit=response.cache_hit, source=self.source, error=redact(error) if error else None,
+            ))
+        except StoreError as exc:  # the reply is worth more than its log row: say so, go on
+            log.warning("this call was not logged: %s", exc)
 
 
 def build_request(**fields: Any) -> Request:

@@ -13,7 +13,7 @@ from typing import Any, Iterator
 import openai
 
 from genlab.errors import ConfigError, ModelError, ModelUnreachable, RequestRejected
-from genlab.models.backend import Backend
+from genlab.models.backend import Backend, redact
 from genlab.models.request import Request
 from genlab.models.response import Chunk, Usage
 
@@ -96,7 +96,7 @@ class OpenAICompatBackend(Backend):
         )
 
     def describe(self) -> str:
-        return f"{self.model_id} at {self.base_url}"
+        return f"{self.model_id} at {redact(self.base_url)}"
 
     def _kwargs(self, request: Request, stream: bool) -> dict[str, Any]:
         kwargs = request.payload()
@@ -141,7 +141,7 @@ class OpenAICompatBackend(Backend):
             raise self._translate(exc) from exc
 
     def _translate(self, exc: openai.APIError) -> Exception:
-        where = self.base_url
+        where = redact(self.base_url)
         if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError)):
             return ModelUnreachable(f"cannot reach {where} ({exc}); check the URL and that the server is running")
         status = getattr(exc, "status_code", None) or 500

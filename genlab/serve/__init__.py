@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from genlab.models import Budget
 from genlab.serve.app import create_app
+from genlab.serve.guard import ServeLimits, check_binding
 
-__all__ = ["create_app", "serve"]
+__all__ = ["ServeLimits", "create_app", "serve"]
 
 
 def serve(specs: list[str], *, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
-          budget: Budget | None = None, on_ready=None) -> None:
+          budget: Budget | None = None, limits: ServeLimits | None = None, on_ready=None) -> None:
     """Run the server until interrupted; loads the embedded model before accepting requests."""
     import uvicorn
 
     from genlab.models.local import LocalBackend, load_server
 
-    app = create_app(specs, api_key=api_key, budget=budget)
-    for spec in app.state.pool.specs:
-        backend = app.state.pool.get(spec).backend
+    check_binding(host, api_key)
+    app = create_app(specs, api_key=api_key, budget=budget, host=host, limits=limits)
+    for served in app.state.pool.served.values():
+        backend = served.model.backend
         if isinstance(backend, LocalBackend):
             load_server(backend.path)  # a first request should not wait for the model to load
     if on_ready:

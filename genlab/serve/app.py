@@ -4,19 +4,27 @@ Any OpenAI client works against it by changing its base URL to ``http://HOST:POR
 Every call goes through `genlab.models.Model`, so the server is also a gateway
 that logs tokens and cost to genlab's store and enforces a budget.
 
+    request → Guard (Host, key, JSON content type, body size) → limits (400 naming one)
+      → the model's Admission (bounded queue, wait limit; 429 + Retry-After when full)
+      → a worker thread of the server's own pool streams the call, chunk by chunk,
+        to the event loop; a client that goes away stops it within a token
+      → JSON, or server-sent events ending in [DONE] (an error mid-stream is an event)
+
+The event loop never blocks on a model, so ``/health`` always answers.
 Errors use OpenAI's envelope ``{"error": {"message", "type", "param", "code"}}``
 with the matching HTTP status, so the `openai` SDK raises its typed exceptions.
 """
 
 from __future__ import annotations
 
-import itertools
+import asyncio
 import json
 import logging
 import threading
 import time
 import uuid
-from typing import Any, Iterator, Literal
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, AsyncIterator, Callable, Literal
 
 from fastapi import FastAPI, Request as HttpRequest
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -25,7 +33,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from genlab.errors import GenlabError
 from genlab.models import Budget, Model, Request, Response, get_model
-from genlab.models.model import Stream
+from genlab.models.backend import redact
+from genlab.serve.guard import Admission, ApiError, BodyTooLarge, Guard, ServeLimits, check_body
 from genlab.store import Store
 
 log = logging.getLogger("genlab.serve")
@@ -34,107 +43,113 @@ log = logging.getLogger("genlab.serve")
 IGNORED_FIELDS = {"user", "metadata", "store", "stream", "stream_options", "model"}
 
 
-class ApiError(Exception):
-    """An error to send in OpenAI's envelope."""
-
-    def __init__(self, status: int, message: str, type_: str = "invalid_request_error",
-                 param: str | None = None, code: str | None = None):
-        super().__init__(message)
-        self.status, self.message, self.type, self.param, self.code = status, message, type_, param, code
-
-    def response(self) -> JSONResponse:
-        return JSONResponse(status_code=self.status, content=_envelope(self.message, self.type, self.param, self.code))
-
-
-def _envelope(message: str, type_: str, param: str | None = None, code: str | None = None) -> dict:
-    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+def _json_error(exc: ApiError) -> JSONResponse:
+    return JSONResponse(status_code=exc.status, content=exc.body(), headers=exc.headers)
 
 
 def _from_genlab(exc: GenlabError) -> ApiError:
-    return ApiError(exc.http_status, str(exc), exc.error_type, exc.param, exc.code)
+    """A genlab error for a client: a user's mistake is told as it is; a failure on the
+    model's side (5xx) is told without genlab's internals, which go to the log."""
+    if exc.http_status < 500:
+        return ApiError(exc.http_status, redact(str(exc)), exc.error_type, exc.param, exc.code)
+    incident = uuid.uuid4().hex[:12]
+    log.error("model failure %s: %s", incident, exc)
+    what = "cannot be reached" if exc.http_status == 503 else "failed to answer"
+    return ApiError(exc.http_status, f"the model {what}; the server's log has the details (incident {incident})",
+                    exc.error_type, code=exc.code)
+
+
+def _unexpected(exc: BaseException) -> ApiError:
+    incident = uuid.uuid4().hex[:12]
+    log.error("unexpected error %s", incident, exc_info=exc)
+    return ApiError(500, f"internal error; the server's log has the details (incident {incident})", "server_error")
+
+
+class Served:
+    """One model the server answers for, with its own admission queue."""
+
+    def __init__(self, model: Model, limits: ServeLimits):
+        self.model = model
+        self.admission = Admission(limits.slots, limits.queue, limits.queue_timeout_s)
 
 
 class ModelPool:
-    """The models a server answers for, created on first use and shared by all requests."""
+    """The models a server answers for, by name (the spec, credentials hidden)."""
 
-    def __init__(self, specs: list[str], store: Store, budget: Budget | None):
-        self.specs = list(dict.fromkeys(specs))
-        self._store, self._budget = store, budget
-        self._models: dict[str, Model] = {}
-        self._lock = threading.Lock()
+    def __init__(self, specs: list[str], store: Store, budget: Budget | None, limits: ServeLimits):
+        self.served: dict[str, Served] = {}
+        for spec in dict.fromkeys(specs):
+            # A bad spec or a missing key fails now, at start-up, not on a first request.
+            model = get_model(spec, store=store, budget=budget, source="serve")
+            self.served[model.name] = Served(model, limits)
+        self.names = list(self.served)
 
-    def get(self, name: str | None) -> Model:
+    def get(self, name: Any) -> Served:
         if not name:
             raise ApiError(400, "you must provide a model parameter", param="model", code="missing_required_parameter")
-        if name not in self.specs:
-            raise ApiError(404, f"the model '{name}' does not exist here; served models: {', '.join(self.specs)}",
-                           param="model", code="model_not_found")
-        with self._lock:
-            if name not in self._models:
-                self._models[name] = get_model(name, store=self._store, budget=self._budget, source="serve")
-            return self._models[name]
+        if not isinstance(name, str) or redact(name) not in self.served:
+            raise ApiError(404, f"the model '{redact(str(name))}' does not exist here; served models: "
+                           f"{', '.join(self.names)}", param="model", code="model_not_found")
+        return self.served[redact(name)]
 
 
 def create_app(specs: list[str], *, api_key: str | None = None, store: Store | None = None,
-               budget: Budget | None = None) -> FastAPI:
+               budget: Budget | None = None, host: str = "127.0.0.1",
+               limits: ServeLimits | None = None) -> FastAPI:
     """Return the ASGI app serving ``specs`` (validated now, loaded on first use)."""
     store = store or Store()
-    pool = ModelPool(specs, store, budget)
-    for spec in pool.specs:
-        pool.get(spec)  # parse every spec now: a bad spec or missing key fails at start-up
+    limits = limits or ServeLimits()
+    pool = ModelPool(specs, store, budget, limits)
+    # Model work runs here, never on the event loop or on the shared pool of sync routes.
+    workers = ThreadPoolExecutor(len(pool.served) * limits.slots, thread_name_prefix="genlab-serve")
     app = FastAPI(title="genlab", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.pool = pool
+    app.add_middleware(Guard, host=host, api_key=api_key, limits=limits)
 
     @app.exception_handler(ApiError)
     async def _api_error(_: HttpRequest, exc: ApiError) -> JSONResponse:
-        return exc.response()
+        return _json_error(exc)
 
     @app.exception_handler(GenlabError)
     async def _genlab_error(_: HttpRequest, exc: GenlabError) -> JSONResponse:
-        return _from_genlab(exc).response()
+        return _json_error(_from_genlab(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: HttpRequest, exc: StarletteHTTPException) -> JSONResponse:
-        return ApiError(exc.status_code, str(exc.detail), code=str(exc.status_code)).response()
+        return _json_error(ApiError(exc.status_code, str(exc.detail), code=str(exc.status_code)))
 
     @app.exception_handler(Exception)
     async def _bug(_: HttpRequest, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error")
-        return ApiError(500, f"internal error: {type(exc).__name__}: {exc}", "server_error").response()
-
-    @app.middleware("http")
-    async def _auth(request: HttpRequest, call_next):
-        if api_key and request.url.path.startswith("/v1"):
-            if request.headers.get("authorization", "") != f"Bearer {api_key}":
-                return ApiError(401, "incorrect API key; send it as 'Authorization: Bearer KEY'",
-                                code="invalid_api_key").response()
-        return await call_next(request)
+        return _json_error(_unexpected(exc))
 
     @app.get("/health")
-    def health() -> dict:
-        return {"status": "ok", "models": pool.specs}
+    async def health() -> dict:
+        return {"status": "ok",
+                "generating": sum(s.admission.active for s in pool.served.values()),
+                "waiting": sum(s.admission.waiting for s in pool.served.values())}
 
     @app.get("/v1/models")
-    def list_models() -> dict:
+    async def list_models() -> dict:
         return {"object": "list",
-                "data": [{"id": s, "object": "model", "created": 0, "owned_by": "genlab"} for s in pool.specs]}
+                "data": [{"id": s, "object": "model", "created": 0, "owned_by": "genlab"} for s in pool.names]}
 
     @app.get("/v1/models/{name:path}")
-    def get_one(name: str) -> dict:
+    async def get_one(name: str) -> dict:
         pool.get(name)
-        return {"id": name, "object": "model", "created": 0, "owned_by": "genlab"}
+        return {"id": redact(name), "object": "model", "created": 0, "owned_by": "genlab"}
 
     @app.post("/v1/chat/completions")
-    def chat_completions(body: dict = _json_body()) -> Any:
-        return _handle(pool, body, chat=True, store=store)
+    async def chat_completions(http: HttpRequest) -> Any:
+        return await _handle(pool, workers, limits, http, chat=True, store=store)
 
     @app.post("/v1/completions")
-    def completions(body: dict = _json_body()) -> Any:
-        return _handle(pool, body, chat=False)
+    async def completions(http: HttpRequest) -> Any:
+        return await _handle(pool, workers, limits, http, chat=False)
 
     @app.post("/v1/feedback")
-    def feedback(body: dict = _json_body()) -> dict:
-        return _feedback(store, body)
+    async def feedback(http: HttpRequest) -> dict:
+        body = await _read_json(http)
+        return await asyncio.get_running_loop().run_in_executor(workers, _feedback, store, body)
 
     return app
 
@@ -176,20 +191,18 @@ def _feedback(store: Store, body: dict) -> dict:
     return {"id": feedback_id, "object": "feedback", "stored": True}
 
 
-def _json_body():
-    from fastapi import Depends
-
-    async def read(request: HttpRequest) -> dict:
-        raw = await request.body()
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            raise ApiError(400, "could not parse the request body as JSON") from None
-        if not isinstance(body, dict):
-            raise ApiError(400, "the request body must be a JSON object")
-        return body
-
-    return Depends(read)
+async def _read_json(http: HttpRequest) -> dict:
+    try:
+        raw = await http.body()
+    except BodyTooLarge:
+        raise ApiError(413, "the request body is too large; send less", code="request_too_large") from None
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise ApiError(400, "could not parse the request body as JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "the request body must be a JSON object")
+    return body
 
 
 def _parse(body: dict, chat: bool) -> Request:
@@ -224,30 +237,114 @@ def _invalid(exc: ValidationError) -> ApiError:
     return ApiError(400, f"invalid '{param}': {message}" if param else message, param=param)
 
 
-def _handle(pool: ModelPool, body: dict, chat: bool, store: Store | None = None) -> Any:
-    model = pool.get(body.get("model"))
-    request = _parse(body, chat)
+_END = object()
 
-    def keep(response_id: str, response: Response) -> None:
+
+async def _handle(pool: ModelPool, workers: ThreadPoolExecutor, limits: ServeLimits, http: HttpRequest,
+                  chat: bool, store: Store | None = None) -> Any:
+    body = await _read_json(http)
+    served = pool.get(body.get("model"))
+    check_body(body, limits)
+    request = _parse(body, chat)
+    name = served.model.name
+    response_id = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:24]
+    loop = asyncio.get_running_loop()
+    items: asyncio.Queue = asyncio.Queue()
+    cancel = threading.Event()
+
+    def keep(response: Response) -> None:
         # Chat replies are kept with their prompt so that POST /v1/feedback can rate them.
         if chat and store is not None:
-            store.record_response(response_id, body["model"], body["messages"], response.texts, source="serve")
+            store.record_response(response_id, name, body["messages"], response.texts, source="serve")
 
+    await served.admission.acquire()
+    job = loop.run_in_executor(workers, _generate, served.model, request, cancel, keep,
+                               lambda item: loop.call_soon_threadsafe(items.put_nowait, item))
+    job.add_done_callback(lambda _: served.admission.release())  # the slot is free when generation ends
     if not body.get("stream"):
-        response = model.execute(request)
-        data = (_chat_json if chat else _completion_json)(response, body["model"])
-        keep(data["id"], response)
-        return data
+        try:
+            return _reply_json(await _collect(items, http, cancel), name, response_id, chat)
+        finally:
+            cancel.set()
+    # Wait for the first chunk, so that an early failure is an HTTP error, not a broken stream.
+    first = await items.get()
+    if isinstance(first, BaseException):
+        cancel.set()
+        raise first
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-    stream = model.execute(request, stream=True)
-    chunks = iter(stream)
-    # Pull the first chunk now, so that an early failure is an HTTP error, not a broken stream.
+    events = _sse(first, items, name, response_id, chat, request.n, include_usage)
+    return _CancellingStream(events, cancel.set, media_type="text/event-stream")
+
+
+def _generate(model: Model, request: Request, cancel: threading.Event, keep: Callable,
+              emit: Callable[[Any], None]) -> None:
+    """On a worker thread: run one call as a stream, handing each chunk to the event loop,
+    then the finished `Response`, then `_END`. Stops within a token once ``cancel`` is set:
+    closing the stream cancels the generation and logs the call as cancelled."""
+    stream = None
     try:
-        first = next(chunks, None)
-    except GenlabError as exc:
-        raise _from_genlab(exc) from exc
-    return StreamingResponse(_sse(stream, first, chunks, body["model"], chat, request.n, include_usage, keep),
-                             media_type="text/event-stream")
+        stream = model.execute(request, stream=True)
+        for chunk in stream:
+            if cancel.is_set():
+                return
+            emit(chunk)
+        try:
+            keep(stream.response)
+        except Exception as exc:  # noqa: BLE001 - the reply matters more than its feedback row
+            log.warning("could not keep %s for feedback: %s", stream.response.id, exc)
+        emit(stream.response)
+    except BaseException as exc:  # noqa: BLE001 - every failure goes to the client's side
+        emit(exc)
+    finally:
+        if stream is not None:
+            stream.close()
+        emit(_END)
+
+
+async def _collect(items: asyncio.Queue, http: HttpRequest, cancel: threading.Event) -> Response:
+    """Wait for a call's response, watching for the client to go away meanwhile."""
+
+    async def client_gone() -> None:
+        # The body has been read, so the next message is the disconnect (if it comes).
+        while (await http.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(client_gone())
+    try:
+        while True:
+            getter = asyncio.ensure_future(items.get())
+            done, _ = await asyncio.wait({getter, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if getter not in done:
+                getter.cancel()
+                cancel.set()
+                raise ApiError(499, "client closed the request")
+            item = getter.result()
+            if isinstance(item, BaseException):
+                raise item
+            if isinstance(item, Response):
+                return item
+    finally:
+        watcher.cancel()
+
+
+def _reply_json(response: Response, model: str, response_id: str, chat: bool) -> dict:
+    data = (_chat_json if chat else _completion_json)(response, model)
+    data["id"] = response_id
+    return data
+
+
+class _CancellingStream(StreamingResponse):
+    """A stream that stops its generation however it ends: finished, failed, or the client gone."""
+
+    def __init__(self, content, on_close: Callable[[], None], **kwargs):
+        super().__init__(content, **kwargs)
+        self._on_close = on_close
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._on_close()
 
 
 def _usage_json(response: Response) -> dict:
@@ -284,10 +381,9 @@ def _completion_json(response: Response, model: str) -> dict:
     }
 
 
-def _sse(stream: Stream, first, chunks: Iterator, model: str, chat: bool, n: int,
-         include_usage: bool, keep) -> Iterator[str]:
-    """Yield OpenAI's server-sent events: role first, content deltas, finish, usage, [DONE]."""
-    cid = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:24]
+async def _sse(first, items: asyncio.Queue, model: str, cid: str, chat: bool, n: int,
+               include_usage: bool) -> AsyncIterator[str]:
+    """OpenAI's server-sent events: role first, content deltas, finish, usage, [DONE]."""
     base = {"id": cid, "object": "chat.completion.chunk" if chat else "text_completion",
             "created": int(time.time()), "model": model, "system_fingerprint": "genlab"}
 
@@ -300,20 +396,19 @@ def _sse(stream: Stream, first, chunks: Iterator, model: str, chat: bool, n: int
                     "finish_reason": finish}
         return {"index": index, "text": text, "logprobs": None, "finish_reason": finish}
 
-    try:
-        if chat:
-            yield event([{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
-                          "finish_reason": None} for i in range(n)])
-        pending = [first] if first is not None else []
-        for chunk in itertools.chain(pending, chunks):
-            yield event([piece(chunk.index, chunk.text, chunk.finish_reason, chunk.logprobs)])
-        keep(cid, stream.response)
-        if include_usage:
-            yield event([], usage=_usage_json(stream.response))
-    except GenlabError as exc:
-        err = _from_genlab(exc)
-        yield "data: " + json.dumps(_envelope(err.message, err.type, err.param, err.code)) + "\n\n"
-    finally:
-        stream.close()
+    if chat:
+        yield event([{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
+                      "finish_reason": None} for i in range(n)])
+    item = first
+    while item is not _END:
+        if isinstance(item, BaseException):
+            err = _from_genlab(item) if isinstance(item, GenlabError) else _unexpected(item)
+            yield "data: " + json.dumps(err.body()) + "\n\n"  # an error mid-stream ends it, then [DONE]
+            break
+        if isinstance(item, Response):
+            if include_usage:
+                yield event([], usage=_usage_json(item))
+        else:
+            yield event([piece(item.index, item.text, item.finish_reason, item.logprobs)])
+        item = await items.get()
     yield "data: [DONE]\n\n"
-

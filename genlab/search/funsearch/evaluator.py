@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from genlab.search.funsearch.code import Function
-from genlab.search.funsearch.sandbox import Limits, Sandbox
+from genlab.search.funsearch.sandbox import Limits, Sandbox, require_isolation
 from genlab.search.funsearch.spec import Spec
 
 
@@ -48,14 +48,20 @@ class Evaluator:
     """Evaluates functions for one spec on a fixed set of inputs."""
 
     def __init__(self, spec: Spec, limits: Limits | None = None, isolate: bool = True,
-                 inputs: dict[str, Any] | None = None):
+                 inputs: dict[str, Any] | None = None, sandbox: Sandbox | None = None,
+                 unsafe_sandbox: bool = False):
         self.spec = spec
         self.inputs = inputs if inputs is not None else spec.inputs()
-        self.sandbox = Sandbox(limits, isolate=isolate)
+        self.sandbox = sandbox or Sandbox(limits, isolate=isolate)
+        self.unsafe_sandbox = unsafe_sandbox  # run even where the sandbox cannot fully isolate
+        self._isolation_checked = False
         self.preload = top_level_imports(spec.program_template)
 
     def evaluate(self, function: Function | str, inputs: dict[str, Any] | None = None) -> Evaluation:
         """Run and score ``function`` (the evolved function's full source)."""
+        if not self._isolation_checked:  # fail closed before the first untrusted program runs
+            require_isolation(self.sandbox, self.unsafe_sandbox)
+            self._isolation_checked = True
         inputs = self.inputs if inputs is None else inputs
         program = self.spec.program(function)
         result = self.sandbox.run(program, self.spec.entry, inputs, preload=self.preload)

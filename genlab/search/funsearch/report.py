@@ -51,9 +51,9 @@ def best_sample(store: RunStore) -> dict[str, Any]:
 
 
 def score_program(spec: Spec, code: str, datasets: dict[str, dict] | None = None,
-                  evaluator: Evaluator | None = None) -> dict[str, dict[str, Any]]:
+                  evaluator: Evaluator | None = None, unsafe_sandbox: bool = False) -> dict[str, dict[str, Any]]:
     """Score a function on the spec's training inputs and each held-out dataset."""
-    evaluator = evaluator or Evaluator(spec)
+    evaluator = evaluator or Evaluator(spec, unsafe_sandbox=unsafe_sandbox)
     datasets = datasets if datasets is not None else {"train": spec.inputs(), **spec.test_inputs()}
     results = {}
     for name, inputs in datasets.items():
@@ -83,14 +83,15 @@ def read_program(spec: Spec, path: str | Path) -> str:
                         f"the {spec.name} spec evolves {spec.function_name}()") from None
 
 
-def baselines(spec: Spec, extra: dict[str, str] | None = None) -> list[dict[str, Any]]:
+def baselines(spec: Spec, extra: dict[str, str] | None = None,
+              unsafe_sandbox: bool = False) -> list[dict[str, Any]]:
     """Score the spec's BASELINES (and ``extra`` programs) on its held-out sets."""
     programs = dict(spec.namespace.get("BASELINES", {}))
     programs.update(extra or {})
     if not programs:
         raise SpecError(f"the {spec.name} spec defines no BASELINES")
     datasets = spec.test_inputs()
-    evaluator = Evaluator(spec)
+    evaluator = Evaluator(spec, unsafe_sandbox=unsafe_sandbox)
     rows = []
     for name, code in programs.items():
         rows.append({"name": name, "results": score_program(spec, code, datasets, evaluator)})
@@ -112,7 +113,8 @@ def _best_so_far(store: RunStore) -> tuple[list[int], list[float]]:
     return xs, ys
 
 
-def write_report(run_dir: str | Path, out: str | Path | None = None, test: bool = True) -> Path:
+def write_report(run_dir: str | Path, out: str | Path | None = None, test: bool = True,
+                 unsafe_sandbox: bool = False) -> Path:
     """Write a Markdown report with a best-score plot, the best program and its diff to its parent."""
     import matplotlib
 
@@ -176,7 +178,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, test: bool 
         "```",
     ]
     if test and spec.test_inputs():
-        results = score_program(spec, best["code"], spec.test_inputs())
+        results = score_program(spec, best["code"], spec.test_inputs(), unsafe_sandbox=unsafe_sandbox)
         lines += ["", "## Held-out datasets", "", "| dataset | mean score | metric |", "|---|---|---|"]
         for name, row in results.items():
             metric = f"{row['metric']['name']} = {row['metric']['value']:.2f}" if "metric" in row else "—"

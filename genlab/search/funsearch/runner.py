@@ -28,7 +28,7 @@ from genlab.search.funsearch.evaluator import Evaluation, Evaluator
 from genlab.search.funsearch.prompt import build_prompt
 from genlab.search.funsearch.runstore import RunStore, SampleRow
 from genlab.search.funsearch.sampler import Sampler, choose_grammar
-from genlab.search.funsearch.sandbox import Limits
+from genlab.search.funsearch.sandbox import Limits, Sandbox, require_isolation
 from genlab.search.funsearch.spec import Spec, SpecError, load_spec, parse_spec
 
 #: Consecutive failed model calls after which a run stops (a transient error is retried).
@@ -69,16 +69,14 @@ class Progress:
 class Run:
     """One run directory, opened for (re)starting the loop."""
 
-    def __init__(self, store: RunStore, spec: Spec, config: EvolveConfig, model: Model):
+    def __init__(self, store: RunStore, spec: Spec, config: EvolveConfig, model: Model,
+                 sandbox_missing: list[str] | None = None):
         self.store, self.spec, self.config, self.model = store, spec, config, model
-        limits = Limits(timeout_s=config.timeout_s, memory_mb=config.memory_mb)
-        self.evaluator = Evaluator(spec, limits)
+        # start() and resume() have checked the sandbox, and any consent to less isolation.
+        self.evaluator = Evaluator(spec, sandbox=_sandbox(config), unsafe_sandbox=True)
         self.input_names = list(self.evaluator.inputs)
-        if config.backend == "ray":
-            from genlab.search.funsearch.ray_backend import RaySandbox, ensure_ray
-
-            ensure_ray(config.eval_workers)
-            self.evaluator.sandbox = RaySandbox(limits)
+        #: Protections the sandbox lacks on this machine, accepted with --unsafe-sandbox.
+        self.sandbox_missing = sandbox_missing or []
         chat = config.mode == "chat" or (config.mode == "auto" and not isinstance(model.backend, LocalBackend))
         grammar, self.sampling_notice = choose_grammar(spec, config.constrain, model)
         self.sampler = Sampler(model, chat=chat, samples_per_prompt=config.samples_per_prompt,
@@ -105,7 +103,8 @@ class Run:
     # -- opening ------------------------------------------------------------------
 
     @classmethod
-    def start(cls, config: EvolveConfig, run_dir: Path, budget: Budget | None = None) -> "Run":
+    def start(cls, config: EvolveConfig, run_dir: Path, budget: Budget | None = None,
+              unsafe_sandbox: bool = False) -> "Run":
         """Check everything, then create a new run directory (before any model call)."""
         spec = load_spec(config.spec)
         if (Path(run_dir) / "run.db").exists():
@@ -113,13 +112,15 @@ class Run:
         spec.seed_program(config.seed_program)  # refuse an unknown seed program before creating anything
         model = get_model(config.model, budget=budget, source="evolve")
         choose_grammar(spec, config.constrain, model)  # and --constrain where the model takes no grammar
+        missing = require_isolation(_sandbox(config), unsafe_sandbox)
         store = RunStore(run_dir, create=True)
         store.set_meta({"config": config.to_dict(), "spec_name": spec.name, "spec_path": spec.path,
                         "spec_source": spec.source, "genlab_version": __version__, "created": time.time()})
-        return cls(store, spec, config, model)
+        return cls(store, spec, config, model, missing)
 
     @classmethod
-    def resume(cls, run_dir: Path, budget: Budget | None = None, samples: int | None = None) -> "Run":
+    def resume(cls, run_dir: Path, budget: Budget | None = None, samples: int | None = None,
+               unsafe_sandbox: bool = False) -> "Run":
         """Reopen a run; ``samples`` raises its target."""
         store = RunStore(run_dir, create=False)
         meta = store.meta()
@@ -130,7 +131,8 @@ class Run:
         # The spec as it was when the run started, so its scores stay comparable.
         spec = parse_spec(meta["spec_source"], meta["spec_path"], meta["spec_name"])
         model = get_model(config.model, budget=budget, source="evolve")
-        return cls(store, spec, config, model)
+        missing = require_isolation(_sandbox(config), unsafe_sandbox)  # consent is given per invocation
+        return cls(store, spec, config, model, missing)
 
     # -- the loop -------------------------------------------------------------------
 
@@ -321,10 +323,11 @@ class Run:
             self.has_work.notify_all()
 
 
-def evolve(config: EvolveConfig, run_dir: Path, *, on_progress=None) -> tuple[Run, Progress]:
+def evolve(config: EvolveConfig, run_dir: Path, *, on_progress=None,
+           unsafe_sandbox: bool = False) -> tuple[Run, Progress]:
     """Start a run and execute it (the Python API behind `genlab evolve`)."""
     budget = Budget(usd=config.budget_usd) if config.budget_usd is not None else None
-    run = Run.start(config, run_dir, budget)
+    run = Run.start(config, run_dir, budget, unsafe_sandbox=unsafe_sandbox)
     return run, run.execute(on_progress)
 
 
@@ -334,3 +337,13 @@ def describe(progress: Progress) -> dict[str, Any]:
             "samples_per_s": progress.samples_per_s, "prompt_tokens": progress.prompt_tokens,
             "completion_tokens": progress.completion_tokens, "cost_usd": progress.cost_usd,
             "elapsed_s": progress.elapsed, "stopped_because": progress.stopped_because}
+
+
+def _sandbox(config: EvolveConfig) -> Sandbox:
+    limits = Limits(timeout_s=config.timeout_s, memory_mb=config.memory_mb)
+    if config.backend == "ray":
+        from genlab.search.funsearch.ray_backend import RaySandbox, ensure_ray
+
+        ensure_ray(config.eval_workers)
+        return RaySandbox(limits)
+    return Sandbox(limits)

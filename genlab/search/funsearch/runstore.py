@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from genlab.errors import ConfigError
-from genlab.store import apply_migrations
+from genlab.store import connect, store_error, transaction
 
 SCHEMA = [
     ("001_run", [
@@ -84,30 +84,20 @@ class RunStore:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         elif not self.path.is_file():
             raise ConfigError(f"no run at {self.run_dir} (no run.db); give the directory a run was started in")
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db = connect(self.path, SCHEMA)
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
         self._lock = threading.Lock()
-        self._migrate()
-
-    def _migrate(self) -> None:
-        with self._lock:
-            apply_migrations(self._db, SCHEMA)
 
     def _transaction(self, statements: list[tuple[str, tuple]]) -> list[int]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                ids = [self._db.execute(sql, params).lastrowid for sql, params in statements]
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-            return ids
+        with self._lock, transaction(self._db, self.path):
+            return [self._db.execute(sql, params).lastrowid for sql, params in statements]
 
     def query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
         with self._lock:
-            return self._db.execute(sql, params).fetchall()
+            try:
+                return self._db.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise store_error(self.path, exc) from exc
 
     # -- meta ---------------------------------------------------------------------
 

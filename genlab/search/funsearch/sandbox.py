@@ -18,11 +18,26 @@ What it protects against (as root, the usual case on CI and in containers):
 - the score: computed in genlab's process by the spec's score function from the
   returned solution, which the candidate cannot patch.
 
-What it does not protect against: reading world-readable files; using CPU and
-memory up to its limits; kernel exploits. Without root, the supervisor tries an
-unprivileged user + network namespace and otherwise runs with rlimits, a private
-working directory and a process-group kill only; `SandboxResult.protections` says
-what was in force, and `genlab evolve` prints it.
+As root or as a normal user (through an unprivileged user namespace, as bubblewrap
+does) the protections are the same:
+- runaway time: a wall-clock deadline, then SIGKILL of the candidate's whole PID
+  namespace, always, so nothing it forked or daemonized survives; RLIMIT_CPU as a second stop;
+- memory and processes: a cgroup v2 limit for the whole sandbox where the machine
+  delegates one, otherwise RLIMIT_AS / RLIMIT_NPROC per process (it says which);
+- files: a new root holding only the system's and Python's directories, read-only;
+  a private 64 MB /tmp; no home, no /run (so no host Unix sockets), no /proc;
+  RLIMIT_FSIZE caps any one file;
+- privileges: uid 65534 as root, or every capability dropped in a user namespace;
+  no new privileges;
+- network: an empty network namespace (not even loopback);
+- secrets: the environment is scrubbed, so no API key is inherited;
+- the score: computed in genlab's process by the spec's score function from the
+  returned solution, which the candidate cannot patch.
+
+It fails closed: where the kernel refuses a namespace or a mount (many containers
+refuse user namespaces), `SandboxResult.missing` names what is missing and
+`require_isolation` refuses to go on unless the user accepted it (--unsafe-sandbox).
+Not covered: using CPU and memory up to its limits; kernel exploits.
 """
 
 from __future__ import annotations
@@ -74,9 +89,42 @@ class SandboxResult:
     protections: list[str] = field(default_factory=list)
     detail: str = ""
     wall_s: float = 0.0
+    missing: list[str] = field(default_factory=list)   # protections that could not be had
+
+    @property
+    def isolated(self) -> bool:
+        return not self.missing
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+_probes: dict[tuple, SandboxResult] = {}
+
+
+def probe(sandbox: "Sandbox") -> SandboxResult:
+    """Run a trivial, trusted program to learn what isolation this machine gives (once per process)."""
+    key = (type(sandbox).__name__, sandbox.isolate, sandbox.python)
+    if key not in _probes:
+        _probes[key] = sandbox.run("def probe(x):\n    return x\n", "probe", {"probe": 1}, preload=[])
+    return _probes[key]
+
+
+def require_isolation(sandbox: "Sandbox", unsafe: bool) -> list[str]:
+    """Refuse (ConfigError) unless candidates would be fully isolated or the user accepted
+    less; return the missing protections (empty when fully isolated)."""
+    from genlab.errors import ConfigError
+
+    result = probe(sandbox)
+    if result.status != "ok":
+        raise ConfigError(f"the sandbox does not work on this machine ({result.detail}); "
+                          "genlab evolve cannot run candidates safely here")
+    if result.missing and not unsafe:
+        raise ConfigError("the sandbox cannot fully isolate programs on this machine: missing "
+                          f"{'; '.join(result.missing)}. Run where unprivileged user namespaces are allowed "
+                          "(sysctl kernel.unprivileged_userns_clone=1, or outside this container), or accept "
+                          "the risk with --unsafe-sandbox")
+    return result.missing
 
 
 def clean_environment() -> dict[str, str]:
@@ -123,15 +171,20 @@ class Sandbox:
         except (ValueError, IndexError):
             detail = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
             return self._all_failed(inputs, "crashed", f"sandbox supervisor failed: {detail[0]}", [], wall)
+        if report.get("cgroup"):
+            try:
+                os.rmdir(report["cgroup"])
+            except OSError:
+                pass
         return self._outcomes(inputs, report, wall)
 
     def _outcomes(self, inputs: dict, report: dict, wall: float) -> SandboxResult:
         status, payload = report["status"], report.get("payload") or {}
-        protections = report.get("protections", [])
+        protections, missing = report.get("protections", []), report.get("missing", [])
         if status != "ok":
-            return self._all_failed(inputs, status, report.get("detail", ""), protections, wall)
+            return self._all_failed(inputs, status, report.get("detail", ""), protections, wall, missing)
         if "setup_error" in payload:
-            return self._all_failed(inputs, "setup_error", payload["setup_error"], protections, wall)
+            return self._all_failed(inputs, "setup_error", payload["setup_error"], protections, wall, missing)
         results = payload.get("results", {})
         outcomes = {}
         for name in inputs:
@@ -143,12 +196,14 @@ class Sandbox:
                 outcomes[name] = InputOutcome(solution=got["solution"])
             else:
                 outcomes[name] = InputOutcome(kind=str(got.get("kind", "exception")), error=str(got.get("error")))
-        return SandboxResult("ok", outcomes, protections, payload.get("program_error", ""), wall)
+        return SandboxResult("ok", outcomes, protections, payload.get("program_error", ""), wall, missing)
 
     @staticmethod
-    def _all_failed(inputs: dict, status: str, detail: str, protections: list, wall: float) -> SandboxResult:
+    def _all_failed(inputs: dict, status: str, detail: str, protections: list, wall: float,
+                    missing: list | None = None) -> SandboxResult:
         return SandboxResult(status, {name: InputOutcome(kind=status, error=detail) for name in inputs},
-                             protections, detail, wall)
+                             protections, detail, wall,
+                             ["no report from the supervisor"] if missing is None else missing)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
