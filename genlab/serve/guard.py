@@ -74,11 +74,13 @@ def check_binding(host: str, api_key: str | None) -> None:
                           "or serve on 127.0.0.1")
 
 
-def allowed_hosts(host: str) -> set[str] | None:
-    """Host header values this server answers to; None: any (bound to every address, with a key)."""
+def allowed_hosts(host: str, extra: list[str] | None = None) -> set[str] | None:
+    """Host header values this server answers to: loopback names, the bound address and
+    ``extra`` (e.g. the name a reverse proxy forwards); None: any (bound to every address,
+    which needs a key)."""
     if host in ("0.0.0.0", "::", ""):
         return None
-    return LOOPBACK_NAMES | {host.strip("[]").lower()}
+    return LOOPBACK_NAMES | {host.strip("[]").lower()} | {h.lower() for h in extra or []}
 
 
 def host_of(header: str) -> str:
@@ -92,9 +94,10 @@ def host_of(header: str) -> str:
 class Guard:
     """ASGI middleware: Host header, API key, content type and body size, before any route."""
 
-    def __init__(self, app, *, host: str, api_key: str | None, limits: ServeLimits):
+    def __init__(self, app, *, host: str, api_key: str | None, limits: ServeLimits,
+                 allow_hosts: list[str] | None = None):
         self.app, self.api_key, self.limits = app, api_key, limits
-        self.hosts = allowed_hosts(host)
+        self.hosts = allowed_hosts(host, allow_hosts)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -109,7 +112,8 @@ class Guard:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         if self.hosts is not None and host_of(headers.get("host", "")) not in self.hosts:
             raise ApiError(403, f"this server answers only to {', '.join(sorted(self.hosts))} in the Host header "
-                           "(a guard against DNS rebinding); connect by that name", code="host_not_allowed")
+                           "(a guard against DNS rebinding); connect by that name, or start the server with "
+                           "--allow-host NAME", code="host_not_allowed")
         if self.api_key and scope["path"].startswith("/v1"):
             sent = headers.get("authorization", "")
             if not hmac.compare_digest(sent.encode(), f"Bearer {self.api_key}".encode()):
