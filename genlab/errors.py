@@ -2,12 +2,17 @@
 
     GenlabError                 a user can fix it; the CLI prints it in one line
     ├── ConfigError             bad model spec, missing key, bad option or schema
+    │   ├── SpecError           a FunSearch spec file is malformed
+    │   └── SuiteError          an evaluation suite file is malformed
     ├── BudgetExceeded          the run's USD or token budget is spent
     ├── StoreError              a SQLite file of genlab's cannot be read or written
-    └── ModelError              the model (or the endpoint behind it) failed the call
-        ├── ModelUnreachable    no answer: connection refused, DNS, timeout
-        └── RequestRejected     the endpoint answered 4xx (bad key, unknown model…)
+    ├── ModelError              the model (or the endpoint behind it) failed the call
+    │   ├── ModelUnreachable    no answer: connection refused, DNS, timeout
+    │   └── RequestRejected     the endpoint answered 4xx (bad key, unknown model…)
+    └── ApiError                what `genlab serve` refuses itself (limits, key, Host, a full queue)
 
+Each is translated once at each boundary: the CLI prints it in one line, `genlab serve`
+answers with it in OpenAI's envelope (``http_status``, ``error_type``, ``code``, ``param``).
 Anything else that escapes is a bug: the CLI lets it raise when GENLAB_DEBUG is set.
 Foreign errors (openai, xllamacpp, sqlite) are translated where they enter genlab,
 with ``raise … from exc`` so the cause stays visible to a debugger.
@@ -43,6 +48,14 @@ class BudgetExceeded(GenlabError):
     code = "insufficient_quota"
 
 
+class SpecError(ConfigError):
+    """A spec file is malformed; the message names the file and the fix."""
+
+
+class SuiteError(ConfigError):
+    """A suite file is malformed; the message names the file, line and key."""
+
+
 class StoreError(GenlabError):
     """A SQLite file of genlab's (store, notebook, run) cannot be opened, read or written."""
 
@@ -71,3 +84,13 @@ class RequestRejected(ModelError):
         self.http_status = status
         self.error_type = {401: "authentication_error", 404: "not_found_error",
                            429: "rate_limit_error"}.get(status, "invalid_request_error")
+
+
+class ApiError(GenlabError):
+    """An answer `genlab serve` gives itself, in OpenAI's envelope (``headers``: e.g. Retry-After)."""
+
+    def __init__(self, status: int, message: str, type_: str = "invalid_request_error",
+                 param: str | None = None, code: str | None = None, headers: dict[str, str] | None = None):
+        super().__init__(message, param=param)
+        self.http_status, self.error_type, self.code = status, type_, code
+        self.headers = headers or {}

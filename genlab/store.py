@@ -11,21 +11,18 @@ user's data directory (``~/.local/share/genlab`` on Linux).
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sqlite3
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 
-from genlab.errors import ConfigError, StoreError
-
-log = logging.getLogger("genlab.store")
+from genlab.errors import ConfigError
+from genlab.io import connect, store_error, transaction
 
 
 def genlab_home() -> Path:
@@ -41,63 +38,6 @@ def default_store_path() -> Path:
 def store_prompts() -> bool:
     """False when GENLAB_STORE_PROMPTS=0: keep call rows (tokens, cost) but no prompt or reply text."""
     return os.environ.get("GENLAB_STORE_PROMPTS", "1").strip().lower() not in ("0", "false", "no", "off")
-
-
-def store_error(path: Path, exc: BaseException) -> StoreError:
-    """One line naming the file, what SQLite said and the fix."""
-    message = str(exc)
-    lowered = message.lower()
-    if "not a database" in lowered or "malformed" in lowered:
-        fix = f"the file is damaged; move it aside (mv {path} {path}.broken) and genlab starts a new one"
-    elif "locked" in lowered or "busy" in lowered:
-        fix = "another process holds it; wait for it to finish, then retry"
-    elif "full" in lowered or "disk i/o" in lowered:
-        fix = f"free some space on the disk that holds {path.parent}"
-    elif "readonly" in lowered or "read-only" in lowered or "permission" in lowered or "unable to open" in lowered:
-        fix = "make it writable, or set GENLAB_HOME to a writable directory"
-    else:
-        fix = "check the file and the disk"
-    return StoreError(f"{path}: {message}; {fix}")
-
-
-def connect(path: Path, migrations: list[tuple[str, list[str]]], foreign_keys: bool = False) -> sqlite3.Connection:
-    """Open (creating, readable by its owner only) a SQLite file of genlab's: autocommit
-    mode with explicit transactions, WAL, a busy timeout, foreign keys, migrations applied."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists():
-            # Prompts, replies and sources are the user's data: no other user may read them.
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-        db = sqlite3.connect(path, check_same_thread=False, timeout=30, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        if foreign_keys:
-            db.execute("PRAGMA foreign_keys=ON")
-        apply_migrations(db, migrations)
-    except (OSError, sqlite3.Error) as exc:
-        raise store_error(path, exc) from exc
-    return db
-
-
-@contextmanager
-def transaction(db: sqlite3.Connection, path: Path, mode: str = "IMMEDIATE"):
-    """One transaction that rolls back on any failure (leaving the connection usable) and
-    turns SQLite's errors into a StoreError naming the file."""
-    try:
-        db.execute(f"BEGIN {mode}")
-        try:
-            yield db
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-    except sqlite3.Error as exc:
-        if db.in_transaction:
-            try:
-                db.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-        raise store_error(path, exc) from exc
 
 
 # (name, statements): append only. Each migration runs in one transaction.
@@ -151,31 +91,6 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         )""",
     ]),
 ]
-
-
-def apply_migrations(db: sqlite3.Connection, migrations: list[tuple[str, list[str]]]) -> None:
-    """Apply the named migrations not yet recorded in ``_migrations``, each in one transaction.
-
-    ``db`` must be in autocommit mode (isolation_level=None): transactions are explicit.
-    """
-    db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied REAL)")
-    done = {row[0] for row in db.execute("SELECT name FROM _migrations")}
-    for name, statements in migrations:
-        if name in done:
-            continue
-        db.execute("BEGIN IMMEDIATE")
-        # Another process may have applied it between our read and the lock.
-        if db.execute("SELECT 1 FROM _migrations WHERE name=?", (name,)).fetchone():
-            db.execute("COMMIT")
-            continue
-        try:
-            for statement in statements:
-                db.execute(statement)
-            db.execute("INSERT INTO _migrations VALUES (?, ?)", (name, time.time()))
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ def prepare_torch() -> None:
     import torch
     import transformers
 
-    from genlab.models.local import thread_count
+    from genlab.machine import thread_count
 
     # Load reports ("lm_head.weight MISSING" for tied embeddings, which are then tied) are noise here.
     transformers.utils.logging.set_verbosity_error()

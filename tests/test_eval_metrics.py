@@ -75,3 +75,14 @@ def test_levenshtein_threshold_and_unknown_types():
     assert run_assertion("levenshtein", "kitten", "sitting", CTX, threshold=0.5).passed
     with pytest.raises(ConfigError, match="unknown assertion type 'vibes'"):
         run_assertion("vibes", "x", None, CTX)
+
+
+def test_a_metric_whose_best_score_is_in_the_middle():
+    from genlab.evaluate.builtin import POINTWISE
+
+    verbosity = POINTWISE["verbosity"]  # -2 far too short … 0 just right … 2 far too long
+    assert [verbosity.passes(s) for s in (-2, -1, 0, 1, 2)] == [False, False, True, False, False]
+    assert [verbosity.normalized(s) for s in (-2, -1, 0, 1, 2)] == [0.0, 0.5, 1.0, 0.5, 0.0]
+    coherence = POINTWISE["coherence"]  # 1..5, best at the top, unchanged
+    assert [coherence.passes(s) for s in (1, 2, 3, 4, 5)] == [False, False, True, True, True]
+    assert coherence.normalized(5) == 1.0 and coherence.normalized(1) == 0.0

@@ -9,7 +9,8 @@ import openai
 import pytest
 
 from genlab.errors import ConfigError
-from genlab.train.feedback import export_rows, write_jsonl
+from genlab.io import write_jsonl
+from genlab.train.feedback import export_rows
 from tests.test_cli import genlab
 from tests.test_serve import post_raw
 

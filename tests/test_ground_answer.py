@@ -155,3 +155,40 @@ def test_a_plugged_in_backend_gets_similarities_filled_in(local):
 def test_bad_backend_specs(spec, message):
     with pytest.raises(ConfigError, match=message):
         get_search_backend(spec)
+
+
+class WordOverlapSearch:
+    """A search backend from outside genlab (as a plugin would be): its own passages, ranked
+    by shared words; it reaches genlab only through search() and passages()."""
+
+    def __init__(self, passages):
+        self.name, self._passages = "words:velmora", list(passages)
+
+    def search(self, query, k):
+        words = set(query.lower().split())
+        scored = sorted(self._passages, key=lambda p: -len(words & set(p.text.lower().split())))
+        return scored[:k]
+
+    def passages(self):
+        return self._passages
+
+
+def test_any_search_backend_with_passages_can_be_evaluated_and_briefed(velmora, local):
+    from conftest import VELMORA_QA
+    from genlab.errors import ConfigError
+    from genlab.ground.evaluation import load_qa, retrieval_metrics
+    from genlab.ground.outputs import briefing
+    from genlab.ground.retrieval import NotebookSearch
+
+    plugin = WordOverlapSearch(NotebookSearch(velmora).passages())
+    metrics = retrieval_metrics(plugin, load_qa(VELMORA_QA), VELMORA_QA)
+    assert list(metrics) == ["search"] and 0 < metrics["search"]["recall@10"] <= 1
+
+    class SearchOnly:
+        name = "search-only"
+
+        def search(self, query, k):
+            return plugin.search(query, k)
+
+    with pytest.raises(ConfigError, match="has no passages\\(\\) method, which a briefing needs"):
+        briefing(local, SearchOnly())

@@ -5,7 +5,7 @@ import pytest
 
 from fake_backend import FakeBackend
 from genlab.errors import BudgetExceeded, ConfigError, ModelError
-from genlab.models import Budget, Model
+from genlab.models import Budget, Model, get_model
 
 
 def make(store, **kw) -> tuple[Model, FakeBackend]:
@@ -97,3 +97,36 @@ def test_stream_response_only_after_the_end(store):
         stream.response
     assert "".join(c.text for c in stream) == "hello world"
     assert stream.response.text == "hello world"
+
+
+def test_a_backend_plugin_is_found_through_its_entry_point(tmp_path, monkeypatch, store):
+    """A package that declares a `genlab.backends` entry point is reachable by its spec, listed
+    by `genlab models`, and checked like any backend; genlab itself is not changed."""
+    from genlab.models import registry
+    from genlab.models.registry import describe_entries
+
+    (tmp_path / "echo_plugin.py").write_text(
+        "from genlab.models import Backend, BackendEntry, Chunk, Usage\n\n"
+        "class EchoBackend(Backend):\n"
+        "    model_id = 'echo'\n"
+        "    free = True\n"
+        "    supports_structured_output = False\n"
+        "    def execute(self, request, stream):\n"
+        "        yield Chunk(0, request.messages[-1].text().upper(), 'stop')\n"
+        "        yield Usage(1, 0, 1)\n\n"
+        "ENTRY = BackendEntry('echo', 'echo:NAME', 'shouts back', lambda spec: EchoBackend(),\n"
+        "                     prefixes=('echo:',), status=lambda: 'ready')\n")
+    info = tmp_path / "echo_plugin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: echo-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[genlab.backends]\necho = echo_plugin:ENTRY\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry.entries.cache_clear()
+    try:
+        model = get_model("echo:any", store=store)
+        assert model.chat("hello").text == "HELLO"
+        assert ("echo:NAME", "shouts back", "ready") in describe_entries()
+        with pytest.raises(ConfigError, match="does not do structured output"):
+            model.chat("hi", response_format={"type": "enum", "enum": ["a", "b"]})
+    finally:
+        registry.entries.cache_clear()

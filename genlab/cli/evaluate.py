@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from genlab.cli import app, err, out
+from genlab.cli.common import app, err, out
 from genlab.errors import ConfigError
 
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate models: reference metrics and LLM autoraters.")
@@ -32,7 +32,7 @@ def run(suite_path: Path = typer.Argument(..., help="The suite YAML file."),
 
     Example: genlab eval run examples/eval/summaries.yaml
     """
-    from genlab.evaluate.report import write_csv, write_html, write_jsonl
+    from genlab.evaluate.report import write_csv, write_html, write_rows
     from genlab.evaluate.runner import RunOptions, SuiteRunner
     from genlab.evaluate.suite import load_suite
 
@@ -43,7 +43,7 @@ def run(suite_path: Path = typer.Argument(..., help="The suite YAML file."),
         task = progress.add_task("rows", total=len(runner.rows()))
         summary = runner.run(lambda done, total: progress.update(task, completed=done, total=total))
     rows, pairs = runner.store.done(), runner.store.done("pairs")
-    write_jsonl(rows, directory / "results.jsonl")
+    write_rows(rows, directory / "results.jsonl")
     write_csv(rows, directory / "results.csv")
     write_html(summary, rows, pairs, directory / "report.html")
     (directory / "summary.json").write_text(json.dumps(summary, indent=2))

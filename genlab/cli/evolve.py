@@ -11,7 +11,7 @@ from rich.live import Live
 from rich.table import Table
 from typer.core import TyperGroup
 
-from genlab.cli import ModelOpt, app, budget_from, err, out
+from genlab.cli.common import ModelOpt, app, budget_from, err, out
 from genlab.errors import ConfigError
 
 

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from genlab.cli import ModelOpt, app, err, out
+from genlab.cli.common import ModelOpt, app, err, out
 
 notebook_app = typer.Typer(no_args_is_help=True, help="Notebooks: your sources, indexed for grounded answers.")
 app.add_typer(notebook_app, name="notebook")
@@ -33,12 +33,6 @@ def _search(source: str):
     from genlab.ground.retrieval import NotebookSearch
 
     return get_search_backend(source) if ":" in source else NotebookSearch.open(source)
-
-
-def _notebook_search(name: str):
-    from genlab.ground.retrieval import NotebookSearch
-
-    return NotebookSearch.open(name)
 
 
 @notebook_app.command()
@@ -195,7 +189,7 @@ def chat(name: str, model: str = ModelOpt, k: int = KOpt) -> None:
     from genlab.ground.answer import ask as ground_ask
     from genlab.models import get_model
 
-    llm, search_ = get_model(model, source="ground"), _notebook_search(name)
+    llm, search_ = get_model(model, source="ground"), _search(name)
     interactive = sys.stdin.isatty()
     history: list[dict] = []
     if interactive:
@@ -226,15 +220,16 @@ def eval_(name: str, qa: Path = typer.Argument(..., help="QA JSONL: question, ev
 
     Example: genlab notebook eval velmora examples/notebook/velmora-qa.jsonl
     """
-    from genlab.ground.evaluation import RECALL_KS, end_to_end, load_qa, retrieval_metrics
+    from genlab.ground.evaluation import RECALL_KS, end_to_end, load_qa, retrieval_methods, retrieval_metrics
     from genlab.models import get_model
 
     rows = load_qa(qa)
-    search_ = _notebook_search(name)
+    search_ = _search(name)
     answerable = sum(r.answerable for r in rows)
+    methods = retrieval_methods(search_)
     with _progress() as progress:
-        task = progress.add_task("retrieval", total=3 * answerable)
-        retrieval = retrieval_metrics(search_, rows, qa, progress=lambda: progress.advance(task))
+        task = progress.add_task("retrieval", total=len(methods) * answerable)
+        retrieval = retrieval_metrics(search_, rows, qa, methods, progress=lambda: progress.advance(task))
     table = Table("retriever", *[f"recall@{k_}" for k_ in RECALL_KS], "MRR", "nDCG@10",
                   title=f"{name}: {answerable} answerable questions")
     for method, m in retrieval.items():
@@ -278,7 +273,7 @@ def briefing(name: str, model: str = ModelOpt,
 
     with _progress() as progress:
         task = progress.add_task("sources", total=None)
-        document = make_briefing(get_model(model, source="ground"), _notebook_search(name),
+        document = make_briefing(get_model(model, source="ground"), _search(name),
                                  progress=lambda done, total: progress.update(task, completed=done, total=total))
     _write_document(document, output)
 
@@ -292,7 +287,7 @@ def faq(name: str, model: str = ModelOpt, items: int = typer.Option(6, "--items"
 
     with _progress() as progress:
         task = progress.add_task("questions", total=items)
-        document = make_faq(get_model(model, source="ground"), _notebook_search(name), items=items,
+        document = make_faq(get_model(model, source="ground"), _search(name), items=items,
                             progress=lambda done, total: progress.update(task, completed=done))
     _write_document(document, output, question_headings=True)
 
@@ -313,7 +308,7 @@ def audio(name: str, model: str = ModelOpt, items: int = typer.Option(4, "--item
     espeak_binary()
     with _progress() as progress:
         task = progress.add_task("script", total=items)
-        turns, document = audio_script(get_model(model, source="ground"), _notebook_search(name), items=items,
+        turns, document = audio_script(get_model(model, source="ground"), _search(name), items=items,
                                        progress=lambda done, total: progress.update(task, completed=done))
     record = speak(turns, output)
     lines = [f"# Audio overview: {name}", ""]

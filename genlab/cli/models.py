@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from genlab.cli import ModelOpt, app, budget_from, err, out
+from genlab.cli.common import ModelOpt, app, budget_from, err, out
 from genlab.errors import ConfigError, GenlabError
 
 
@@ -180,27 +179,16 @@ def chat(
 
 @app.command()
 def models() -> None:
-    """List the model backends genlab can reach and whether they are configured."""
-    from genlab.models.local import embedded_gguf, thread_count
-    from genlab.models.openai_compat import PROVIDERS
+    """List the model backends genlab can reach (built in and plugins) and whether they are ready."""
+    from genlab.machine import thread_count
+    from genlab.models.registry import describe_entries
 
     table = Table("spec", "what", "status")
-    try:
-        gguf = embedded_gguf()
-        table.add_row("local", f"SmolLM2-135M-Instruct, in-process, {thread_count()} threads", f"ready ({gguf.name})")
-    except GenlabError as exc:
-        table.add_row("local", "SmolLM2-135M-Instruct, in-process", f"[red]{exc}[/]")
-    table.add_row("local:/path.gguf", "any GGUF file, in-process", "")
-    for name, provider in PROVIDERS.items():
-        if provider.key_envs:
-            found = next((e for e in provider.key_envs if os.environ.get(e)), None)
-            status = f"key in {found}" if found else f"[yellow]set {provider.key_envs[0]}[/]"
-        else:
-            status = "no key needed"
-        table.add_row(f"{name}:MODEL", provider.base_url, status)
-    table.add_row("http://HOST:PORT/v1#MODEL", "any OpenAI-compatible server",
-                  "key in GENLAB_API_KEY" if os.environ.get("GENLAB_API_KEY") else "no key (GENLAB_API_KEY)")
+    for usage, description, status in describe_entries():
+        style = "red" if status.startswith("error") else "yellow" if status.startswith("set ") else ""
+        table.add_row(usage, description, f"[{style}]{status}[/]" if style else status)
     out.print(table)
+    out.print(f"in-process models use {thread_count()} threads (GENLAB_THREADS)")
 
 
 @app.command()

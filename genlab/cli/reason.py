@@ -11,7 +11,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from genlab.cli import ModelOpt, app, err, out
+from genlab.cli.common import ModelOpt, app, err, out
 from genlab.errors import ConfigError
 
 

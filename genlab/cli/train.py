@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from genlab.cli import app, err, out
+from genlab.cli.common import app, err, out
 
 feedback_app = typer.Typer(no_args_is_help=True, help="Ratings and preferences captured in chat and serve.")
 app.add_typer(feedback_app, name="feedback")
@@ -23,7 +23,8 @@ def export(output: Path = typer.Argument(..., help="The JSONL file to write."),
     """
     from genlab.errors import ConfigError
     from genlab.store import Store
-    from genlab.train.feedback import export_rows, write_jsonl
+    from genlab.io import write_jsonl
+    from genlab.train.feedback import export_rows
 
     rows, unused = export_rows(Store(), fmt)
     if len(rows) < min_rows:

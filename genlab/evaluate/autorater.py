@@ -36,20 +36,30 @@ class PointwiseMetric:
                               "Give a short explanation, then the score from the rubric.")
     examples: tuple[dict, ...] = ()
     needs: tuple[str, ...] = ()          # inputs it requires besides the response: prompt, reference, context
-    pass_score: int | None = None        # default: the middle of the scale, rounded up
+    pass_score: int | None = None        # with the best at the top: default the middle of the scale, rounded up
+    best: int | None = None              # the best score; default the top (verbosity's is 0, the middle)
+    tolerance: int = 0                   # with the best inside the scale: how far from it still passes
 
     @property
     def scale(self) -> tuple[int, int]:
         return min(self.rubric), max(self.rubric)
 
+    @property
+    def best_score(self) -> int:
+        return self.scale[1] if self.best is None else self.best
+
     def passes(self, score: int) -> bool:
         low, high = self.scale
-        threshold = self.pass_score if self.pass_score is not None else math.ceil((low + high) / 2)
-        return score >= threshold
+        if self.best_score == high:
+            threshold = self.pass_score if self.pass_score is not None else math.ceil((low + high) / 2)
+            return score >= threshold
+        return abs(score - self.best_score) <= self.tolerance
 
     def normalized(self, score: int) -> float:
+        """1.0 at the best score, 0.0 at the farthest end of the scale from it."""
         low, high = self.scale
-        return (score - low) / (high - low) if high > low else 1.0
+        span = max(self.best_score - low, high - self.best_score)
+        return 1.0 - abs(score - self.best_score) / span if span else 1.0
 
 
 @dataclass(frozen=True)

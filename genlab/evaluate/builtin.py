@@ -41,7 +41,7 @@ POINTWISE: dict[str, PointwiseMetric] = {m.name: m for m in [
     PointwiseMetric("verbosity", "Verbosity: the response is as long as the task needs, no more, no less.",
                     {"conciseness": "no padding or repetition", "completeness": "nothing needed is left out"},
                     {2: "Far too long.", 1: "Somewhat too long.", 0: "Just right.", -1: "Somewhat too short.",
-                     -2: "Far too short."}, needs=("prompt",), pass_score=0),
+                     -2: "Far too short."}, needs=("prompt",), best=0),
     PointwiseMetric("text_quality", "Text quality: overall quality of the writing for the task.",
                     {"coherence": "logically organised", "fluency": "reads naturally",
                      "relevance": "addresses the prompt", "groundedness": "makes no unsupported claims"},
@@ -64,7 +64,8 @@ PAIRWISE: dict[str, PairwiseMetric] = {
 
 def pointwise_metric(spec: str | dict) -> PointwiseMetric:
     """Return a built-in metric by name, or build a custom one from a dict
-    ``{name, definition, criteria: {..}, rubric: {score: text}, steps?, examples?, needs?, pass_score?}``."""
+    ``{name, definition, criteria: {..}, rubric: {score: text}, steps?, examples?, needs?, pass_score?,
+    best?, tolerance?}`` (``best``: the best score when it is not the top of the scale)."""
     if isinstance(spec, str):
         if spec not in POINTWISE:
             raise ConfigError(f"unknown metric {spec!r}; built-in metrics: {', '.join(POINTWISE)}")
@@ -74,7 +75,8 @@ def pointwise_metric(spec: str | dict) -> PointwiseMetric:
         return PointwiseMetric(str(spec.get("name", "custom")), str(spec.get("definition", "")),
                                {str(k): str(v) for k, v in spec["criteria"].items()}, rubric,
                                tuple(spec.get("steps", PointwiseMetric.steps)), tuple(spec.get("examples", ())),
-                               tuple(spec.get("needs", ())), spec.get("pass_score"))
+                               tuple(spec.get("needs", ())), spec.get("pass_score"), spec.get("best"),
+                               int(spec.get("tolerance", 0)))
     except (KeyError, AttributeError, ValueError, TypeError) as exc:
         raise ConfigError(f"a custom metric needs criteria (name: text) and a rubric (integer score: text): {exc}") from None
 

@@ -11,31 +11,20 @@ the judge's scores are correlated with the human ones (Spearman, Kendall).
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
 from genlab.errors import ConfigError
+from genlab.io import read_jsonl
 from genlab.evaluate.autorater import PairwiseMetric, PointwiseMetric, compare, rate
 from genlab.models import Model
 
 
 def read_dataset(path: Path) -> tuple[str, list[dict]]:
     """Return ("pairwise" | "pointwise", rows), checking every row."""
-    try:
-        lines = Path(path).read_text().splitlines()
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-    rows = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except ValueError as exc:
-            raise ConfigError(f"{path} line {number}: not valid JSON ({exc})") from None
+    rows = [row for _, row in read_jsonl(path, "judge dataset")]
     if not rows:
         raise ConfigError(f"{path} has no rows")
     kind = "pairwise" if "output_1" in rows[0] else "pointwise"

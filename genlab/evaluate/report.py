@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import csv
 import html
-import json
 from pathlib import Path
 from typing import Any
+
+from genlab.io import write_jsonl
 
 CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1200px;color:#1f2328;padding:0 1rem}
@@ -24,10 +25,9 @@ def _e(value: Any) -> str:
     return html.escape(str(value))
 
 
-def write_jsonl(rows: dict[str, dict], path: Path) -> None:
-    with open(path, "w") as f:
-        for key in sorted(rows, key=_order):
-            f.write(json.dumps(rows[key]) + "\n")
+def write_rows(rows: dict[str, dict], path: Path) -> None:
+    """The rows as JSONL, in (test, prompt, model) order."""
+    write_jsonl((rows[key] for key in sorted(rows, key=_order)), path)
 
 
 def _order(key: str) -> tuple:

@@ -21,7 +21,16 @@ from genlab.evaluate.autorater import compare, rate, wilson_interval
 from genlab.evaluate.builtin import pairwise_metric, pointwise_metric
 from genlab.evaluate.metrics import Context, Score, run_assertion
 from genlab.evaluate.suite import MODEL_GRADED, Suite, render
+from genlab.io import connect, store_error, transaction
 from genlab.models import Budget, Model, get_model
+
+
+# Append only. IF NOT EXISTS: files written before migrations existed already hold the tables.
+RESULT_MIGRATIONS = [("001_results", [
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)",
+    "CREATE TABLE IF NOT EXISTS rows (key TEXT PRIMARY KEY, data TEXT NOT NULL, finished REAL)",
+    "CREATE TABLE IF NOT EXISTS pairs (key TEXT PRIMARY KEY, data TEXT NOT NULL, finished REAL)",
+])]
 
 
 @dataclass
@@ -37,11 +46,8 @@ class ResultStore:
 
     def __init__(self, out: Path, digest: str):
         out.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(out / "eval.db", check_same_thread=False, isolation_level=None, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-        self.db.execute("CREATE TABLE IF NOT EXISTS rows (key TEXT PRIMARY KEY, data TEXT NOT NULL, finished REAL)")
-        self.db.execute("CREATE TABLE IF NOT EXISTS pairs (key TEXT PRIMARY KEY, data TEXT NOT NULL, finished REAL)")
+        self.path = out / "eval.db"
+        self.db = connect(self.path, RESULT_MIGRATIONS)
         found = self.db.execute("SELECT value FROM meta WHERE key='suite'").fetchone()
         if found and found[0] != digest:
             raise ConfigError(f"{out} holds results of a different version of this suite; "
@@ -51,10 +57,13 @@ class ResultStore:
 
     def done(self, table: str = "rows") -> dict[str, dict]:
         with self.lock:
-            return {k: json.loads(d) for k, d in self.db.execute(f"SELECT key, data FROM {table}")}
+            try:
+                return {k: json.loads(d) for k, d in self.db.execute(f"SELECT key, data FROM {table}")}
+            except sqlite3.Error as exc:
+                raise store_error(self.path, exc) from exc
 
     def save(self, key: str, data: dict, table: str = "rows") -> None:
-        with self.lock:
+        with self.lock, transaction(self.db, self.path):
             self.db.execute(f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?)", (key, json.dumps(data), time.time()))
 
 

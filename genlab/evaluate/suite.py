@@ -27,16 +27,13 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from genlab.errors import ConfigError
+from genlab.errors import ConfigError, SuiteError  # noqa: F401  (SuiteError re-exported)
+from genlab.io import read_jsonl, validation_problems
 from genlab.evaluate.builtin import pairwise_metric, pointwise_metric
 from genlab.evaluate.metrics import ASSERTIONS
 
 MODEL_GRADED = {"rubric"}
 _VAR = re.compile(r"\{\{\s*(\w+)\s*\}\}")
-
-
-class SuiteError(ConfigError):
-    """A suite file is malformed; the message names the file, line and key."""
 
 
 class _Strict(BaseModel):
@@ -155,11 +152,9 @@ def load_suite(path: str | Path) -> Suite:
     try:
         spec = SuiteSpec.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = tuple(p for p in err["loc"] if p not in ("list[TestSpec]", "str"))
-        key = ".".join(str(p) for p in loc)
+        key, message = validation_problems(exc)[0]
+        loc = tuple(int(p) if p.isdigit() else p for p in key.split("."))
         line = _line(root, tuple("assert" if p == "assertions" else p for p in loc))
-        message = err["msg"].removeprefix("Value error, ")
         raise SuiteError(f"{path} line {line}, key {key}: {message}") from None
     tests = _load_tests(spec, path, root)
     suite = Suite(spec, path, tests, source + json.dumps([t.model_dump(by_alias=True) for t in tests], default=str))
@@ -181,13 +176,8 @@ def _load_tests(spec: SuiteSpec, path: Path, root) -> list[TestSpec]:
         raise SuiteError(f"{path} line {line}, key tests: no file {spec.tests}")
     rows: list[dict] = []
     if file.suffix == ".jsonl":
-        for number, text in enumerate(file.read_text().splitlines(), start=1):
-            if text.strip():
-                try:
-                    row = json.loads(text)
-                except ValueError as exc:
-                    raise SuiteError(f"{file} line {number}: not valid JSON ({exc})") from None
-                rows.append(row if "vars" in row or "assert" in row else {"vars": row})
+        for _, row in read_jsonl(file, "tests file", error=SuiteError):
+            rows.append(row if "vars" in row or "assert" in row else {"vars": row})
     elif file.suffix == ".csv":
         with open(file, newline="") as f:
             for row in csv.DictReader(f):
@@ -204,9 +194,8 @@ def _load_tests(spec: SuiteSpec, path: Path, root) -> list[TestSpec]:
         try:
             tests.append(TestSpec.model_validate(row))
         except ValidationError as exc:
-            err = exc.errors()[0]
-            key = ".".join(str(p) for p in err["loc"])
-            raise SuiteError(f"{file} row {number}, key {key}: {err['msg'].removeprefix('Value error, ')}") from None
+            key, message = validation_problems(exc)[0]
+            raise SuiteError(f"{file} row {number}, key {key}: {message}") from None
     if not tests:
         raise SuiteError(f"{file} has no test cases")
     return tests

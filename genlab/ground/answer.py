@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from genlab.ground.backends import Passage, SearchBackend
+from genlab.ground.passage import Passage, SearchBackend
 from genlab.models import Model, Usage
 
 ABSTENTION = "The sources do not say."

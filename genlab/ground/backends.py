@@ -14,42 +14,14 @@ genlab ships none that needs the network; docs/grounding.md shows a web backend.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Protocol, runtime_checkable
 
 from genlab.errors import ConfigError
+from genlab.ground.passage import Passage, SearchBackend
+
+__all__ = ["ENTRY_POINT_GROUP", "Passage", "SearchBackend", "get_search_backend"]  # plugins import from here
 
 ENTRY_POINT_GROUP = "genlab.search_backends"
-
-
-@dataclass(frozen=True)
-class Passage:
-    """One retrieved passage: where it comes from, its exact span, and how it ranked."""
-
-    text: str
-    source: str                  # file path or URI
-    title: str
-    page: int | None = None      # 1-based, for paged sources
-    start: int = 0               # character offsets into the source's text
-    end: int = 0
-    score: float = 0.0           # the backend's own ranking score
-    similarity: float | None = None   # cosine(query, passage) when known; used to decide relevance
-    chunk_id: int | None = None
-
-    @property
-    def where(self) -> str:
-        """"Title" or "Title, page N" for paged sources, for people to read."""
-        return f"{self.title}, page {self.page}" if self.page and self.source.lower().endswith(".pdf") else self.title
-
-
-@runtime_checkable
-class SearchBackend(Protocol):
-    name: str
-
-    def search(self, query: str, k: int) -> list[Passage]:
-        """Return up to ``k`` passages, best first."""
-        ...
 
 
 def get_search_backend(spec: str) -> SearchBackend:

@@ -17,13 +17,13 @@ chunking changes. Unanswerable rows only count in the end-to-end abstention figu
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from genlab.errors import ConfigError
-from genlab.ground.retrieval import METHODS, NotebookSearch
+from genlab.io import read_jsonl
+from genlab.ground.passage import Passage, SearchBackend, all_passages, display_name
 
 DEPTH = 100
 RECALL_KS = (1, 5, 10)
@@ -40,19 +40,9 @@ class QARow:
 
 
 def load_qa(path: Path) -> list[QARow]:
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the QA file ({exc.strerror or exc})") from exc
     rows = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-        if not isinstance(data, dict) or not isinstance(data.get("question"), str) or not data["question"].strip():
+    for number, data in read_jsonl(path, "QA file"):
+        if not isinstance(data.get("question"), str) or not data["question"].strip():
             raise ConfigError(f"{path}:{number}: each line needs a non-empty \"question\" string")
         evidence = data.get("evidence", [])
         evidence = (evidence,) if isinstance(evidence, str) else tuple(evidence)
@@ -70,26 +60,43 @@ def _normal(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def relevant_chunks(search: NotebookSearch, row: QARow, path: Path) -> set[int]:
-    found = {i for i, c in enumerate(search.chunks)
-             if (row.source is None or Path(c.path).name == row.source)
-             and any(_normal(e) in _normal(c.text) for e in row.evidence)}
+def relevant_chunks(passages: list[Passage], row: QARow, path: Path, holder: str) -> set[int]:
+    """Indexes of the passages that hold the row's evidence (in its source, when it names one)."""
+    found = {i for i, p in enumerate(passages)
+             if (row.source is None or Path(p.source).name == row.source)
+             and any(_normal(e) in _normal(p.text) for e in row.evidence)}
     if not found:
-        raise ConfigError(f"{path}:{row.line}: no chunk of notebook '{search.notebook.name}' contains the "
-                          f"evidence {list(row.evidence)}; fix the evidence or add the source")
+        raise ConfigError(f"{path}:{row.line}: no {holder} contains the evidence {list(row.evidence)}; "
+                          "fix the evidence or add the source")
     return found
 
 
-def retrieval_metrics(search: NotebookSearch, rows: list[QARow], path: Path, methods=METHODS,
+def retrieval_methods(search: SearchBackend) -> tuple[str, ...]:
+    """A notebook compares its retrievers (bm25, dense, hybrid); any other backend is measured as it searches."""
+    return tuple(getattr(search, "methods", ("search",)))
+
+
+def _ranking(search: SearchBackend, question: str, method: str, index: dict[tuple, int]) -> list[int]:
+    if method != "search" and callable(getattr(search, "rank", None)):
+        return [i for i, _ in search.rank(question, method, DEPTH)]
+    found = (index.get((p.source, p.start, p.end)) for p in search.search(question, DEPTH))
+    return [i for i in found if i is not None]
+
+
+def retrieval_metrics(search: SearchBackend, rows: list[QARow], path: Path, methods=None,
                       progress=None) -> dict[str, dict[str, float]]:
     """Mean recall@1/5/10, MRR and nDCG@10 per method over the answerable rows."""
+    passages = all_passages(search, "a retrieval evaluation")
+    index = {(p.source, p.start, p.end): i for i, p in enumerate(passages)}
     answerable = [r for r in rows if r.answerable]
-    relevant = [relevant_chunks(search, r, path) for r in answerable]
+    holder = (f"chunk of notebook '{display_name(search)}'" if search.name.startswith("notebook:")
+              else f"passage of '{search.name}'")
+    relevant = [relevant_chunks(passages, r, path, holder) for r in answerable]
     results = {}
-    for method in methods:
+    for method in methods or retrieval_methods(search):
         totals = {f"recall@{k}": 0.0 for k in RECALL_KS} | {"mrr": 0.0, "ndcg@10": 0.0}
         for row, wanted in zip(answerable, relevant):
-            ranking = [i for i, _ in search.rank(row.question, method, DEPTH)]
+            ranking = _ranking(search, row.question, method, index)
             for k in RECALL_KS:
                 totals[f"recall@{k}"] += len(wanted & set(ranking[:k])) / len(wanted)
             first = next((rank for rank, i in enumerate(ranking, 1) if i in wanted), None)
@@ -103,7 +110,7 @@ def retrieval_metrics(search: NotebookSearch, rows: list[QARow], path: Path, met
     return results
 
 
-def end_to_end(model, search: NotebookSearch, rows: list[QARow], *, judge=None, method: str = "lexical",
+def end_to_end(model, search: SearchBackend, rows: list[QARow], *, judge=None, method: str = "lexical",
                k: int = 4, progress=None) -> dict:
     """Answer every question; report groundedness, abstentions and answers containing the reference."""
     from genlab.ground.answer import ask

@@ -22,7 +22,8 @@ import numpy as np
 
 from genlab.errors import ConfigError
 from genlab.ground.sources import Document, chunk_document, read_source, supported
-from genlab.store import connect, genlab_home
+from genlab.io import connect
+from genlab.store import genlab_home
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 #: Memory a notebook's index may take when loaded (vectors + BM25 + texts), in MB.

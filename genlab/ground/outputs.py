@@ -19,8 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from genlab.ground.answer import GroundedAnswer, answer_from, ask
-from genlab.ground.backends import Passage
-from genlab.ground.retrieval import NotebookSearch
+from genlab.ground.passage import Passage, SearchBackend, all_passages, display_name
 from genlab.models import Model
 
 BRIEFING_INSTRUCTION = ("Summarise the key facts in the numbered sources in two or three sentences. After each "
@@ -85,10 +84,10 @@ def _snippet(text: str, limit: int = 120) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def briefing(model: Model, search: NotebookSearch, *, passages_per_source: int = 3, progress=None) -> GroundedDocument:
+def briefing(model: Model, search: SearchBackend, *, passages_per_source: int = 3, progress=None) -> GroundedDocument:
     """Summarise each source's opening passages, with citations."""
-    document = GroundedDocument(f"Briefing: {search.notebook.name}")
-    by_source = _passages_by_source(search)
+    document = GroundedDocument(f"Briefing: {display_name(search)}")
+    by_source = _passages_by_source(search, "a briefing")
     for done, (title, passages) in enumerate(by_source.items(), 1):
         answer = answer_from(model, "Summarise these sources.", passages[:passages_per_source],
                              instruction=BRIEFING_INSTRUCTION, max_tokens=200)
@@ -102,13 +101,13 @@ def briefing(model: Model, search: NotebookSearch, *, passages_per_source: int =
 ATTEMPTS_PER_ITEM = 3
 
 
-def faq(model: Model, search: NotebookSearch, *, items: int = 6, k: int = 4, progress=None) -> GroundedDocument:
+def faq(model: Model, search: SearchBackend, *, items: int = 6, k: int = 4, progress=None) -> GroundedDocument:
     """Up to ``items`` questions the sources answer, each answered with citations.
 
     A question whose answer abstains or has no supported sentence, or that repeats an
     earlier one, is dropped and the next passage tried (at most ATTEMPTS_PER_ITEM passages per item).
     """
-    document = GroundedDocument(f"FAQ: {search.notebook.name}")
+    document = GroundedDocument(f"FAQ: {display_name(search)}")
     asked = set()
     for passage in _spread(search, ATTEMPTS_PER_ITEM * items):
         lines = model.chat(QUESTION_PROMPT.format(passage=" ".join(passage.text.split())), temperature=0,
@@ -133,12 +132,12 @@ class Turn:
     citations: tuple[int, ...] = ()             # 1-based, into the document's citations
 
 
-def audio_script(model: Model, search: NotebookSearch, *, items: int = 4, progress=None) -> tuple[list[Turn], GroundedDocument]:
+def audio_script(model: Model, search: SearchBackend, *, items: int = 4, progress=None) -> tuple[list[Turn], GroundedDocument]:
     """A two-host conversation over the FAQ; returns the turns and the grounded FAQ behind them."""
     questions = faq(model, search, items=items, progress=progress)
-    titles = [s.title for s in search.notebook.sources()]
+    titles = list(_passages_by_source(search, "an audio overview"))
     host, guest = HOSTS
-    turns = [Turn(host, f"Welcome to this overview of the notebook {search.notebook.name}. "
+    turns = [Turn(host, f"Welcome to this overview of the notebook {display_name(search)}. "
                         f"Today we are looking at {_join(titles)}."),
              Turn(guest, "Thanks. Everything I say comes from these sources, so let's dig in.")]
     for section in questions.sections:
@@ -153,17 +152,16 @@ def _join(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1] if items else "nothing yet"
 
 
-def _passages_by_source(search: NotebookSearch) -> dict[str, list[Passage]]:
+def _passages_by_source(search: SearchBackend, purpose: str) -> dict[str, list[Passage]]:
     grouped: dict[str, list[Passage]] = {}
-    for c in search.chunks:
-        grouped.setdefault(c.title, []).append(
-            Passage(text=c.text, source=c.path, title=c.title, page=c.page, start=c.start, end=c.end, chunk_id=c.id))
+    for passage in all_passages(search, purpose):
+        grouped.setdefault(passage.title, []).append(passage)
     return grouped
 
 
-def _spread(search: NotebookSearch, count: int) -> list[Passage]:
+def _spread(search: SearchBackend, count: int) -> list[Passage]:
     """``count`` passages taken in turn from each source (first passages first)."""
-    groups = list(_passages_by_source(search).values())
+    groups = list(_passages_by_source(search, "an FAQ").values())
     picked, depth = [], 0
     while len(picked) < count and any(depth < len(g) for g in groups):
         picked += [g[depth] for g in groups if depth < len(g)]

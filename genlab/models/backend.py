@@ -29,6 +29,12 @@ class Backend:
     supports_n: bool = False
     #: Has a plain-text completions endpoint (``prompt`` instead of ``messages``).
     supports_completions: bool = True
+    #: Follows a ``response_format`` (JSON schema, or enum mode turned into one).
+    supports_structured_output: bool = True
+    #: Returns per-token log-probabilities when asked.
+    supports_logprobs: bool = True
+    #: Continues a plain prompt better than it answers a chat (evolve's ``--mode auto``).
+    prefers_completions: bool = False
     #: Runs on this machine at no charge (tokens are still counted).
     free: bool = False
     #: Tokens generated per choice when a request sets no ``max_tokens`` (None: the
@@ -42,6 +48,9 @@ class Backend:
     def describe(self) -> str:
         """Return one line saying what this backend is, for ``genlab models``."""
         return self.model_id
+
+    def warm_up(self) -> None:
+        """Load what the first call would otherwise wait for (a server calls it at start-up)."""
 
 
 #: Worst case assumed per choice when neither the request nor the backend bounds it.

@@ -51,6 +51,8 @@ class HFBackend(Backend):
     supports_completions = True
     free = True
     default_max_tokens = DEFAULT_MAX_TOKENS
+    supports_structured_output = False
+    supports_logprobs = False
 
     def __init__(self, path: str):
         self.path = Path(path).expanduser()
@@ -63,11 +65,6 @@ class HFBackend(Backend):
         return f"{self.path} (transformers, CPU)"
 
     def execute(self, request: Request, stream: bool) -> Iterator[Chunk | Usage]:
-        if request.response_format is not None:
-            raise ConfigError(f"{self.model_id} does not do structured output; use a local: GGUF or an endpoint",
-                              param="response_format")
-        if request.logprobs:
-            raise ConfigError(f"{self.model_id} does not return logprobs", param="logprobs")
         import torch
 
         tokenizer, model, lock = _load(str(self.path))

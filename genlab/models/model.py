@@ -19,6 +19,7 @@ import uuid
 from typing import Any, Iterator
 
 from genlab.errors import ConfigError, GenlabError, ModelError, StoreError
+from genlab.io import validation_problems
 from genlab.models.backend import ASSUMED_MAX_TOKENS, Backend, redact
 from genlab.models.cost import Budget, cost_usd
 from genlab.models.request import EnumFormat, Request
@@ -114,6 +115,11 @@ class Model:
         if request.grammar is not None and not backend.supports_grammar:
             raise ConfigError(f"{self.name} does not take a grammar (llama.cpp backends do: local, local:FILE.gguf, "
                               "a llama.cpp server or genlab serve by URL); drop it", param="grammar")
+        if request.response_format is not None and not backend.supports_structured_output:
+            raise ConfigError(f"{self.name} does not do structured output; use a local: GGUF or an endpoint",
+                              param="response_format")
+        if request.logprobs and not backend.supports_logprobs:
+            raise ConfigError(f"{self.name} does not return logprobs", param="logprobs")
         if not request.is_chat and not backend.supports_completions:
             raise ConfigError(f"{self.name} has no plain completions endpoint; send chat messages instead",
                               param="prompt")
@@ -235,19 +241,8 @@ def build_request(**fields: Any) -> Request:
     try:
         return Request(**{k: v for k, v in fields.items() if v is not None})
     except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc)) from None
-
-
-def describe_validation_error(exc: Any) -> str:
-    """Return pydantic errors as 'field: problem; field: problem'."""
-    parts = []
-    for err in exc.errors():
-        # A discriminated union repeats its tag in the path (response_format.enum.enum).
-        loc = [str(p) for i, p in enumerate(err["loc"]) if i == 0 or p != err["loc"][i - 1]]
-        where = ".".join(loc)
-        message = err["msg"].removeprefix("Value error, ")
-        parts.append(f"{where}: {message}" if where else message)
-    return "invalid request: " + "; ".join(parts)
+        problems = validation_problems(exc)
+        raise ConfigError("invalid request: " + "; ".join(f"{k}: {m}" if k else m for k, m in problems)) from None
 
 
 def _unwrap_label(text: str, enum: EnumFormat) -> str:

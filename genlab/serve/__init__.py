@@ -15,14 +15,10 @@ def serve(specs: list[str], *, host: str = "127.0.0.1", port: int = 8000, api_ke
     """Run the server until interrupted; loads the embedded model before accepting requests."""
     import uvicorn
 
-    from genlab.models.local import LocalBackend, load_server
-
     check_binding(host, api_key)
     app = create_app(specs, api_key=api_key, budget=budget, host=host, limits=limits, allow_hosts=allow_hosts)
     for served in app.state.pool.served.values():
-        backend = served.model.backend
-        if isinstance(backend, LocalBackend):
-            load_server(backend.path)  # a first request should not wait for the model to load
+        served.model.backend.warm_up()  # a first request should not wait for the model to load
     if on_ready:
         on_ready()
     uvicorn.run(app, host=host, port=port, log_level="warning")

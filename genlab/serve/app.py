@@ -31,10 +31,11 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from genlab.errors import GenlabError
+from genlab.errors import ApiError, GenlabError
 from genlab.models import Budget, Model, Request, Response, get_model
+from genlab.io import validation_problems
 from genlab.models.backend import redact
-from genlab.serve.guard import Admission, ApiError, BodyTooLarge, Guard, ServeLimits, check_body
+from genlab.serve.guard import Admission, BodyTooLarge, Guard, ServeLimits, check_body, envelope
 from genlab.store import Store
 
 log = logging.getLogger("genlab.serve")
@@ -43,13 +44,15 @@ log = logging.getLogger("genlab.serve")
 IGNORED_FIELDS = {"user", "metadata", "store", "stream", "stream_options", "model"}
 
 
-def _json_error(exc: ApiError) -> JSONResponse:
-    return JSONResponse(status_code=exc.status, content=exc.body(), headers=exc.headers)
+def _json_error(exc: GenlabError) -> JSONResponse:
+    return JSONResponse(status_code=exc.http_status, content=envelope(exc), headers=getattr(exc, "headers", None))
 
 
 def _from_genlab(exc: GenlabError) -> ApiError:
     """A genlab error for a client: a user's mistake is told as it is; a failure on the
     model's side (5xx) is told without genlab's internals, which go to the log."""
+    if isinstance(exc, ApiError):
+        return exc  # written for the client already
     if exc.http_status < 500:
         return ApiError(exc.http_status, redact(str(exc)), exc.error_type, exc.param, exc.code)
     incident = uuid.uuid4().hex[:12]
@@ -105,10 +108,6 @@ def create_app(specs: list[str], *, api_key: str | None = None, store: Store | N
     app = FastAPI(title="genlab", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.pool = pool
     app.add_middleware(Guard, host=host, api_key=api_key, limits=limits, allow_hosts=allow_hosts)
-
-    @app.exception_handler(ApiError)
-    async def _api_error(_: HttpRequest, exc: ApiError) -> JSONResponse:
-        return _json_error(exc)
 
     @app.exception_handler(GenlabError)
     async def _genlab_error(_: HttpRequest, exc: GenlabError) -> JSONResponse:
@@ -231,10 +230,8 @@ def _parse(body: dict, chat: bool) -> Request:
 
 def _invalid(exc: ValidationError) -> ApiError:
     """A 400 naming the first invalid field, from pydantic's error."""
-    err = exc.errors()[0]
-    param = ".".join(str(p) for p in err["loc"]) or None
-    message = err["msg"].removeprefix("Value error, ")
-    return ApiError(400, f"invalid '{param}': {message}" if param else message, param=param)
+    param, message = validation_problems(exc)[0]
+    return ApiError(400, f"invalid '{param}': {message}" if param else message, param=param or None)
 
 
 _END = object()
@@ -403,7 +400,7 @@ async def _sse(first, items: asyncio.Queue, model: str, cid: str, chat: bool, n:
     while item is not _END:
         if isinstance(item, BaseException):
             err = _from_genlab(item) if isinstance(item, GenlabError) else _unexpected(item)
-            yield "data: " + json.dumps(err.body()) + "\n\n"  # an error mid-stream ends it, then [DONE]
+            yield "data: " + json.dumps(envelope(err)) + "\n\n"  # an error mid-stream ends it, then [DONE]
             break
         if isinstance(item, Response):
             if include_usage:

@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from genlab.errors import ConfigError
+from genlab.errors import ApiError, ConfigError, GenlabError
 
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 
@@ -42,17 +42,9 @@ class ServeLimits:
     queue_timeout_s: float = 30.0     # longest wait for a slot; 429 after
 
 
-class ApiError(Exception):
-    """An error to send in OpenAI's envelope (``headers``: e.g. Retry-After)."""
-
-    def __init__(self, status: int, message: str, type_: str = "invalid_request_error",
-                 param: str | None = None, code: str | None = None, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status, self.message, self.type, self.param, self.code = status, message, type_, param, code
-        self.headers = headers or {}
-
-    def body(self) -> dict:
-        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+def envelope(exc: GenlabError) -> dict:
+    """OpenAI's error body for a genlab error."""
+    return {"error": {"message": str(exc), "type": exc.error_type, "param": exc.param, "code": exc.code}}
 
 
 # -- who may call ---------------------------------------------------------------------
@@ -154,10 +146,10 @@ class BodyTooLarge(Exception):
 
 
 async def send_error(send, exc: ApiError) -> None:
-    body = json.dumps(exc.body()).encode()
+    body = json.dumps(envelope(exc)).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     headers += [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
-    await send({"type": "http.response.start", "status": exc.status, "headers": headers})
+    await send({"type": "http.response.start", "status": exc.http_status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 

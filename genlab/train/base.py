@@ -17,6 +17,7 @@ from pathlib import Path
 import platformdirs
 
 from genlab.errors import ConfigError
+from genlab.models.registry import entries, find_entry
 from genlab.torch_setup import prepare_torch
 
 BASE_NAME = "smollm2-135m-instruct"
@@ -39,7 +40,7 @@ def base_model_dir(progress=None) -> Path:
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError as exc:
         raise ConfigError("training needs genlab's training extras: pip install torch==2.13.0 'genlab[train]'") from exc
-    from genlab.models.local import embedded_gguf
+    from genlab.models import embedded_gguf
 
     gguf = embedded_gguf()
     if progress:
@@ -66,10 +67,20 @@ def base_model_dir(progress=None) -> Path:
     return target
 
 
+def has_weights(spec: str) -> bool:
+    """True when genlab can load the spec's weights: local, hf:DIR, a trained folder."""
+    if (Path(spec).expanduser() / "config.json").is_file():
+        return True
+    return any(entry.trainable and entry.matches(spec) for entry in entries())
+
+
 def resolve_model_dir(spec: str | None, progress=None) -> Path:
     """``None``/``local``: the embedded model's copy; ``hf:DIR`` or a folder: that folder."""
-    if spec in (None, "", "local"):
+    if not spec or (not Path(spec).expanduser().is_dir() and find_entry(spec).name == "local"):
         return base_model_dir(progress)
+    if not has_weights(spec):
+        forms = ", ".join(e.usage for e in entries() if e.trainable)
+        raise ConfigError(f"'{spec}' has no weights genlab can train; use {forms} or a folder written by genlab tune")
     path = Path(spec.removeprefix("hf:")).expanduser()
     if not (path / "config.json").is_file():
         raise ConfigError(f"'{spec}' is not a Hugging Face model folder (no config.json); use local, hf:DIR "

@@ -11,11 +11,11 @@ Each text field is a string, or a list of chat messages ({"role", "content"}) as
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
 from genlab.errors import ConfigError
+from genlab.io import read_jsonl
 
 FIELDS = {
     "sft": (("messages",), ("prompt", "completion")),
@@ -30,24 +30,10 @@ HELD_OUT = 0.2
 
 def load_rows(path: Path, kind: str, *, min_rows: int = 2) -> list[dict]:
     """Read ``path`` as ``kind`` rows; raise ConfigError naming the line and the fix."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the data file ({exc.strerror or exc})") from exc
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text; training data is JSONL") from None
     rows = []
     shapes = FIELDS[kind]
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
+    for number, row in read_jsonl(path, "training data"):
         where = f"{path}:{number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{where}: not valid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise ConfigError(f"{where}: each line must be a JSON object")
         shape = next((s for s in shapes if all(k in row for k in s)), None)
         if shape is None:
             wanted = " or ".join("{" + ", ".join(s) + "}" for s in shapes)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from genlab.errors import ConfigError
 from genlab.torch_setup import prepare_torch
-from genlab.train.base import resolve_model_dir
+from genlab.train.base import has_weights, resolve_model_dir
 from genlab.train.data import conversation, held_out_split, load_rows
 from genlab.train.trainer import SUMMARY_FILE, TrainOptions, callbacks, check_output, run, snapshot, trl_config
 
@@ -138,8 +138,7 @@ def distill_data(prompts: Path, teacher_spec: str, options: TrainOptions, *, eva
     if held:
         summary.update({"held_out": len(held), "student_nll_before": before_nll,
                         "student_nll_after": _nll_of(f"hf:{options.output}", held),
-                        "teacher_nll": _nll_of(teacher_spec, held) if teacher_spec == "local"
-                        or teacher_spec.startswith("hf:") else None})
+                        "teacher_nll": _nll_of(teacher_spec, held) if has_weights(teacher_spec) else None})
     (options.output / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
     return summary
 

@@ -13,7 +13,6 @@ When one reply is rated more than once, the latest rating counts.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from genlab.errors import ConfigError
 from genlab.store import Store
@@ -69,10 +68,3 @@ def export_rows(store: Store, fmt: str) -> tuple[list[dict], int]:
                 out.append({"prompt": prompt, "completion": _assistant(row["better"]), "label": True})
         skipped += len(pairs)
     return out, skipped
-
-
-def write_jsonl(rows: list[dict], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")

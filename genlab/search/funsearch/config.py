@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from genlab.errors import ConfigError
+from genlab.machine import usable_cores
 from genlab.search.funsearch.database import DatabaseConfig
 
 
 def _default_eval_workers() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return usable_cores()
 
 
 @dataclass(frozen=True)

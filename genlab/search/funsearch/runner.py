@@ -21,7 +21,6 @@ from typing import Any, Callable
 from genlab import __version__
 from genlab.errors import BudgetExceeded, ConfigError, GenlabError, ModelError
 from genlab.models import Budget, Model, get_model
-from genlab.models.local import LocalBackend
 from genlab.search.funsearch.config import EvolveConfig
 from genlab.search.funsearch.database import Program, ProgramsDatabase
 from genlab.search.funsearch.evaluator import Evaluation, Evaluator
@@ -77,7 +76,7 @@ class Run:
         self.input_names = list(self.evaluator.inputs)
         #: Protections the sandbox lacks on this machine, accepted with --unsafe-sandbox.
         self.sandbox_missing = sandbox_missing or []
-        chat = config.mode == "chat" or (config.mode == "auto" and not isinstance(model.backend, LocalBackend))
+        chat = config.mode == "chat" or (config.mode == "auto" and not model.backend.prefers_completions)
         grammar, self.sampling_notice = choose_grammar(spec, config.constrain, model)
         self.sampler = Sampler(model, chat=chat, samples_per_prompt=config.samples_per_prompt,
                                temperature=config.temperature, top_p=config.top_p,

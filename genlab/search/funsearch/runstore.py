@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from genlab.errors import ConfigError
-from genlab.store import connect, store_error, transaction
+from genlab.io import connect, store_error, transaction
 
 SCHEMA = [
     ("001_run", [

@@ -26,7 +26,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from genlab.errors import ConfigError
+from genlab.errors import ConfigError, SpecError  # noqa: F401  (SpecError re-exported)
 from genlab.search.funsearch.code import Function, parse_function
 from genlab.search.funsearch.grammar import GrammarConfig
 
@@ -41,10 +41,6 @@ BUILTIN_SPECS = {
     "bin-packing": "bin_packing.py",
     "cap-set": "cap_set.py",
 }
-
-
-class SpecError(ConfigError):
-    """A spec file is malformed; the message names the file and the fix."""
 
 
 @dataclass

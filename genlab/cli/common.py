@@ -1,0 +1,26 @@
+"""What every `genlab` sub-command shares: the app, the two consoles, common options."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from genlab.models.registry import BUILTIN
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="genlab: LLM engineering techniques on any model, offline by default.")
+# Tables stay readable when output goes to a file or pipe (rich would assume 80 columns).
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+ModelOpt = typer.Option("local", "--model", "-m", help="Model spec: " + ", ".join(e.usage for e in BUILTIN)
+                        + ", or a plugin's (genlab models lists them).")
+
+
+def budget_from(usd: float | None, tokens: int | None = None):
+    """Return a Budget when a limit was given, else None."""
+    from genlab.models import Budget
+
+    return Budget(usd, tokens) if usd is not None or tokens is not None else None

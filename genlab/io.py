@@ -1,0 +1,156 @@
+"""One home for genlab's file and database I/O.
+
+- SQLite: `connect` opens every genlab database the same way (created readable by its
+  owner only, WAL, a busy timeout, append-only named migrations); `transaction` rolls
+  back on any failure, leaving the connection usable; `store_error` turns SQLite's
+  errors into one line naming the file and the fix.
+- JSONL: `read_jsonl` yields each object with its line number and names the line of any
+  error; `write_jsonl` writes rows (UTF-8 kept as is).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from genlab.errors import ConfigError, StoreError
+
+
+# -- JSONL -------------------------------------------------------------------------------
+
+def read_jsonl(path: str | Path, what: str = "data file", error: type[ConfigError] = ConfigError
+               ) -> Iterator[tuple[int, dict]]:
+    """Yield (line number, object) for each non-empty line; a line that is not a JSON object
+    raises ``error`` naming ``path:line``."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise error(f"{path}: cannot read the {what} ({exc.strerror or exc})") from exc
+    except UnicodeDecodeError:
+        raise error(f"{path}: not UTF-8 text; the {what} is JSONL (one JSON object a line)") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise error(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise error(f"{path}:{number}: each line must be a JSON object")
+        yield number, row
+
+
+def write_jsonl(rows: Iterable[dict], path: str | Path) -> None:
+    """Write one JSON object a line, creating the folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+# -- pydantic -------------------------------------------------------------------------------
+
+#: Parts of pydantic's error path that name a type, not a field (``list[TestSpec]``, ``str``).
+_TYPE_TAGS = {"str", "int", "float", "bool", "dict", "list"}
+
+
+def validation_problems(exc) -> list[tuple[str, str]]:
+    """(field path, problem) for each error in a pydantic ValidationError: type tags dropped
+    (a discriminated union repeats its tag: response_format.enum.enum), "Value error, " gone."""
+    problems = []
+    for err in exc.errors():
+        loc = err["loc"]
+        parts = [str(p) for i, p in enumerate(loc)
+                 if (i == 0 or p != loc[i - 1]) and not (isinstance(p, str) and ("[" in p or p in _TYPE_TAGS))]
+        problems.append((".".join(parts), err["msg"].removeprefix("Value error, ")))
+    return problems
+
+
+# -- SQLite ------------------------------------------------------------------------------
+
+def store_error(path: Path, exc: BaseException) -> StoreError:
+    """One line naming the file, what SQLite said and the fix."""
+    message = str(exc)
+    lowered = message.lower()
+    if "not a database" in lowered or "malformed" in lowered:
+        fix = f"the file is damaged; move it aside (mv {path} {path}.broken) and genlab starts a new one"
+    elif "locked" in lowered or "busy" in lowered:
+        fix = "another process holds it; wait for it to finish, then retry"
+    elif "full" in lowered or "disk i/o" in lowered:
+        fix = f"free some space on the disk that holds {path.parent}"
+    elif "readonly" in lowered or "read-only" in lowered or "permission" in lowered or "unable to open" in lowered:
+        fix = "make it writable, or set GENLAB_HOME to a writable directory"
+    else:
+        fix = "check the file and the disk"
+    return StoreError(f"{path}: {message}; {fix}")
+
+
+def connect(path: Path, migrations: list[tuple[str, list[str]]], foreign_keys: bool = False) -> sqlite3.Connection:
+    """Open (creating, readable by its owner only) a SQLite file of genlab's: autocommit
+    mode with explicit transactions, WAL, a busy timeout, foreign keys, migrations applied."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            # Prompts, replies and sources are the user's data: no other user may read them.
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        db = sqlite3.connect(path, check_same_thread=False, timeout=30, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        if foreign_keys:
+            db.execute("PRAGMA foreign_keys=ON")
+        apply_migrations(db, migrations)
+    except (OSError, sqlite3.Error) as exc:
+        raise store_error(path, exc) from exc
+    return db
+
+
+@contextmanager
+def transaction(db: sqlite3.Connection, path: Path, mode: str = "IMMEDIATE"):
+    """One transaction that rolls back on any failure (leaving the connection usable) and
+    turns SQLite's errors into a StoreError naming the file."""
+    try:
+        db.execute(f"BEGIN {mode}")
+        try:
+            yield db
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+    except sqlite3.Error as exc:
+        if db.in_transaction:
+            try:
+                db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+        raise store_error(path, exc) from exc
+
+
+def apply_migrations(db: sqlite3.Connection, migrations: list[tuple[str, list[str]]]) -> None:
+    """Apply the named migrations not yet recorded in ``_migrations``, each in one transaction.
+
+    ``db`` must be in autocommit mode (isolation_level=None): transactions are explicit.
+    """
+    db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied REAL)")
+    done = {row[0] for row in db.execute("SELECT name FROM _migrations")}
+    for name, statements in migrations:
+        if name in done:
+            continue
+        db.execute("BEGIN IMMEDIATE")
+        # Another process may have applied it between our read and the lock.
+        if db.execute("SELECT 1 FROM _migrations WHERE name=?", (name,)).fetchone():
+            db.execute("COMMIT")
+            continue
+        try:
+            for statement in statements:
+                db.execute(statement)
+            db.execute("INSERT INTO _migrations VALUES (?, ?)", (name, time.time()))
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")

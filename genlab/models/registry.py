@@ -1,0 +1,162 @@
+"""Every backend genlab can reach, in one table: the spec it answers to, how it is built
+from that spec, what it is, and whether it is ready on this machine. What each backend
+can do (grammars, structured output, logprobs, completions, n, top_k, price) is declared
+on its class (see `genlab.models.backend.Backend`).
+
+    get_backend("gemini:gemini-2.5-flash")
+      → the entry whose spec prefix matches ("gemini:") → entry.build(spec) → a Backend
+
+`get_model`, `genlab models`, the ``--model`` help, training's choice of weights and
+``genlab serve``'s start-up all read this table. Third parties add entries without
+changing genlab: an installed entry point in the ``genlab.backends`` group that names a
+`BackendEntry` (or a callable returning one). ``kind`` keeps image and speech backends
+in the same table as models.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib.metadata import entry_points
+from typing import Callable
+
+from genlab.errors import ConfigError, GenlabError
+from genlab.models.backend import Backend
+
+ENTRY_POINT_GROUP = "genlab.backends"
+
+
+@dataclass(frozen=True)
+class BackendEntry:
+    name: str                          # short name: local, hf, openai…
+    usage: str                         # what a spec looks like: "openai:MODEL"
+    description: str
+    build: Callable[[str], Backend]    # called with the whole spec
+    prefixes: tuple[str, ...] = ()     # a spec starting with one of these is this entry's
+    exact: tuple[str, ...] = ()        # or a spec equal to one of these
+    kind: str = "model"                # model, image, speech
+    status: Callable[[], str] | None = None   # "ready", "set OPENAI_API_KEY"… for `genlab models`
+    trainable: bool = False            # genlab tune and distill can load its weights
+
+    def matches(self, spec: str) -> bool:
+        return spec in self.exact or spec.startswith(self.prefixes)
+
+
+# -- the built-in backends (imported only when used) ------------------------------------
+
+def _embedded(spec: str) -> Backend:
+    from genlab.models.local import LocalBackend
+
+    return LocalBackend()
+
+
+def _gguf(spec: str) -> Backend:
+    from genlab.models.local import LocalBackend
+
+    return LocalBackend(spec.removeprefix("local:"))
+
+
+def _hf(spec: str) -> Backend:
+    from genlab.models.hf import HFBackend
+
+    return HFBackend(spec.removeprefix("hf:"))
+
+
+def _url(spec: str) -> Backend:
+    from genlab.models.openai_compat import RAW, OpenAICompatBackend
+
+    base_url, _, name = spec.partition("#")
+    return OpenAICompatBackend(RAW, name, base_url=base_url)
+
+
+def _provider(prefix: str) -> Callable[[str], Backend]:
+    def build(spec: str) -> Backend:
+        from genlab.models.openai_compat import PROVIDERS, OpenAICompatBackend
+
+        return OpenAICompatBackend(PROVIDERS[prefix], spec.partition(":")[2])
+    return build
+
+
+def _embedded_status() -> str:
+    from genlab.models.local import embedded_gguf
+
+    return f"ready ({embedded_gguf().name})"
+
+
+def _key_status(*names: str, optional: bool = False) -> Callable[[], str]:
+    def status() -> str:
+        if not names:
+            return "no key needed"
+        found = next((n for n in names if os.environ.get(n)), None)
+        if found:
+            return f"key in {found}"
+        return f"no key (set {names[0]} if the server needs one)" if optional else f"set {names[0]}"
+    return status
+
+
+BUILTIN = [
+    BackendEntry("local", "local", "the embedded SmolLM2-135M-Instruct, in-process (llama.cpp)", _embedded,
+                 exact=("local",), status=_embedded_status, trainable=True),
+    BackendEntry("gguf", "local:/path/to/model.gguf", "any GGUF file, in-process (llama.cpp)", _gguf,
+                 prefixes=("local:",)),
+    BackendEntry("hf", "hf:DIR", "a Hugging Face model folder (e.g. from genlab tune), on transformers", _hf,
+                 prefixes=("hf:",), trainable=True),
+    BackendEntry("openai", "openai:MODEL", "OpenAI", _provider("openai"), prefixes=("openai:",),
+                 status=_key_status("OPENAI_API_KEY")),
+    BackendEntry("gemini", "gemini:MODEL", "Gemini's OpenAI-compatible endpoint", _provider("gemini"),
+                 prefixes=("gemini:",), status=_key_status("GEMINI_API_KEY", "GOOGLE_API_KEY")),
+    BackendEntry("ollama", "ollama:MODEL", "a local Ollama (OLLAMA_HOST, default localhost:11434)",
+                 _provider("ollama"), prefixes=("ollama:",), status=_key_status()),
+    BackendEntry("url", "http://HOST:PORT/v1#MODEL", "any OpenAI-compatible server (vLLM, llama.cpp, genlab serve…)",
+                 _url, prefixes=("http://", "https://"), status=_key_status("GENLAB_API_KEY", optional=True)),
+]
+
+
+@lru_cache(maxsize=1)
+def entries() -> tuple[BackendEntry, ...]:
+    """The built-in backends, then those installed as plugins."""
+    found = list(BUILTIN)
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            entry = point.load()
+            entry = entry() if callable(entry) and not isinstance(entry, BackendEntry) else entry
+        except Exception as exc:  # a broken plugin must not break genlab
+            raise ConfigError(f"the backend plugin '{point.name}' ({point.value}) failed to load: {exc}; "
+                              "fix or uninstall it") from exc
+        if not isinstance(entry, BackendEntry):
+            raise ConfigError(f"the backend plugin '{point.name}' ({point.value}) is not a BackendEntry")
+        found.append(entry)
+    return tuple(found)
+
+
+def spec_forms(kind: str = "model") -> str:
+    """'local, local:/path/to/model.gguf, hf:DIR, …': every spec form, for help and errors."""
+    return ", ".join(e.usage for e in entries() if e.kind == kind)
+
+
+def find_entry(spec: str, kind: str = "model") -> BackendEntry:
+    spec = spec.strip()
+    for entry in entries():
+        if entry.kind == kind and entry.matches(spec):
+            return entry
+    raise ConfigError(f"unknown {kind} spec '{spec}'; use {spec_forms(kind)} (see: genlab models)")
+
+
+def get_backend(spec: str, kind: str = "model") -> Backend:
+    """Parse a spec into its backend (no network call is made)."""
+    return find_entry(spec, kind).build(spec.strip())
+
+
+def describe_entries(kind: str = "model") -> list[tuple[str, str, str]]:
+    """(spec form, what, status) for each backend: what `genlab models` prints."""
+    rows = []
+    for entry in entries():
+        if entry.kind != kind:
+            continue
+        try:
+            status = entry.status() if entry.status else ""
+        except GenlabError as exc:
+            status = f"error: {exc}"
+        rows.append((entry.usage, entry.description, status))
+    return rows
