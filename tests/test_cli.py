@@ -106,3 +106,32 @@ def test_chat_reads_turns_from_stdin(genlab_home):
     assert result.returncode == 0, result.stderr
     rows = Store(genlab_home / "genlab.db").execute("SELECT prompt_tokens FROM calls ORDER BY id")
     assert len(rows) == 2 and rows[1]["prompt_tokens"] > rows[0]["prompt_tokens"]  # history is sent
+
+
+def test_training_flags_are_derived_from_train_options(monkeypatch, tmp_path):
+    """The flags every tune/distill command shares come from TrainOptions, defaults included
+    (the training itself is replaced: this checks the wiring only)."""
+    from typer.testing import CliRunner
+
+    from genlab.cli import app
+    from genlab.train.trainer import TrainOptions
+
+    seen = {}
+    monkeypatch.setattr("genlab.cli.train._report", lambda summary: None)
+    monkeypatch.setattr("genlab.cli.train._report_distill", lambda summary: None)
+    monkeypatch.setattr("genlab.train.sft.tune_sft", lambda data, options, progress=None: seen.update(sft=options))
+    monkeypatch.setattr("genlab.train.distill.distill_logits",
+                        lambda data, options, **kw: seen.update(logits=options))
+    runner = CliRunner()
+    result = runner.invoke(app, ["tune", "sft", "d.jsonl", "-o", str(tmp_path / "a"), "--lora", "--max-steps", "7"])
+    assert result.exit_code == 0, result.output
+    sft = seen["sft"]
+    assert (sft.max_steps, sft.lora, sft.learning_rate, sft.base) == (7, True, 1e-4, "local")
+    assert (sft.batch_size, sft.max_length, sft.save_steps) == (TrainOptions.batch_size, TrainOptions.max_length,
+                                                                TrainOptions.save_steps)
+    result = runner.invoke(app, ["distill", "logits", "d.jsonl", "-o", str(tmp_path / "b")])
+    assert result.exit_code == 0, result.output
+    assert (seen["logits"].learning_rate, seen["logits"].base, seen["logits"].lora) == (1e-4, None, False)
+    import re
+    assert not re.search(r"(^|│)\s+--lora\s", runner.invoke(app, ["distill", "logits", "--help"]).output, re.M)
+    assert "x>=2" in runner.invoke(app, ["tune", "kto", "--help"]).output  # KTO's own batch minimum

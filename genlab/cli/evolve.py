@@ -13,6 +13,10 @@ from typer.core import TyperGroup
 
 from genlab.cli.common import ModelOpt, app, budget_from, err, out
 from genlab.errors import ConfigError
+from genlab.search.funsearch.config import EvolveConfig
+
+#: The defaults of a run live on EvolveConfig (its class attributes); the flags read them.
+DEFAULTS = EvolveConfig
 
 
 class _RunIsDefault(TyperGroup):
@@ -54,29 +58,29 @@ def _progress_table(progress, run_dir: Path, sampling: str = "", unsafe: str = "
 def run(
     spec: Optional[str] = typer.Argument(None, help="bin-packing, cap-set, or a spec file."),
     model: str = ModelOpt,
-    samples: Optional[int] = typer.Option(None, "--samples", "-n", help="Samples to draw in total (default 200; "
+    samples: Optional[int] = typer.Option(None, "--samples", "-n", help=f"Samples to draw in total (default {DEFAULTS.samples}; "
                                           "with --resume, raises the run's target)."),
     budget_usd: Optional[float] = typer.Option(None, "--budget-usd", help="Stop drawing once this much is spent."),
-    workers: int = typer.Option(1, "--workers", help="Model calls in flight at once."),
+    workers: int = typer.Option(DEFAULTS.workers, "--workers", help="Model calls in flight at once."),
     eval_workers: Optional[int] = typer.Option(None, "--eval-workers", help="Sandboxed evaluations at once "
                                                "(default: one per core)."),
-    seed: int = typer.Option(0, "--seed", help="Seeds the database's choices."),
+    seed: int = typer.Option(DEFAULTS.seed, "--seed", help="Seeds the database's choices."),
     seed_program: Optional[str] = typer.Option(None, "--seed-program", help="Start from one of the spec's "
                                                "baselines instead of its own seed (bin-packing: first-fit, best-fit)."),
-    seed_model: bool = typer.Option(False, "--seed-model", help="Also seed every model call: reproducible "
+    seed_model: bool = typer.Option(DEFAULTS.seed_model, "--seed-model", help="Also seed every model call: reproducible "
                                     "samples on the embedded model, without its prompt cache (slower)."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where the run is stored "
                                            "(default: runs/SPEC-TIME)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this directory."),
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop drawing after this long."),
-    max_tokens: int = typer.Option(384, "--max-tokens", help="Tokens per sample."),
-    mode: str = typer.Option("auto", "--mode", help="completion, chat, or auto (completion on the embedded model)."),
+    max_tokens: int = typer.Option(DEFAULTS.max_tokens, "--max-tokens", help="Tokens per sample."),
+    mode: str = typer.Option(DEFAULTS.mode, "--mode", help="completion, chat, or auto (completion on the embedded model)."),
     constrain: Optional[bool] = typer.Option(None, "--constrain/--no-constrain", help="Sample the function body "
                                              "under a grammar built from the spec, so every sample parses "
                                              "(default: on where the model takes grammars, as the embedded one does)."),
-    timeout: float = typer.Option(30.0, "--timeout", help="Seconds per program, all inputs."),
-    memory_mb: int = typer.Option(2048, "--memory-mb", help="Address-space limit per program."),
-    backend: str = typer.Option("local", "--backend", help="local (processes) or ray."),
+    timeout: float = typer.Option(DEFAULTS.timeout_s, "--timeout", help="Seconds per program, all inputs."),
+    memory_mb: int = typer.Option(DEFAULTS.memory_mb, "--memory-mb", help="Address-space limit per program."),
+    backend: str = typer.Option(DEFAULTS.backend, "--backend", help="local (processes) or ray."),
     unsafe_sandbox: bool = typer.Option(False, "--unsafe-sandbox", help="Run candidates even where the sandbox "
                                         "cannot fully isolate them (it says what is missing first)."),
 ) -> None:
@@ -90,7 +94,6 @@ def run(
 
       genlab evolve --resume runs/bin-packing-20261126-150000
     """
-    from genlab.search.funsearch.config import EvolveConfig
     from genlab.search.funsearch.runner import Run
 
     budget = budget_from(budget_usd)
@@ -101,7 +104,7 @@ def run(
         if spec is None:
             raise ConfigError("give a spec (bin-packing, cap-set, or a spec file) or --resume RUN_DIR")
         options = {"eval_workers": eval_workers} if eval_workers else {}
-        config = EvolveConfig(spec=spec, model=model, samples=200 if samples is None else samples,
+        config = EvolveConfig(spec=spec, model=model, samples=DEFAULTS.samples if samples is None else samples,
                               budget_usd=budget_usd, workers=workers,
                               seed=seed, seed_model=seed_model, max_minutes=max_minutes, max_tokens=max_tokens, mode=mode,
                               constrain=constrain, seed_program=seed_program,

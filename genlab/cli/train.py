@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -54,23 +58,55 @@ tune_app = typer.Typer(no_args_is_help=True, help="Fine-tune a model on the CPU 
 app.add_typer(tune_app, name="tune")
 
 OutputOpt = typer.Option(..., "--output", "-o", help="Folder to write (a Hugging Face model; use it as --model hf:DIR).")
-BaseOpt = typer.Option("local", "--base", help="Starting model: local (the embedded model) or hf:DIR.")
-StepsOpt = typer.Option(100, "--max-steps", min=1, help="Optimiser steps.")
-MinutesOpt = typer.Option(None, "--max-minutes", help="Stop (with a checkpoint) after this long.")
-LrOpt = typer.Option(None, "--lr", help="Learning rate (default 2e-5, or 1e-4 with --lora).")
-BatchOpt = typer.Option(4, "--batch-size", min=1)
-LengthOpt = typer.Option(256, "--max-length", min=16, help="Tokens per example.")
-LoraOpt = typer.Option(False, "--lora", help="Train LoRA adapters (merged into the saved model).")
-SaveOpt = typer.Option(25, "--save-steps", min=1, help="Checkpoint every this many steps.")
-ResumeOpt = typer.Option(False, "--resume", help="Continue from the newest checkpoint in --output.")
+
+#: TrainOptions' fields as flags: (flag, type, help, minimum). Defaults are TrainOptions' own.
+TRAIN_FLAGS = {
+    "max_steps": ("--max-steps", int, "Optimiser steps.", 1),
+    "max_minutes": ("--max-minutes", Optional[float], "Stop (with a checkpoint) after this long.", None),
+    "learning_rate": ("--lr", Optional[float], "Learning rate (default 2e-5, or 1e-4 with --lora).", None),
+    "batch_size": ("--batch-size", int, "Examples per step.", 1),
+    "max_length": ("--max-length", int, "Tokens per example.", 16),
+    "lora": ("--lora", bool, "Train LoRA adapters (merged into the saved model).", None),
+    "save_steps": ("--save-steps", int, "Checkpoint every this many steps.", 1),
+    "resume": ("--resume", bool, "Continue from the newest checkpoint in --output.", None),
+}
 
 
-def _options(output, base, max_steps, max_minutes, lr, batch_size, max_length, lora, save_steps, resume):
+def train_command(typer_app: typer.Typer, name: str | None = None, *, base: str | None = "--base",
+                  base_help: str = "Starting model: local (the embedded model) or hf:DIR.",
+                  exclude: tuple[str, ...] = (), lr: float | None = None, **overrides):
+    """Register ``func`` as a command that also takes --output, the starting model (``base``
+    names its flag; None: none) and every TrainOptions flag; ``func`` gets ``options``.
+    ``overrides`` replace a flag's typer.Option; ``lr`` is the default learning rate."""
     from genlab.train.trainer import TrainOptions
 
-    return TrainOptions(output=output, base=base, max_steps=max_steps, max_minutes=max_minutes,
-                        learning_rate=lr if lr is not None else (1e-4 if lora else 2e-5), batch_size=batch_size,
-                        max_length=max_length, lora=lora, save_steps=save_steps, resume=resume)
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainOptions)}
+
+    def register(func):
+        own = [p for p in inspect.signature(func).parameters.values() if p.name != "options"]
+        added = [inspect.Parameter("output", inspect.Parameter.KEYWORD_ONLY, default=OutputOpt, annotation=Path)]
+        if base:
+            added.append(inspect.Parameter("base", inspect.Parameter.KEYWORD_ONLY, annotation=str,
+                                           default=typer.Option("local", base, help=base_help)))
+        for field, (flag, kind, help_, minimum) in TRAIN_FLAGS.items():
+            if field in exclude:
+                continue
+            default = None if field == "learning_rate" else defaults[field]
+            option = overrides.get(field) or typer.Option(default, flag, help=help_,
+                                                          **({"min": minimum} if minimum else {}))
+            added.append(inspect.Parameter(field, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind))
+
+        @functools.wraps(func)
+        def command(**values):
+            shared = {k: values.pop(k) for k in [*TRAIN_FLAGS, "output", "base"] if k in values}
+            chosen_lr = shared.get("learning_rate")
+            shared["learning_rate"] = chosen_lr if chosen_lr is not None else (
+                lr if lr is not None else 1e-4 if shared.get("lora") else defaults["learning_rate"])
+            return func(**values, options=TrainOptions(**shared))
+
+        command.__signature__ = inspect.Signature([*own, *added])
+        return typer_app.command(name)(command)
+    return register
 
 
 def _report(summary: dict) -> None:
@@ -91,71 +127,50 @@ def _say(message: str) -> None:
     err.print(f"[dim]{message}[/]")
 
 
-@tune_app.command()
-def sft(data: Path = typer.Argument(..., help="JSONL: {messages} or {prompt, completion}."), output: Path = OutputOpt,
-        base: str = BaseOpt, max_steps: int = StepsOpt, max_minutes: float = MinutesOpt, lr: float = LrOpt,
-        batch_size: int = BatchOpt, max_length: int = LengthOpt, lora: bool = LoraOpt, save_steps: int = SaveOpt,
-        resume: bool = ResumeOpt) -> None:
+@train_command(tune_app)
+def sft(data: Path = typer.Argument(..., help="JSONL: {messages} or {prompt, completion}."), *, options) -> None:
     """Supervised fine-tuning on demonstrations.  Example: genlab tune sft demos.jsonl -o runs/sft --max-steps 50"""
     from genlab.train.sft import tune_sft
 
-    _report(tune_sft(data, _options(output, base, max_steps, max_minutes, lr, batch_size, max_length, lora,
-                                    save_steps, resume), progress=_say))
+    _report(tune_sft(data, options, progress=_say))
 
 
-@tune_app.command()
-def reward(data: Path = typer.Argument(..., help="JSONL: {prompt, chosen, rejected}."), output: Path = OutputOpt,
-           base: str = BaseOpt, max_steps: int = StepsOpt, max_minutes: float = MinutesOpt, lr: float = LrOpt,
-           batch_size: int = BatchOpt, max_length: int = LengthOpt, lora: bool = LoraOpt, save_steps: int = SaveOpt,
-           resume: bool = ResumeOpt) -> None:
+@train_command(tune_app)
+def reward(data: Path = typer.Argument(..., help="JSONL: {prompt, chosen, rejected}."), *, options) -> None:
     """Train a Bradley-Terry reward model on pairs; reports held-out pairwise accuracy."""
     from genlab.train.reward import tune_reward
 
-    _report(tune_reward(data, _options(output, base, max_steps, max_minutes, lr, batch_size, max_length, lora,
-                                       save_steps, resume), progress=_say))
+    _report(tune_reward(data, options, progress=_say))
 
 
-@tune_app.command()
-def dpo(data: Path = typer.Argument(..., help="JSONL: {prompt, chosen, rejected}."), output: Path = OutputOpt,
-        base: str = BaseOpt, beta: float = typer.Option(0.1, "--beta"), max_steps: int = StepsOpt,
-        max_minutes: float = MinutesOpt, lr: float = LrOpt, batch_size: int = BatchOpt, max_length: int = LengthOpt,
-        lora: bool = LoraOpt, save_steps: int = SaveOpt, resume: bool = ResumeOpt) -> None:
+@train_command(tune_app)
+def dpo(data: Path = typer.Argument(..., help="JSONL: {prompt, chosen, rejected}."),
+        beta: float = typer.Option(0.1, "--beta"), *, options) -> None:
     """Direct preference optimisation on pairs (e.g. genlab feedback export --format preference)."""
     from genlab.train.preference import tune_preference
 
-    _report(tune_preference("dpo", data, _options(output, base, max_steps, max_minutes, lr, batch_size, max_length,
-                                                  lora, save_steps, resume), beta=beta, progress=_say))
+    _report(tune_preference("dpo", data, options, beta=beta, progress=_say))
 
 
-@tune_app.command()
-def kto(data: Path = typer.Argument(..., help="JSONL: {prompt, completion, label}."), output: Path = OutputOpt,
-        base: str = BaseOpt, beta: float = typer.Option(0.1, "--beta"), max_steps: int = StepsOpt,
-        max_minutes: float = MinutesOpt, lr: float = LrOpt, batch_size: int = typer.Option(4, "--batch-size", min=2),
-        max_length: int = LengthOpt, lora: bool = LoraOpt, save_steps: int = SaveOpt,
-        resume: bool = ResumeOpt) -> None:
+@train_command(tune_app, batch_size=typer.Option(4, "--batch-size", min=2, help="Examples per step (KTO needs 2)."))
+def kto(data: Path = typer.Argument(..., help="JSONL: {prompt, completion, label}."),
+        beta: float = typer.Option(0.1, "--beta"), *, options) -> None:
     """KTO on thumbs up/down (e.g. genlab feedback export --format unpaired)."""
     from genlab.train.preference import tune_preference
 
-    _report(tune_preference("kto", data, _options(output, base, max_steps, max_minutes, lr, batch_size, max_length,
-                                                  lora, save_steps, resume), beta=beta, progress=_say))
+    _report(tune_preference("kto", data, options, beta=beta, progress=_say))
 
 
-@tune_app.command()
+@train_command(tune_app, batch_size=typer.Option(1, "--batch-size", min=1, help="Prompts per step."))
 def grpo(prompts: Path = typer.Argument(..., help="JSONL: {prompt}."),
          reward_model: Path = typer.Option(..., "--reward", help="A folder from genlab tune reward."),
-         output: Path = OutputOpt, base: str = BaseOpt,
          generations: int = typer.Option(4, "--generations", min=2, help="Replies sampled per prompt."),
-         max_completion_length: int = typer.Option(48, "--max-completion-length", min=1),
-         max_steps: int = StepsOpt, max_minutes: float = MinutesOpt, lr: float = LrOpt,
-         batch_size: int = typer.Option(1, "--batch-size", min=1, help="Prompts per step."),
-         max_length: int = LengthOpt, lora: bool = LoraOpt, save_steps: int = SaveOpt,
-         resume: bool = ResumeOpt) -> None:
+         max_completion_length: int = typer.Option(48, "--max-completion-length", min=1), *, options) -> None:
     """RL against a reward model with GRPO.  Example: genlab tune grpo prompts.jsonl --reward runs/rm -o runs/rl"""
     from genlab.train.grpo import tune_grpo
 
-    summary = tune_grpo(prompts, reward_model, _options(output, base, max_steps, max_minutes, lr, batch_size,
-                                                         max_length, lora, save_steps, resume),
-                        num_generations=generations, max_completion_length=max_completion_length, progress=_say)
+    summary = tune_grpo(prompts, reward_model, options, num_generations=generations,
+                        max_completion_length=max_completion_length, progress=_say)
     _report(summary)
     rewards = summary["rewards"]
     if rewards:
@@ -193,31 +208,15 @@ def _report_distill(summary: dict) -> None:
                   + (f"; teacher {teacher:.3f}" if teacher is not None else ""))
 
 
-@distill_app.command("data")
+@train_command(distill_app, "data", base="--student", base_help="Student: local or hf:DIR.")
 def distill_data_(prompts: Path = typer.Argument(..., help="JSONL: {prompt}."),
                   teacher: str = typer.Option(..., "--teacher", help="Any model spec, e.g. gemini:gemini-2.5-flash."),
-                  output: Path = OutputOpt, base: str = typer.Option("local", "--student", help="Student: local or hf:DIR."),
                   eval_data: Path = typer.Option(None, "--eval", help="JSONL {prompt, completion} references to "
-                                                 "measure the student on."),
-                  max_steps: int = StepsOpt, max_minutes: float = MinutesOpt, lr: float = LrOpt,
-                  batch_size: int = BatchOpt, max_length: int = LengthOpt, lora: bool = LoraOpt,
-                  save_steps: int = SaveOpt, resume: bool = ResumeOpt) -> None:
+                                                 "measure the student on."), *, options) -> None:
     """The teacher writes replies; the student is fine-tuned on them (sequence-level KD)."""
     from genlab.train.distill import distill_data
 
-    _report_distill(distill_data(prompts, teacher, _options(output, base, max_steps, max_minutes, lr, batch_size,
-                                                             max_length, lora, save_steps, resume),
-                                 eval_data=eval_data, progress=_say))
-
-
-def _logits(data, output, teacher, student, student_layers, beta, max_steps, max_minutes, lr, batch_size,
-            max_length, save_steps, resume, on_policy):
-    from genlab.train.distill import distill_logits
-
-    _report_distill(distill_logits(data, _options(output, None, max_steps, max_minutes, lr, batch_size, max_length,
-                                                  False, save_steps, resume),
-                                   on_policy=on_policy, teacher=teacher, student=student,
-                                   student_layers=student_layers, beta=beta, progress=_say))
+    _report_distill(distill_data(prompts, teacher, options, eval_data=eval_data, progress=_say))
 
 
 TeacherOpt = typer.Option("local", "--teacher", help="local or hf:DIR (logits need the weights).")
@@ -226,28 +225,28 @@ StudentOpt = typer.Option(None, "--student", help="hf:DIR sharing the teacher's 
 LayersOpt = typer.Option(4, "--student-layers", min=1)
 
 
-@distill_app.command()
-def logits(data: Path = typer.Argument(..., help="JSONL: {messages} or {prompt, completion}."), output: Path = OutputOpt,
+@train_command(distill_app, base=None, exclude=("lora",), lr=1e-4)
+def logits(data: Path = typer.Argument(..., help="JSONL: {messages} or {prompt, completion}."),
            teacher: str = TeacherOpt, student: str = StudentOpt, student_layers: int = LayersOpt,
-           beta: float = typer.Option(0.0, "--beta", help="0 forward KL (classic KD), 1 reverse KL."),
-           max_steps: int = StepsOpt, max_minutes: float = MinutesOpt, lr: float = LrOpt, batch_size: int = BatchOpt,
-           max_length: int = LengthOpt, save_steps: int = SaveOpt, resume: bool = ResumeOpt) -> None:
+           beta: float = typer.Option(0.0, "--beta", help="0 forward KL (classic KD), 1 reverse KL."), *,
+           options) -> None:
     """Token-level KD: match the teacher's next-token distributions on the data's replies."""
-    _logits(data, output, teacher, student, student_layers, beta, max_steps, max_minutes,
-            lr if lr is not None else 1e-4, batch_size, max_length, save_steps, resume, on_policy=False)
+    from genlab.train.distill import distill_logits
+
+    _report_distill(distill_logits(data, options, on_policy=False, teacher=teacher, student=student,
+                                   student_layers=student_layers, beta=beta, progress=_say))
 
 
-@distill_app.command("on-policy")
+@train_command(distill_app, "on-policy", base=None, exclude=("lora",), lr=1e-4)
 def on_policy(data: Path = typer.Argument(..., help="JSONL: {messages} or {prompt, completion}."),
-              output: Path = OutputOpt, teacher: str = TeacherOpt, student: str = StudentOpt,
-              student_layers: int = LayersOpt,
-              beta: float = typer.Option(0.5, "--beta", help="Generalised JSD: 0 forward KL … 1 reverse KL."),
-              max_steps: int = StepsOpt, max_minutes: float = MinutesOpt, lr: float = LrOpt,
-              batch_size: int = BatchOpt, max_length: int = LengthOpt, save_steps: int = SaveOpt,
-              resume: bool = ResumeOpt) -> None:
+              teacher: str = TeacherOpt, student: str = StudentOpt, student_layers: int = LayersOpt,
+              beta: float = typer.Option(0.5, "--beta", help="Generalised JSD: 0 forward KL … 1 reverse KL."), *,
+              options) -> None:
     """On-policy distillation (GKD): the student samples, the teacher scores its tokens."""
-    _logits(data, output, teacher, student, student_layers, beta, max_steps, max_minutes,
-            lr if lr is not None else 1e-4, batch_size, max_length, save_steps, resume, on_policy=True)
+    from genlab.train.distill import distill_logits
+
+    _report_distill(distill_logits(data, options, on_policy=True, teacher=teacher, student=student,
+                                   student_layers=student_layers, beta=beta, progress=_say))
 
 
 @distill_app.command()

@@ -345,8 +345,11 @@ def join_cgroup(limits: dict, protections: list):
         _write(group + "/pids.max", str(limits["processes"]))
         _write(group + "/cgroup.procs", str(os.getpid()))
     except (OSError, StopIteration) as exc:
-        reason = getattr(exc, "strerror", None) or "no cgroup v2 for this process"
-        protections.append(f"limits per process only (rlimits; no cgroup: {reason})")
+        errno = getattr(exc, "errno", None)
+        reason = {2: "no cgroup v2 hierarchy here", 13: "the cgroup is not delegated to this user",
+                  30: "the cgroup file system is read-only"}.get(errno, getattr(exc, "strerror", None)
+                                                              or "no cgroup v2 for this process")
+        protections.append(f"limits per process only (rlimits; {reason})")
         return None
     protections.append(f"cgroup limits for the whole sandbox: {limits['memory_mb']} MB, "
                        f"{limits['processes']} processes")
