@@ -63,3 +63,14 @@ def test_tests_from_csv_and_jsonl(tmp_path):
     (tmp_path / "cases.jsonl").write_text('{"word": "hi"}\n{"vars": {"word": "yo"}, "assert": [{"type": "contains", "value": "yo"}]}\n')
     path.write_text('prompts: ["Say {{word}}"]\ntests: cases.jsonl\n')
     assert len(load_suite(path).tests) == 2
+
+
+def test_overrides_are_validated_like_the_file(tmp_path):
+    """genlab tune compare replaces a suite's models; the result is checked and has its own digest."""
+    path = tmp_path / "suite.yaml"
+    path.write_text(GOOD)
+    plain = load_suite(path)
+    compared = load_suite(path, {"models": ["local", "http://127.0.0.1:9/v1#m"], "compare": {"baseline": "local"}})
+    assert compared.spec.models == ["local", "http://127.0.0.1:9/v1#m"] and compared.digest != plain.digest
+    with pytest.raises(SuiteError, match="unknown model spec 'nope:x'"):
+        load_suite(path, {"models": ["local", "nope:x"], "compare": {"baseline": "local"}})

@@ -133,8 +133,11 @@ def _line(node: yaml.Node | None, path: tuple) -> int | None:
     return line
 
 
-def load_suite(path: str | Path) -> Suite:
-    """Read, validate and check a suite file; raise SuiteError naming file, line and key."""
+def load_suite(path: str | Path, overrides: dict | None = None) -> Suite:
+    """Read, validate and check a suite file; raise SuiteError naming file, line and key.
+
+    ``overrides`` replace top-level keys (``genlab tune compare`` sets models and compare)
+    before validation, so the result is checked like any suite and its digest differs."""
     path = Path(path)
     try:
         source = path.read_text()
@@ -149,6 +152,9 @@ def load_suite(path: str | Path) -> Suite:
         raise SuiteError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
     if not isinstance(data, dict):
         raise SuiteError(f"{path}: a suite is a mapping with prompts, models and tests")
+    if overrides:
+        data = {**data, **overrides}
+        source += "\n# overrides: " + json.dumps(overrides, sort_keys=True)
     try:
         spec = SuiteSpec.model_validate(data)
     except ValidationError as exc:

@@ -7,14 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from genlab.evaluate.runner import RunOptions, SuiteRunner
-from genlab.evaluate.suite import CompareSpec, load_suite
+from genlab.evaluate.suite import load_suite
 
 
 def compare_models(base: str, tuned: str, suite_path: Path, out: Path, *, metric: str = "text_quality",
                    reward_model: Path | None = None, progress=None) -> dict:
-    suite = load_suite(suite_path)
-    suite.spec = suite.spec.model_copy(update={"models": [base, tuned],
-                                               "compare": CompareSpec(baseline=base, metric=metric)})
+    suite = load_suite(suite_path, {"models": [base, tuned], "compare": {"baseline": base, "metric": metric}})
     runner = SuiteRunner(suite, RunOptions(out))
     summary = runner.run(progress)
     result = {"base": base, "tuned": tuned, "suite": str(suite_path), "pairwise": summary["pairwise"].get(tuned),
