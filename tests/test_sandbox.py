@@ -143,8 +143,10 @@ def test_fail_closed_where_it_cannot_isolate():
 
 
 def test_unisolated_mode_still_kills_what_the_candidate_left():
-    program = ("def probe(x):\n    import os, sys, time\n    if os.fork() == 0:\n        os.setsid()\n"
-               f"        os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(1000)', '{TOKEN}'])\n"
+    # /bin/sh, not this interpreter: without isolation a candidate run by root is uid 65534,
+    # which may not enter the folder the interpreter lives in (pyenv under /root).
+    program = ("def probe(x):\n    import os, time\n    if os.fork() == 0:\n        os.setsid()\n"
+               f"        os.execv('/bin/sh', ['/bin/sh', '-c', 'while :; do sleep 1; done', '{TOKEN}'])\n"
                "    time.sleep(0.3)\n    return 1\n")
     # Without a user namespace RLIMIT_NPROC counts every process of the user running the tests,
     # so it is raised to the hard limit here: the point is the daemon, not the fork limit.
