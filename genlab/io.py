@@ -103,10 +103,19 @@ def connect(path: Path, migrations: list[tuple[str, list[str]]], foreign_keys: b
         db.execute("PRAGMA journal_mode=WAL")
         if foreign_keys:
             db.execute("PRAGMA foreign_keys=ON")
-        apply_migrations(db, migrations)
+        apply_migrations(db, path, migrations)
     except (OSError, sqlite3.Error) as exc:
         raise store_error(path, exc) from exc
     return db
+
+
+@contextmanager
+def sqlite_errors(path: Path):
+    """Turn SQLite's errors inside the block into a StoreError naming the file and the fix."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise store_error(path, exc) from exc
 
 
 @contextmanager
@@ -131,7 +140,7 @@ def transaction(db: sqlite3.Connection, path: Path, mode: str = "IMMEDIATE"):
         raise store_error(path, exc) from exc
 
 
-def apply_migrations(db: sqlite3.Connection, migrations: list[tuple[str, list[str]]]) -> None:
+def apply_migrations(db: sqlite3.Connection, path: Path, migrations: list[tuple[str, list[str]]]) -> None:
     """Apply the named migrations not yet recorded in ``_migrations``, each in one transaction.
 
     ``db`` must be in autocommit mode (isolation_level=None): transactions are explicit.
@@ -141,16 +150,10 @@ def apply_migrations(db: sqlite3.Connection, migrations: list[tuple[str, list[st
     for name, statements in migrations:
         if name in done:
             continue
-        db.execute("BEGIN IMMEDIATE")
-        # Another process may have applied it between our read and the lock.
-        if db.execute("SELECT 1 FROM _migrations WHERE name=?", (name,)).fetchone():
-            db.execute("COMMIT")
-            continue
-        try:
+        with transaction(db, path):
+            # Another process may have applied it between our read and the lock.
+            if db.execute("SELECT 1 FROM _migrations WHERE name=?", (name,)).fetchone():
+                continue
             for statement in statements:
                 db.execute(statement)
             db.execute("INSERT INTO _migrations VALUES (?, ?)", (name, time.time()))
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")

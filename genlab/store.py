@@ -22,7 +22,7 @@ from typing import Any
 import platformdirs
 
 from genlab.errors import ConfigError
-from genlab.io import connect, store_error, transaction
+from genlab.io import connect, sqlite_errors, transaction
 
 
 def genlab_home() -> Path:
@@ -119,13 +119,10 @@ class Store:
 
     def execute(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
         """Run one statement in its own transaction and return all rows."""
-        with self._lock:
-            try:
-                cur = self._db.execute(sql, params)
-                cur.row_factory = sqlite3.Row
-                return cur.fetchall()
-            except sqlite3.Error as exc:
-                raise store_error(self.path, exc) from exc
+        with self._lock, sqlite_errors(self.path):
+            cur = self._db.execute(sql, params)
+            cur.row_factory = sqlite3.Row
+            return cur.fetchall()
 
     # -- calls ---------------------------------------------------------------
 

@@ -7,7 +7,6 @@ unchanged suite costs nothing.
 from __future__ import annotations
 
 import json
-import sqlite3
 import statistics
 import threading
 import time
@@ -21,7 +20,7 @@ from genlab.evaluate.autorater import compare, rate, wilson_interval
 from genlab.evaluate.builtin import pairwise_metric, pointwise_metric
 from genlab.evaluate.metrics import Context, Score, run_assertion
 from genlab.evaluate.suite import MODEL_GRADED, Suite, render
-from genlab.io import connect, store_error, transaction
+from genlab.io import connect, sqlite_errors, transaction
 from genlab.models import Budget, Model, get_model
 
 
@@ -56,11 +55,8 @@ class ResultStore:
         self.lock = threading.Lock()
 
     def done(self, table: str = "rows") -> dict[str, dict]:
-        with self.lock:
-            try:
-                return {k: json.loads(d) for k, d in self.db.execute(f"SELECT key, data FROM {table}")}
-            except sqlite3.Error as exc:
-                raise store_error(self.path, exc) from exc
+        with self.lock, sqlite_errors(self.path):
+            return {k: json.loads(d) for k, d in self.db.execute(f"SELECT key, data FROM {table}")}
 
     def save(self, key: str, data: dict, table: str = "rows") -> None:
         with self.lock, transaction(self.db, self.path):

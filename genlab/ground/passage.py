@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from genlab.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Passage:
@@ -40,8 +42,6 @@ class SearchBackend(Protocol):
 
 def all_passages(search: SearchBackend, purpose: str) -> list[Passage]:
     """Every passage ``search`` holds, through its optional ``passages()`` method."""
-    from genlab.errors import ConfigError
-
     if not callable(getattr(search, "passages", None)):
         raise ConfigError(f"the search backend {search.name} has no passages() method, which {purpose} needs "
                           "(it must see every passage, not only search results); add one that returns them "

@@ -260,7 +260,8 @@ async def _handle(pool: ModelPool, workers: ThreadPoolExecutor, limits: ServeLim
     job.add_done_callback(lambda _: served.admission.release())  # the slot is free when generation ends
     if not body.get("stream"):
         try:
-            return _reply_json(await _collect(items, http, cancel), name, response_id, chat)
+            response = await _collect(items, http, cancel)
+            return (_chat_json if chat else _completion_json)(response, name, response_id)
         finally:
             cancel.set()
     # Wait for the first chunk, so that an early failure is an HTTP error, not a broken stream.
@@ -324,12 +325,6 @@ async def _collect(items: asyncio.Queue, http: HttpRequest, cancel: threading.Ev
         watcher.cancel()
 
 
-def _reply_json(response: Response, model: str, response_id: str, chat: bool) -> dict:
-    data = (_chat_json if chat else _completion_json)(response, model)
-    data["id"] = response_id
-    return data
-
-
 class _CancellingStream(StreamingResponse):
     """A stream that stops its generation however it ends: finished, failed, or the client gone."""
 
@@ -350,9 +345,9 @@ def _usage_json(response: Response) -> dict:
             "total_tokens": u.total_tokens, "prompt_tokens_details": {"cached_tokens": u.cached_tokens}}
 
 
-def _chat_json(response: Response, model: str) -> dict:
+def _chat_json(response: Response, model: str, response_id: str) -> dict:
     return {
-        "id": "chatcmpl-" + response.id.removeprefix("genlab-"), "object": "chat.completion",
+        "id": response_id, "object": "chat.completion",
         "created": int(time.time()), "model": model, "system_fingerprint": "genlab",
         "choices": [{"index": c.index, "message": {"role": "assistant", "content": c.text, "refusal": None},
                      "logprobs": _logprobs_json(c.logprobs), "finish_reason": c.finish_reason or "stop"}
@@ -368,9 +363,9 @@ def _logprobs_json(logprobs: list[dict] | None) -> dict | None:
                          "top_logprobs": []} for t in logprobs], "refusal": None}
 
 
-def _completion_json(response: Response, model: str) -> dict:
+def _completion_json(response: Response, model: str, response_id: str) -> dict:
     return {
-        "id": "cmpl-" + response.id.removeprefix("genlab-"), "object": "text_completion",
+        "id": response_id, "object": "text_completion",
         "created": int(time.time()), "model": model, "system_fingerprint": "genlab",
         "choices": [{"index": c.index, "text": c.text, "logprobs": None, "finish_reason": c.finish_reason or "stop"}
                     for c in response.choices],

@@ -65,23 +65,40 @@ class Progress:
         return 100.0 * self.valid / self.evaluated if self.evaluated else 0.0
 
 
+@dataclass(frozen=True)
+class Checked:
+    """What start() and resume() settle before anything is created, for the Run to use."""
+
+    grammar: str | None              # the body grammar, or None for free sampling
+    sampling_notice: str | None      # why a grammar could not be built, for the user
+    sandbox: Sandbox
+    sandbox_missing: list[str]       # protections missing here (accepted with --unsafe-sandbox)
+
+    @classmethod
+    def of(cls, spec: Spec, config: EvolveConfig, model: Model, unsafe_sandbox: bool) -> "Checked":
+        """Refuse --constrain where the model takes no grammar, and a sandbox that cannot fully
+        isolate unless the user accepted it (consent is given per invocation, never stored)."""
+        grammar, notice = choose_grammar(spec, config.constrain, model)
+        sandbox = _sandbox(config)
+        return cls(grammar, notice, sandbox, require_isolation(sandbox, unsafe_sandbox))
+
+
 class Run:
     """One run directory, opened for (re)starting the loop."""
 
-    def __init__(self, store: RunStore, spec: Spec, config: EvolveConfig, model: Model,
-                 sandbox_missing: list[str] | None = None):
+    def __init__(self, store: RunStore, spec: Spec, config: EvolveConfig, model: Model, checked: Checked):
         self.store, self.spec, self.config, self.model = store, spec, config, model
         # start() and resume() have checked the sandbox, and any consent to less isolation.
-        self.evaluator = Evaluator(spec, sandbox=_sandbox(config), unsafe_sandbox=True)
+        self.evaluator = Evaluator(spec, sandbox=checked.sandbox, unsafe_sandbox=True)
         self.input_names = list(self.evaluator.inputs)
         #: Protections the sandbox lacks on this machine, accepted with --unsafe-sandbox.
-        self.sandbox_missing = sandbox_missing or []
+        self.sandbox_missing = checked.sandbox_missing
+        self.sampling_notice = checked.sampling_notice
         chat = config.mode == "chat" or (config.mode == "auto" and not model.backend.prefers_completions)
-        grammar, self.sampling_notice = choose_grammar(spec, config.constrain, model)
         self.sampler = Sampler(model, chat=chat, samples_per_prompt=config.samples_per_prompt,
                                temperature=config.temperature, top_p=config.top_p,
                                max_tokens=config.max_tokens, seed=config.seed if config.seed_model else None,
-                               grammar=grammar)
+                               grammar=checked.grammar)
         self.database = ProgramsDatabase(config.database, seed=config.seed)
         self.lock = threading.Lock()
         self.has_work = threading.Condition(self.lock)
@@ -110,12 +127,11 @@ class Run:
             raise ConfigError(f"{run_dir} already holds a run; continue it with: genlab evolve --resume {run_dir}")
         spec.seed_program(config.seed_program)  # refuse an unknown seed program before creating anything
         model = get_model(config.model, budget=budget, source="evolve")
-        choose_grammar(spec, config.constrain, model)  # and --constrain where the model takes no grammar
-        missing = require_isolation(_sandbox(config), unsafe_sandbox)
+        checked = Checked.of(spec, config, model, unsafe_sandbox)
         store = RunStore(run_dir, create=True)
         store.set_meta({"config": config.to_dict(), "spec_name": spec.name, "spec_path": spec.path,
                         "spec_source": spec.source, "genlab_version": __version__, "created": time.time()})
-        return cls(store, spec, config, model, missing)
+        return cls(store, spec, config, model, checked)
 
     @classmethod
     def resume(cls, run_dir: Path, budget: Budget | None = None, samples: int | None = None,
@@ -130,8 +146,7 @@ class Run:
         # The spec as it was when the run started, so its scores stay comparable.
         spec = parse_spec(meta["spec_source"], meta["spec_path"], meta["spec_name"])
         model = get_model(config.model, budget=budget, source="evolve")
-        missing = require_isolation(_sandbox(config), unsafe_sandbox)  # consent is given per invocation
-        return cls(store, spec, config, model, missing)
+        return cls(store, spec, config, model, Checked.of(spec, config, model, unsafe_sandbox))
 
     # -- the loop -------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from genlab.errors import ConfigError
-from genlab.io import connect, store_error, transaction
+from genlab.io import connect, sqlite_errors, transaction
 
 SCHEMA = [
     ("001_run", [
@@ -93,11 +93,8 @@ class RunStore:
             return [self._db.execute(sql, params).lastrowid for sql, params in statements]
 
     def query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            try:
-                return self._db.execute(sql, params).fetchall()
-            except sqlite3.Error as exc:
-                raise store_error(self.path, exc) from exc
+        with self._lock, sqlite_errors(self.path):
+            return self._db.execute(sql, params).fetchall()
 
     # -- meta ---------------------------------------------------------------------
 

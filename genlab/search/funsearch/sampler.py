@@ -79,7 +79,7 @@ def choose_grammar(spec: Spec, constrain: bool | None, model: Model) -> tuple[st
     if not model.backend.supports_grammar:
         if constrain:
             raise ConfigError(f"--constrain needs a backend that takes grammars (local, local:FILE.gguf, a "
-                              f"llama.cpp server or genlab serve by URL); {model.spec} does not: use --no-constrain")
+                              f"llama.cpp server or genlab serve by URL); {model.name} does not: use --no-constrain")
         return None, None
     try:
         return grammar_for(spec), None

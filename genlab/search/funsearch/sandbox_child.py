@@ -361,14 +361,18 @@ def _end(pid: int, pid_namespace: bool, grace_s: float):
     wait_status = None
     stop = time.monotonic() + grace_s
     while grace_s and time.monotonic() < stop:  # a well-behaved candidate exits by itself
-        done, wait_status = os.waitpid(pid, os.WNOHANG)
+        done, status = os.waitpid(pid, os.WNOHANG)
         if done:
+            wait_status = status
             break
         time.sleep(0.005)
-    # In a PID namespace, killing its PID 1 kills every process in it, daemons included.
-    targets = [pid] if pid_namespace else [-pid, pid]
-    for target in targets:
-        _signal(target)
+    # In a PID namespace, killing its PID 1 kills every process in it, daemons included
+    # (and once PID 1 has exited, the kernel has killed them already). A reaped pid is
+    # never signalled: it may belong to another process by now.
+    if wait_status is None:
+        _signal(pid)
+    if not pid_namespace:
+        _signal(-pid)  # the candidate's process group
     stop = time.monotonic() + 5
     while time.monotonic() < stop:
         if not pid_namespace:
