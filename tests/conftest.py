@@ -20,6 +20,16 @@ from genlab.store import Store
 KEY_VARS = ("OPENAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "GENLAB_API_KEY", "GENLAB_SERVE_API_KEY")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def genlab_cache(tmp_path_factory) -> Path:
+    """One cache per test run (the trainable copy of the embedded model, ~516 MiB, is built
+    there once), never the user's own."""
+    cache = tmp_path_factory.mktemp("genlab-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GENLAB_CACHE", str(cache))
+        yield cache
+
+
 @pytest.fixture(autouse=True)
 def genlab_home(tmp_path, monkeypatch) -> Path:
     """Point genlab's home at a temp dir and hide the user's API keys."""

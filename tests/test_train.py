@@ -50,16 +50,42 @@ def free_disk_after_each_test(tmp_path):
     shutil.rmtree(tmp_path, ignore_errors=True)
 
 
+def reply(folder, store, prompt="What is 2 + 2?"):
+    """The greedy reply of the model in ``folder``, through genlab's hf: backend (cached)."""
+    from genlab.models import get_model
+
+    return get_model(f"hf:{folder}", store=store, source="test").chat(prompt, temperature=0, max_tokens=12,
+                                                                      cache=True)
+
+
+def generates_differently(folder, store) -> bool:
+    """The trained weights are the ones that generate: a reply differs from the base model's."""
+    from genlab.train.base import base_model_dir
+
+    return reply(folder, store).text != reply(base_model_dir(), store).text
+
+
 def options(tmp_path, name, **kw):
     return TrainOptions(output=tmp_path / name, max_steps=kw.pop("max_steps", 4), batch_size=2, max_length=64,
                         learning_rate=kw.pop("learning_rate", 1e-4), save_steps=kw.pop("save_steps", 100), **kw)
 
 
-def test_sft_moves_the_weights_lowers_the_loss_and_serves(sft_data, tmp_path, store):
+@pytest.fixture
+def held_out_suite(tmp_path):
+    (tmp_path / "held.jsonl").write_text('{"q": "What is 3 + 4?", "answer": "7"}\n'
+                                         '{"q": "Name a month.", "answer": "a"}\n')
+    suite = tmp_path / "held.yaml"
+    suite.write_text('prompts: ["{{q}}"]\nmodels: [local]\noptions: {temperature: 0, max_tokens: 8}\n'
+                     'defaults:\n  assert:\n    - {type: regex, value: "^ANSWER: "}\n'
+                     '    - {type: icontains, value: "{{answer}}"}\ntests: held.jsonl\n')
+    return suite
+
+
+def test_sft_moves_the_weights_lowers_the_loss_and_serves(sft_data, held_out_suite, tmp_path, store):
     from genlab.models import get_model
     from genlab.train.sft import tune_sft
 
-    summary = tune_sft(sft_data, options(tmp_path, "sft"))
+    summary = tune_sft(sft_data, options(tmp_path, "sft", held_out=held_out_suite))
     assert summary["steps"] == 4 and len(summary["losses"]) == 4
     assert summary["loss_last"] < summary["loss_first"]
     assert summary["weights"]["relative_l2_change"] > 0 and summary["weights"]["tensors_changed"] > 0
@@ -69,7 +95,31 @@ def test_sft_moves_the_weights_lowers_the_loss_and_serves(sft_data, tmp_path, st
     tuned = get_model(f"hf:{folder}", store=store, source="test")
     response = tuned.chat("What is 3 + 3?", temperature=0, max_tokens=8)
     assert response.text and response.usage.completion_tokens > 0
-    assert store.execute("SELECT model FROM calls")[0]["model"] == f"hf:{folder}"
+    assert store.execute("SELECT model FROM calls WHERE source = 'test'")[0]["model"] == f"hf:{folder}"
+    assert generates_differently(folder, store)
+    # The held-out suite ran on the starting model and on the trained one, rate by rate.
+    effect = json.loads((folder / "genlab-train.json").read_text())["held_out"]
+    assert effect["rows"] == 2 and set(effect["before"]) == set(effect["after"]) == {"all", "regex", "icontains"}
+    for side in ("before", "after"):
+        counts = effect[side]["regex"]
+        assert counts["n"] == 2 and counts["rate"] == counts["passed"] / 2 and counts["ci95"][0] <= counts["rate"]
+
+
+def test_the_cache_never_answers_for_other_weights_in_the_same_folder(sft_data, tmp_path, store):
+    """A model retrained into the same folder is a new model: no cached reply, no stale load."""
+    from genlab.train.base import base_model_dir
+    from genlab.train.sft import tune_sft
+
+    tune_sft(sft_data, options(tmp_path, "sft"))
+    folder = tmp_path / "model"
+    shutil.copytree(base_model_dir(), folder)
+    assert reply(folder, store).text == reply(base_model_dir(), store).text
+    assert reply(folder, store).cache_hit
+    shutil.rmtree(folder)
+    shutil.copytree(tmp_path / "sft", folder, ignore=shutil.ignore_patterns("checkpoint-*"))
+    again = reply(folder, store)
+    assert not again.cache_hit and again.text == reply(tmp_path / "sft", store).text
+    assert again.text != reply(base_model_dir(), store).text
 
 
 def test_sft_resumes_from_its_checkpoint(sft_data, tmp_path):
@@ -92,16 +142,26 @@ def test_lora_trains_adapters_and_saves_a_merged_model(sft_data, tmp_path):
     assert (tmp_path / "lora" / "model.safetensors").is_file()
 
 
-def test_dpo_moves_the_policy_toward_chosen(pairs, tmp_path):
+def test_dpo_moves_the_policy_toward_chosen(pairs, tmp_path, store):
     from genlab.train.preference import tune_preference
 
     summary = tune_preference("dpo", pairs, options(tmp_path, "dpo", max_steps=3, learning_rate=5e-5))
     assert summary["losses"][0] == pytest.approx(0.6931, abs=1e-3)       # log 2: policy == reference at step 1
     assert summary["loss_last"] < summary["loss_first"]
     assert summary["weights"]["relative_l2_change"] > 0
+    assert generates_differently(tmp_path / "dpo", store)
 
 
-def test_kto_trains_on_thumbs(tmp_path):
+def test_dpo_with_sft_weight_adds_the_chosen_replies_likelihood(pairs, tmp_path):
+    from genlab.train.preference import tune_preference
+
+    plain = tune_preference("dpo", pairs, options(tmp_path, "plain", max_steps=1))
+    rpo = tune_preference("dpo", pairs, options(tmp_path, "rpo", max_steps=1), sft_weight=1.0)
+    # Same first batch, same reference: the added term is the chosen replies' NLL (> 0).
+    assert rpo["sft_weight"] == 1.0 and rpo["losses"][0] > plain["losses"][0] + 0.1
+
+
+def test_kto_trains_on_thumbs(tmp_path, store):
     from genlab.train.preference import tune_preference
 
     data = write(tmp_path / "thumbs.jsonl",
@@ -109,6 +169,7 @@ def test_kto_trains_on_thumbs(tmp_path):
                  + [{"prompt": user(q), "completion": assistant("No idea."), "label": False} for q in QUESTIONS])
     summary = tune_preference("kto", data, options(tmp_path, "kto", max_steps=3, learning_rate=5e-5))
     assert summary["steps"] == 3 and summary["weights"]["relative_l2_change"] > 0
+    assert generates_differently(tmp_path / "kto", store)
 
 
 def test_reward_model_reports_held_out_accuracy_and_scores(pairs, tmp_path):
@@ -143,13 +204,17 @@ def test_bad_json_names_the_line(tmp_path):
         load_rows(path, "sft")
 
 
-def test_cli_tune_sft_and_its_errors(sft_data, tmp_path):
+def test_cli_tune_sft_and_its_errors(sft_data, held_out_suite, tmp_path):
     from tests.test_cli import genlab
 
+    missing = genlab("tune", "sft", str(sft_data), "-o", str(tmp_path / "out"), "--held-out", str(tmp_path / "no.yaml"))
+    assert missing.returncode == 1 and "no.yaml" in missing.stderr and "Traceback" not in missing.stderr
+    assert not (tmp_path / "out").exists()                   # refused before any training
     result = genlab("tune", "sft", str(sft_data), "-o", str(tmp_path / "out"), "--max-steps", "2", "--batch-size", "2",
-                    "--max-length", "64")
+                    "--max-length", "64", "--held-out", str(held_out_suite))
     assert result.returncode == 0, result.stderr
     assert "sft: 2 steps on 4 rows" in result.stdout and "loss" in result.stdout and "weights moved" in result.stdout
+    assert "held-out (" in result.stdout and "2 rows" in result.stdout and "  regex: " in result.stdout
     again = genlab("tune", "sft", str(sft_data), "-o", str(tmp_path / "out"), "--max-steps", "2")
     assert again.returncode == 1 and "already holds a training run; pass --resume" in again.stderr
     bad = write(tmp_path / "bad.jsonl", [{"prompt": "a", "chosen": "b"}] * 3)
@@ -247,4 +312,37 @@ def test_the_hf_backend_loads_safely_from_many_threads(store):
     with ThreadPoolExecutor(4) as pool:
         texts = list(pool.map(lambda _: model.chat("What is the capital of France?", temperature=0,
                                                    max_tokens=8).text, range(4)))
-    assert len(set(texts)) == 1 and "Paris" in texts[0]
+    assert len(set(texts)) == 1 and texts[0]
+
+
+def test_the_hf_backend_in_enum_mode_returns_the_likeliest_label(store):
+    """Enum mode on hf: scores each label whole; checked against scoring each one alone
+    (no batch, no padding), with labels that share their first tokens."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from genlab.models import get_model
+    from genlab.train.base import base_model_dir
+
+    labels = ["sports", "sport", "weather", "food and drink"]
+    model = get_model(f"hf:{base_model_dir()}", store=store, source="test")
+    tokenizer = AutoTokenizer.from_pretrained(base_model_dir())
+    reference = AutoModelForCausalLM.from_pretrained(base_model_dir())
+    for text in ("The striker scored twice.", "Heavy rain tomorrow.", "Whisk the eggs."):
+        messages = [{"role": "system", "content": "Classify the text: " + ", ".join(labels)},
+                    {"role": "user", "content": text}]
+        prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                               return_dict=True)["input_ids"][0].tolist()
+        scores = []
+        for label in labels:
+            tokens = tokenizer(label, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+            with torch.no_grad():
+                logits = reference(torch.tensor([prompt + tokens])).logits[0, len(prompt) - 1:-1].log_softmax(-1)
+            scores.append(float(logits[torch.arange(len(tokens)), torch.tensor(tokens)].sum()))
+        answer = model.chat(messages, temperature=0, response_format={"type": "enum", "enum": labels})
+        assert answer.text == labels[scores.index(max(scores))]
+        sampled = {model.chat(messages, temperature=1.5, seed=seed,
+                              response_format={"type": "enum", "enum": labels}).text for seed in range(6)}
+        assert sampled <= set(labels)
+    with pytest.raises(ConfigError, match="does not do structured output \\(enum mode it does\\)"):
+        model.chat("hi", response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {}}})

@@ -69,6 +69,8 @@ TRAIN_FLAGS = {
     "lora": ("--lora", bool, "Train LoRA adapters (merged into the saved model).", None),
     "save_steps": ("--save-steps", int, "Checkpoint every this many steps.", 1),
     "resume": ("--resume", bool, "Continue from the newest checkpoint in --output.", None),
+    "held_out": ("--held-out", Optional[Path], "A genlab eval suite of held-out rows, run on the starting and "
+                 "the trained model: what the training changed, per assertion.", None),
 }
 
 
@@ -120,6 +122,13 @@ def _report(summary: dict) -> None:
     if "held_out_accuracy_after" in summary:
         out.print(f"held-out pairwise accuracy ({summary['held_out_pairs']} pairs): "
                   f"{100 * summary['held_out_accuracy_before']:.0f} % → {100 * summary['held_out_accuracy_after']:.0f} %")
+    if "held_out" in summary:
+        from genlab.train.effect import lines
+
+        effect = summary["held_out"]
+        out.print(f"held-out ({effect['suite']}, {effect['rows']} rows), starting model → trained, 95 % CI:")
+        for line in lines(effect):
+            out.print(line)
     out.print(f"wrote {summary['options']['output']} (use it as --model hf:{summary['options']['output']})")
 
 
@@ -135,7 +144,7 @@ def sft(data: Path = typer.Argument(..., help="JSONL: {messages} or {prompt, com
     _report(tune_sft(data, options, progress=_say))
 
 
-@train_command(tune_app)
+@train_command(tune_app, exclude=("held_out",))
 def reward(data: Path = typer.Argument(..., help="JSONL: {prompt, chosen, rejected}."), *, options) -> None:
     """Train a Bradley-Terry reward model on pairs; reports held-out pairwise accuracy."""
     from genlab.train.reward import tune_reward
@@ -145,11 +154,14 @@ def reward(data: Path = typer.Argument(..., help="JSONL: {prompt, chosen, reject
 
 @train_command(tune_app)
 def dpo(data: Path = typer.Argument(..., help="JSONL: {prompt, chosen, rejected}."),
-        beta: float = typer.Option(0.1, "--beta"), *, options) -> None:
+        beta: float = typer.Option(0.1, "--beta"),
+        sft_weight: float = typer.Option(0.0, "--sft-weight", min=0.0, help="Add the chosen replies' NLL with this "
+                                         "weight (RPO): keeps their content when DPO alone would lose it."),
+        *, options) -> None:
     """Direct preference optimisation on pairs (e.g. genlab feedback export --format preference)."""
     from genlab.train.preference import tune_preference
 
-    _report(tune_preference("dpo", data, options, beta=beta, progress=_say))
+    _report(tune_preference("dpo", data, options, beta=beta, sft_weight=sft_weight, progress=_say))
 
 
 @train_command(tune_app, batch_size=typer.Option(4, "--batch-size", min=2, help="Examples per step (KTO needs 2)."))
@@ -208,7 +220,7 @@ def _report_distill(summary: dict) -> None:
                   + (f"; teacher {teacher:.3f}" if teacher is not None else ""))
 
 
-@train_command(distill_app, "data", base="--student", base_help="Student: local or hf:DIR.")
+@train_command(distill_app, "data", base="--student", base_help="Student: local or hf:DIR.", exclude=("held_out",))
 def distill_data_(prompts: Path = typer.Argument(..., help="JSONL: {prompt}."),
                   teacher: str = typer.Option(..., "--teacher", help="Any model spec, e.g. gemini:gemini-2.5-flash."),
                   eval_data: Path = typer.Option(None, "--eval", help="JSONL {prompt, completion} references to "
@@ -225,7 +237,7 @@ StudentOpt = typer.Option(None, "--student", help="hf:DIR sharing the teacher's 
 LayersOpt = typer.Option(4, "--student-layers", min=1)
 
 
-@train_command(distill_app, base=None, exclude=("lora",), lr=1e-4)
+@train_command(distill_app, base=None, exclude=("lora", "held_out"), lr=1e-4)
 def logits(data: Path = typer.Argument(..., help="JSONL: {messages} or {prompt, completion}."),
            teacher: str = TeacherOpt, student: str = StudentOpt, student_layers: int = LayersOpt,
            beta: float = typer.Option(0.0, "--beta", help="0 forward KL (classic KD), 1 reverse KL."), *,
@@ -237,7 +249,7 @@ def logits(data: Path = typer.Argument(..., help="JSONL: {messages} or {prompt, 
                                    student_layers=student_layers, beta=beta, progress=_say))
 
 
-@train_command(distill_app, "on-policy", base=None, exclude=("lora",), lr=1e-4)
+@train_command(distill_app, "on-policy", base=None, exclude=("lora", "held_out"), lr=1e-4)
 def on_policy(data: Path = typer.Argument(..., help="JSONL: {messages} or {prompt, completion}."),
               teacher: str = TeacherOpt, student: str = StudentOpt, student_layers: int = LayersOpt,
               beta: float = typer.Option(0.5, "--beta", help="Generalised JSD: 0 forward KL … 1 reverse KL."), *,

@@ -10,6 +10,7 @@ endpoints without it, several choices on endpoints without ``n``) lives once in
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Iterator
 
 from genlab.models.request import Request
@@ -49,6 +50,12 @@ class Backend:
         """Return one line saying what this backend is, for ``genlab models``."""
         return self.model_id
 
+    def weights_tag(self) -> str:
+        """Identify the weights behind ``model_id`` where they are files on this machine,
+        so that the response cache never answers for other weights under the same name
+        (a model retrained into the same folder); '' where the name is all there is."""
+        return ""
+
     def warm_up(self) -> None:
         """Load what the first call would otherwise wait for (a server calls it at start-up)."""
 
@@ -58,6 +65,12 @@ ASSUMED_MAX_TOKENS = 4096
 
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s#?]+@")
 _SECRET_PARAM = re.compile(r"(?i)([?&](?:api[-_]?key|key|token|access_token|secret|password|sig|signature)=)[^&#\s]+")
+
+
+def files_tag(*paths: Path) -> str:
+    """Size and modification time of each file that exists: cheap, and changed by any rewrite."""
+    stats = [path.stat() for path in paths if path.is_file()]
+    return ";".join(f"{s.st_size}:{s.st_mtime_ns}" for s in stats)
 
 
 def redact(text: str) -> str:

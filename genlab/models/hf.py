@@ -3,8 +3,10 @@
 
 It is several times slower than llama.cpp (about 17 tok/s against 110 for the embedded
 model here), so it is for using a tuned model everywhere genlab takes ``--model``, not
-for speed. Structured output and log-probabilities are not offered; asking for them is
-an error rather than being ignored.
+for speed. Enum mode scores each label whole (its tokens and the end of the turn, in one
+batch) and answers the likeliest, so the answer is always a label and labels that share
+a first token are compared in full. JSON schemas and log-probabilities are not offered;
+asking for them is an error rather than being ignored.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from pathlib import Path
 from typing import Iterator
 
 from genlab.errors import ConfigError, RequestRejected
-from genlab.models.backend import Backend
-from genlab.models.request import Request
+from genlab.models.backend import Backend, files_tag
+from genlab.models.request import EnumFormat, Request
 from genlab.models.response import Chunk, Usage
 
 DEFAULT_MAX_TOKENS = 256
@@ -27,13 +29,14 @@ DEFAULT_MAX_TOKENS = 256
 _LOAD_LOCK = threading.Lock()
 
 
-def _load(path: str):
+def _load(path: str, tag: str):
     with _LOAD_LOCK:
-        return _load_once(path)
+        return _load_once(path, tag)
 
 
 @lru_cache(maxsize=2)
-def _load_once(path: str):
+def _load_once(path: str, tag: str):
+    """Load once per path and weights (``tag``): a model retrained into the same folder is read again."""
     from genlab.torch_setup import prepare_torch
 
     prepare_torch()
@@ -48,6 +51,7 @@ def _load_once(path: str):
 
 class HFBackend(Backend):
     supports_top_k = True
+    supports_enum = True
     supports_completions = True
     free = True
     default_max_tokens = DEFAULT_MAX_TOKENS
@@ -64,10 +68,14 @@ class HFBackend(Backend):
     def describe(self) -> str:
         return f"{self.path} (transformers, CPU)"
 
+    def weights_tag(self) -> str:
+        return files_tag(*sorted(self.path.glob("*.safetensors")), *sorted(self.path.glob("*.bin")),
+                         self.path / "config.json")
+
     def execute(self, request: Request, stream: bool) -> Iterator[Chunk | Usage]:
         import torch
 
-        tokenizer, model, lock = _load(str(self.path))
+        tokenizer, model, lock = _load(str(self.path), self.weights_tag())
         if request.is_chat:
             messages = [{"role": m.role, "content": m.text()} for m in request.messages]
             ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
@@ -81,6 +89,13 @@ class HFBackend(Backend):
             raise RequestRejected(f"the prompt is {ids.shape[1]} tokens; {self.model_id} reads at most {context}",
                                   param="messages" if request.is_chat else "prompt")
         sample = bool(request.temperature) if request.temperature is not None else True
+        if isinstance(request.response_format, EnumFormat):
+            with lock, torch.no_grad():
+                label, made = _choose_label(tokenizer, model, ids, request.response_format.enum,
+                                            request.temperature if sample else 0.0, request.seed)
+            yield Chunk(0, label, "stop")
+            yield Usage(prompt_tokens=int(ids.shape[1]), completion_tokens=made)
+            return
         options = {"max_new_tokens": min(request.max_tokens or DEFAULT_MAX_TOKENS, room), "do_sample": sample,
                    "pad_token_id": tokenizer.pad_token_id or tokenizer.eos_token_id}
         if sample:
@@ -100,3 +115,24 @@ class HFBackend(Backend):
                 text, finish = text[:text.index(stop)], "stop"
         yield Chunk(0, text, finish)
         yield Usage(prompt_tokens=int(ids.shape[1]), completion_tokens=int(len(new)))
+
+
+def _choose_label(tokenizer, model, ids, labels: list[str], temperature: float, seed: int | None) -> tuple[str, int]:
+    """Return (label, its tokens): the likeliest label as a whole reply, or one drawn from the
+    labels' softmax at ``temperature``."""
+    import torch
+
+    end = tokenizer.eos_token_id
+    options = [tokenizer(label, add_special_tokens=False)["input_ids"] + [end] for label in labels]
+    width = max(map(len, options))
+    prompt = ids[0].tolist()
+    batch = torch.tensor([prompt + o + [end] * (width - len(o)) for o in options])
+    mask = torch.tensor([[1] * (len(prompt) + len(o)) + [0] * (width - len(o)) for o in options])
+    logprobs = model(input_ids=batch, attention_mask=mask).logits[:, len(prompt) - 1:-1].log_softmax(-1)
+    scores = torch.stack([logprobs[i, torch.arange(len(o)), torch.tensor(o)].sum() for i, o in enumerate(options)])
+    if temperature:
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        index = int(torch.multinomial((scores / temperature).softmax(0), 1, generator=generator))
+    else:
+        index = int(scores.argmax())
+    return labels[index], len(options[index])

@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 from genlab.errors import ConfigError, ModelError, RequestRejected
 from genlab.machine import thread_count
-from genlab.models.backend import Backend
+from genlab.models.backend import Backend, files_tag
 from genlab.models.request import EnumFormat, Request
 from genlab.models.response import Chunk, Usage
 
@@ -129,6 +129,9 @@ class LocalBackend(Backend):
 
     def warm_up(self) -> None:
         load_server(self.path)
+
+    def weights_tag(self) -> str:
+        return files_tag(self.path)
 
     def _payload(self, request: Request) -> dict[str, Any]:
         payload = request.payload()

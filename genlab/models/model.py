@@ -91,7 +91,7 @@ class Model:
     def execute(self, request: Request, *, stream: bool = False, cache: bool = False) -> Response | Stream:
         """Run one request; with ``stream`` return a `Stream` of chunks."""
         self._check_capabilities(request)
-        key = request.key(f"{self.spec}|{self.backend.model_id}")
+        key = request.key(f"{self.spec}|{self.backend.model_id}|{self.backend.weights_tag()}")
         use_cache = cache and request.deterministic
         if use_cache and (hit := self.store.cached_response(key)) is not None:
             response = Response.from_dict(hit)
@@ -115,8 +115,10 @@ class Model:
         if request.grammar is not None and not backend.supports_grammar:
             raise ConfigError(f"{self.name} does not take a grammar (llama.cpp backends do: local, local:FILE.gguf, "
                               "a llama.cpp server or genlab serve by URL); drop it", param="grammar")
-        if request.response_format is not None and not backend.supports_structured_output:
-            raise ConfigError(f"{self.name} does not do structured output; use a local: GGUF or an endpoint",
+        enum_mode = isinstance(request.response_format, EnumFormat) and backend.supports_enum
+        if request.response_format is not None and not backend.supports_structured_output and not enum_mode:
+            also = " (enum mode it does)" if backend.supports_enum else ""
+            raise ConfigError(f"{self.name} does not do structured output{also}; use a local: GGUF or an endpoint",
                               param="response_format")
         if request.logprobs and not backend.supports_logprobs:
             raise ConfigError(f"{self.name} does not return logprobs", param="logprobs")

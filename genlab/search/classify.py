@@ -85,7 +85,8 @@ class Classifier:
         self.reasoning, self.method, self.temperature = reasoning, method, temperature
         self.max_reasoning_tokens = max_reasoning_tokens
 
-    def _messages(self, text: str) -> list[dict[str, str]]:
+    def messages(self, text: str) -> list[dict[str, str]]:
+        """The conversation asked for ``text`` (also the prompt to fine-tune a model on)."""
         system = ("Classify the text into exactly one of these labels: " + ", ".join(self.labels) + ".")
         if self.method == "free":
             system += " Reply with the label."
@@ -97,7 +98,7 @@ class Classifier:
 
     def classify(self, text: str) -> Classification:
         """Classify one text (reasoning first when asked: the order matters)."""
-        messages = self._messages(text)
+        messages = self.messages(text)
         usage, cost, reasoning = Usage(), 0.0, None
         if self.reasoning:
             thought = self.model.chat(messages + [{"role": "user", "content": REASONING_INSTRUCTION}],

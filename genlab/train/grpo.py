@@ -51,6 +51,6 @@ def tune_grpo(prompts: Path, reward_model: Path, options: TrainOptions, *, num_g
     trainer = GRPOTrainer(model=model, reward_funcs=reward, args=config, train_dataset=Dataset.from_list(rows),
                           processing_class=tokenizer, callbacks=callbacks(options, losses, rewards),
                           peft_config=lora_config() if options.lora else None)
-    return run(trainer, options, "grpo", losses, rows=len(rows), before=before,
-                  extra_summary={"reward_model": str(reward_model), "rewards": rewards,
-                                 "num_generations": num_generations})
+    return run(trainer, options, "grpo", losses, rows=len(rows), before=before, base=base, progress=progress,
+               extra_summary={"reward_model": str(reward_model), "rewards": rewards,
+                              "num_generations": num_generations})

@@ -32,4 +32,4 @@ def tune_sft(data: Path, options: TrainOptions, progress=None) -> dict:
     trainer = SFTTrainer(model=model, args=trl_config(SFTConfig, options), train_dataset=Dataset.from_list(rows),
                          processing_class=tokenizer, callbacks=callbacks(options, losses),
                          peft_config=lora_config() if options.lora else None)
-    return run(trainer, options, "sft", losses, rows=len(rows), before=before)
+    return run(trainer, options, "sft", losses, rows=len(rows), before=before, base=base, progress=progress)

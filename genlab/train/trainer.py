@@ -33,6 +33,7 @@ class TrainOptions:
     save_steps: int = 25              # checkpoint every this many steps
     resume: bool = False              # continue from the newest checkpoint in output
     seed: int = 0
+    held_out: Path | None = None      # a genlab eval suite run on the starting and the trained model
     extra: dict = field(default_factory=dict)   # method-specific settings, saved in the summary
 
 
@@ -67,7 +68,12 @@ def checkpoints(output: Path) -> list[Path]:
 
 
 def check_output(options: TrainOptions) -> None:
-    """Refuse to overwrite a run unless asked to resume it: nothing trained is lost."""
+    """Refuse to overwrite a run unless asked to resume it: nothing trained is lost. A
+    held-out suite is read now, so that a mistake in it is found before the training."""
+    if options.held_out is not None:
+        from genlab.evaluate.suite import load_suite
+
+        load_suite(options.held_out)
     found = checkpoints(options.output)
     if options.resume and not found:
         raise ConfigError(f"--resume: no checkpoint in {options.output} to resume from; drop --resume to start")
@@ -119,8 +125,10 @@ def weight_change(before: dict, model) -> dict:
 
 
 def run(trainer, options: TrainOptions, method: str, losses: list[float], *, rows: int,
-        before: dict | None = None, extra_summary: dict | None = None) -> dict:
-    """Train (resuming when asked), save a plain HF folder, write and return the summary."""
+        before: dict | None = None, base: Path | None = None, extra_summary: dict | None = None,
+        progress=None) -> dict:
+    """Train (resuming when asked), save a plain HF folder, run the held-out suite on ``base``
+    (the starting model's folder) and the trained model, write and return the summary."""
     started = time.monotonic()
     trainer.train(resume_from_checkpoint=True if options.resume else None)
     seconds = time.monotonic() - started
@@ -142,7 +150,15 @@ def run(trainer, options: TrainOptions, method: str, losses: list[float], *, row
         "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()},
         **(extra_summary or {}),
     }
-    (options.output / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
+    summary_file = options.output / SUMMARY_FILE
+    summary_file.write_text(json.dumps(summary, indent=2))     # before the held-out run: nothing trained is lost
+    if options.held_out is not None and base is not None:
+        from genlab.train.effect import measure
+
+        if progress:
+            progress(f"running {options.held_out} on the starting and the trained model")
+        summary["held_out"] = measure(options.held_out, base, options.output, options.output)
+        summary_file.write_text(json.dumps(summary, indent=2))
     return summary
 
 

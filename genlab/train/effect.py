@@ -1,0 +1,59 @@
+"""What a training run changed in what the model does: an eval suite of held-out rows run
+on the starting model and on the trained one (``genlab tune … --eval SUITE``).
+
+A falling loss says the trainer fitted its data; only generations say whether the
+behaviour moved. Both models are run by the same engine (transformers, from their
+folders), so the difference is the weights', not llama.cpp's against transformers'.
+Each assertion of the suite becomes a rate with its 95 % Wilson interval.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from genlab.evaluate.autorater import wilson_interval
+from genlab.evaluate.runner import RunOptions, SuiteRunner
+from genlab.evaluate.suite import load_suite
+
+EVAL_FOLDER = "held-out-eval"
+
+
+def rate(passed: int, n: int) -> dict:
+    return {"passed": passed, "n": n, "rate": passed / n if n else None, "ci95": list(wilson_interval(passed, n))}
+
+
+def rates(rows: list[dict]) -> dict:
+    """All assertions passed, and each assertion on its own (named by type, #2… when repeated)."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        seen: dict[str, int] = {}
+        for assertion in row.get("assertions", []):
+            seen[assertion["type"]] = seen.get(assertion["type"], 0) + 1
+            name = assertion["type"] + (f"#{seen[assertion['type']]}" if seen[assertion["type"]] > 1 else "")
+            counts[name] = counts.get(name, 0) + int(bool(assertion["passed"]))
+    return {"all": rate(sum(bool(r.get("passed")) for r in rows), len(rows)),
+            **{name: rate(passed, len(rows)) for name, passed in counts.items()}}
+
+
+def measure(suite_path: Path, before: Path, after: Path, out: Path,
+            progress: Callable[[int, int], None] | None = None) -> dict:
+    """Run the suite on ``before`` and ``after`` (model folders); return both sets of rates."""
+    specs = {"before": f"hf:{before}", "after": f"hf:{after}"}
+    suite = load_suite(suite_path, {"models": list(specs.values())})
+    # One row at a time: two generations at once would share the same two cores.
+    runner = SuiteRunner(suite, RunOptions(out / EVAL_FOLDER, concurrency=1))
+    runner.run(progress)
+    rows = list(runner.store.done().values())
+    return {"suite": str(suite_path), "rows": len(suite.tests),
+            **{label: rates([r for r in rows if r["model"] == spec]) for label, spec in specs.items()}}
+
+
+def lines(effect: dict) -> list[str]:
+    """One line per assertion: before → after, with intervals."""
+    def show(r: dict) -> str:
+        low, high = r["ci95"]
+        return f"{100 * r['rate']:.0f} % ({100 * low:.0f}–{100 * high:.0f})"
+
+    return [f"  {name}: {show(effect['before'][name])} → {show(effect['after'][name])}"
+            for name in effect["after"] if name in effect["before"]]
