@@ -74,7 +74,7 @@ def format_section(opts) -> dict:
     for name, train in methods.items():
         options = opts(f"format-{name}", max_steps=FORMAT_STEPS, max_length=FORMAT_MAX_LENGTH, held_out=suite)
         summary, seconds = timed(name, lambda: train(options))
-        effect = summary["held_out"]
+        effect = summary["held_out_effect"]
         section[name] = {"rows": summary["rows"], "steps": summary["steps"], "train_seconds": summary["seconds"],
                          "seconds_with_eval": round(seconds, 1), "learning_rate": options.learning_rate,
                          "loss_first": summary["loss_first"], "loss_last": summary["loss_last"],

@@ -98,7 +98,7 @@ def test_sft_moves_the_weights_lowers_the_loss_and_serves(sft_data, held_out_sui
     assert store.execute("SELECT model FROM calls WHERE source = 'test'")[0]["model"] == f"hf:{folder}"
     assert generates_differently(folder, store)
     # The held-out suite ran on the starting model and on the trained one, rate by rate.
-    effect = json.loads((folder / "genlab-train.json").read_text())["held_out"]
+    effect = json.loads((folder / "genlab-train.json").read_text())["held_out_effect"]
     assert effect["rows"] == 2 and set(effect["before"]) == set(effect["after"]) == {"all", "regex", "icontains"}
     for side in ("before", "after"):
         counts = effect[side]["regex"]
@@ -263,6 +263,17 @@ def test_data_distillation_from_the_embedded_teacher(tmp_path):
     assert all(r["completion"][0]["content"] for r in rows)
     assert summary["student_nll_after"] != summary["student_nll_before"]
     assert summary["teacher_nll"] == pytest.approx(summary["student_nll_before"])   # same model before training
+
+
+def test_cli_distill_data_reports_the_students_held_out_nll(tmp_path):
+    from tests.test_cli import genlab
+
+    prompts = write(tmp_path / "p.jsonl", [{"prompt": q} for q in QUESTIONS])
+    held = write(tmp_path / "held.jsonl", [{"prompt": "What is 1 + 1?", "completion": "ANSWER: 2"}])
+    result = genlab("distill", "data", str(prompts), "--teacher", "local", "-o", str(tmp_path / "s"),
+                    "--max-steps", "1", "--batch-size", "2", "--max-length", "64", "--eval", str(held))
+    assert result.returncode == 0, result.stderr
+    assert "distill-data: 1 steps on 4 rows" in result.stdout and "held-out reply NLL per token (1 rows" in result.stdout
 
 
 def test_gecko_style_embedding_distillation_on_a_notebook(velmora, tmp_path):

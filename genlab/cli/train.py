@@ -122,10 +122,10 @@ def _report(summary: dict) -> None:
     if "held_out_accuracy_after" in summary:
         out.print(f"held-out pairwise accuracy ({summary['held_out_pairs']} pairs): "
                   f"{100 * summary['held_out_accuracy_before']:.0f} % → {100 * summary['held_out_accuracy_after']:.0f} %")
-    if "held_out" in summary:
+    if "held_out_effect" in summary:
         from genlab.train.effect import lines
 
-        effect = summary["held_out"]
+        effect = summary["held_out_effect"]
         out.print(f"held-out ({effect['suite']}, {effect['rows']} rows), starting model → trained, 95 % CI:")
         for line in lines(effect):
             out.print(line)
