@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from genlab.cli.common import ModelOpt, app, budget_from, err, out
-from genlab.errors import ConfigError, GenlabError
+from genlab.errors import ConfigError
 
 
 # Options shared by `prompt` and `chat`.

@@ -36,13 +36,13 @@ def rates(rows: list[dict]) -> dict:
             **{name: rate(passed, len(rows)) for name, passed in counts.items()}}
 
 
-def measure(suite_path: Path, before: Path, after: Path, out: Path,
-            progress: Callable[[int, int], None] | None = None) -> dict:
-    """Run the suite on ``before`` and ``after`` (model folders); return both sets of rates."""
+def measure(suite_path: Path, before: Path, after: Path, progress: Callable[[int, int], None] | None = None) -> dict:
+    """Run the suite on ``before`` and ``after`` (model folders; the rows are kept in
+    ``after/held-out-eval``); return both sets of rates."""
     specs = {"before": f"hf:{before}", "after": f"hf:{after}"}
     suite = load_suite(suite_path, {"models": list(specs.values())})
     # One row at a time: two generations at once would share the same two cores.
-    runner = SuiteRunner(suite, RunOptions(out / EVAL_FOLDER, concurrency=1))
+    runner = SuiteRunner(suite, RunOptions(after / EVAL_FOLDER, concurrency=1))
     runner.run(progress)
     rows = list(runner.store.done().values())
     return {"suite": str(suite_path), "rows": len(suite.tests),

@@ -157,7 +157,7 @@ def run(trainer, options: TrainOptions, method: str, losses: list[float], *, row
 
         if progress:
             progress(f"running {options.held_out} on the starting and the trained model")
-        summary["held_out_effect"] = measure(options.held_out, base, options.output, options.output)
+        summary["held_out_effect"] = measure(options.held_out, base, options.output)
         summary_file.write_text(json.dumps(summary, indent=2))
     return summary
 

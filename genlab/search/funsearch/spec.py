@@ -26,7 +26,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from genlab.errors import ConfigError, SpecError  # noqa: F401  (SpecError re-exported)
+from genlab.errors import SpecError
 from genlab.search.funsearch.code import Function, parse_function
 from genlab.search.funsearch.grammar import GrammarConfig
 
