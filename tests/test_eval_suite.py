@@ -44,6 +44,13 @@ def test_good_suite_loads(tmp_path):
     (GOOD.replace("tests:\n  - vars: {word: hi}\n    assert:\n      - {type: contains, value: hi}\n", "tests: missing.jsonl\n"),
      "key tests: no file missing.jsonl"),
     (GOOD + "compare: {baseline: local}\n", "compare needs two or more models"),
+    (GOOD + "gate: {pass_rate: 90}\n", "line 8, key gate.pass_rate: a pass rate is a share between 0 and 1"),
+    (GOOD + "gate: {rouge-l: 0.3}\n", "key gate.rouge-l: the suite has no assertion 'rouge-l'; a gate takes "
+     "pass_rate or one of: contains"),
+    (GOOD + "judge: {model: local, max_tokens: 2}\n", "key judge.max_tokens: Input should be greater than or equal to 16"),
+    (GOOD + "judge: {modle: local}\n", "key judge.modle: Extra inputs are not permitted"),
+    (GOOD.replace("models: [local]", "models: [{model: local}]"), "line 3, key models: a model is a spec, or {model: SPEC, label: SHORT_NAME}"),
+    (GOOD + "labels: {other: x}\n", "key labels: 'other' is not one of the suite's models"),
 ])
 def test_bad_suites(tmp_path, text, message):
     assert message in error(tmp_path, text)
@@ -74,3 +81,27 @@ def test_overrides_are_validated_like_the_file(tmp_path):
     assert compared.spec.models == ["local", "http://127.0.0.1:9/v1#m"] and compared.digest != plain.digest
     with pytest.raises(SuiteError, match="unknown model spec 'nope:x'"):
         load_suite(path, {"models": ["local", "nope:x"], "compare": {"baseline": "local"}})
+
+
+def test_judge_labels_gate_and_inputs(tmp_path):
+    """The long forms: a judge with its call settings, a model with a short label, a gate on a
+    rubric's own scale, and a rubric that shows the judge only the output."""
+    path = tmp_path / "suite.yaml"
+    path.write_text(GOOD.replace("models: [local]", 'models: [local, {model: "http://127.0.0.1:9/v1#qwen-7b", '
+                                 'label: qwen}, "http://127.0.0.1:9/v1#phi"]')
+                    .replace("value: hi}", "value: hi}\n      - {type: rubric, metric: fluency, inputs: {prompt: null}}")
+                    + "judge: {model: local, max_tokens: 200, samples: 3, seed: 7}\n"
+                    + "gate: {pass_rate: 0.5, fluency: 3.5}\n")
+    suite = load_suite(path)
+    assert suite.spec.models == ["local", "http://127.0.0.1:9/v1#qwen-7b", "http://127.0.0.1:9/v1#phi"]
+    assert [suite.label(m) for m in suite.spec.models] == ["local", "qwen", "phi"]
+    settings = suite.spec.judge.settings()
+    assert (settings.max_tokens, settings.samples, settings.retries) == (200, 3, 1)
+    assert settings.call_options(0) == {"n": 3, "temperature": 0.7, "max_tokens": 200, "seed": 7}
+    assert settings.call_options(1)["seed"] == 1007      # a retry asks for another verdict
+    assert suite.options == {"seed": 0}                   # seeded unless the suite says seed: null
+    assert suite.tests[0].assertions[1].inputs == {"prompt": None}
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(GOOD + "judge: ollama:qwen3\noptions: {seed: null, temperature: 0.5}\n")
+    suite = load_suite(plain)
+    assert suite.spec.judge.model == "ollama:qwen3" and suite.options == {"temperature": 0.5}

@@ -89,6 +89,27 @@ def test_concurrent_callers_get_their_own_answers(local):
         assert answer in (f"red{i}", f"green{i}", f"blue{i}"), (i, answer)
 
 
+def test_seeded_calls_repeat_whatever_else_is_decoding(local):
+    """llama.cpp batches concurrent calls, and the batch changes the logits' last bits: a seeded
+    call decodes alone, so 12 greedy seeded answers at concurrency 4 equal those one at a time
+    (with shared batches about a quarter of them differed)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    prompts = [f"Write two sentences about {topic}." for topic in TOPICS[:12]]
+
+    def ask(prompt: str) -> str:
+        return local.chat(prompt, temperature=0, seed=0, max_tokens=48).text
+
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(ask, prompts))
+        mixed = [pool.submit(local.chat, p, temperature=1.0, max_tokens=16) for p in prompts]  # unseeded traffic
+        with_traffic = list(pool.map(ask, prompts))
+        for future in mixed:
+            future.result()
+    alone = [ask(p) for p in prompts]
+    assert together == alone and with_traffic == alone
+
+
 def test_enum_mode_always_valid_on_50_prompts(local):
     labels = ["positive", "negative", "neutral"]
     prompts = [f"Classify the sentiment of: 'I {verb} {t}.'" for t in TOPICS

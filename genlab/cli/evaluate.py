@@ -27,40 +27,66 @@ def run(suite_path: Path = typer.Argument(..., help="The suite YAML file."),
         output: Optional[Path] = typer.Option(None, "--out", help="Results directory (default evals/SUITE)."),
         concurrency: Optional[int] = typer.Option(None, "--concurrency", help="Rows at once (default: the suite's)."),
         no_cache: bool = typer.Option(False, "--no-cache", help="Call the models even for stored answers."),
-        budget_usd: Optional[float] = typer.Option(None, "--budget-usd")) -> None:
-    """Run a suite; writes results.jsonl, results.csv and report.html, and resumes an interrupted run.
+        budget_usd: Optional[float] = typer.Option(None, "--budget-usd"),
+        fail_under: Optional[float] = typer.Option(None, "--fail-under", help="Pass when at least this share of "
+                                                   "rows passes (0-1; default: the suite's gate, else 1)."),
+        compare_to: Optional[Path] = typer.Option(None, "--compare-to", help="An earlier run's --out directory: "
+                                                  "report rows that passed there and fail now, and fail on them.")) -> None:
+    """Run a suite; writes results.jsonl, results.csv, results.xml (JUnit) and report.html, and resumes an
+    interrupted run. Exit code 0 when the gate holds, 100 when a row fails or errors (or the suite's gate,
+    --fail-under or --compare-to is not met), 1 when the suite cannot run.
 
-    Example: genlab eval run examples/eval/summaries.yaml
+    Example: genlab eval run examples/eval/summaries.yaml --compare-to evals/last-release
     """
-    from genlab.evaluate.report import write_csv, write_html, write_rows
+    from genlab.evaluate import gate
+    from genlab.evaluate.report import metric_columns, usd, write_csv, write_html, write_junit, write_rows
     from genlab.evaluate.runner import RunOptions, SuiteRunner
     from genlab.evaluate.suite import load_suite
 
     suite = load_suite(suite_path)
+    before = gate.previous_rows(compare_to) if compare_to is not None else None   # a wrong path fails first
     directory = output or Path("evals") / suite_path.stem
     runner = SuiteRunner(suite, RunOptions(directory, concurrency, not no_cache, budget_usd))
     with _bar(suite_path.name) as progress:
         task = progress.add_task("rows", total=len(runner.rows()))
         summary = runner.run(lambda done, total: progress.update(task, completed=done, total=total))
     rows, pairs = runner.store.done(), runner.store.done("pairs")
+    verdict = gate.check(suite, summary, rows, fail_under=fail_under, before=before)
+    summary["gate"] = {"held": verdict.held, "failures": verdict.failures, "compared": verdict.compared,
+                       "fixed": verdict.fixed, "regressions": [vars(r) for r in verdict.regressions]}
+    prompts = len(suite.spec.prompts)
     write_rows(rows, directory / "results.jsonl")
     write_csv(rows, directory / "results.csv")
-    write_html(summary, rows, pairs, directory / "report.html")
+    write_junit(summary, rows, directory / "results.xml", prompts)
+    write_html(summary, rows, pairs, directory / "report.html", prompts)
     (directory / "summary.json").write_text(json.dumps(summary, indent=2))
-    metrics = sorted({k for m in summary["models"].values() for k in m["mean_scores"]})
-    table = Table("model", "rows", "pass rate", *metrics, "latency (s)", "tokens", "cost (USD)", "cache hits",
+    metrics = metric_columns(summary)
+    table = Table("model", "rows", "pass rate", "failed", "errored", *metrics, "latency (s)", "tokens",
+                  "judge tokens", "cost (USD)", "judge cost (USD)", "cache hits",
                   title=f"{suite_path.name}: {summary['rows']} rows")
-    for name, m in summary["models"].items():
-        table.add_row(name, str(m["rows"]), f"{100 * m['pass_rate']:.0f} %",
+    for m in summary["models"].values():
+        table.add_row(m["label"], str(m["rows"]), f"{100 * m['pass_rate']:.0f} %", str(m["failed"]), str(m["errors"]),
                       *[f"{m['mean_scores'].get(k, float('nan')):.3f}" for k in metrics],
-                      f"{m['mean_latency_s']:.2f}", str(m["tokens"]), f"{m['cost_usd']:.4f}", str(m["cache_hits"]))
+                      f"{m['mean_latency_s']:.2f}", str(m["tokens"]), str(m["judge_tokens"]), usd(m["cost_usd"]),
+                      usd(m["judge_cost_usd"]), str(m["cache_hits"]))
     out.print(table)
-    for name, p in summary["pairwise"].items():
+    for p in summary["pairwise"].values():
         low, high = p["win_rate_ci95"]
-        out.print(f"{name} vs {p['baseline']}: {p['candidate']} wins, {p['baseline_wins']} losses, {p['tie']} ties · "
-                  f"win rate {100 * p['win_rate']:.0f} % (95 % CI {100 * low:.0f}–{100 * high:.0f}) · "
-                  f"position consistency {100 * p['position_consistency']:.0f} %")
-    out.print(f"wrote {directory}/report.html, results.jsonl, results.csv")
+        errored = f", {p['errors']} errored" if p["errors"] else ""
+        out.print(f"{p['label']} vs {suite.label(p['baseline'])}: {p['candidate']} wins, {p['baseline_wins']} losses, "
+                  f"{p['tie']} ties{errored} · win rate {100 * p['win_rate']:.0f} % (95 % CI {100 * low:.0f}–"
+                  f"{100 * high:.0f}) · position consistency {100 * p['position_consistency']:.0f} %")
+    if before is not None:
+        out.print(f"against {compare_to}: {verdict.compared} rows compared, {len(verdict.regressions)} regressed, "
+                  f"{verdict.fixed} fixed")
+        for r in verdict.regressions:
+            out.print(f"  regressed: test {r.test} ({suite.label(r.model)}) {r.before} → {r.now}: {r.reasons[0][:160]}")
+    out.print(f"wrote {directory}/report.html, results.jsonl, results.csv, results.xml")
+    if not verdict.held:
+        for line in verdict.failures:
+            err.print(f"[red]gate failed:[/] {line}")
+        raise typer.Exit(gate.GATE_FAILED)
+    out.print("gate held")
 
 
 @eval_app.command()

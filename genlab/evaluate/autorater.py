@@ -6,6 +6,10 @@ an enum and whose explanation comes first, so the reasoning precedes the verdict
 parsing cannot fail (a grammar on the embedded model, strict JSON schema elsewhere).
 Pairwise runs both orders to cancel position bias; an order-dependent verdict counts
 as a tie, and position consistency is reported.
+
+A judge that ignores the schema (an endpoint without structured output) may still
+answer something unreadable: the call is retried a bounded number of times with other
+seeds, then `VerdictUnreadable` carries the raw reply so a caller can record it and go on.
 """
 
 from __future__ import annotations
@@ -15,13 +19,60 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from genlab.errors import ConfigError, ModelError
+from genlab.errors import ConfigError, VerdictUnreadable
 from genlab.models import Model
 
 EXPLANATION_CHARS = 300
 #: The grammar caps the explanation at EXPLANATION_CHARS characters, and a token holds at
 #: least one character, so this many tokens always reach the end of the JSON verdict.
 VERDICT_TOKENS = EXPLANATION_CHARS + 100
+
+
+@dataclass(frozen=True)
+class JudgeSettings:
+    """How the judge is called. The defaults make a verdict repeatable: greedy and seeded
+    (a seeded call on the embedded model decodes alone, without prompt-cache reuse)."""
+
+    max_tokens: int = VERDICT_TOKENS
+    temperature: float | None = None   # None: 0 for one sample, 0.7 when several are drawn
+    samples: int = 1                   # verdicts drawn per call; the majority wins
+    seed: int | None = 0               # None: unseeded (not repeatable)
+    retries: int = 1                   # extra calls, with other seeds, when a verdict cannot be read
+
+    def call_options(self, attempt: int) -> dict[str, Any]:
+        temperature = self.temperature if self.temperature is not None else (0 if self.samples == 1 else 0.7)
+        seed = None if self.seed is None else self.seed + 1000 * attempt
+        # A retry of a greedy call with a cache hit or the same seed repeats itself: sample instead.
+        if attempt and temperature == 0:
+            temperature = 0.7
+        return {"n": self.samples, "temperature": temperature, "max_tokens": self.max_tokens, "seed": seed}
+
+
+@dataclass
+class JudgeCall:
+    """Verdicts read from one judge request (after any retries), and what the calls cost."""
+
+    verdicts: list[dict[str, Any]]
+    tokens: int
+    cost_usd: float | None
+
+
+def ask_judge(judge: Model, prompt: str, schema: dict, key: str, settings: JudgeSettings,
+              cache: bool) -> JudgeCall:
+    """Send one judge prompt under a JSON schema; retry unreadable replies; raise VerdictUnreadable."""
+    fmt = {"type": "json_schema", "json_schema": {"name": key, "schema": schema, "strict": True}}
+    tokens, cost = 0, 0.0
+    for attempt in range(settings.retries + 1):
+        response = judge.chat(prompt, response_format=fmt, cache=cache, **settings.call_options(attempt))
+        tokens += response.usage.total_tokens
+        cost = None if cost is None or response.cost_usd is None else cost + response.cost_usd
+        try:
+            return JudgeCall([_parse(choice.text, key) for choice in response.choices], tokens, cost)
+        except VerdictUnreadable as exc:
+            unreadable = exc
+    unreadable.tokens, unreadable.cost_usd = tokens, cost
+    unreadable.args = (f"{unreadable.args[0]} after {settings.retries + 1} calls",)
+    raise unreadable
 
 
 @dataclass(frozen=True)
@@ -111,10 +162,11 @@ class PointwiseVerdict:
     normalized: float
     samples: list[int] = field(default_factory=list)
     tokens: int = 0
+    cost_usd: float | None = 0.0
 
 
-def rate(judge: Model, metric: PointwiseMetric, response: str, inputs: dict[str, str], *, samples: int = 1,
-         cache: bool = True) -> PointwiseVerdict:
+def rate(judge: Model, metric: PointwiseMetric, response: str, inputs: dict[str, str], *,
+         settings: JudgeSettings = JudgeSettings(), cache: bool = True) -> PointwiseVerdict:
     """Score one response on the metric's rubric; several samples are aggregated by majority."""
     missing = [k for k in metric.needs if not inputs.get(k)]
     if missing:
@@ -122,16 +174,12 @@ def rate(judge: Model, metric: PointwiseMetric, response: str, inputs: dict[str,
     schema = {"type": "object", "additionalProperties": False, "required": ["explanation", "score"],
               "properties": {"explanation": {"type": "string", "maxLength": EXPLANATION_CHARS},
                              "score": {"type": "integer", "enum": sorted(metric.rubric)}}}
-    fmt = {"type": "json_schema", "json_schema": {"name": "verdict", "schema": schema, "strict": True}}
-    response_ = judge.chat(pointwise_prompt(metric, response, inputs), response_format=fmt, n=samples,
-                           temperature=0 if samples == 1 else 0.7, max_tokens=VERDICT_TOKENS, cache=cache,
-                           seed=0 if samples > 1 else None)
-    verdicts = [_parse(choice.text, "score") for choice in response_.choices]
-    scores = [int(v["score"]) for v in verdicts]
+    call = ask_judge(judge, pointwise_prompt(metric, response, inputs), schema, "score", settings, cache)
+    scores = [int(v["score"]) for v in call.verdicts]
     top = Counter(scores).most_common(1)[0][0]
-    explanation = next(v["explanation"] for v in verdicts if int(v["score"]) == top)
-    return PointwiseVerdict(top, explanation, metric.passes(top), metric.normalized(top), scores,
-                            response_.usage.total_tokens)
+    explanation = next(v["explanation"] for v in call.verdicts if int(v["score"]) == top)
+    return PointwiseVerdict(top, explanation, metric.passes(top), metric.normalized(top), scores, call.tokens,
+                            call.cost_usd)
 
 
 def _parse(text: str, key: str) -> dict[str, Any]:
@@ -142,8 +190,9 @@ def _parse(text: str, key: str) -> dict[str, Any]:
         data[key]
         return data
     except (ValueError, KeyError, TypeError):
-        raise ModelError(f"the judge's verdict is not valid ({text[:120]!r}); raise max_tokens or use "
-                         "a judge that supports JSON schemas") from None
+        raise VerdictUnreadable(f"the judge's verdict is not JSON with a {key!r} ({text[:120]!r}); raise "
+                                "judge: {max_tokens: N} in the suite, or use a judge that supports JSON schemas",
+                                raw=text) from None
 
 
 @dataclass
@@ -156,39 +205,36 @@ class PairwiseVerdict:
     order2: str                 # choice with A = baseline
     explanation: str
     tokens: int = 0
+    cost_usd: float | None = 0.0
 
 
 def compare(judge: Model, metric: PairwiseMetric, candidate: str, baseline: str, inputs: dict[str, str], *,
-            samples: int = 1, cache: bool = True) -> PairwiseVerdict:
+            settings: JudgeSettings = JudgeSettings(), cache: bool = True) -> PairwiseVerdict:
     """Judge candidate vs baseline in both orders (A/B swapped) and combine."""
     schema = {"type": "object", "additionalProperties": False, "required": ["explanation", "choice"],
               "properties": {"explanation": {"type": "string", "maxLength": EXPLANATION_CHARS},
                              "choice": {"type": "string", "enum": ["A", "SAME", "B"]}}}
-    fmt = {"type": "json_schema", "json_schema": {"name": "choice", "schema": schema, "strict": True}}
-    tokens = 0
+    tokens, cost = 0, 0.0
     choices, explanations = [], []
     for a, b in ((candidate, baseline), (baseline, candidate)):
-        response = judge.chat(pairwise_prompt(metric, a, b, inputs), response_format=fmt, n=samples,
-                              temperature=0 if samples == 1 else 0.7, max_tokens=VERDICT_TOKENS, cache=cache,
-                              seed=0 if samples > 1 else None)
-        tokens += response.usage.total_tokens
-        verdicts = [_parse(c.text, "choice") for c in response.choices]
-        top = Counter(v["choice"] for v in verdicts).most_common(1)[0][0]
+        call = ask_judge(judge, pairwise_prompt(metric, a, b, inputs), schema, "choice", settings, cache)
+        tokens += call.tokens
+        cost = None if cost is None or call.cost_usd is None else cost + call.cost_usd
+        top = Counter(v["choice"] for v in call.verdicts).most_common(1)[0][0]
         choices.append(top)
-        explanations.append(next(v["explanation"] for v in verdicts if v["choice"] == top))
+        explanations.append(next(v["explanation"] for v in call.verdicts if v["choice"] == top))
     as_candidate = [{"A": "candidate", "B": "baseline", "SAME": "tie"}[choices[0]],
                     {"A": "baseline", "B": "candidate", "SAME": "tie"}[choices[1]]]
     consistent = as_candidate[0] == as_candidate[1]
     winner = as_candidate[0] if consistent else "tie"
-    return PairwiseVerdict(winner, consistent, choices[0], choices[1], explanations[0], tokens)
+    return PairwiseVerdict(winner, consistent, choices[0], choices[1], explanations[0], tokens, cost)
 
 
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95 % Wilson score interval for a proportion."""
+def wilson_interval(successes: int, n: int) -> tuple[float, float]:
+    """95 % Wilson score interval for a proportion (scipy's), (0, 0) for no trials."""
     if n == 0:
         return 0.0, 0.0
-    p = successes / n
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    from scipy.stats import binomtest
+
+    interval = binomtest(successes, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return float(interval.low), float(interval.high)

@@ -2,6 +2,11 @@
 committed to ``OUT/eval.db`` as rows finish, so an interrupted run resumes where it
 stopped. Model calls go through the response cache by default: re-running an
 unchanged suite costs nothing.
+
+A row ends in one of three states: ``pass`` (every assertion passed), ``fail`` (one did
+not), or ``error`` (the model call failed, or a judge's verdict could not be read after
+its retries; the judge's raw reply is kept on the assertion). An error never stops the
+run; only a spent budget does.
 """
 
 from __future__ import annotations
@@ -11,14 +16,14 @@ import statistics
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from genlab.errors import BudgetExceeded, ConfigError, GenlabError
+from genlab.errors import BudgetExceeded, ConfigError, GenlabError, VerdictUnreadable
 from genlab.evaluate.autorater import compare, rate, wilson_interval
 from genlab.evaluate.builtin import pairwise_metric, pointwise_metric
-from genlab.evaluate.metrics import Context, Score, run_assertion
+from genlab.evaluate.metrics import Context, run_assertion
 from genlab.evaluate.suite import MODEL_GRADED, Suite, render
 from genlab.io import connect, sqlite_errors, transaction
 from genlab.models import Budget, Model, get_model
@@ -73,7 +78,7 @@ class SuiteRunner:
         self.store = ResultStore(options.out, suite.digest)
 
     def judge(self, spec: str | None) -> Model:
-        spec = spec or self.suite.spec.judge
+        spec = spec or self.suite.spec.judge.model
         if spec not in self._judges:
             self._judges[spec] = get_model(spec, budget=self.budget, source="eval-judge")
         return self._judges[spec]
@@ -119,11 +124,12 @@ class SuiteRunner:
         row: dict[str, Any] = {"key": key, "test": t, "prompt_index": p, "model": model_spec, "vars": variables,
                                "prompt": prompt, "description": test.description}
         try:
-            response = model.chat(prompt, cache=self.options.cache, **suite.spec.options)
+            response = model.chat(prompt, cache=self.options.cache, **suite.options)
         except GenlabError as exc:
             if isinstance(exc, BudgetExceeded):  # stops the run; other failures are recorded on the row
                 raise
-            row.update(output=None, error=str(exc), assertions=[], score=0.0, passed=False)
+            row.update(output=None, error=str(exc), assertions=[], score=0.0, passed=False, status="error",
+                       judge_tokens=0, judge_cost_usd=0.0)
             self.store.save(key, row)
             return
         output = response.text
@@ -132,28 +138,46 @@ class SuiteRunner:
                    completion_tokens=response.usage.completion_tokens, error=None)
         ctx = Context(variables, response.latency_s, response.cost_usd, suite.base_dir)
         results = []
+        judge_tokens, judge_cost = 0, 0.0
         for assertion in suite.assertions_for(test):
-            value = render(assertion.value, variables) if isinstance(assertion.value, str) else assertion.value
             if assertion.type in MODEL_GRADED:
-                metric = pointwise_metric(assertion.metric)
-                inputs = {"prompt": prompt, **({"reference": str(variables["reference"])} if "reference" in variables
-                                               else {}),
-                          **{k: render(v, variables) for k, v in assertion.inputs.items()}}
-                verdict = rate(self.judge(assertion.judge), metric, output, inputs, cache=self.options.cache)
-                passed = verdict.score >= assertion.threshold if assertion.threshold is not None else verdict.passed
-                score = Score(verdict.normalized, passed, f"{metric.name} {verdict.score}: {verdict.explanation}")
-                name = f"rubric:{metric.name}"
-                extra = {"raw_score": verdict.score}
+                result = self._rubric(assertion, output, prompt, variables)
+                judge_tokens += result.pop("judge_tokens")
+                judge_cost = _add_cost(judge_cost, result.pop("judge_cost_usd"))
             else:
+                value = render(assertion.value, variables) if isinstance(assertion.value, str) else assertion.value
                 score = run_assertion(assertion.type, output, value, ctx, assertion.threshold)
-                name, extra = assertion.type, {}
-            results.append({"type": name, "score": score.score, "passed": score.passed, "reason": score.reason,
-                            "weight": assertion.weight, **extra})
-        weights = sum(a["weight"] for a in results)
-        row["assertions"] = results
-        row["score"] = sum(a["score"] * a["weight"] for a in results) / weights if weights else 1.0
-        row["passed"] = all(a["passed"] for a in results)
+                result = {"type": assertion.type, "score": score.score, "passed": score.passed, "reason": score.reason}
+            results.append({**result, "weight": assertion.weight})
+        # An assertion that could not be judged has no score: it is left out of the row's score.
+        scored = [a for a in results if "error" not in a]
+        weights = sum(a["weight"] for a in scored)
+        row.update(assertions=results, judge_tokens=judge_tokens, judge_cost_usd=judge_cost,
+                   score=sum(a["score"] * a["weight"] for a in scored) / weights if weights else 1.0,
+                   passed=all(a["passed"] for a in results))
+        row["status"] = "error" if len(scored) < len(results) else "pass" if row["passed"] else "fail"
         self.store.save(key, row)
+
+    def _rubric(self, assertion, output: str, prompt: str, variables: dict[str, Any]) -> dict[str, Any]:
+        """One rubric assertion: the judge's verdict, or an error holding its unreadable reply."""
+        metric = pointwise_metric(assertion.metric)
+        inputs = {"prompt": prompt, **({"reference": str(variables["reference"])} if "reference" in variables else {})}
+        for name, template in assertion.inputs.items():
+            if template is None:
+                inputs.pop(name, None)
+            else:
+                inputs[name] = render(template, variables)
+        name = f"rubric:{metric.name}"
+        try:
+            verdict = rate(self.judge(assertion.judge), metric, output, inputs,
+                           settings=self.suite.spec.judge.settings(), cache=self.options.cache)
+        except VerdictUnreadable as exc:
+            return {"type": name, "score": 0.0, "passed": False, "reason": str(exc), "error": str(exc),
+                    "raw": exc.raw, "judge_tokens": exc.tokens, "judge_cost_usd": exc.cost_usd}
+        passed = verdict.score >= assertion.threshold if assertion.threshold is not None else verdict.passed
+        return {"type": name, "score": verdict.normalized, "passed": passed, "raw_score": verdict.score,
+                "reason": f"{metric.name} {verdict.score}: {verdict.explanation}", "judge_tokens": verdict.tokens,
+                "judge_cost_usd": verdict.cost_usd}
 
     def _pairwise(self, concurrency: int) -> None:
         spec = self.suite.spec.compare
@@ -175,47 +199,75 @@ class SuiteRunner:
         def judge_pair(key: str, candidate: dict, base: dict) -> None:
             variables = candidate["vars"]
             inputs = {"prompt": candidate["prompt"], **{k: render(v, variables) for k, v in spec.inputs.items()}}
-            verdict = compare(self.judge(None), metric, candidate["output"], base["output"], inputs,
-                              samples=spec.samples, cache=self.options.cache)
-            self.store.save(key, {"model": candidate["model"], "baseline": spec.baseline, **vars(verdict)}, "pairs")
+            settings = self.suite.spec.judge.settings()
+            if spec.samples is not None:
+                settings = replace(settings, samples=spec.samples)
+            try:
+                verdict = vars(compare(self.judge(None), metric, candidate["output"], base["output"], inputs,
+                                       settings=settings, cache=self.options.cache))
+            except VerdictUnreadable as exc:
+                verdict = {"winner": "error", "consistent": False, "order1": "", "order2": "", "explanation": str(exc),
+                           "raw": exc.raw, "tokens": exc.tokens, "cost_usd": exc.cost_usd}
+            self.store.save(key, {"model": candidate["model"], "baseline": spec.baseline, **verdict}, "pairs")
 
         with ThreadPoolExecutor(concurrency) as pool:
             for future in [pool.submit(judge_pair, *job) for job in jobs]:
                 future.result()
 
 
+def _add_cost(total: float | None, cost: float | None) -> float | None:
+    """Sum costs where an unknown (None) makes the total unknown."""
+    return None if total is None or cost is None else total + cost
+
+
 def summarize(suite: Suite, rows: dict[str, dict], pairs: dict[str, dict]) -> dict[str, Any]:
-    """Per model: rows, pass rate, mean score per assertion, latency, tokens, cost; pairwise win rates."""
+    """Per model: rows passed / failed / errored, mean score per assertion (rubrics also on their own
+    scale), latency, the model's and the judge's tokens and cost (None: unknown); pairwise win rates."""
     models: dict[str, Any] = {}
     for row in rows.values():
-        m = models.setdefault(row["model"], {"rows": 0, "passed": 0, "errors": 0, "scores": {}, "latency": [],
-                                             "tokens": 0, "cost_usd": 0.0, "cache_hits": 0})
+        m = models.setdefault(row["model"], {"label": suite.label(row["model"]), "rows": 0, "passed": 0, "failed": 0,
+                                             "errors": 0, "scores": {}, "raw": {}, "latency": [], "tokens": 0,
+                                             "judge_tokens": 0, "cost_usd": 0.0, "judge_cost_usd": 0.0,
+                                             "cache_hits": 0})
         m["rows"] += 1
-        m["passed"] += int(bool(row.get("passed")))
-        m["errors"] += int(row.get("error") is not None)
+        status = row.get("status") or ("pass" if row.get("passed") else "error" if row.get("error") else "fail")
+        m[{"pass": "passed", "fail": "failed", "error": "errors"}[status]] += 1
         for a in row.get("assertions", []):
+            if "error" in a:
+                continue
             m["scores"].setdefault(a["type"], []).append(a["score"])
+            if "raw_score" in a:
+                m["raw"].setdefault(a["type"], []).append(a["raw_score"])
+        m["judge_tokens"] += row.get("judge_tokens", 0)
+        m["judge_cost_usd"] = _add_cost(m["judge_cost_usd"], row.get("judge_cost_usd", 0.0))
         if row.get("output") is not None:
             m["latency"].append(row.get("latency_s", 0.0))
             m["tokens"] += row.get("prompt_tokens", 0) + row.get("completion_tokens", 0)
-            m["cost_usd"] += row.get("cost_usd") or 0.0
+            m["cost_usd"] = _add_cost(m["cost_usd"], row.get("cost_usd"))
             m["cache_hits"] += int(bool(row.get("cache_hit")))
     for m in models.values():
         m["pass_rate"] = m["passed"] / m["rows"] if m["rows"] else 0.0
+        m["pass_rate_ci95"] = wilson_interval(m["passed"], m["rows"])
         m["mean_scores"] = {k: statistics.fmean(v) for k, v in m["scores"].items()}
         m["std_scores"] = {k: statistics.pstdev(v) for k, v in m["scores"].items()}
+        m["mean_raw_scores"] = {k: statistics.fmean(v) for k, v in m["raw"].items()}
         m["mean_latency_s"] = statistics.fmean(m["latency"]) if m["latency"] else 0.0
-        del m["scores"], m["latency"]
+        del m["scores"], m["raw"], m["latency"]
     pairwise: dict[str, Any] = {}
     for verdict in pairs.values():
-        p = pairwise.setdefault(verdict["model"], {"baseline": verdict["baseline"], "candidate": 0, "baseline_wins": 0,
-                                                   "tie": 0, "consistent": 0, "n": 0})
+        p = pairwise.setdefault(verdict["model"], {"label": suite.label(verdict["model"]),
+                                                   "baseline": verdict["baseline"], "candidate": 0,
+                                                   "baseline_wins": 0, "tie": 0, "consistent": 0, "n": 0,
+                                                   "errors": 0})
+        if verdict["winner"] == "error":
+            p["errors"] += 1
+            continue
         p["n"] += 1
         p["consistent"] += int(verdict["consistent"])
         p[{"candidate": "candidate", "baseline": "baseline_wins", "tie": "tie"}[verdict["winner"]]] += 1
     for p in pairwise.values():
-        p["win_rate"] = p["candidate"] / p["n"]
+        p["win_rate"] = p["candidate"] / p["n"] if p["n"] else 0.0
         p["win_rate_ci95"] = wilson_interval(p["candidate"], p["n"])
-        p["position_consistency"] = p["consistent"] / p["n"]
+        p["position_consistency"] = p["consistent"] / p["n"] if p["n"] else 0.0
     return {"suite": str(suite.path), "description": suite.spec.description, "rows": len(rows), "models": models,
             "pairwise": pairwise}

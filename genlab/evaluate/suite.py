@@ -2,15 +2,17 @@
 
     description: One-sentence summaries
     prompts: ["Summarise in one sentence: {{text}}"]
-    models: [local]                      # models under test
-    judge: local                         # the autorater's model
-    options: {temperature: 0, max_tokens: 80}
+    models: [local, {model: "http://127.0.0.1:8080/v1#qwen", label: qwen}]   # under test
+    judge: local                         # the autorater's model, or {model, max_tokens, temperature,
+                                         #   samples, seed, retries}
+    options: {temperature: 0, max_tokens: 80}   # seed defaults to 0 so that a run repeats
     defaults:                            # applied to every test
       assert:
         - {type: rouge-l, value: "{{reference}}"}
         - {type: rubric, metric: summarization_quality, inputs: {context: "{{text}}"}}
     tests: data.jsonl                    # or an inline list of {vars: {...}, assert: [...]}; or a .csv
     compare: {baseline: local, metric: text_quality}   # pairwise, when several models run
+    gate: {pass_rate: 0.9, summarization_quality: 3.5}  # what `genlab eval run` exits 0 on
 
 Everything is checked before any model call; errors name the file, line and key.
 """
@@ -25,10 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from genlab.errors import ConfigError, SuiteError  # noqa: F401  (SuiteError re-exported)
 from genlab.io import read_jsonl, validation_problems
+from genlab.evaluate.autorater import VERDICT_TOKENS, JudgeSettings
 from genlab.evaluate.builtin import pairwise_metric, pointwise_metric
 from genlab.evaluate.metrics import ASSERTIONS
 
@@ -46,8 +49,11 @@ class AssertionSpec(_Strict):
     threshold: float | None = None
     weight: float = Field(1.0, ge=0)
     metric: str | dict | None = None       # for type: rubric (built-in name or a custom rubric)
-    judge: str | None = None               # overrides the suite's judge
-    inputs: dict[str, str] = Field(default_factory=dict)  # metric inputs (context, reference…) as templates
+    judge: str | None = None               # overrides the suite's judge model
+    # What the judge sees besides the output and the rubric, as templates: the prompt (and the
+    # test's reference) by default, plus these; an input set to null is left out, so
+    # {prompt: null} shows the judge only the output and the rubric.
+    inputs: dict[str, str | None] = Field(default_factory=dict)
 
     @field_validator("type")
     @classmethod
@@ -72,20 +78,63 @@ class Defaults(_Strict):
 class CompareSpec(_Strict):
     baseline: str
     metric: str | dict = "text_quality"
-    samples: int = Field(1, ge=1, le=9)
+    samples: int | None = Field(None, ge=1, le=9)     # verdicts per order; default the judge's
     inputs: dict[str, str] = Field(default_factory=dict)
+
+
+class JudgeSpec(_Strict):
+    """The suite's judge: a model spec, and how it is called (see `JudgeSettings`)."""
+
+    model: str = "local"
+    max_tokens: int = Field(VERDICT_TOKENS, ge=16)
+    temperature: float | None = Field(None, ge=0, le=2)
+    samples: int = Field(1, ge=1, le=9)
+    seed: int | None = 0
+    retries: int = Field(1, ge=0, le=5)
+
+    def settings(self) -> JudgeSettings:
+        return JudgeSettings(self.max_tokens, self.temperature, self.samples, self.seed, self.retries)
+
+
+class ModelEntry(_Strict):
+    model: str
+    label: str = Field(min_length=1, max_length=40)
 
 
 class SuiteSpec(_Strict):
     description: str = ""
     prompts: list[str] = Field(min_length=1)
-    models: list[str] = Field(default_factory=lambda: ["local"], min_length=1)
-    judge: str = "local"
+    models: list[str | ModelEntry] = Field(default_factory=lambda: ["local"], min_length=1)
+    labels: dict[str, str] = Field(default_factory=dict)    # model spec -> short name in tables
+    judge: JudgeSpec = Field(default_factory=JudgeSpec)
     options: dict[str, Any] = Field(default_factory=dict)
     defaults: Defaults = Field(default_factory=Defaults)
     tests: list[TestSpec] | str = Field(min_length=1)
     compare: CompareSpec | None = None
+    gate: dict[str, float] | None = None
     concurrency: int = Field(4, ge=1, le=64)
+
+    @field_validator("judge", mode="before")
+    @classmethod
+    def _judge_shorthand(cls, judge: Any) -> Any:
+        return {"model": judge} if isinstance(judge, str) else judge   # judge: SPEC
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _model_entries(cls, models: Any) -> Any:
+        for item in models if isinstance(models, list) else []:
+            if isinstance(item, dict) and set(item) != {"model", "label"}:
+                raise ValueError("a model is a spec, or {model: SPEC, label: SHORT_NAME}")
+        return models
+
+    @model_validator(mode="after")
+    def _model_labels(self) -> "SuiteSpec":
+        """A model given as ``{model: SPEC, label: NAME}`` is its spec, its label kept in ``labels``."""
+        for i, item in enumerate(self.models):
+            if isinstance(item, ModelEntry):
+                self.labels[item.model] = item.label
+                self.models[i] = item.model
+        return self
 
 
 def render(template: str, variables: dict[str, Any]) -> str:
@@ -113,6 +162,21 @@ class Suite:
 
     def variables(self, test: TestSpec) -> dict[str, Any]:
         return {**self.spec.defaults.vars, **test.vars}
+
+    def label(self, model: str) -> str:
+        """The short name a model goes by in tables: its ``label``, a URL spec's model name, or the spec."""
+        if model in self.spec.labels:
+            return self.spec.labels[model]
+        if model.startswith(("http://", "https://")) and "#" in model:
+            short = model.rpartition("#")[2]
+            if sum(m.rpartition("#")[2] == short for m in self.spec.models) == 1:
+                return short
+        return model
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The model-under-test's request options; seed 0 unless the suite says otherwise (null: unseeded)."""
+        return {k: v for k, v in {"seed": 0, **self.spec.options}.items() if v is not None}
 
 
 def _line(node: yaml.Node | None, path: tuple) -> int | None:
@@ -222,7 +286,7 @@ def _check(suite: Suite, root) -> None:
                                  f"for prompts.{p}; add it to the test's vars or defaults.vars")
         for a, assertion in enumerate(suite.assertions_for(test)):
             templates = [assertion.value] if isinstance(assertion.value, str) else []
-            templates += list(assertion.inputs.values())
+            templates += [v for v in assertion.inputs.values() if v is not None]
             for template in templates:
                 missing = placeholders(template) - set(variables)
                 if missing:
@@ -233,7 +297,8 @@ def _check(suite: Suite, root) -> None:
                     raise SuiteError(f"{path}: test {number}, assertion {a}: type rubric needs a metric "
                                      "(a built-in name or a custom rubric)")
                 metric = pointwise_metric(assertion.metric)
-                given = set(assertion.inputs) | {"prompt"} | ({"reference"} if "reference" in variables else set())
+                given = {"prompt", *(["reference"] if "reference" in variables else []), *assertion.inputs}
+                given -= {k for k, v in assertion.inputs.items() if v is None}
                 missing_needs = [n for n in metric.needs if n not in given]
                 if missing_needs:
                     raise SuiteError(f"{path}: metric {metric.name} needs {missing_needs[0]!r}; give it with "
@@ -243,10 +308,41 @@ def _check(suite: Suite, root) -> None:
         if spec.compare.baseline not in spec.models or len(spec.models) < 2:
             raise SuiteError(f"{path} line {_line(root, ('compare', 'baseline'))}, key compare.baseline: the "
                              "baseline must be one of the suite's models, and compare needs two or more models")
-    for spec_text in {*spec.models, spec.judge, *(a.judge for t in suite.tests for a in suite.assertions_for(t)
-                                                  if a.judge)}:
+    for spec_text in {*spec.models, spec.judge.model, *(a.judge for t in suite.tests
+                                                        for a in suite.assertions_for(t) if a.judge)}:
         get_backend(spec_text)
+    unknown_labels = sorted(set(spec.labels) - set(spec.models))
+    if unknown_labels:
+        raise SuiteError(f"{path} line {_line(root, ('labels',))}, key labels: {unknown_labels[0]!r} is not one "
+                         "of the suite's models")
     try:
-        build_request(messages=[{"role": "user", "content": "x"}], **spec.options)
+        build_request(messages=[{"role": "user", "content": "x"}], **suite.options)
     except ConfigError as exc:
         raise SuiteError(f"{path} line {_line(root, ('options',))}, key options: {exc}") from None
+    if spec.gate:
+        _check_gate(suite, root)
+
+
+def gate_metrics(suite: Suite) -> dict[str, str]:
+    """Names a gate may use for a mean score, each mapped to the assertion type it reads."""
+    names = {}
+    for test in suite.tests:
+        for assertion in suite.assertions_for(test):
+            if assertion.type in MODEL_GRADED:
+                metric = pointwise_metric(assertion.metric).name
+                names[metric] = names[f"rubric:{metric}"] = f"rubric:{metric}"
+            else:
+                names[assertion.type] = assertion.type
+    return names
+
+
+def _check_gate(suite: Suite, root) -> None:
+    known = gate_metrics(suite)
+    for key, value in suite.spec.gate.items():
+        where = f"{suite.path} line {_line(root, ('gate', key))}, key gate.{key}"
+        if key == "pass_rate":
+            if not 0 <= value <= 1:
+                raise SuiteError(f"{where}: a pass rate is a share between 0 and 1, e.g. 0.9")
+        elif key not in known:
+            raise SuiteError(f"{where}: the suite has no assertion {key!r}; a gate takes pass_rate or one of: "
+                             f"{', '.join(sorted(known))}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator
@@ -32,6 +33,50 @@ DEFAULT_MAX_TOKENS = 1024
 
 _servers: dict[Path, Any] = {}
 _servers_lock = threading.Lock()
+
+
+class Turns:
+    """Who may decode now: any number of unseeded calls together, or one seeded call alone.
+
+    llama.cpp decodes the sequences of all running calls in one batch, and the batch's
+    size changes the last bits of every sequence's logits: 24 seeded greedy summaries gave
+    17 identical answers of 24 at concurrency 4 against 1, and 24 of 24 between two runs
+    one at a time, which cost 10 % more wall time on two cores. So a seeded call, whose
+    point is to repeat, waits for the batch to empty and decodes alone. Unseeded greedy
+    calls keep sharing the batch and the prompt cache: for few-shot classification that
+    is 5.9 times faster (60 rows: 9.5 s against 56 s). A waiting seeded call goes first,
+    so a stream of other calls cannot starve it.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._sharing = 0
+        self._alone = False
+        self._waiting_alone = 0
+
+    @contextmanager
+    def take(self, alone: bool):
+        with self._changed:
+            if alone:
+                self._waiting_alone += 1
+                self._changed.wait_for(lambda: not self._alone and self._sharing == 0)
+                self._waiting_alone -= 1
+                self._alone = True
+            else:
+                self._changed.wait_for(lambda: not self._alone and self._waiting_alone == 0)
+                self._sharing += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                if alone:
+                    self._alone = False
+                else:
+                    self._sharing -= 1
+                self._changed.notify_all()
+
+
+_turns: dict[Path, Turns] = {}
 
 
 def embedded_gguf() -> Path:
@@ -72,6 +117,7 @@ def load_server(path: Path):
             except Exception as exc:  # xllamacpp raises RuntimeError/ValueError on bad files
                 raise ConfigError(f"llama.cpp could not load {path}: {exc}; "
                                   "is it a valid GGUF model file?") from exc
+            _turns[path] = Turns()
         return _servers[path]
 
 
@@ -150,9 +196,13 @@ class LocalBackend(Backend):
         server = load_server(self.path)
         handler = server.handle_chat_completions if request.is_chat else server.handle_completions
         payload = self._payload(request)
-        if stream:
-            yield from self._stream(handler, payload, request.is_chat)
-            return
+        with _turns[self.path].take(alone=request.seed is not None):
+            if stream:
+                yield from self._stream(handler, payload, request.is_chat)
+            else:
+                yield from self._call(handler, payload, request.is_chat)
+
+    def _call(self, handler, payload: dict, is_chat: bool) -> Iterator[Chunk | Usage]:
         try:
             out = handler(payload)
         except ValueError as exc:  # xllamacpp raises ValueError for requests it refuses
@@ -160,7 +210,7 @@ class LocalBackend(Backend):
         if "error" in out:
             _raise_error(out["error"] if isinstance(out["error"], dict) else out)
         for choice in out["choices"]:
-            text = choice["message"]["content"] if request.is_chat else choice["text"]
+            text = choice["message"]["content"] if is_chat else choice["text"]
             yield Chunk(choice["index"], text or "", choice.get("finish_reason"), _logprobs(choice))
         yield _usage(out.get("usage", {}))
 

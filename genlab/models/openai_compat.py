@@ -104,6 +104,10 @@ class OpenAICompatBackend(Backend):
         kwargs.pop("prompt", None)
         # Fields outside OpenAI's API travel in the body, where the servers that take them look.
         extra = {key: kwargs.pop(key) for key in ("top_k", "grammar") if key in kwargs}
+        if self.provider is RAW and request.seed is not None:
+            # llama.cpp's server reuses cached prompt prefixes, which changes the last bits of the
+            # logits: a seeded call asks it not to, so that it repeats (other servers ignore the field).
+            extra["cache_prompt"] = False
         if extra:
             kwargs["extra_body"] = extra
         if kwargs.get("n") == 1:

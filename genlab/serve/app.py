@@ -41,7 +41,9 @@ from genlab.store import Store
 log = logging.getLogger("genlab.serve")
 
 #: OpenAI request fields genlab accepts but that do not change the output.
-IGNORED_FIELDS = {"user", "metadata", "store", "stream", "stream_options", "model"}
+#: Read elsewhere, or hints genlab decides itself: llama.cpp's ``cache_prompt`` (genlab's embedded
+#: backend turns prompt-prefix reuse off for seeded calls, the only ones it would change).
+IGNORED_FIELDS = {"user", "metadata", "store", "stream", "stream_options", "model", "cache_prompt"}
 
 
 def _json_error(exc: GenlabError) -> JSONResponse:

@@ -34,7 +34,8 @@ class EvolveConfig:
     seed_program: str | None = None        # start from one of the spec's BASELINES (e.g. best-fit, as the
                                            # paper's bin-packing runs did) instead of the spec's own seed
     seed_model: bool = False               # also seed each model call: reproducible samples on the
-                                           # embedded model, but without its prompt cache (slower)
+                                           # embedded model, but one at a time, without its prompt cache
+                                           # (slower; see models/local.py Turns)
     timeout_s: float = 30.0                # per program, all inputs together (paper: 30 s)
     memory_mb: int = 2048                  # per program (paper: 2 GB)
     budget_usd: float | None = None
