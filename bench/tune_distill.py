@@ -1,6 +1,6 @@
 """Tuning and distillation on this machine, end to end, with the embedded model.
 
-    .venv/bin/python bench/tune_distill.py [format] [enum] [reward] [distillation] [gecko]
+    .venv/bin/python bench/tune_distill.py [format] [enum] [reward] [grpo] [distillation] [gecko]
 
 Sections named run (all by default); the others keep their last results in the JSON.
 
@@ -15,11 +15,22 @@ Sections named run (all by default); the others keep their last results in the J
    classifier's own prompt, the label as the reply), then enum mode on the held-out rows:
    zero-shot, few-shot (the task's four examples) and fine-tuned, all by transformers
    (the hf: backend scores each label), and the embedded model's enum mode for reference.
-3. reward: reward model on the format pairs: held-out pairwise accuracy before and after.
-4. distillation: a 4-layer student cut from the embedded model (the teacher), same steps
+3. reward: a reward model on pairs that form and length cannot separate (both replies
+   "ANSWER: <value>", the rejected value a near miss: right_wrong_train.jsonl, 420 pairs
+   from the 140 training questions), pairwise accuracy before (seeded random head) and
+   after on the 100 held-out questions' pairs; then best-of-N with it: 8 replies per
+   held-out question sampled from the format SFT model, the reward model's pick among the
+   first N, correct (the right value in the reply) at N = 1, 4, 8, beside a majority vote
+   and pass@N (a right reply among the N: what a perfect picker would reach).
+4. grpo: GRPO from the format SFT model against a programmatic reward (the checker
+   examples/tune/checks.py:right_answer, which reads the prompt row's answer), measured by
+   --held-out format.yaml: the share of right values before and after.
+5. distillation: a 4-layer student cut from the embedded model (the teacher), same steps
    for each: data (SFT on the teacher's replies) vs logits (token-level KD) vs on-policy
-   (GKD). Metric: held-out NLL per token of the teacher's replies.
-5. gecko: Gecko-style embedding distillation on the example notebook's sources plus
+   (GKD) vs on-policy after a data warm start (half the steps each, as the GKD paper starts
+   from a fine-tuned student). Metric: held-out NLL per token of the teacher's replies, and
+   the fraction of the student-teacher gap each closes.
+6. gecko: Gecko-style embedding distillation on the example notebook's sources plus
    Python's own documentation topics: held-out synthetic queries recall@10 / nDCG@10
    before and after, and dense recall on the human-written Velmora QA set.
 
@@ -43,11 +54,18 @@ from bench.common import RESULTS, write  # noqa: E402
 TUNE = ROOT / "examples" / "tune"
 VELMORA = ROOT / "examples" / "notebook" / "velmora"
 STEPS = int(os.environ.get("BENCH_STEPS", "30"))
-SECTIONS = ("format", "enum", "reward", "distillation", "gecko")
+SECTIONS = ("format", "enum", "reward", "grpo", "distillation", "gecko")
 #: Chosen on format_dev.yaml (30 questions), never on the held-out 100.
 FORMAT_STEPS, FORMAT_MAX_LENGTH, DPO_SFT_WEIGHT = 40, 96, 1.0
 #: The topics task split once by this seed: ENUM_HELD_OUT items for the figures, the rest to train on.
 ENUM_SEED, ENUM_HELD_OUT, ENUM_STEPS = 20261130, 100, 40
+#: Reward model: one epoch of the 420 training pairs (dev: 50 % -> 73 % on 30 dev pairs).
+RM_STEPS, RM_BATCH = 53, 8
+#: Best-of-N: replies sampled per held-out question, and the N reported.
+BON_SAMPLES, BON_N, BON_TEMPERATURE = 8, (1, 4, 8), 1.0
+#: GRPO settings, chosen on format_dev.yaml (30 questions, right value): 1e-5 with batch 4 x 4 replies
+#: took it 63 % -> 67 % in 20 steps; 5e-5 with batch 2 x 8 collapsed it to 13 % in 40 (training reward 0.75 -> 0).
+GRPO_STEPS, GRPO_BATCH, GRPO_GENERATIONS, GRPO_LR = 40, 4, 4, 1e-5
 
 
 def timed(label: str, fn):
@@ -131,16 +149,83 @@ def enum_section(opts, work: Path, base: Path) -> dict:
     return section
 
 
-def reward_section(opts) -> dict:
-    from genlab.train.reward import tune_reward
+def format_sft_model(opts) -> Path:
+    """The format SFT model the reward and grpo sections start from (trained once per bench run)."""
+    from genlab.train.sft import tune_sft
 
-    rm, seconds = timed("reward model", lambda: tune_reward(TUNE / "format_pairs.jsonl",
-                                                           opts("rm", batch_size=8, max_length=96, learning_rate=2e-5)))
-    section = {k: rm[k] for k in ("held_out_pairs", "held_out_accuracy_before", "held_out_accuracy_after",
-                                  "loss_first", "loss_last", "steps")}
-    section["seconds"] = seconds
+    options = opts("format-sft-start", max_steps=FORMAT_STEPS, max_length=FORMAT_MAX_LENGTH)
+    if not (options.output / "genlab-train.json").is_file():
+        timed("format sft (start of reward and grpo)", lambda: tune_sft(TUNE / "format_sft.jsonl", options))
+    return options.output
+
+
+def reward_section(opts) -> dict:
+    from collections import Counter
+
+    from genlab.evaluate.autorater import wilson_interval
+    from genlab.io import read_jsonl
+    from genlab.models import get_model
+    from genlab.train.reward import RewardModel, tune_reward
+
+    options = opts("rm", max_steps=RM_STEPS, batch_size=RM_BATCH, max_length=64)
+    rm, seconds = timed("reward model", lambda: tune_reward(TUNE / "right_wrong_train.jsonl", options,
+                                                           held_out_pairs=TUNE / "right_wrong_eval.jsonl"))
+    section = {k: rm[k] for k in ("rows", "held_out_pairs", "held_out_accuracy_before", "held_out_accuracy_before_ci95",
+                                  "held_out_accuracy_after", "held_out_accuracy_after_ci95", "loss_first", "loss_last",
+                                  "steps")}
+    section["seconds"] = round(seconds, 1)
     print(f"reward model: held-out accuracy {rm['held_out_accuracy_before']:.2f} → {rm['held_out_accuracy_after']:.2f} "
           f"on {rm['held_out_pairs']} pairs")
+
+    policy = get_model(f"hf:{format_sft_model(opts)}", source="bench")
+    scorer = RewardModel(options.output)
+    questions = [row for _, row in read_jsonl(TUNE / "format_eval.jsonl", "held-out questions")]
+    picks = {n: {"reward_model": 0, "majority": 0, "pass_at_n": 0} for n in BON_N}
+    started = time.perf_counter()
+    for index, row in enumerate(questions):
+        prompt = [{"role": "user", "content": row["q"]}]
+        replies = [c.text.strip() for c in policy.chat(prompt, n=BON_SAMPLES, temperature=BON_TEMPERATURE,
+                                                       max_tokens=12, seed=index).choices]
+        scores = [scorer.score(prompt, [{"role": "assistant", "content": r}]) for r in replies]
+        right = [row["answer"].lower() in r.lower() for r in replies]
+        for n in BON_N:
+            best = max(range(n), key=lambda i: (scores[i], -i))
+            top = Counter(r.lower() for r in replies[:n]).most_common(1)[0][0]
+            picks[n]["reward_model"] += right[best]
+            picks[n]["majority"] += row["answer"].lower() in top
+            picks[n]["pass_at_n"] += any(right[:n])
+    section["best_of_n"] = {
+        "policy": "format SFT model", "samples": BON_SAMPLES, "temperature": BON_TEMPERATURE,
+        "questions": len(questions), "seconds": round(time.perf_counter() - started, 1),
+        **{f"n={n}": {k: {"correct": c, "rate": c / len(questions), "ci95": list(wilson_interval(c, len(questions)))}
+                      for k, c in counts.items()} for n, counts in picks.items()}}
+    print("best-of-N correct: " + ", ".join(f"N={n} {c['reward_model'] / len(questions):.2f} (majority "
+                                           f"{c['majority'] / len(questions):.2f}, pass@N {c['pass_at_n'] / len(questions):.2f})"
+                                           for n, c in picks.items()))
+    return section
+
+
+def grpo_section(opts) -> dict:
+    from genlab.train.grpo import tune_grpo
+
+    suite = TUNE / "format.yaml"
+    start = format_sft_model(opts)
+    options = opts("grpo", base=f"hf:{start}", max_steps=GRPO_STEPS, batch_size=GRPO_BATCH, learning_rate=GRPO_LR,
+                   held_out=suite)
+    summary, seconds = timed("grpo", lambda: tune_grpo(TUNE / "right_wrong_prompts.jsonl",
+                                                       f"python:{TUNE / 'checks.py'}:right_answer", options,
+                                                       num_generations=GRPO_GENERATIONS, max_completion_length=12))
+    effect = summary["held_out_effect"]
+    rewards = summary["rewards"]
+    section = {"start": "format SFT model", "reward": "examples/tune/checks.py:right_answer", "steps": summary["steps"],
+               "batch_size": GRPO_BATCH, "generations": GRPO_GENERATIONS, "learning_rate": GRPO_LR,
+               "train_seconds": summary["seconds"], "seconds_with_eval": round(seconds, 1),
+               "train_reward_first_5": sum(rewards[:5]) / max(1, len(rewards[:5])),
+               "train_reward_last_5": sum(rewards[-5:]) / max(1, len(rewards[-5:])),
+               "before": effect["before"], "after": effect["after"], "held_out_rows": effect["rows"]}
+    print(f"grpo: held-out right value {effect['before']['icontains']['rate']:.2f} → "
+          f"{effect['after']['icontains']['rate']:.2f}, format {effect['before']['regex']['rate']:.2f} → "
+          f"{effect['after']['regex']['rate']:.2f}")
     return section
 
 
@@ -173,18 +258,35 @@ def distillation_section(opts, work: Path, base: Path) -> dict:
     kd = {"train_rows": len(train), "held_out": len(held), "student_nll_before": student_nll,
           "teacher_nll": teacher_nll, "student_layers": 4, "teacher_layers": 30}
     common = dict(batch_size=4, max_length=128, learning_rate=1e-4)
-    _, seconds = timed("distill data", lambda: tune_sft(work / "kd-train.jsonl",
-                                                        opts("kd-data", base=f"hf:{work / 'student-init'}", **common)))
-    kd["data"] = {"seconds": seconds, "student_nll_after": reply_nll(
-        AutoModelForCausalLM.from_pretrained(work / "kd-data"), tokenizer, held_conversations)}
+    init = f"hf:{work / 'student-init'}"
+
+    def nll(folder: Path) -> float:
+        return reply_nll(AutoModelForCausalLM.from_pretrained(folder), tokenizer, held_conversations)
+
+    _, seconds = timed("distill data", lambda: tune_sft(work / "kd-train.jsonl", opts("kd-data", base=init, **common)))
+    kd["data"] = {"steps": STEPS, "seconds": seconds, "student_nll_after": nll(work / "kd-data")}
     for name, on_policy in (("logits", False), ("on-policy", True)):
         summary, seconds = timed(f"distill {name}", lambda: distill_logits(
-            work / "kd-train.jsonl", opts(f"kd-{name}", **common), on_policy=on_policy,
-            student=f"hf:{work / 'student-init'}", max_new_tokens=32))
-        kd[name] = {"seconds": seconds, "student_nll_after": summary["student_nll_after"]}
+            work / "kd-train.jsonl", opts(f"kd-{name}", **common), on_policy=on_policy, student=init,
+            max_new_tokens=32))
+        kd[name] = {"steps": STEPS, "seconds": seconds, "student_nll_after": summary["student_nll_after"]}
+    # The same number of steps, split: data first (the student learns to write the replies'
+    # form), then on-policy (it is corrected on what it now writes).
+    half = STEPS // 2
+    _, warm_seconds = timed("warm start (data)", lambda: tune_sft(
+        work / "kd-train.jsonl", opts("kd-warm", base=init, max_steps=half, **common)))
+    summary, seconds = timed("distill on-policy after warm start", lambda: distill_logits(
+        work / "kd-train.jsonl", opts("kd-warm-on-policy", max_steps=STEPS - half, **common), on_policy=True,
+        student=f"hf:{work / 'kd-warm'}", max_new_tokens=32))
+    kd["data-then-on-policy"] = {"steps": STEPS, "seconds": warm_seconds + seconds,
+                                 "student_nll_after": summary["student_nll_after"],
+                                 "after_warm_start_nll": summary["student_nll_before"]}
+    gap = student_nll - teacher_nll
+    for method in ("data", "logits", "on-policy", "data-then-on-policy"):
+        kd[method]["gap_closed"] = (student_nll - kd[method]["student_nll_after"]) / gap
     print(f"distillation (held-out NLL/token, teacher {teacher_nll:.3f}, student before {student_nll:.3f}): "
-          + ", ".join(f"{m} {kd[m]['student_nll_after']:.3f} ({kd[m]['seconds']:.0f} s)"
-                      for m in ("data", "logits", "on-policy")))
+          + ", ".join(f"{m} {kd[m]['student_nll_after']:.3f} ({100 * kd[m]['gap_closed']:.0f} % of the gap, "
+                      f"{kd[m]['seconds']:.0f} s)" for m in ("data", "logits", "on-policy", "data-then-on-policy")))
     return kd
 
 
@@ -238,6 +340,7 @@ def main(sections: list[str]) -> None:
         return TrainOptions(output=work / name, max_steps=kw.pop("max_steps", STEPS), save_steps=1000, **kw)
 
     run = {"format": lambda: format_section(opts), "enum": lambda: enum_section(opts, work, base), "reward": lambda: reward_section(opts),
+           "grpo": lambda: grpo_section(opts),
            "distillation": lambda: distillation_section(opts, work, base), "gecko": lambda: gecko_section(work)}
     for name in sections or SECTIONS:
         results[name] = {**run[name](), "when": time.strftime("%Y-%m-%d %H:%M:%S")}

@@ -235,6 +235,57 @@ def test_grpo_optimises_the_policy_against_a_reward_model(pairs, tmp_path):
     assert summary["weights"]["relative_l2_change"] > 0
 
 
+def test_grpo_against_a_programmatic_checker_that_reads_the_row(tmp_path, store):
+    """RL from a verifiable reward: the checker gets each reply with its prompt row's other
+    fields (here the right answer), and the trained weights are the ones that generate."""
+    from genlab.train.grpo import tune_grpo
+
+    seen = tmp_path / "seen.jsonl"
+    checker = tmp_path / "checks.py"
+    checker.write_text(f"""import json
+def right(reply, row):
+    with open({str(seen)!r}, "a") as f:
+        f.write(json.dumps({{"reply": reply, "row": row}}) + "\\n")
+    return float(row["answer"].split()[-1] in reply) - len(reply) / 100   # varies within a group
+""")
+    prompts = write(tmp_path / "prompts.jsonl", [{"prompt": user(q), "answer": a} for q, a in zip(QUESTIONS, ANSWERS)])
+    summary = tune_grpo(prompts, f"python:{checker}:right", options(tmp_path, "grpo", max_steps=2, learning_rate=3e-4),
+                        num_generations=2, max_completion_length=8)
+    assert summary["steps"] == 2 and summary["reward"].endswith(":right") and len(summary["rewards"]) == 2
+    calls = [json.loads(line) for line in seen.read_text().splitlines()]
+    assert len(calls) >= 8 and all(c["row"]["answer"] in ANSWERS and isinstance(c["reply"], str) for c in calls)
+    assert generates_differently(tmp_path / "grpo", store)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("regex:[unclosed", "not a valid regular expression"),
+    ("python:nowhere.py:check", "give FILE.py:FUNCTION with an existing file"),
+    ("runs/no-such-reward-model", "give a folder from genlab tune reward, regex:PATTERN, or python:FILE.py:FUNCTION"),
+])
+def test_a_bad_reward_is_refused_before_training(spec, message):
+    from genlab.train.grpo import reward_function
+
+    with pytest.raises(ConfigError, match=message):
+        reward_function(spec)
+
+
+def test_a_regex_reward_scores_chat_and_text_replies():
+    from genlab.train.grpo import reward_function
+
+    reward = reward_function(r"regex:^ANSWER: \S")
+    assert reward(["q", "q", "q"], [assistant("ANSWER: 4"), assistant("It is 4."), "ANSWER: Paris"]) == [1.0, 0.0, 1.0]
+
+
+def test_reward_model_on_a_held_out_file(pairs, tmp_path):
+    from genlab.train.reward import tune_reward
+
+    held = write(tmp_path / "held.jsonl", [{"prompt": user("What is 3 + 3?"), "chosen": assistant("ANSWER: 6"),
+                                            "rejected": assistant("ANSWER: 7")}] * 3)
+    summary = tune_reward(pairs, options(tmp_path, "rm", max_steps=2, learning_rate=5e-5), held_out_pairs=held)
+    assert summary["rows"] == 8 and summary["held_out_pairs"] == 3       # every pair trains; the file measures
+    assert summary["held_out_accuracy_before"] in (0.0, 1.0) and len(summary["held_out_accuracy_after_ci95"]) == 2
+
+
 @pytest.mark.parametrize("on_policy", [False, True])
 def test_logit_and_on_policy_distillation_into_a_two_layer_student(tmp_path, on_policy):
     from genlab.train.distill import distill_logits

@@ -13,7 +13,15 @@ as in genlab's first version of this file) DPO drove its loss to zero by pushing
 text down, and what the model did write was left as it was. Run once (the outputs are
 committed):
 
-    .venv/bin/python examples/tune/generate.py
+    .venv/bin/python examples/tune/generate.py           # everything below
+    .venv/bin/python examples/tune/generate.py pairs     # only the right/wrong pairs (no model calls)
+
+Right/wrong pairs (right_wrong_{train,dev,eval}.jsonl), for a reward model that length and
+format cannot help: both replies are "ANSWER: <value>", the rejected value a near miss of
+the same kind and about the same length (a sum off by 1-9, a letter count off by 1-2, another
+country's capital of similar length). Three per training question, one per dev and held-out
+question; the same split as above. The training prompts also go to right_wrong_prompts.jsonl
+with their answer, for GRPO against a checker.
 """
 
 from __future__ import annotations
@@ -61,12 +69,52 @@ def questions(rng: random.Random) -> list[tuple[str, str]]:
     return items
 
 
+def near_miss(question: str, answer: str, rng: random.Random) -> str:
+    """A wrong value a reader cannot tell from the right one by its form or length."""
+    if question.startswith("What is the capital"):
+        others = [c for c in CAPITALS.values() if c != answer and abs(len(c) - len(answer)) <= 2]
+        return rng.choice(others)
+    value = int(answer)
+    spread = 2 if question.startswith("How many letters") else 9
+    wrong = [v for v in range(max(1, value - spread), value + spread + 1) if v != value]
+    return str(rng.choice(wrong))
+
+
+def right_wrong_pairs(items: list[tuple[str, str]], per_question: int, rng: random.Random) -> list[dict]:
+    pairs = []
+    for question, answer in items:
+        misses = set()
+        while len(misses) < per_question:
+            misses.add(near_miss(question, answer, rng))
+        for miss in sorted(misses):
+            pairs.append({"prompt": [{"role": "user", "content": question}],
+                          "chosen": [{"role": "assistant", "content": f"ANSWER: {answer}"}],
+                          "rejected": [{"role": "assistant", "content": f"ANSWER: {miss}"}]})
+    return pairs
+
+
+def split() -> tuple[list, list, list]:
+    items = questions(random.Random(20261130))
+    return items[:HELD_OUT], items[HELD_OUT:HELD_OUT + DEV], items[HELD_OUT + DEV:]
+
+
+def write_pairs() -> None:
+    from genlab.io import write_jsonl
+
+    held, dev, train = split()
+    rng = random.Random(20261201)
+    for name, items, per_question in (("train", train, 3), ("dev", dev, 1), ("eval", held, 1)):
+        write_jsonl(right_wrong_pairs(items, per_question, rng), HERE / f"right_wrong_{name}.jsonl")
+    write_jsonl([{"prompt": [{"role": "user", "content": q}], "answer": a} for q, a in train],
+                HERE / "right_wrong_prompts.jsonl")
+    print(f"right/wrong pairs: {3 * len(train)} train, {len(dev)} dev, {len(held)} held out")
+
+
 def main() -> None:
     from genlab.io import write_jsonl
     from genlab.models import get_model
 
-    items = questions(random.Random(20261130))
-    held, dev, train = items[:HELD_OUT], items[HELD_OUT:HELD_OUT + DEV], items[HELD_OUT + DEV:]
+    held, dev, train = split()
     write_jsonl([{"q": q, "answer": a} for q, a in held], HERE / "format_eval.jsonl")
     write_jsonl([{"q": q, "answer": a} for q, a in dev], HERE / "format_dev.jsonl")
 
@@ -87,7 +135,8 @@ def main() -> None:
     write_jsonl(pairs, HERE / "format_pairs.jsonl")
     write_jsonl(thumbs, HERE / "format_thumbs.jsonl")
     print(f"{len(train)} training questions (sft, pairs, thumbs), {len(dev)} dev, {len(held)} held out")
+    write_pairs()
 
 
 if __name__ == "__main__":
-    main()
+    write_pairs() if sys.argv[1:] == ["pairs"] else main()

@@ -120,8 +120,10 @@ def _report(summary: dict) -> None:
     out.print(f"{summary['method']}: {summary['steps']} steps on {summary['rows']} rows in "
               f"{summary['seconds']:.0f} s{loss}{moved}")
     if "held_out_accuracy_after" in summary:
-        out.print(f"held-out pairwise accuracy ({summary['held_out_pairs']} pairs): "
-                  f"{100 * summary['held_out_accuracy_before']:.0f} % → {100 * summary['held_out_accuracy_after']:.0f} %")
+        (b_low, b_high), (a_low, a_high) = summary["held_out_accuracy_before_ci95"], summary["held_out_accuracy_after_ci95"]
+        out.print(f"held-out pairwise accuracy ({summary['held_out_pairs']} pairs, 95 % CI): "
+                  f"{100 * summary['held_out_accuracy_before']:.0f} % ({100 * b_low:.0f}–{100 * b_high:.0f}) → "
+                  f"{100 * summary['held_out_accuracy_after']:.0f} % ({100 * a_low:.0f}–{100 * a_high:.0f})")
     if "held_out_effect" in summary:
         from genlab.train.effect import lines
 
@@ -145,11 +147,14 @@ def sft(data: Path = typer.Argument(..., help="JSONL: {messages} or {prompt, com
 
 
 @train_command(tune_app, exclude=("held_out",))
-def reward(data: Path = typer.Argument(..., help="JSONL: {prompt, chosen, rejected}."), *, options) -> None:
+def reward(data: Path = typer.Argument(..., help="JSONL: {prompt, chosen, rejected}."),
+           held_out_pairs: Optional[Path] = typer.Option(None, "--held-out", help="JSONL pairs never trained on, "
+                                                         "for the accuracy before and after (default: 20 %% of DATA)."),
+           *, options) -> None:
     """Train a Bradley-Terry reward model on pairs; reports held-out pairwise accuracy."""
     from genlab.train.reward import tune_reward
 
-    _report(tune_reward(data, options, progress=_say))
+    _report(tune_reward(data, options, progress=_say, held_out_pairs=held_out_pairs))
 
 
 @train_command(tune_app)
@@ -175,13 +180,17 @@ def kto(data: Path = typer.Argument(..., help="JSONL: {prompt, completion, label
 
 @train_command(tune_app, batch_size=typer.Option(1, "--batch-size", min=1, help="Prompts per step."))
 def grpo(prompts: Path = typer.Argument(..., help="JSONL: {prompt}."),
-         reward_model: Path = typer.Option(..., "--reward", help="A folder from genlab tune reward."),
+         reward_spec: str = typer.Option(..., "--reward", help="What to maximise: a folder from genlab tune reward, "
+                                         "regex:PATTERN (1 when the reply matches), or python:FILE.py:FUNCTION "
+                                         "(FUNCTION(reply, row) -> float; row: the prompt row's other fields)."),
          generations: int = typer.Option(4, "--generations", min=2, help="Replies sampled per prompt."),
          max_completion_length: int = typer.Option(48, "--max-completion-length", min=1), *, options) -> None:
-    """RL against a reward model with GRPO.  Example: genlab tune grpo prompts.jsonl --reward runs/rm -o runs/rl"""
+    """RL with GRPO against a reward model or a program.
+
+    Example: genlab tune grpo prompts.jsonl --reward 'regex:^ANSWER: ' -o runs/rl --held-out suite.yaml"""
     from genlab.train.grpo import tune_grpo
 
-    summary = tune_grpo(prompts, reward_model, options, num_generations=generations,
+    summary = tune_grpo(prompts, reward_spec, options, num_generations=generations,
                         max_completion_length=max_completion_length, progress=_say)
     _report(summary)
     rewards = summary["rewards"]

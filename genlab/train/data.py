@@ -28,8 +28,9 @@ ROLES = {"system", "user", "assistant"}
 HELD_OUT = 0.2
 
 
-def load_rows(path: Path, kind: str, *, min_rows: int = 2) -> list[dict]:
-    """Read ``path`` as ``kind`` rows; raise ConfigError naming the line and the fix."""
+def load_rows(path: Path, kind: str, *, min_rows: int = 2, keep_fields: bool = False) -> list[dict]:
+    """Read ``path`` as ``kind`` rows; raise ConfigError naming the line and the fix.
+    ``keep_fields`` keeps a row's other fields (a GRPO checker reads them)."""
     rows = []
     shapes = FIELDS[kind]
     for number, row in read_jsonl(path, "training data"):
@@ -44,7 +45,7 @@ def load_rows(path: Path, kind: str, *, min_rows: int = 2) -> list[dict]:
                     raise ConfigError(f"{where}: \"label\" must be true (thumbs up) or false (thumbs down)")
             else:
                 _check_text(row[key], f"{where}: \"{key}\"", last_assistant=(key == "messages"))
-        rows.append({k: row[k] for k in shape})
+        rows.append(row if keep_fields else {k: row[k] for k in shape})
     if len({tuple(r) for r in rows}) > 1:
         raise ConfigError(f"{path}: rows mix {' and '.join(sorted({', '.join(r) for r in rows}))}; "
                           "use one shape per file")

@@ -1,16 +1,21 @@
-"""Policy optimisation against a reward model (`genlab tune grpo`), the RL step of the
-InstructGPT recipe, with trl's GRPOTrainer (TRL no longer ships PPO).
+"""Policy optimisation against a reward (`genlab tune grpo`), the RL step of the InstructGPT
+recipe, with trl's GRPOTrainer (TRL no longer ships PPO).
 
-For each prompt the policy samples ``num_generations`` replies; the reward model scores
-them; each reply's advantage is its reward minus the group's mean (GRPO, Shao et al.
-2024), so no value network is needed. Sampling runs in transformers on the CPU, which is
-slow: keep replies short (``max_completion_length``) and steps few on a laptop.
+For each prompt the policy samples ``num_generations`` replies; the reward scores them;
+each reply's advantage is its reward minus the group's mean (GRPO, Shao et al. 2024), so
+no value network is needed. The reward is a trained reward model, or a program: a regex
+the reply should match, or a Python checker that may read the prompt row's other fields
+(e.g. the right answer), as in RL from verifiable rewards. Sampling runs in transformers
+on the CPU, which is slow: keep replies short (``max_completion_length``) and steps few
+on a laptop.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 from genlab.errors import ConfigError
 from genlab.torch_setup import prepare_torch
@@ -20,11 +25,51 @@ from genlab.train.reward import RewardModel
 from genlab.train.trainer import TrainOptions, callbacks, check_output, lora_config, run, snapshot, trl_config
 
 
-def tune_grpo(prompts: Path, reward_model: Path, options: TrainOptions, *, num_generations: int = 4,
+def _text(completion) -> str:
+    """A reply as text: trl gives a chat reply as its list of messages."""
+    return completion[-1]["content"] if isinstance(completion, list) else completion
+
+
+def reward_function(spec: str) -> Callable:
+    """The reward from ``--reward``: a reward-model folder, ``regex:PATTERN`` (1 when the reply
+    matches, else 0), or ``python:FILE.py:FUNCTION``, called as ``FUNCTION(reply, row) -> float``
+    with the prompt row's other fields in ``row``. Checked now, before any training."""
+    if spec.startswith("regex:"):
+        try:
+            pattern = re.compile(spec.removeprefix("regex:"))
+        except re.error as exc:
+            raise ConfigError(f"--reward {spec!r}: not a valid regular expression ({exc})") from None
+
+        def reward(prompts, completions, **_) -> list[float]:
+            return [float(pattern.search(_text(c)) is not None) for c in completions]
+    elif spec.startswith("python:"):
+        from genlab.evaluate.metrics import load_user_function
+
+        check = load_user_function(spec.removeprefix("python:"), Path.cwd())
+
+        def reward(prompts, completions, **columns) -> list[float]:
+            # trl passes the dataset's other columns, one value per reply (and its own token ids).
+            fields = {k: v for k, v in columns.items() if k != "completion_ids" and isinstance(v, list)
+                      and len(v) == len(completions)}
+            return [float(check(_text(c), {k: v[i] for k, v in fields.items()})) for i, c in enumerate(completions)]
+    else:
+        if not Path(spec).is_dir():
+            raise ConfigError(f"--reward {spec!r}: give a folder from genlab tune reward, regex:PATTERN, "
+                              "or python:FILE.py:FUNCTION")
+        scorer = RewardModel(spec)
+
+        def reward(prompts, completions, **_) -> list[float]:
+            return [scorer.score(p, c) for p, c in zip(prompts, completions)]
+    reward.__name__ = spec.split(":")[0] if ":" in spec else f"reward_model:{Path(spec).name}"
+    return reward
+
+
+def tune_grpo(prompts: Path, reward_spec: str, options: TrainOptions, *, num_generations: int = 4,
               max_completion_length: int = 48, temperature: float = 1.0, progress=None) -> dict:
-    rows = load_rows(prompts, "prompts")
+    rows = load_rows(prompts, "prompts", keep_fields=True)
     if num_generations < 2:
         raise ConfigError("GRPO compares replies within a group: --generations must be at least 2")
+    reward = reward_function(str(reward_spec))
     check_output(options)
     prepare_torch()
     base = resolve_model_dir(options.base, progress)
@@ -32,12 +77,6 @@ def tune_grpo(prompts: Path, reward_model: Path, options: TrainOptions, *, num_g
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
-
-    scorer = RewardModel(reward_model)
-
-    def reward(prompts, completions, **_) -> list[float]:
-        return [scorer.score(p, c) for p, c in zip(prompts, completions)]
-    reward.__name__ = f"reward_model:{Path(reward_model).name}"
 
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
@@ -52,5 +91,5 @@ def tune_grpo(prompts: Path, reward_model: Path, options: TrainOptions, *, num_g
                           processing_class=tokenizer, callbacks=callbacks(options, losses, rewards),
                           peft_config=lora_config() if options.lora else None)
     return run(trainer, options, "grpo", losses, rows=len(rows), before=before, base=base, progress=progress,
-               extra_summary={"reward_model": str(reward_model), "rewards": rewards,
+               extra_summary={"reward": str(reward_spec), "rewards": rewards,
                               "num_generations": num_generations})
