@@ -57,6 +57,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def forward(handler, upstream: str, body: bytes) -> None:
+    """For proxies in tests: send a POST on to ``upstream`` (same path and key) and copy its answer back."""
+    request = urllib.request.Request(upstream + handler.path, data=body, method="POST",
+                                     headers={"Content-Type": "application/json",
+                                              "Authorization": handler.headers["Authorization"]})
+    with urllib.request.urlopen(request, timeout=120) as answer:
+        payload = answer.read()
+        handler.send_response(answer.status)
+        handler.send_header("Content-Type", answer.headers["Content-Type"])
+        handler.send_header("Content-Length", str(len(payload)))
+        handler.end_headers()
+        handler.wfile.write(payload)
+
+
 def wait_for(url: str, proc: subprocess.Popen, seconds: float = 60) -> None:
     deadline = time.time() + seconds
     while time.time() < deadline:

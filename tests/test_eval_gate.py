@@ -7,12 +7,13 @@ import os
 import subprocess
 import sys
 import threading
-import urllib.request
 import xml.etree.ElementTree as ET
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
+from conftest import forward
 
 
 class FormatDroppingProxy:
@@ -32,16 +33,7 @@ class FormatDroppingProxy:
                 if "response_format" in body and proxy.marker in json.dumps(body["messages"]):
                     del body["response_format"]
                     proxy.dropped += 1
-                forward = urllib.request.Request(proxy.upstream + self.path, data=json.dumps(body).encode(),
-                                                 method="POST", headers={"Content-Type": "application/json",
-                                                                         "Authorization": self.headers["Authorization"]})
-                with urllib.request.urlopen(forward, timeout=120) as answer:
-                    payload = answer.read()
-                    self.send_response(answer.status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
+                forward(self, proxy.upstream, json.dumps(body).encode())
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"

@@ -2,12 +2,11 @@
 HTTP server and the real SDK), with a real flaky proxy for retries."""
 
 import threading
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import free_port
+from conftest import forward, free_port
 from genlab.errors import ConfigError, ModelError, ModelUnreachable, RequestRejected
 from genlab.models import get_model
 
@@ -42,16 +41,7 @@ class FlakyProxy:
                     self.end_headers()
                     self.wfile.write(payload)
                     return
-                forward = urllib.request.Request(proxy.upstream + self.path, data=body, method="POST",
-                                                 headers={"Content-Type": "application/json",
-                                                          "Authorization": self.headers["Authorization"]})
-                with urllib.request.urlopen(forward, timeout=60) as answer:
-                    payload = answer.read()
-                    self.send_response(answer.status)
-                    self.send_header("Content-Type", answer.headers["Content-Type"])
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
+                forward(self, proxy.upstream, body)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from genlab.errors import ConfigError, VerdictUnreadable
-from genlab.models import Model
+from genlab.models import Model, add_cost
 
 EXPLANATION_CHARS = 300
 #: The grammar caps the explanation at EXPLANATION_CHARS characters, and a token holds at
@@ -65,7 +65,7 @@ def ask_judge(judge: Model, prompt: str, schema: dict, key: str, settings: Judge
     for attempt in range(settings.retries + 1):
         response = judge.chat(prompt, response_format=fmt, cache=cache, **settings.call_options(attempt))
         tokens += response.usage.total_tokens
-        cost = None if cost is None or response.cost_usd is None else cost + response.cost_usd
+        cost = add_cost(cost, response.cost_usd)
         try:
             return JudgeCall([_parse(choice.text, key) for choice in response.choices], tokens, cost)
         except VerdictUnreadable as exc:
@@ -219,7 +219,7 @@ def compare(judge: Model, metric: PairwiseMetric, candidate: str, baseline: str,
     for a, b in ((candidate, baseline), (baseline, candidate)):
         call = ask_judge(judge, pairwise_prompt(metric, a, b, inputs), schema, "choice", settings, cache)
         tokens += call.tokens
-        cost = None if cost is None or call.cost_usd is None else cost + call.cost_usd
+        cost = add_cost(cost, call.cost_usd)
         top = Counter(v["choice"] for v in call.verdicts).most_common(1)[0][0]
         choices.append(top)
         explanations.append(next(v["explanation"] for v in call.verdicts if v["choice"] == top))

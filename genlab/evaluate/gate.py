@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from genlab.errors import ConfigError
+from genlab.evaluate.runner import row_status
 from genlab.evaluate.suite import Suite, gate_metrics
 from genlab.io import read_jsonl
 
@@ -55,10 +56,6 @@ def previous_rows(directory: Path) -> dict[str, dict]:
     return {row["key"]: row for _, row in read_jsonl(path, "previous results")}
 
 
-def _status(row: dict) -> str:
-    return row.get("status") or ("pass" if row.get("passed") else "error" if row.get("error") else "fail")
-
-
 def check(suite: Suite, summary: dict[str, Any], rows: dict[str, dict], *, fail_under: float | None = None,
           before: dict[str, dict] | None = None) -> GateResult:
     """Judge a finished run against the suite's gate, ``fail_under`` and an earlier run's rows."""
@@ -92,7 +89,7 @@ def check(suite: Suite, summary: dict[str, Any], rows: dict[str, dict], *, fail_
             if old is None:
                 continue
             result.compared += 1
-            was, now = _status(old), _status(row)
+            was, now = row_status(old), row_status(row)
             if was == "pass" and now != "pass":
                 reasons = [a.get("error") or a["reason"] for a in row.get("assertions", []) if not a["passed"]]
                 result.regressions.append(Regression(key, row["test"], row["model"], was, now,

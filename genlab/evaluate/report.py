@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from genlab.evaluate.runner import row_status
 from genlab.io import write_jsonl
 
 CSS = """
@@ -35,10 +36,6 @@ def metric_columns(summary: dict[str, Any]) -> list[str]:
 
 def usd(cost: float | None) -> str:
     return "unknown" if cost is None else f"{cost:.4f}"
-
-
-def status(row: dict) -> str:
-    return row.get("status") or ("pass" if row.get("passed") else "error" if row.get("error") else "fail")
 
 
 def row_id(row: dict, prompts: int) -> str:
@@ -71,7 +68,7 @@ def write_csv(rows: dict[str, dict], path: Path) -> None:
             r = rows[key]
             scores = {a["type"]: a["score"] for a in r.get("assertions", []) if "error" not in a}
             errors = [r.get("error")] + [a["error"] for a in r.get("assertions", []) if "error" in a]
-            writer.writerow([r["test"], r["prompt_index"], r["model"], r.get("output"), status(r), r.get("passed"),
+            writer.writerow([r["test"], r["prompt_index"], r["model"], r.get("output"), row_status(r), r.get("passed"),
                              round(r.get("score", 0.0), 4), r.get("latency_s"), r.get("prompt_tokens"),
                              r.get("completion_tokens"), r.get("cost_usd"), r.get("judge_tokens", 0),
                              r.get("judge_cost_usd"), "; ".join(e for e in errors if e) or None,
@@ -87,14 +84,14 @@ def write_junit(summary: dict[str, Any], rows: dict[str, dict], path: Path, prom
         by_model.setdefault(rows[key]["model"], []).append(rows[key])
     for model, model_rows in by_model.items():
         label = summary["models"][model]["label"]
-        counts = {s: sum(status(r) == s for r in model_rows) for s in ("fail", "error")}
+        counts = {s: sum(row_status(r) == s for r in model_rows) for s in ("fail", "error")}
         suite = ET.SubElement(root, "testsuite", name=label, tests=str(len(model_rows)),
                               failures=str(counts["fail"]), errors=str(counts["error"]),
                               time=f"{sum(r.get('latency_s') or 0 for r in model_rows):.3f}")
         for r in model_rows:
             name = f"test {row_id(r, prompts)}" + (f": {r['description']}" if r.get("description") else "")
             case = ET.SubElement(suite, "testcase", classname=label, name=name, time=f"{r.get('latency_s') or 0:.3f}")
-            state = status(r)
+            state = row_status(r)
             if state == "error":
                 problems = [r["error"]] if r.get("error") else [a["error"] for a in r["assertions"] if "error" in a]
                 ET.SubElement(case, "error", message=problems[0][:300]).text = "\n".join(problems)
@@ -144,7 +141,7 @@ def write_html(summary: dict[str, Any], rows: dict[str, dict], pairs: dict[str, 
                          f"<td class='num'>{100 * p['win_rate']:.0f} % ({100 * low:.0f}–{100 * high:.0f})</td>"
                          f"<td class='num'>{100 * p['position_consistency']:.0f} %</td></tr>")
         parts.append("</table>")
-    counts = {s: sum(status(r) == s for r in rows.values()) for s in ("fail", "error")}
+    counts = {s: sum(row_status(r) == s for r in rows.values()) for s in ("fail", "error")}
     parts.append("<h2>Rows</h2><div class='filter'>"
                  "<input type='radio' name='show' id='show-all' checked><label for='show-all'>all</label>"
                  f"<input type='radio' name='show' id='show-failed'><label for='show-failed'>failed "
@@ -159,7 +156,7 @@ def write_html(summary: dict[str, Any], rows: dict[str, dict], pairs: dict[str, 
     for (t, p) in sorted(grouped):
         cells = grouped[(t, p)]
         first = next(iter(cells.values()))
-        states = {status(r) for r in cells.values()}
+        states = {row_status(r) for r in cells.values()}
         classes = "row" + "".join(f" has-{s}" for s in sorted(states))
         variables = "<br>".join(f"<b>{_e(k)}</b>: {_e(str(v)[:300])}" for k, v in first["vars"].items())
         parts.append(f"<tr class='{classes}'><td>{_e(row_id(first, prompts))}</td><td class='out'>{variables}</td>")
@@ -168,7 +165,7 @@ def write_html(summary: dict[str, Any], rows: dict[str, dict], pairs: dict[str, 
             if row is None:
                 parts.append("<td></td>")
                 continue
-            state = status(row)
+            state = row_status(row)
             verdict = {"pass": "<span class='pass'>pass</span>", "fail": "<span class='fail'>fail</span>",
                        "error": "<span class='error'>error</span>"}[state]
             checks = "".join(_check_line(a) for a in row.get("assertions", []))

@@ -24,9 +24,9 @@ from genlab.errors import BudgetExceeded, ConfigError, GenlabError, VerdictUnrea
 from genlab.evaluate.autorater import compare, rate, wilson_interval
 from genlab.evaluate.builtin import pairwise_metric, pointwise_metric
 from genlab.evaluate.metrics import Context, run_assertion
-from genlab.evaluate.suite import MODEL_GRADED, Suite, render
+from genlab.evaluate.suite import MODEL_GRADED, Suite, judge_inputs, render
 from genlab.io import connect, sqlite_errors, transaction
-from genlab.models import Budget, Model, get_model
+from genlab.models import Budget, Model, add_cost, get_model
 
 
 # Append only. IF NOT EXISTS: files written before migrations existed already hold the tables.
@@ -143,7 +143,7 @@ class SuiteRunner:
             if assertion.type in MODEL_GRADED:
                 result = self._rubric(assertion, output, prompt, variables)
                 judge_tokens += result.pop("judge_tokens")
-                judge_cost = _add_cost(judge_cost, result.pop("judge_cost_usd"))
+                judge_cost = add_cost(judge_cost, result.pop("judge_cost_usd"))
             else:
                 value = render(assertion.value, variables) if isinstance(assertion.value, str) else assertion.value
                 score = run_assertion(assertion.type, output, value, ctx, assertion.threshold)
@@ -161,12 +161,7 @@ class SuiteRunner:
     def _rubric(self, assertion, output: str, prompt: str, variables: dict[str, Any]) -> dict[str, Any]:
         """One rubric assertion: the judge's verdict, or an error holding its unreadable reply."""
         metric = pointwise_metric(assertion.metric)
-        inputs = {"prompt": prompt, **({"reference": str(variables["reference"])} if "reference" in variables else {})}
-        for name, template in assertion.inputs.items():
-            if template is None:
-                inputs.pop(name, None)
-            else:
-                inputs[name] = render(template, variables)
+        inputs = judge_inputs(assertion, prompt, variables)
         name = f"rubric:{metric.name}"
         try:
             verdict = rate(self.judge(assertion.judge), metric, output, inputs,
@@ -215,9 +210,9 @@ class SuiteRunner:
                 future.result()
 
 
-def _add_cost(total: float | None, cost: float | None) -> float | None:
-    """Sum costs where an unknown (None) makes the total unknown."""
-    return None if total is None or cost is None else total + cost
+def row_status(row: dict) -> str:
+    """pass, fail or error (rows stored before rows had a status are read by their fields)."""
+    return row.get("status") or ("pass" if row.get("passed") else "error" if row.get("error") else "fail")
 
 
 def summarize(suite: Suite, rows: dict[str, dict], pairs: dict[str, dict]) -> dict[str, Any]:
@@ -230,8 +225,7 @@ def summarize(suite: Suite, rows: dict[str, dict], pairs: dict[str, dict]) -> di
                                              "judge_tokens": 0, "cost_usd": 0.0, "judge_cost_usd": 0.0,
                                              "cache_hits": 0})
         m["rows"] += 1
-        status = row.get("status") or ("pass" if row.get("passed") else "error" if row.get("error") else "fail")
-        m[{"pass": "passed", "fail": "failed", "error": "errors"}[status]] += 1
+        m[{"pass": "passed", "fail": "failed", "error": "errors"}[row_status(row)]] += 1
         for a in row.get("assertions", []):
             if "error" in a:
                 continue
@@ -239,11 +233,11 @@ def summarize(suite: Suite, rows: dict[str, dict], pairs: dict[str, dict]) -> di
             if "raw_score" in a:
                 m["raw"].setdefault(a["type"], []).append(a["raw_score"])
         m["judge_tokens"] += row.get("judge_tokens", 0)
-        m["judge_cost_usd"] = _add_cost(m["judge_cost_usd"], row.get("judge_cost_usd", 0.0))
+        m["judge_cost_usd"] = add_cost(m["judge_cost_usd"], row.get("judge_cost_usd", 0.0))
         if row.get("output") is not None:
             m["latency"].append(row.get("latency_s", 0.0))
             m["tokens"] += row.get("prompt_tokens", 0) + row.get("completion_tokens", 0)
-            m["cost_usd"] = _add_cost(m["cost_usd"], row.get("cost_usd"))
+            m["cost_usd"] = add_cost(m["cost_usd"], row.get("cost_usd"))
             m["cache_hits"] += int(bool(row.get("cache_hit")))
     for m in models.values():
         m["pass_rate"] = m["passed"] / m["rows"] if m["rows"] else 0.0

@@ -142,6 +142,18 @@ def render(template: str, variables: dict[str, Any]) -> str:
     return _VAR.sub(lambda m: str(variables[m.group(1)]), template)
 
 
+def judge_inputs(assertion: AssertionSpec, prompt: str, variables: dict[str, Any]) -> dict[str, str]:
+    """What a rubric's judge sees besides the output: the prompt, the test's reference when it
+    has one, and the assertion's inputs rendered (an input set to null is left out)."""
+    inputs = {"prompt": prompt, **({"reference": str(variables["reference"])} if "reference" in variables else {})}
+    for name, template in assertion.inputs.items():
+        if template is None:
+            inputs.pop(name, None)
+        else:
+            inputs[name] = render(template, variables)
+    return inputs
+
+
 def placeholders(template: str) -> set[str]:
     return set(_VAR.findall(template))
 
@@ -297,8 +309,7 @@ def _check(suite: Suite, root) -> None:
                     raise SuiteError(f"{path}: test {number}, assertion {a}: type rubric needs a metric "
                                      "(a built-in name or a custom rubric)")
                 metric = pointwise_metric(assertion.metric)
-                given = {"prompt", *(["reference"] if "reference" in variables else []), *assertion.inputs}
-                given -= {k for k, v in assertion.inputs.items() if v is None}
+                given = judge_inputs(assertion, "", variables)
                 missing_needs = [n for n in metric.needs if n not in given]
                 if missing_needs:
                     raise SuiteError(f"{path}: metric {metric.name} needs {missing_needs[0]!r}; give it with "

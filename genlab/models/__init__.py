@@ -14,7 +14,7 @@ Model specs (one table of backends in registry.py; plugins add more):
 from __future__ import annotations
 
 from genlab.models.backend import Backend
-from genlab.models.cost import Budget, cost_usd, price_table
+from genlab.models.cost import Budget, add_cost, cost_usd, price_table
 from genlab.models.model import Model, Stream, build_request
 from genlab.models.request import EnumFormat, JsonSchemaFormat, Message, Request
 from genlab.models.registry import BackendEntry, find_entry, get_backend, spec_forms
@@ -24,7 +24,7 @@ from genlab.store import Store
 DEFAULT_MODEL = "local"
 
 __all__ = [
-    "Backend", "BackendEntry", "Budget", "Choice", "Chunk", "EnumFormat", "JsonSchemaFormat", "Message", "Model",
+    "Backend", "BackendEntry", "Budget", "add_cost", "Choice", "Chunk", "EnumFormat", "JsonSchemaFormat", "Message", "Model",
     "Request", "Response", "Stream", "Usage", "build_request", "cost_usd", "embedded_gguf", "find_entry",
     "get_backend", "get_model", "price_table", "spec_forms", "DEFAULT_MODEL",
 ]

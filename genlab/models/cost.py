@@ -46,6 +46,11 @@ def price_of(model_id: str) -> dict | None:
     return table.get(name)
 
 
+def add_cost(total: float | None, cost: float | None) -> float | None:
+    """Sum two costs; an unknown one (None: no price) makes the sum unknown, never 0."""
+    return None if total is None or cost is None else total + cost
+
+
 def cost_usd(model_id: str, usage: Usage, free: bool = False) -> float | None:
     """Return the call's cost in USD, or None when no price is known.
 
