@@ -137,3 +137,14 @@ tests:
                     "--compare-to", str(tmp_path / "nowhere"))
     assert result.returncode == 1 and "holds no results.jsonl" in result.stderr
     assert not (tmp_path / "never").exists()
+
+
+def test_a_fail_under_outside_0_to_1_is_refused_before_any_call(tmp_path):
+    suite = tmp_path / "suite.yaml"
+    suite.write_text('prompts: ["Hi"]\ntests: [{vars: {}}]\n')
+    result = subprocess.run([sys.executable, "-m", "genlab.cli", "eval", "run", str(suite), "--out", str(tmp_path / "out"),
+                             "--fail-under", "90"], capture_output=True, text=True, env={**os.environ,
+                                                                                       "GENLAB_HOME": str(tmp_path)})
+    assert result.returncode == 2 and "Invalid value for '--fail-under'" in result.stderr
+    assert "less than or equal to 1" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()

@@ -28,7 +28,7 @@ def run(suite_path: Path = typer.Argument(..., help="The suite YAML file."),
         concurrency: Optional[int] = typer.Option(None, "--concurrency", help="Rows at once (default: the suite's)."),
         no_cache: bool = typer.Option(False, "--no-cache", help="Call the models even for stored answers."),
         budget_usd: Optional[float] = typer.Option(None, "--budget-usd"),
-        fail_under: Optional[float] = typer.Option(None, "--fail-under", help="Pass when at least this share of "
+        fail_under: Optional[float] = typer.Option(None, "--fail-under", min=0.0, max=1.0, help="Pass when at least this share of "
                                                    "rows passes (0-1; default: the suite's gate, else 1)."),
         compare_to: Optional[Path] = typer.Option(None, "--compare-to", help="An earlier run's --out directory: "
                                                   "report rows that passed there and fail now, and fail on them.")) -> None:
