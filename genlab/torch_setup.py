@@ -4,6 +4,7 @@ of threads. Called before any model is loaded (embedder, trainers, the hf: backe
 from __future__ import annotations
 
 import os
+import warnings
 
 
 def prepare_torch() -> None:
@@ -20,7 +21,17 @@ def prepare_torch() -> None:
 
     from genlab.machine import thread_count
 
-    # Load reports ("lm_head.weight MISSING" for tied embeddings, which are then tied) are noise here.
+    # Load reports ("lm_head.weight MISSING" for tied embeddings, which are then tied), progress
+    # bars of loading and of dataset preparation, and a deprecation that TRL's own defaults set
+    # off, are noise in genlab's output: training reports its own progress (train/trainer.py).
     transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", message="`gradient_checkpointing", category=FutureWarning)
+    try:
+        import datasets
+    except ImportError:          # only training needs it
+        pass
+    else:
+        datasets.disable_progress_bars()
     if torch.get_num_threads() != thread_count():
         torch.set_num_threads(thread_count())

@@ -4,6 +4,9 @@ the full prompt and reply, exported in TRL's formats."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import openai
 import pytest
@@ -14,6 +17,7 @@ from genlab.train.feedback import export_rows
 from tests.test_cli import genlab
 from tests.test_serve import post_raw
 
+ROOT = Path(__file__).resolve().parent.parent
 QUESTION = [{"role": "user", "content": "Name a colour of the sky."}]
 
 
@@ -50,6 +54,22 @@ def test_feedback_through_the_server_ends_up_in_every_export(served, client):
     labels = [(r["completion"][0]["content"], r["label"]) for r in unpaired]
     assert (rated.choices[0].message.content, True) in labels and ("Blue.", True) in labels
     assert any(label is False for _, label in labels)                 # the streamed reply's thumbs down
+
+
+def test_the_walkthrough_user_rates_served_replies_and_each_becomes_a_demonstration(served):
+    """examples/tune/rate_replies.py, step 1 of examples/tune/walkthrough.sh, against a real server."""
+    script = ROOT / "examples" / "tune" / "rate_replies.py"
+    questions = [json.loads(line) for line in script.with_name("right_wrong_prompts.jsonl").read_text().splitlines()]
+    before = len(served.store().feedback_rows())
+    result = subprocess.run([sys.executable, str(script), "--base-url", served.base_url, "--api-key", served.key,
+                             "--limit", "3"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "rated 3/3 replies" in result.stdout
+    rows = served.store().feedback_rows()[before:]
+    assert len(rows) == 3
+    sft, _ = export_rows(served.store(), "sft")
+    for question in questions[:3]:       # a thumbs up is the wanted reply; a thumbs down carries it
+        assert {"messages": question["prompt"] + [{"role": "assistant", "content": f"ANSWER: {question['answer']}"}]} in sft
 
 
 @pytest.mark.parametrize("body, status, message", [

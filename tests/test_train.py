@@ -4,14 +4,17 @@ the weights move, the loss goes down, the result loads as --model hf:DIR."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
+from types import SimpleNamespace
 
 import pytest
 
 from genlab.errors import ConfigError
+from genlab.ground.evaluation import load_qa
 from genlab.train.data import load_rows
 from genlab.train.trainer import TrainOptions
-from tests.conftest import VELMORA
+from tests.conftest import VELMORA, VELMORA_QA
 
 QUESTIONS = ["What is 2 + 2?", "What is the capital of France?", "Name a primary colour.", "How many legs has a cat?"]
 ANSWERS = ["ANSWER: 4", "ANSWER: Paris", "ANSWER: red", "ANSWER: 4"]
@@ -332,18 +335,99 @@ def test_gecko_style_embedding_distillation_on_a_notebook(velmora, tmp_path):
     from genlab.ground.retrieval import NotebookSearch
     from genlab.train.embeddings import distill_embeddings
 
-    summary = distill_embeddings("velmora", "local", tmp_path / "emb", epochs=2, batch_size=8)
-    assert summary["passages"] == velmora.chunk_count()
-    assert summary["training_triples"] >= 4 and summary["held_out_queries"] >= 2
-    for phase in ("before", "after"):
-        assert 0 <= summary[phase]["recall@10"] <= 1 and 0 <= summary[phase]["ndcg@10"] <= 1
+    summary = distill_embeddings("velmora", "local", tmp_path / "emb", epochs=2, batch_size=8, held_out=VELMORA_QA)
+    assert summary["corpus_passages"] == summary["mined_passages"] == velmora.chunk_count()
+    assert summary["training_triples"] >= 4 and summary["held_out"]["llm"]["queries"] >= 2
+    assert summary["held_out"]["human"]["queries"] == sum(1 for r in load_qa(VELMORA_QA) if r.answerable)
+    for held in summary["held_out"].values():
+        for phase in ("before", "after"):
+            assert set(held[phase]) == {"recall@1", "recall@5", "recall@10", "mrr", "ndcg@10"}
+            assert all(0 <= value <= 1 for value in held[phase].values())
+    # What was saved is the trained embedder, not the base it started from.
+    from sentence_transformers import SentenceTransformer
+
+    from genlab.ground.embed import resolve_embedder
+
+    text = ["Who built the lighthouse?"]
+    base = SentenceTransformer(str(resolve_embedder(None)[1]), device="cpu").encode(text)
+    trained = SentenceTransformer(str(tmp_path / "emb"), device="cpu").encode(text)
+    assert abs(base - trained).max() > 1e-4
     assert summary["steps"] >= 2 and summary["losses"]
+    picks = summary["teacher_picks"]
+    assert picks["queries"] == summary["training_triples"] and 0 <= picks["consistent"] <= 1
     mined = [json.loads(line) for line in (tmp_path / "emb" / "gecko-data.jsonl").read_text().splitlines()]
-    assert len(mined) == summary["passages"]
+    assert len(mined) == summary["mined_passages"]
     # The tuned embedder serves a notebook.
     tuned = Notebook.create("tuned", embedder=str(tmp_path / "emb"))
     tuned.add([VELMORA])
     assert NotebookSearch(tuned).search("Who built the lighthouse?", 3)[0].similarity is not None
+
+
+class FakeFirstShownTeacher:
+    """Fault injection: a teacher that answers [1] whatever [1] is (the embedded model's habit)."""
+
+    def chat(self, *args, **kwargs):
+        return SimpleNamespace(text="1")
+
+
+class FakeReadingTeacher:
+    """A teacher that picks the candidate holding the word 'answer', wherever it is shown."""
+
+    def chat(self, prompt, **kwargs):
+        shown = re.findall(r"^\[(\d+)\] (.*)$", prompt, flags=re.M)
+        return SimpleNamespace(text=next(n for n, text in shown if "answer" in text))
+
+
+def test_a_gecko_pick_that_follows_the_position_is_not_taken_for_a_judgment():
+    from genlab.ground.passage import Passage
+    from genlab.train.embeddings import pick, triple
+
+    passages = [Passage(text, "s.txt", "s") for text in ("zero", "one", "the answer", "three", "four")]
+    top = [3, 1, 2, 0, 4]
+    blind = pick(FakeFirstShownTeacher(), "q", top, passages)
+    assert blind == {"picks": [3, 4], "pick": None}
+    reading = pick(FakeReadingTeacher(), "q", top, passages)
+    assert reading == {"picks": [2, 2], "pick": 2}
+    record = {"passage": 0, "held_out": False, "query": "q", "candidates": top}
+    # No consistent pick: the query's own passage, and the lowest-ranked other candidate.
+    assert triple(record | blind, "llm") == ("q", 0, 4)
+    assert triple(record | reading, "llm") == ("q", 2, 4)
+    assert triple(record | reading, "seed") == ("q", 0, 4)
+    assert triple(record | {"held_out": True}, "seed") is None
+
+
+def test_gecko_seed_positives_reuse_the_mined_queries_and_never_ask_the_teacher_to_pick(velmora, tmp_path):
+    from tests.test_cli import genlab
+
+    first = genlab("distill", "embeddings", "velmora", "-o", str(tmp_path / "emb"), "--positive", "seed",
+                   "--max-steps", "1", "--batch-size", "4")
+    assert first.returncode == 0, first.stderr
+    assert "(seed positives)" in first.stdout and "LLM-written queries of held-out passages" in first.stdout
+    assert "teacher's picks" not in first.stdout
+    mined = [json.loads(line) for line in (tmp_path / "emb" / "gecko-data.jsonl").read_text().splitlines()]
+    assert mined and not any("picks" in record for record in mined)
+    # Resuming with the teacher's picks adds only the picks: each training query keeps its text.
+    again = genlab("distill", "embeddings", "velmora", "-o", str(tmp_path / "emb"), "--resume",
+                   "--max-steps", "1", "--batch-size", "4")
+    assert again.returncode == 0, again.stderr
+    assert "teacher's picks" in again.stdout
+    records = [json.loads(line) for line in (tmp_path / "emb" / "gecko-data.jsonl").read_text().splitlines()]
+    latest = {r["passage"]: r for r in records}
+    first_query = {r["passage"]: r["query"] for r in mined}
+    assert all(r["query"] == first_query[n] for n, r in latest.items())
+    assert all(len(r["picks"]) == 2 for r in latest.values() if r.get("candidates"))
+
+
+def test_gecko_refuses_a_qa_file_whose_evidence_is_not_in_the_corpus_before_any_model_work(velmora, tmp_path):
+    from tests.test_cli import genlab
+
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(json.dumps({"question": "Who won?", "evidence": "no passage says this"}) + "\n")
+    result = genlab("distill", "embeddings", "velmora", "-o", str(tmp_path / "emb"), "--held-out", str(qa))
+    assert result.returncode == 1 and "qa.jsonl:1" in result.stderr and "no passage of velmora contains" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "emb").exists()
+    bad = genlab("distill", "embeddings", "velmora", "-o", str(tmp_path / "emb"), "--positive", "best")
+    assert bad.returncode == 1 and "positive must be one of llm, seed" in bad.stderr
 
 
 def test_compare_tuned_against_base_with_a_judge_and_a_reward_model(sft_data, pairs, tmp_path):

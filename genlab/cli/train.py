@@ -275,8 +275,17 @@ def embeddings(source: str = typer.Argument(..., help="A notebook name or a fold
                output: Path = OutputOpt,
                teacher: str = typer.Option("local", "--teacher", help="The LLM that writes queries and picks positives."),
                base: str = typer.Option(None, "--base", help="Embedder to start from (default all-MiniLM-L6-v2)."),
-               max_passages: int = typer.Option(300, "--max-passages", min=10),
+               max_passages: int = typer.Option(300, "--max-passages", min=10,
+                                                help="Passages (sampled) the teacher writes queries for; "
+                                                     "retrieval always ranks every passage."),
                candidates: int = typer.Option(5, "--candidates", min=2),
+               positive: str = typer.Option("llm", "--positive",
+                                            help="llm: the teacher's pick among the candidates when it "
+                                                 "survives reversing them (Gecko), else the query's own passage; "
+                                                 "seed: always the query's own passage."),
+               held_out: Path = typer.Option(None, "--held-out",
+                                             help="Human-written questions (genlab's QA format, relevance by "
+                                                  "evidence) to measure before and after, never trained on."),
                epochs: int = typer.Option(1, "--epochs", min=1), max_steps: int = typer.Option(None, "--max-steps"),
                batch_size: int = typer.Option(16, "--batch-size", min=2), lr: float = typer.Option(2e-5, "--lr"),
                resume: bool = typer.Option(False, "--resume", help="Reuse the queries already mined in --output.")) -> None:
@@ -292,15 +301,22 @@ def embeddings(source: str = typer.Argument(..., help="A notebook name or a fold
                   transient=True) as bar:
         task = bar.add_task("queries", total=None)
         summary = distill_embeddings(source, teacher, output, base=base, max_passages=max_passages,
-                                     candidates=candidates, max_steps=max_steps, epochs=epochs, batch_size=batch_size,
-                                     learning_rate=lr, resume=resume,
+                                     candidates=candidates, positive=positive, held_out=held_out,
+                                     max_steps=max_steps, epochs=epochs, batch_size=batch_size, learning_rate=lr,
+                                     resume=resume,
                                      progress=lambda done, total: bar.update(task, completed=done, total=total))
-    b, a = summary["before"], summary["after"]
-    out.print(f"{summary['training_triples']} training triples from {summary['passages']} passages "
-              f"({100 * summary['positive_is_not_seed']:.0f} % with a positive other than the seed passage); "
-              f"{summary['steps']} steps")
-    out.print(f"held-out ({summary['held_out_queries']} queries): recall@10 {b['recall@10']:.3f} → {a['recall@10']:.3f}, "
-              f"nDCG@10 {b['ndcg@10']:.3f} → {a['ndcg@10']:.3f}")
+    out.print(f"{summary['training_triples']} training triples ({summary['positive']} positives) from "
+              f"{summary['mined_passages']} of {summary['corpus_passages']} passages; {summary['steps']} steps")
+    picks = summary["teacher_picks"]
+    if picks:
+        out.print(f"teacher's picks: {100 * picks['consistent']:.0f} % the same with the candidates reversed (the "
+                  f"others keep the query's own passage); the first shown {100 * picks['first_shown_forward']:.0f} % "
+                  f"/ {100 * picks['first_shown_reversed']:.0f} % of the time (forward / reversed)")
+    for name, held in summary["held_out"].items():
+        b, a = held["before"], held["after"]
+        label = "LLM-written queries of held-out passages" if name == "llm" else Path(held["file"]).name
+        out.print(f"{label} ({held['queries']}): recall@10 {b['recall@10']:.3f} → {a['recall@10']:.3f}, "
+                  f"nDCG@10 {b['ndcg@10']:.3f} → {a['ndcg@10']:.3f}, recall@1 {b['recall@1']:.3f} → {a['recall@1']:.3f}")
     out.print(f"wrote {output}; use it with genlab notebook create NAME --embedder {output}")
 
 
@@ -316,6 +332,11 @@ def compare_(base: str = typer.Argument(..., help="Model spec, e.g. local."),
 
     result = compare_models(base, tuned, suite, output or Path("evals") / "compare", metric=metric,
                             reward_model=reward_model)
+    for name, m in result["models"].items():
+        low, high = m["pass_rate_ci95"]
+        scores = ", ".join(f"{kind} {value:.2f}" for kind, value in m["mean_scores"].items())
+        out.print(f"{name}: {m['passed']}/{m['rows']} rows pass ({100 * m['pass_rate']:.0f} %, 95 % CI "
+                  f"{100 * low:.0f}–{100 * high:.0f}); mean scores: {scores or 'none'}")
     p = result["pairwise"]
     if p:
         low, high = p["win_rate_ci95"]

@@ -45,10 +45,7 @@ class Embedder:
 
     def __init__(self, name: str, path: Path):
         prepare_torch()
-        import transformers
         from sentence_transformers import SentenceTransformer
-
-        transformers.utils.logging.disable_progress_bar()   # no "Loading weights" bar in the CLI's output
 
         self.name = name
         try:

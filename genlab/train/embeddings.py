@@ -1,22 +1,28 @@
 """Gecko-style embedding distillation (`genlab distill embeddings`), after Lee et al. 2024 (FRet):
 
-1. an LLM reads each passage and writes a retrieval task and a query for it (JSON schema);
-2. the current embedder retrieves the top ``candidates`` passages for the query;
-3. the LLM picks the candidate that best answers the query (enum mode over their
-   numbers): that is the positive, which need not be the passage the query came from;
-   the lowest-ranked other candidate is the hard negative;
+1. an LLM reads each sampled passage and writes a question it answers (Gecko asks for a task
+   and a query in JSON; see QUERY_PROMPT for why genlab asks for a plain question);
+2. the current embedder retrieves the top ``candidates`` passages of the whole corpus for it;
+3. the LLM picks the candidate that best answers the query (enum mode over their numbers),
+   twice: in the embedder's order and reversed. A pick that survives the reordering is the
+   positive, which need not be the passage the query came from; one that does not is a
+   position, not a judgment (the embedded model picks [1] whatever [1] is), and the query's
+   own passage is kept instead. The lowest-ranked other candidate is the hard negative.
+   ``positive="seed"`` skips the picks and always keeps the query's own passage;
 4. all-MiniLM-L6-v2 is fine-tuned on (query, positive, hard negative) with
    sentence-transformers' multiple-negatives ranking loss (in-batch negatives too).
 
-Held-out passages get queries the same way (never trained on); recall@10 and nDCG@10 of
-finding each one's own passage among all passages are reported before and after. The
-result is a sentence-transformers folder: `genlab notebook create NAME --embedder DIR`.
+Held-out passages get queries the same way (never trained on). Before and after training,
+the embedder ranks every passage of the corpus for each held-out query, and for each
+question of an optional human-written QA file (genlab's QA format: relevance by evidence);
+recall@1/5/10, MRR and nDCG@10 come from the notebook evaluation's own code. The result is
+a sentence-transformers folder: `genlab notebook create NAME --embedder DIR`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import math
 import random
 import time
 from pathlib import Path
@@ -24,15 +30,16 @@ from pathlib import Path
 import numpy as np
 
 from genlab.errors import ConfigError, ModelError
+from genlab.ground.passage import Passage
 
-QUERY_SCHEMA = {"type": "object", "additionalProperties": False, "required": ["task", "query"],
-                "properties": {"task": {"type": "string", "maxLength": 120},
-                               "query": {"type": "string", "minLength": 3, "maxLength": 160}}}
+#: A plain question, not Gecko's JSON {task, query}: asked for JSON, the embedded model wrote
+#: identifiers ("find_passage_by_query_by_id_...") for most passages; asked for a question, it
+#: wrote questions its passage answers (on 30 development chunks of the bench corpus, MiniLM
+#: found the chunk in its top 10 for 67 % of them, against 17 % with the JSON prompt).
 QUERY_PROMPT = """Passage:
 {passage}
 
-Write a retrieval task that this passage would serve (for example "Given a question, find the \
-passage that answers it") and a search query a person might type for which this passage is the answer."""
+Write one question that a reader could answer from this passage. Reply with the question only."""
 PICK_PROMPT = """Query: {query}
 
 Which passage answers the query best?
@@ -43,27 +50,63 @@ Answer with the passage's number."""
 HELD_OUT = 0.2
 
 
-def passages_from(source: str) -> list[str]:
-    """Chunk texts of a notebook (by name) or of the files under a folder."""
+POSITIVES = ("llm", "seed")
+
+
+def passages_from(source: str) -> list[Passage]:
+    """The distinct chunks of a notebook (by name) or of the files under a folder, in source order."""
     path = Path(source)
     if path.exists():
         from genlab.ground.notebook import expand_paths
         from genlab.ground.sources import chunk_document, read_source
 
-        return [c.text for f in expand_paths([path]) for c in chunk_document(read_source(f))]
-    from genlab.ground.notebook import Notebook
+        found = []
+        for file in expand_paths([path]):
+            document = read_source(file)
+            found += [Passage(c.text, str(file), document.title, c.page, c.start, c.end)
+                      for c in chunk_document(document)]
+    else:
+        from genlab.ground.notebook import Notebook
+        from genlab.ground.retrieval import NotebookSearch
 
-    return [c.text for c in Notebook.open(source).chunks()[0]]
+        found = NotebookSearch(Notebook.open(source)).passages()
+    distinct = {}
+    for passage in found:
+        distinct.setdefault(passage.text, passage)
+    return list(distinct.values())
 
 
-def write_query(teacher, passage: str) -> dict | None:
-    fmt = {"type": "json_schema", "json_schema": {"name": "query", "schema": QUERY_SCHEMA, "strict": True}}
+class EmbedderIndex:
+    """Every passage ranked by one embedder's cosine: a search backend for the evaluation's metrics."""
+
+    methods = ("dense",)
+
+    def __init__(self, model, passages: list[Passage]):
+        self.name, self.model, self._passages = "embedder", model, passages
+        self.vectors = model.encode([p.text for p in passages], normalize_embeddings=True, convert_to_numpy=True,
+                                    batch_size=64)
+
+    def passages(self) -> list[Passage]:
+        return self._passages
+
+    def rank(self, query: str, method: str, k: int) -> list[tuple[int, float]]:
+        scores = self.vectors @ self.model.encode([query], normalize_embeddings=True, convert_to_numpy=True)[0]
+        top = np.argsort(-scores)[:k]
+        return [(int(i), float(scores[i])) for i in top]
+
+    def search(self, query: str, k: int) -> list[Passage]:
+        return [self._passages[i] for i, _ in self.rank(query, "dense", k)]
+
+
+def write_query(teacher, passage: str) -> str | None:
+    """The teacher's question for one passage: the first line of its reply, or None."""
     try:
-        data = teacher.chat(QUERY_PROMPT.format(passage=passage), temperature=0, max_tokens=160,
-                            response_format=fmt, cache=True).json()
-    except (ModelError, ValueError):
+        reply = teacher.chat(QUERY_PROMPT.format(passage=passage), temperature=0, max_tokens=48, cache=True).text
+    except ModelError:
         return None
-    return data if data.get("query", "").strip() else None
+    lines = reply.strip().splitlines()
+    question = lines[0].strip() if lines else ""
+    return question if len(question) >= 3 else None
 
 
 def pick_positive(teacher, query: str, candidates: list[str]) -> int:
@@ -74,40 +117,78 @@ def pick_positive(teacher, query: str, candidates: list[str]) -> int:
     return int(answer) - 1
 
 
-def retrieval_scores(model, queries: list[str], relevant: list[int], passages: list[str], k: int = 10) -> dict:
-    """recall@k and nDCG@k of finding each query's one relevant passage."""
-    passage_vectors = model.encode(passages, normalize_embeddings=True, convert_to_numpy=True, batch_size=64)
-    query_vectors = model.encode(queries, normalize_embeddings=True, convert_to_numpy=True, batch_size=64)
-    ranks = np.argsort(-(query_vectors @ passage_vectors.T), axis=1)[:, :k]          # (queries, k)
-    recall, ndcg = 0.0, 0.0
-    for row, target in zip(ranks, relevant):
-        hits = np.where(row == target)[0]
-        if hits.size:
-            recall += 1
-            ndcg += 1 / math.log2(int(hits[0]) + 2)
-    return {f"recall@{k}": recall / len(queries), f"ndcg@{k}": ndcg / len(queries)}
+def fingerprint(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def pick(teacher, query: str, top: list[int], passages: list[Passage]) -> dict:
+    """The teacher's pick among the candidates in both orders; ``pick`` is None when they differ."""
+    forward = top[pick_positive(teacher, query, [passages[i].text for i in top])]
+    backward = top[::-1][pick_positive(teacher, query, [passages[i].text for i in top[::-1]])]
+    return {"picks": [forward, backward], "pick": forward if forward == backward else None}
+
+
+def triple(record: dict, positive: str) -> tuple[str, int, int] | None:
+    """(query, positive passage, hard negative) from one mined record, or None."""
+    if record["held_out"] or not record.get("query") or not record.get("candidates"):
+        return None
+    chosen = record.get("pick") if positive == "llm" else None
+    chosen = record["passage"] if chosen is None else chosen
+    others = [i for i in record["candidates"] if i != chosen]
+    return (record["query"], chosen, others[-1]) if others else None
+
+
+def pick_stats(records: list[dict]) -> dict | None:
+    """How the teacher picked: how often its pick survived reversing the candidates, how often
+    it was the first candidate shown, and how often the query's own passage when it was shown."""
+    asked = [r for r in records if r.get("picks")]
+    if not asked:
+        return None
+    kept = [r for r in asked if r["pick"] is not None]
+    seed_shown = [r for r in kept if r["passage"] in r["candidates"]]
+    return {"queries": len(asked), "consistent": len(kept) / len(asked),
+            "first_shown_forward": sum(r["picks"][0] == r["candidates"][0] for r in asked) / len(asked),
+            "first_shown_reversed": sum(r["picks"][1] == r["candidates"][-1] for r in asked) / len(asked),
+            "seed_among_candidates": sum(r["passage"] in r["candidates"] for r in asked) / len(asked),
+            "consistent_pick_is_seed_when_shown": (sum(r["pick"] == r["passage"] for r in seed_shown) / len(seed_shown)
+                                                   if seed_shown else None)}
+
+
+def evaluate(index: EmbedderIndex, query_sets: dict) -> dict:
+    """recall@1/5/10, MRR and nDCG@10 of the embedder on each set of held-out queries."""
+    from genlab.ground.evaluation import retrieval_metrics
+
+    return {name: retrieval_metrics(index, rows, path, methods=("dense",))["dense"]
+            for name, (rows, path) in query_sets.items()}
 
 
 def distill_embeddings(source: str, teacher_spec: str, output: Path, *, base: str | None = None,
-                       max_passages: int = 300, candidates: int = 5, max_steps: int | None = None,
-                       epochs: int = 1, batch_size: int = 16, learning_rate: float = 2e-5, seed: int = 0,
-                       resume: bool = False, progress=None) -> dict:
+                       max_passages: int = 300, candidates: int = 5, positive: str = "llm",
+                       held_out: Path | None = None, max_steps: int | None = None, epochs: int = 1,
+                       batch_size: int = 16, learning_rate: float = 2e-5, seed: int = 0, resume: bool = False,
+                       progress=None) -> dict:
     from genlab.ground.embed import resolve_embedder
+    from genlab.ground.evaluation import QARow, load_qa, relevant_chunks
     from genlab.models import get_model
     from genlab.torch_setup import prepare_torch
 
+    if positive not in POSITIVES:
+        raise ConfigError(f"positive must be one of {', '.join(POSITIVES)}, not {positive!r}")
     if output.exists() and (output / "gecko-summary.json").exists() and not resume:
         raise ConfigError(f"{output} already holds a distilled embedder; choose another --output")
-    passages = list(dict.fromkeys(passages_from(source)))
+    passages = passages_from(source)
     if len(passages) < 10:
         raise ConfigError(f"{source} has {len(passages)} distinct passages; Gecko-style distillation needs at least 10")
+    human = []
+    if held_out is not None:       # checked before any model work: evidence must be in the corpus
+        human = [r for r in load_qa(held_out) if r.answerable]
+        for row in human:
+            relevant_chunks(passages, row, held_out, f"passage of {source}")
     rng = random.Random(seed)
-    if len(passages) > max_passages:
-        passages = rng.sample(passages, max_passages)
     order = list(range(len(passages)))
     rng.shuffle(order)
-    held_count = max(2, round(HELD_OUT * len(passages)))
-    held = set(order[:held_count])      # passages whose queries are only ever evaluated on
+    order = order[:max_passages]            # the passages the teacher writes queries for
+    held = set(order[:max(2, round(HELD_OUT * len(order)))])      # their queries are only ever evaluated on
 
     prepare_torch()
     from sentence_transformers import SentenceTransformer
@@ -117,70 +198,81 @@ def distill_embeddings(source: str, teacher_spec: str, output: Path, *, base: st
     teacher = get_model(teacher_spec, source="distill")
     started = time.monotonic()
 
-    # Steps 1-3, saved as they go so an interrupted run keeps the teacher's work.
+    # Steps 1-3, saved as they go so an interrupted run keeps the teacher's work. A record
+    # counts only for the passage text it was written for (the corpus may have changed).
     output.mkdir(parents=True, exist_ok=True)
     mined_file = output / "gecko-data.jsonl"
     mined = {}
     if resume and mined_file.exists():
-        mined = {r["passage"]: r for r in map(json.loads, mined_file.read_text().splitlines())}
-    vectors = model.encode(passages, normalize_embeddings=True, convert_to_numpy=True, batch_size=64)
+        for record in map(json.loads, mined_file.read_text().splitlines()):
+            number = record["passage"]
+            if (number < len(passages) and record.get("text") == fingerprint(passages[number].text)
+                    and record["held_out"] == (number in held)):
+                mined[number] = record
+    index = EmbedderIndex(model, passages)
     with open(mined_file, "a", encoding="utf-8") as handle:
-        for done, index in enumerate(order, 1):
-            if index in mined:
+        for done, number in enumerate(order, 1):
+            record = mined.get(number)
+            needs_pick = (positive == "llm" and record is not None and record.get("candidates")
+                          and "picks" not in record)
+            if record is not None and not needs_pick:
                 continue
-            written = write_query(teacher, passages[index])
-            record = {"passage": index, "held_out": index in held, "query": written and written["query"],
-                      "task": written and written["task"]}
-            if written and index not in held:
-                query_vector = model.encode([written["query"]], normalize_embeddings=True, convert_to_numpy=True)[0]
-                top = [int(i) for i in np.argsort(-(vectors @ query_vector))[:candidates]]
-                picked = top[pick_positive(teacher, written["query"], [passages[i] for i in top])]
-                negatives = [i for i in top if i != picked]
-                record |= {"candidates": top, "positive": picked, "negative": negatives[-1] if negatives else None}
-            mined[index] = record
+            if record is None:
+                written = write_query(teacher, passages[number].text)
+                record = {"passage": number, "text": fingerprint(passages[number].text), "held_out": number in held,
+                          "query": written}
+                if written and number not in held:
+                    record["candidates"] = [i for i, _ in index.rank(written, "dense", candidates)]
+            if positive == "llm" and record.get("candidates"):
+                record |= pick(teacher, record["query"], record["candidates"], passages)
+            mined[number] = record
             handle.write(json.dumps(record) + "\n")
             handle.flush()
             if progress:
                 progress(done, len(order))
     mining_s = time.monotonic() - started
 
-    triples = [r for r in mined.values() if not r["held_out"] and r.get("positive") is not None
-               and r.get("negative") is not None]
-    evaluation = [(r["query"], r["passage"]) for r in mined.values() if r["held_out"] and r["query"]]
-    if len(triples) < 4 or len(evaluation) < 2:
-        raise ConfigError(f"the teacher gave {len(triples)} training triples and {len(evaluation)} held-out queries; "
+    records = [mined[n] for n in order if n in mined]
+    triples = [t for t in (triple(r, positive) for r in records) if t]
+    llm_rows = [QARow(r["passage"], r["query"], (passages[r["passage"]].text,), Path(passages[r["passage"]].source).name,
+                      None, True) for r in records if r["held_out"] and r["query"]]
+    if len(triples) < 4 or len(llm_rows) < 2:
+        raise ConfigError(f"the teacher gave {len(triples)} training triples and {len(llm_rows)} held-out queries; "
                           "need at least 4 and 2 (use more passages or a stronger --teacher)")
-    queries, relevant = [q for q, _ in evaluation], [p for _, p in evaluation]
-    before = retrieval_scores(model, queries, relevant, passages)
+    query_sets = {"llm": (llm_rows, mined_file)} | ({"human": (human, held_out)} if human else {})
+    before = evaluate(index, query_sets)
 
     # Step 4: contrastive fine-tuning.
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments, losses
 
-    dataset = Dataset.from_dict({"anchor": [r["query"] for r in triples],
-                                 "positive": [passages[r["positive"]] for r in triples],
-                                 "negative": [passages[r["negative"]] for r in triples]})
+    dataset = Dataset.from_dict({"anchor": [q for q, _, _ in triples],
+                                 "positive": [passages[p].text for _, p, _ in triples],
+                                 "negative": [passages[n].text for _, _, n in triples]})
     args = SentenceTransformerTrainingArguments(
         output_dir=str(output / "checkpoints"), num_train_epochs=epochs, max_steps=max_steps or -1,
         per_device_train_batch_size=batch_size, learning_rate=learning_rate, use_cpu=True, report_to="none",
         logging_steps=1, save_strategy="no", seed=seed, dataloader_num_workers=0)
     losses_seen: list[float] = []
-    from genlab.train.trainer import TrainOptions, callbacks
+    from genlab.train.trainer import TrainOptions, callbacks, quiet
 
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset,
                                          loss=losses.MultipleNegativesRankingLoss(model),
                                          callbacks=callbacks(TrainOptions(output=output), losses_seen))
+    quiet(trainer)
     train_started = time.monotonic()
     trainer.train()
     train_s = time.monotonic() - train_started
     model.save(str(output))
-    after = retrieval_scores(model, queries, relevant, passages)
+    after = evaluate(EmbedderIndex(model, passages), query_sets)
     summary = {
-        "method": "distill-embeddings", "source": source, "teacher": teacher_spec, "passages": len(passages),
-        "training_triples": len(triples), "held_out_queries": len(evaluation),
-        "positive_is_not_seed": sum(r["positive"] != r["passage"] for r in triples) / len(triples),
-        "query_failures": sum(not r["query"] for r in mined.values()),
-        "before": before, "after": after, "steps": trainer.state.global_step, "losses": losses_seen,
+        "method": "distill-embeddings", "source": source, "teacher": teacher_spec, "positive": positive,
+        "corpus_passages": len(passages), "mined_passages": len(order), "training_triples": len(triples),
+        "query_failures": sum(not r["query"] for r in records),
+        "teacher_picks": pick_stats(records),
+        "held_out": {name: {"queries": len(rows), "file": str(path), "before": before[name], "after": after[name]}
+                     for name, (rows, path) in query_sets.items()},
+        "steps": trainer.state.global_step, "losses": losses_seen,
         "mining_seconds": round(mining_s, 1), "training_seconds": round(train_s, 1),
     }
     (output / "gecko-summary.json").write_text(json.dumps(summary, indent=2))

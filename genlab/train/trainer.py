@@ -9,6 +9,7 @@ to `run`, which trains, saves a plain Hugging Face folder (LoRA adapters merged 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -86,7 +87,8 @@ def callbacks(options: TrainOptions, losses: list[float], rewards: list[float] |
     from transformers import TrainerCallback
 
     class TimeLimitAndLosses(TrainerCallback):
-        """Stop (and checkpoint) at max_minutes; keep every logged loss (and reward, for RL)."""
+        """Stop (and checkpoint) at max_minutes; keep every logged loss (and reward, for RL);
+        report progress on stderr about ten times a run, in place of the trainers' per-step dicts."""
 
         def __init__(self):
             self.started = time.monotonic()
@@ -96,6 +98,11 @@ def callbacks(options: TrainOptions, losses: list[float], rewards: list[float] |
                 losses.append(float(logs["loss"]))
             if logs and rewards is not None and "reward" in logs:
                 rewards.append(float(logs["reward"]))
+            every = max(1, state.max_steps // 10) if state.max_steps > 0 else 10
+            if logs and "loss" in logs and (state.global_step % every == 0 or state.global_step == state.max_steps):
+                reward = f", reward {rewards[-1]:.3f}" if rewards else ""
+                print(f"step {state.global_step}/{state.max_steps}: loss {losses[-1]:.4f}{reward} "
+                      f"({time.monotonic() - self.started:.0f} s)", file=sys.stderr, flush=True)
 
         def on_step_end(self, args, state, control, **kwargs):
             if options.max_minutes is not None and time.monotonic() - self.started > 60 * options.max_minutes:
@@ -104,6 +111,14 @@ def callbacks(options: TrainOptions, losses: list[float], rewards: list[float] |
             return control
 
     return [TimeLimitAndLosses()]
+
+
+def quiet(trainer) -> None:
+    """Drop the trainer's own progress bar and per-step log printing (TimeLimitAndLosses reports)."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(ProgressCallback)
+    trainer.remove_callback(PrinterCallback)
 
 
 def weight_change(before: dict, model) -> dict:
@@ -129,6 +144,7 @@ def run(trainer, options: TrainOptions, method: str, losses: list[float], *, row
         progress=None) -> dict:
     """Train (resuming when asked), save a plain HF folder, run the held-out suite on ``base``
     (the starting model's folder) and the trained model, write and return the summary."""
+    quiet(trainer)
     started = time.monotonic()
     trainer.train(resume_from_checkpoint=True if options.resume else None)
     seconds = time.monotonic() - started
