@@ -327,7 +327,8 @@ def gecko_section(work: Path) -> dict:
     for name, held in run["held_out"].items():
         b, a = held["before"], held["after"]
         print(f"gecko, {name} queries ({held['queries']}): recall@10 {b['recall@10']:.3f} → {a['recall@10']:.3f}, "
-              f"nDCG@10 {b['ndcg@10']:.3f} → {a['ndcg@10']:.3f}, recall@1 {b['recall@1']:.3f} → {a['recall@1']:.3f}")
+              f"nDCG@10 {b['ndcg@10']:.3f} → {a['ndcg@10']:.3f}, recall@1 {b['recall@1']:.3f} → {a['recall@1']:.3f}; "
+              f"paired top 10: {held['paired_top10']}")
     return section
 
 

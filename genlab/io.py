@@ -5,7 +5,8 @@
   back on any failure, leaving the connection usable; `store_error` turns SQLite's
   errors into one line naming the file and the fix.
 - JSONL: `read_jsonl` yields each object with its line number and names the line of any
-  error; `write_jsonl` writes rows (UTF-8 kept as is).
+  error (`json_object` reads one line, for input that is not a file); `write_jsonl` writes
+  rows (UTF-8 kept as is).
 """
 
 from __future__ import annotations
@@ -34,15 +35,19 @@ def read_jsonl(path: str | Path, what: str = "data file", error: type[ConfigErro
     except UnicodeDecodeError:
         raise error(f"{path}: not UTF-8 text; the {what} is JSONL (one JSON object a line)") from None
     for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise error(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise error(f"{path}:{number}: each line must be a JSON object")
-        yield number, row
+        if line.strip():
+            yield number, json_object(line, f"{path}:{number}", error)
+
+
+def json_object(line: str, where: str, error: type[ConfigError] = ConfigError) -> dict:
+    """One line of JSONL as a dict; ``where`` ("file:line") names it in the error."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise error(f"{where}: not valid JSON ({exc.msg})") from None
+    if not isinstance(row, dict):
+        raise error(f"{where}: each line must be a JSON object")
+    return row
 
 
 def write_jsonl(rows: Iterable[dict], path: str | Path) -> None:

@@ -66,12 +66,20 @@ def test_cli_plain_lines_cot_and_other_field():
 
 @pytest.mark.parametrize("args, stdin, message", [
     (("classify", "-l", "a,a"), "x\n", "labels must be distinct"),
-    (("classify", "-l", "yes,no"), '{"body": "x"}\n', "line 1: no text field 'text'; choose the field with --field"),
-    (("classify", "-l", "yes,no"), "{not json\n", "line 1: not valid JSON"),
-    (("classify", "-l", "yes,no", "--examples", "/nope.jsonl"), "x\n", "cannot read /nope.jsonl"),
+    (("classify", "-l", "yes,no"), '{"body": "x"}\n', "stdin:1: no text field 'text'; choose the field with --field"),
+    (("classify", "-l", "yes,no"), "{not json\n", "stdin:1: not valid JSON"),
+    (("classify", "-l", "yes,no", "--examples", "/nope.jsonl"), "x\n", "/nope.jsonl: cannot read the few-shot examples file"),
     (("ttc", "bench", "arithmetic", "--ks", "0,3"), None, "k and --best-of must be at least 1"),
     (("ttc", "bench", "nope"), None, "no task 'nope'"),
 ])
 def test_bad_input_is_one_line(args, stdin, message):
     result = genlab(*args, stdin=stdin)
     assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_few_shot_file_names_the_line_that_lacks_a_label(tmp_path):
+    examples = tmp_path / "examples.jsonl"
+    examples.write_text('{"text": "Goal in the last minute!", "label": "sports"}\n\n{"text": "Rain all day"}\n')
+    result = genlab("classify", "-l", "sports,weather", "--examples", str(examples), stdin="It snowed.\n")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f'{examples}:3: a few-shot example needs {{"text": ..., "label": ...}}' in result.stderr

@@ -340,6 +340,8 @@ def test_gecko_style_embedding_distillation_on_a_notebook(velmora, tmp_path):
     assert summary["training_triples"] >= 4 and summary["held_out"]["llm"]["queries"] >= 2
     assert summary["held_out"]["human"]["queries"] == sum(1 for r in load_qa(VELMORA_QA) if r.answerable)
     for held in summary["held_out"].values():
+        paired = held["paired_top10"]
+        assert paired["found_only_after"] + paired["found_only_before"] <= held["queries"] and 0 <= paired["p_value"] <= 1
         for phase in ("before", "after"):
             assert set(held[phase]) == {"recall@1", "recall@5", "recall@10", "mrr", "ndcg@10"}
             assert all(0 <= value <= 1 for value in held[phase].values())

@@ -61,7 +61,7 @@ def classify(
     rows = read_rows(lines, field_name, name)
     few_shot = []
     if examples is not None:
-        few_shot = read_examples(_open_lines(str(examples))[0], label_list, str(examples))
+        few_shot = read_examples(examples)
     classifier = Classifier(get_model(model, source="classify"), label_list, examples=few_shot, reasoning=cot,
                             method=method)
     for row, result in zip(rows, classifier.classify_many((r[field_name] for r in rows), concurrency)):

@@ -315,8 +315,11 @@ def embeddings(source: str = typer.Argument(..., help="A notebook name or a fold
     for name, held in summary["held_out"].items():
         b, a = held["before"], held["after"]
         label = "LLM-written queries of held-out passages" if name == "llm" else Path(held["file"]).name
+        paired = held["paired_top10"]
         out.print(f"{label} ({held['queries']}): recall@10 {b['recall@10']:.3f} → {a['recall@10']:.3f}, "
-                  f"nDCG@10 {b['ndcg@10']:.3f} → {a['ndcg@10']:.3f}, recall@1 {b['recall@1']:.3f} → {a['recall@1']:.3f}")
+                  f"nDCG@10 {b['ndcg@10']:.3f} → {a['ndcg@10']:.3f}, recall@1 {b['recall@1']:.3f} → {a['recall@1']:.3f}; "
+                  f"in the top 10 only after tuning {paired['found_only_after']}, only before "
+                  f"{paired['found_only_before']} (McNemar p = {paired['p_value']:.2g})")
     out.print(f"wrote {output}; use it with genlab notebook create NAME --embedder {output}")
 
 

@@ -15,12 +15,13 @@ of the text, for comparison.
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from genlab.errors import ConfigError
+from genlab.io import json_object, read_jsonl
 from genlab.models import Model, Usage
 from genlab.search.cot import extract_label
 
@@ -127,34 +128,23 @@ def read_rows(lines: Iterable[str], field_name: str = "text", source: str = "inp
     """Read JSONL rows (or plain text lines) and check each has the text field."""
     rows = []
     for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
         stripped = line.strip()
-        if stripped.startswith("{"):
-            try:
-                row = json.loads(stripped)
-            except ValueError as exc:
-                raise ConfigError(f"{source} line {number}: not valid JSON ({exc})") from None
-            if not isinstance(row.get(field_name), str):
-                raise ConfigError(f"{source} line {number}: no text field '{field_name}'; "
-                                  f"choose the field with --field NAME")
-        else:
-            row = {field_name: line.rstrip("\n")}
+        if not stripped:
+            continue
+        row = json_object(stripped, f"{source}:{number}") if stripped.startswith("{") else {field_name: line.rstrip("\n")}
+        if not isinstance(row.get(field_name), str):
+            raise ConfigError(f"{source}:{number}: no text field '{field_name}'; choose the field with --field NAME")
         rows.append(row)
     if not rows:
         raise ConfigError(f"{source} has no rows to classify")
     return rows
 
 
-def read_examples(lines: Iterable[str], labels: list[str], source: str) -> list[Example]:
+def read_examples(path: Path) -> list[Example]:
+    """Few-shot examples from a JSONL file of {"text", "label"} rows."""
     examples = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            examples.append(Example(str(row["text"]), str(row["label"])))
-        except (ValueError, KeyError, TypeError):
-            raise ConfigError(f"{source} line {number}: a few-shot example needs "
-                              '{"text": ..., "label": ...}') from None
+    for number, row in read_jsonl(path, "few-shot examples file"):
+        if row.get("text") is None or row.get("label") is None:
+            raise ConfigError(f'{path}:{number}: a few-shot example needs {{"text": ..., "label": ...}}')
+        examples.append(Example(str(row["text"]), str(row["label"])))
     return examples

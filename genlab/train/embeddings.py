@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from genlab.errors import ConfigError, ModelError
+from genlab.io import read_jsonl
 from genlab.ground.passage import Passage
 
 #: A plain question, not Gecko's JSON {task, query}: asked for JSON, the embedded model wrote
@@ -155,11 +156,28 @@ def pick_stats(records: list[dict]) -> dict | None:
 
 
 def evaluate(index: EmbedderIndex, query_sets: dict) -> dict:
-    """recall@1/5/10, MRR and nDCG@10 of the embedder on each set of held-out queries."""
-    from genlab.ground.evaluation import retrieval_metrics
+    """recall@1/5/10, MRR and nDCG@10 of the embedder on each set of held-out queries, and
+    for each query whether a relevant passage is in its top 10 (for the paired comparison)."""
+    from genlab.ground.evaluation import relevant_chunks, retrieval_metrics
 
-    return {name: retrieval_metrics(index, rows, path, methods=("dense",))["dense"]
-            for name, (rows, path) in query_sets.items()}
+    results = {}
+    for name, (rows, path) in query_sets.items():
+        results[name] = retrieval_metrics(index, rows, path, methods=("dense",))["dense"]
+        results[name]["found_in_top10"] = [
+            bool(relevant_chunks(index.passages(), row, path, "passage") & {i for i, _ in index.rank(row.question, "dense", 10)})
+            for row in rows]
+    return results
+
+
+def paired_top10(before: list[bool], after: list[bool]) -> dict:
+    """Queries found in the top 10 only after tuning, only before, and the exact McNemar p-value
+    (two-sided binomial test on those discordant queries): is the change more than chance?"""
+    from scipy.stats import binomtest
+
+    gained = sum(a and not b for b, a in zip(before, after))
+    lost = sum(b and not a for b, a in zip(before, after))
+    return {"found_only_after": gained, "found_only_before": lost,
+            "p_value": float(binomtest(gained, gained + lost).pvalue) if gained + lost else 1.0}
 
 
 def distill_embeddings(source: str, teacher_spec: str, output: Path, *, base: str | None = None,
@@ -204,7 +222,7 @@ def distill_embeddings(source: str, teacher_spec: str, output: Path, *, base: st
     mined_file = output / "gecko-data.jsonl"
     mined = {}
     if resume and mined_file.exists():
-        for record in map(json.loads, mined_file.read_text().splitlines()):
+        for _, record in read_jsonl(mined_file, "Gecko data file"):
             number = record["passage"]
             if (number < len(passages) and record.get("text") == fingerprint(passages[number].text)
                     and record["held_out"] == (number in held)):
@@ -270,7 +288,10 @@ def distill_embeddings(source: str, teacher_spec: str, output: Path, *, base: st
         "corpus_passages": len(passages), "mined_passages": len(order), "training_triples": len(triples),
         "query_failures": sum(not r["query"] for r in records),
         "teacher_picks": pick_stats(records),
-        "held_out": {name: {"queries": len(rows), "file": str(path), "before": before[name], "after": after[name]}
+        "held_out": {name: {"queries": len(rows), "file": str(path),
+                            "paired_top10": paired_top10(before[name].pop("found_in_top10"),
+                                                         after[name].pop("found_in_top10")),
+                            "before": before[name], "after": after[name]}
                      for name, (rows, path) in query_sets.items()},
         "steps": trainer.state.global_step, "losses": losses_seen,
         "mining_seconds": round(mining_s, 1), "training_seconds": round(train_s, 1),

@@ -9,11 +9,11 @@ the test items.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from importlib import resources
 
 from genlab.errors import ConfigError
+from genlab.io import read_jsonl
 from genlab.search.classify import Example
 from genlab.search.cot import WorkedExample
 
@@ -50,8 +50,8 @@ def load_task(name: str) -> Task:
     files = {"arithmetic": "arithmetic.jsonl", "topics": "topics.jsonl"}
     if name not in files:
         raise ConfigError(f"no task '{name}'; shipped tasks: {', '.join(files)}")
-    text = resources.files("genlab.search.tasks").joinpath(f"data/{files[name]}").read_text()
-    items = [json.loads(line) for line in text.splitlines() if line.strip()]
+    items = [row for _, row in read_jsonl(resources.files("genlab.search.tasks").joinpath(f"data/{files[name]}"),
+                                          f"task {name}")]
     if name == "arithmetic":
         return Task(name, "number", items, worked=ARITHMETIC_WORKED)
     labels = ["sports", "weather", "food", "technology"]
