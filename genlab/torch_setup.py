@@ -16,6 +16,8 @@ def prepare_torch() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    # Read when datasets is imported (training only): no import here, which costs every caller 0.4 s.
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     import torch
     import transformers
 
@@ -27,11 +29,5 @@ def prepare_torch() -> None:
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     warnings.filterwarnings("ignore", message="`gradient_checkpointing", category=FutureWarning)
-    try:
-        import datasets
-    except ImportError:          # only training needs it
-        pass
-    else:
-        datasets.disable_progress_bars()
     if torch.get_num_threads() != thread_count():
         torch.set_num_threads(thread_count())
