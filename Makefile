@@ -59,6 +59,7 @@ bench: $(STAMP)
 	$(PY) bench/evolve_small_model.py
 	$(PY) bench/classify_enum.py
 	$(PY) bench/ttc_tasks.py
+	$(PY) bench/ttc_variance.py
 	$(PY) bench/eval_suite.py
 	$(PY) bench/ground_retrieval.py
 	$(PY) bench/tune_distill.py

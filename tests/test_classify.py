@@ -69,7 +69,7 @@ def test_cli_plain_lines_cot_and_other_field():
     (("classify", "-l", "yes,no"), '{"body": "x"}\n', "stdin:1: no text field 'text'; choose the field with --field"),
     (("classify", "-l", "yes,no"), "{not json\n", "stdin:1: not valid JSON"),
     (("classify", "-l", "yes,no", "--examples", "/nope.jsonl"), "x\n", "/nope.jsonl: cannot read the few-shot examples file"),
-    (("ttc", "bench", "arithmetic", "--ks", "0,3"), None, "k and --best-of must be at least 1"),
+    (("ttc", "bench", "arithmetic", "--ks", "0,3"), None, "every k in --ks must be at least 1"),
     (("ttc", "bench", "nope"), None, "no task 'nope'"),
 ])
 def test_bad_input_is_one_line(args, stdin, message):

@@ -7,7 +7,9 @@ import pytest
 from genlab.errors import ConfigError
 from genlab.models import Choice
 from genlab.search.classify import check_labels
-from genlab.search.cot import extract_label, extract_number, extract_option, few_shot_cot, zero_shot_cot, WorkedExample
+from genlab.search.cot import (WorkedExample, extract_label, extract_number, extract_option, few_shot_cot,
+                               final_answer, zero_shot_cot)
+from genlab.search.tasks import load_task
 from genlab.search.ttc import arithmetic_check, best_of, majority_vote
 
 
@@ -75,11 +77,14 @@ def test_best_of_picks_the_highest_score_first_among_ties():
 
 
 def test_arithmetic_check_rewards_steps_that_check_out():
+    question = "Sam has 12 pens and 4 boxes of 6 pens. He buys 5 more, gives 3 away and finds 7."
     right = Choice(0, "12 + 5 = 17. Then 17 - 3 = 14. The answer is 14.", "stop")
-    wrong = Choice(1, "12 + 5 = 18. Then 18 - 3 = 14.", "stop")
-    half = Choice(2, "4 * 6 = 24 and 24 + 7 = 30", "stop")
-    assert arithmetic_check("q", right) == 1.0 and arithmetic_check("q", wrong) == 0.0
-    assert arithmetic_check("q", half) == 0.5 and arithmetic_check("q", Choice(3, "no steps", "stop")) == 0.0
+    wrong = Choice(1, "12 + 5 = 18. Then 18 - 3 = 14. The answer is 14.", "stop")
+    half = Choice(2, "4 * 6 = 24 and 24 + 7 = 30. The answer is 30.", "stop")
+    assert arithmetic_check(question, right) == 1.0 and arithmetic_check(question, wrong) == 0.0
+    assert arithmetic_check(question, half) == 0.5 and arithmetic_check(question, Choice(3, "no steps", "stop")) == 0.0
+    # the same steps without their final answer: halved, the chain never said what it concluded
+    assert arithmetic_check(question, Choice(4, "12 + 5 = 17. Then 17 - 3 = 14.", "stop")) == 0.5
 
 
 @pytest.mark.parametrize("labels, message", [
@@ -90,3 +95,15 @@ def test_arithmetic_check_rewards_steps_that_check_out():
 def test_bad_label_sets(labels, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         check_labels(labels)
+
+
+def test_a_chain_gives_an_answer_only_by_saying_it():
+    assert final_answer("12 + 5 = 17. The answer is 17.\nExtra") == "17."
+    assert final_answer("12 + 5 = 17.") is None  # stopped before its answer: none, not its last number
+    arith = load_task("arith-1", "dev")
+    assert arith.extract("The answer is 17.") == "17" and arith.extract("the answer is: $1,234.") == "1234"
+    assert arith.extract("The answer is seventeen.") is None and arith.extract("12 + 5 = 17.") is None
+    topics = load_task("topics", "dev")
+    assert topics.extract("It is a match. The answer is Sports.") == "sports"
+    assert topics.extract("The answer is football.") is None
+    assert topics.read_direct("food") == "food" and arith.read_direct('{"answer": 17}') == "17"

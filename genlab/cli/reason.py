@@ -82,48 +82,118 @@ app.add_typer(ttc_app, name="ttc")
 
 @ttc_app.command()
 def bench(
-    tasks: list[str] = typer.Argument(..., help="arithmetic, topics (one or both)."),
+    tasks: list[str] = typer.Argument(..., help="arith-1, arith-2, arith-3, arithmetic, topics (one or more)."),
     model: str = ModelOpt,
-    ks: str = typer.Option("1,3,5,10", "--ks", help="Self-consistency sample counts."),
-    best_of: int = typer.Option(5, "--best-of", help="N for best-of-N."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N items of each task."),
-    temperature: float = typer.Option(0.7, "--temperature"),
-    max_tokens: int = typer.Option(192, "--max-tokens"),
-    seed: int = typer.Option(0, "--seed"),
+    ks: str = typer.Option("1,2,4,8,16", "--ks", help="Sample counts k for self-consistency, best-of-k and pass@k."),
+    split: str = typer.Option("test", "--split", help="test (held-out items), dev (for choosing settings) or all."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N items of each task."),
+    temperature: float = typer.Option(0.7, "--temperature", min=0.0),
+    max_tokens: int = typer.Option(128, "--max-tokens", min=1),
+    chain_grammar: bool = typer.Option(True, "--chain-grammar/--no-chain-grammar",
+                                       help="End each label chain on a label by grammar (where the model takes one)."),
+    records: Optional[Path] = typer.Option(None, "--records", help="Folder for one JSONL of records per task; "
+                                           "a run started again with the same settings resumes from it."),
     plot_path: Optional[Path] = typer.Option(None, "--plot", help="Write accuracy vs tokens as a PNG."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the results as JSON."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write every curve point as JSON."),
 ) -> None:
-    """Run direct, CoT, self-consistency@k and best-of-N on shipped tasks; print accuracy vs tokens."""
+    """Accuracy against tokens per item: direct, chain of thought, self-consistency@k, best-of-k and pass@k.
+
+    Every method sends the task's one prompt; they differ only in sampling and selection.
+    Accuracy carries its 95 % Wilson interval.
+
+      genlab ttc bench arith-1 arith-2 --limit 100 --plot ttc.png
+    """
     from genlab.models import get_model
     from genlab.search.tasks import load_task
-    from genlab.search.ttc_bench import BenchConfig, plot, run_bench
+    from genlab.search.ttc_bench import BenchConfig, chain_stats, curves, plot, run_task
 
     try:
-        k_values = tuple(int(k) for k in ks.split(","))
+        k_values = tuple(sorted({int(k) for k in ks.split(",")}))
     except ValueError:
         raise ConfigError(f"--ks must be comma-separated integers, got {ks!r}") from None
-    if any(k < 1 for k in k_values) or best_of < 1:
-        raise ConfigError("k and --best-of must be at least 1")
-    config = BenchConfig(ks=k_values, best_of=best_of, temperature=temperature, max_tokens=max_tokens,
-                         limit=limit, seed=seed)
+    if any(k < 1 for k in k_values):
+        raise ConfigError(f"every k in --ks must be at least 1, got {ks!r}")
+    config = BenchConfig(ks=k_values, temperature=temperature, max_tokens=max_tokens, limit=limit,
+                         chain_grammar=chain_grammar)
+    loaded = [load_task(name, split) for name in tasks]  # every name checked before any model work
     llm = get_model(model, source="ttc")
-    all_results = {}
-    for task_name in tasks:
-        task = load_task(task_name)
-        with Progress(TextColumn(f"{task_name}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    everything, stats = {}, {}
+    for task in loaded:
+        with Progress(TextColumn(task.name), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=err, transient=True) as progress:
-            bar = progress.add_task(task_name, total=min(limit or len(task.items), len(task.items)))
-            results = run_bench(llm, task, config, lambda done, total: progress.update(bar, completed=done))
-        all_results[task_name] = results
-        table = Table("method", "accuracy", "answered", "tokens / item", title=f"{task_name} · {model} "
-                      f"({results[0].items} items)")
-        for r in results:
-            table.add_row(r.name, f"{100 * r.accuracy:.1f} %", f"{r.valid}/{r.items}", f"{r.tokens_per_item:.0f}")
+            bar = progress.add_task(task.name, total=None)
+            done = run_task(llm, task, config, records=records / f"{task.name}-{split}.jsonl" if records else None,
+                            progress=lambda n, total: progress.update(bar, completed=n, total=total))
+        rows = everything[task.name] = curves(done, k_values)
+        stats[task.name] = chain_stats(done)
+        table = Table("method", "k", "accuracy (95 % CI)", "answered", "tokens / item",
+                      title=f"{task.name} · {model} · {len(done)} {split} items")
+        for r in rows:
+            table.add_row(r["method"], str(r["k"] or ""), f"{100 * r['accuracy']:.1f} % "
+                          f"({100 * r['ci95'][0]:.0f}-{100 * r['ci95'][1]:.0f})", f"{r['answered']}/{r['items']}",
+                          f"{r['tokens_per_item']:.0f}")
         out.print(table)
     if plot_path:
-        plot(all_results, str(plot_path), model)
+        plot(everything, str(plot_path), model)
         out.print(f"wrote {plot_path}")
     if json_path:
-        json_path.write_text(json.dumps({t: [{**vars(r), "accuracy": r.accuracy, "tokens_per_item": r.tokens_per_item}
-                                            for r in rs] for t, rs in all_results.items()}, indent=2))
+        json_path.write_text(json.dumps({"model": model, "split": split, "config": vars(config) | {"ks": k_values},
+                                         "tasks": everything, "chains": stats}, indent=1))
+        out.print(f"wrote {json_path}")
+
+
+def _numbers(text: str, kind: type, option: str) -> tuple:
+    try:
+        return tuple(kind(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"{option} must be comma-separated {kind.__name__}s, got {text!r}") from None
+
+
+@ttc_app.command()
+def variance(
+    task_name: str = typer.Argument(..., metavar="TASK", help="arith-1, arith-2, arith-3, arithmetic or topics."),
+    model: str = ModelOpt,
+    temperatures: str = typer.Option("0.3,0.7,1.0,1.5", "--temperatures"),
+    top_ps: str = typer.Option("0.5,0.9,1.0", "--top-p", help="Comma-separated top-p values."),
+    top_ks: str = typer.Option("0,10", "--top-k", help="Comma-separated top-k values; 0 leaves top-k unset "
+                               "(give 0 alone for models without top-k)."),
+    samples: int = typer.Option(8, "--samples", help="Samples per item and setting."),
+    split: str = typer.Option("test", "--split", help="test, dev or all."),
+    limit: Optional[int] = typer.Option(30, "--limit", min=1, help="Items of the task to sample."),
+    plot_path: Optional[Path] = typer.Option(None, "--plot", help="Write the grid as a PNG."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the grid as JSON."),
+) -> None:
+    """How temperature, top-p and top-k change the answers: distinct answers per item and accuracy.
+
+    The task's one prompt is sampled --samples times per item at every setting of the grid:
+
+      genlab ttc variance topics --limit 30 --plot variance.png
+    """
+    from genlab.models import get_model
+    from genlab.search.tasks import load_task
+    from genlab.search.ttc_bench import Grid, plot_variance, variance as sweep
+
+    grid = Grid(_numbers(temperatures, float, "--temperatures"), _numbers(top_ps, float, "--top-p"),
+                _numbers(top_ks, int, "--top-k"), samples)
+    task = load_task(task_name, split)
+    llm = get_model(model, source="ttc")
+    if any(grid.top_ks) and not llm.backend.supports_top_k:
+        raise ConfigError(f"{model} does not take top-k; give --top-k 0")
+    with Progress(TextColumn(f"{task.name} grid"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, transient=True) as progress:
+        bar = progress.add_task("grid", total=None)
+        rows = sweep(llm, task, grid, limit=limit, progress=lambda n, total: progress.update(bar, completed=n, total=total))
+    table = Table("temperature", "top-p", "top-k", "distinct answers / item", "items disagreeing", "one sample",
+                  f"pass@{samples}", f"self-consistency@{samples}",
+                  title=f"{task.name} · {model} · {rows[0]['items']} {split} items x {samples} samples")
+    for r in rows:
+        table.add_row(f"{r['temperature']:g}", f"{r['top_p']:g}", str(r["top_k"] or "-"), f"{r['distinct_answers']:.2f}",
+                      f"{100 * r['items_disagreeing']:.0f} %", f"{100 * r['sample_accuracy']:.1f} %",
+                      f"{100 * r['pass_at_samples']:.1f} %", f"{100 * r['self_consistency']:.1f} %")
+    out.print(table)
+    if plot_path:
+        plot_variance(rows, str(plot_path), f"{task.name} · {model}")
+        out.print(f"wrote {plot_path}")
+    if json_path:
+        json_path.write_text(json.dumps({"model": model, "task": task.name, "split": split, "grid": rows}, indent=1))
         out.print(f"wrote {json_path}")

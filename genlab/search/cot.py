@@ -54,7 +54,8 @@ _FINAL_PATTERNS = [
 ]
 
 
-def _to_number(text: str) -> str | None:
+def parse_number(text: str) -> str | None:
+    """A number written in a chain ("$1,234", "42.", "2.50"), normalised ("1234", "42", "2.5")."""
     cleaned = text.replace("$", "").replace(",", "").rstrip(".")
     try:
         value = float(cleaned)
@@ -70,9 +71,22 @@ def extract_number(text: str) -> str | None:
     for pattern in _FINAL_PATTERNS:
         matches = pattern.findall(text)
         if matches:
-            return _to_number(matches[-1])
+            return parse_number(matches[-1])
     numbers = re.findall(_NUMBER, text)
-    return _to_number(numbers[-1]) if numbers else None
+    return parse_number(numbers[-1]) if numbers else None
+
+
+_FINAL = re.compile(r"answer\s+is\s*:?\s*", re.I)
+
+
+def final_answer(text: str) -> str | None:
+    """What follows a chain's last "The answer is", up to the end of its line; None when the
+    chain never says it. Stricter than `extract_number`: a chain that stops before its
+    answer counts as giving none, not as giving its last number."""
+    said = list(_FINAL.finditer(text))
+    if not said:
+        return None
+    return text[said[-1].end():].split("\n", 1)[0].strip()
 
 
 def extract_label(text: str, labels: list[str]) -> str | None:

@@ -17,6 +17,7 @@ from typing import Callable
 
 from genlab.errors import ConfigError
 from genlab.models import Choice, Model, Usage
+from genlab.search.cot import final_answer
 
 Verifier = Callable[[str, Choice], float]
 
@@ -112,17 +113,34 @@ def likelihood(question: str, chain: Choice) -> float:
 
 
 _EQUATION = re.compile(r"(-?\d+(?:\.\d+)?)\s*([-+*/x×÷])\s*(-?\d+(?:\.\d+)?)\s*=\s*(-?\d+(?:\.\d+)?)")
+_OPERATIONS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
+               "x": lambda a, b: a * b, "×": lambda a, b: a * b,
+               "/": lambda a, b: a / b if b else float("nan"), "÷": lambda a, b: a / b if b else float("nan")}
 
 
 def arithmetic_check(question: str, chain: Choice) -> float:
-    """A Python verifier for arithmetic chains: the share of written equations
-    (``a op b = c``) that are right, 0 for a chain that shows none. It never sees the
-    gold answer; it rewards chains whose steps check out."""
-    operations = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
-                  "x": lambda a, b: a * b, "×": lambda a, b: a * b,
-                  "/": lambda a, b: a / b if b else float("nan"), "÷": lambda a, b: a / b if b else float("nan")}
+    """A programmatic verifier of an arithmetic chain that never sees the gold answer.
+
+    It re-computes every equation the chain writes (``a op b = c``). A step counts as right
+    when its result is right and each operand is a number of the question or the result of
+    an earlier step (a chain cannot verify itself on numbers it made up). The score is the
+    share of right steps, halved when the chain's final answer is not its last result; 0
+    for a chain with no equation. So 1.0 means a derivation from the question's numbers
+    that checks out, which is not the same as a right answer: the chain may compute the
+    wrong thing correctly.
+    """
     equations = _EQUATION.findall(chain.text)
     if not equations:
         return 0.0
-    right = sum(1 for a, op, b, c in equations if abs(operations[op](float(a), float(b)) - float(c)) < 1e-6)
-    return right / len(equations)
+    known = {float(n) for n in re.findall(r"-?\d+(?:\.\d+)?", question)}
+    right = 0
+    for a, op, b, c in equations:
+        a_, b_, c_ = float(a), float(b), float(c)
+        if a_ in known and b_ in known and abs(_OPERATIONS[op](a_, b_) - c_) < 1e-6:
+            right += 1
+        known.add(c_)
+    share = right / len(equations)
+    said = final_answer(chain.text)
+    stated = re.match(r"\s*(-?\d+(?:\.\d+)?)", said or "")
+    consistent = stated is not None and abs(float(stated.group(1)) - float(equations[-1][3])) < 1e-6
+    return share if consistent else share / 2

@@ -1,154 +1,333 @@
-"""Accuracy against compute on a task: direct, chain of thought, self-consistency@k, best-of-N.
+"""Accuracy against compute on a task: one prompt, methods that differ only in sampling and selection.
 
-For each item, one direct answer, one greedy chain of thought, and K sampled chains
-(K = the largest k). Self-consistency@k votes over the first k of those chains, and
-best-of-N picks among the first N with the verifier, so every method is measured on
-the same samples; its tokens are those of the chains it used.
+For each item, every method sends the task's one prompt (`Task.messages`):
+- direct: the answer at once, under the task's answer format (enum mode or a JSON schema);
+- chain of thought: one greedy chain (temperature 0);
+- K sampled chains (K = the largest k). A single sample is the first of them;
+  self-consistency@k votes over the first k; best-of-k picks among the first k with a
+  verifier (the model's likelihood, and for arithmetic a checker that never reads the
+  gold answer); pass@k is whether any of the first k is right, the oracle's upper bound.
+A chain's answer is what follows its "The answer is"; a chain without one gives none and
+counts as wrong. On a label task each chain is decoded under a grammar that ends it on a
+label (`Task.chain_grammar`), where the backend takes grammars. Every method is measured on the same samples; its tokens are those of
+the calls and chains it used.
+
+One `ItemRecord` per item holds everything the curves are computed from, so a long run
+appends them to a JSONL file and resumes from it (`run_task(records=...)`).
 """
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
 
 from genlab.errors import ConfigError
+from genlab.evaluate.autorater import wilson_interval
+from genlab.io import json_object
 from genlab.models import Model
-from genlab.search import cot
-from genlab.search.classify import Classifier
 from genlab.search.tasks import Task
-from genlab.search.ttc import arithmetic_check, best_of, likelihood, majority_vote, sample_chains
+from genlab.search.ttc import arithmetic_check, majority_vote
 
 
-@dataclass
-class MethodResult:
-    name: str
-    correct: int = 0
-    items: int = 0
-    tokens: int = 0           # prompt + completion tokens spent
-    valid: int = 0            # items where the method produced an answer at all
-
-    @property
-    def accuracy(self) -> float:
-        return self.correct / self.items if self.items else 0.0
-
-    @property
-    def tokens_per_item(self) -> float:
-        return self.tokens / self.items if self.items else 0.0
-
-
-@dataclass
+@dataclass(frozen=True)
 class BenchConfig:
-    ks: tuple[int, ...] = (1, 3, 5, 10)
-    best_of: int = 5
+    ks: tuple[int, ...] = (1, 2, 4, 8, 16)
     temperature: float = 0.7
-    max_tokens: int = 192
-    limit: int | None = None
-    seed: int = 0
+    max_tokens: int = 128
+    limit: int | None = None      # only the first N items of the split
     concurrency: int = 2
+    chain_grammar: bool = True    # decode label chains under Task.chain_grammar where possible
+
+    def __post_init__(self) -> None:
+        if not self.ks or any(k < 1 for k in self.ks):
+            raise ConfigError("every k must be at least 1")
+        if self.temperature <= 0 and max(self.ks) > 1:
+            raise ConfigError("sampled chains need --temperature > 0: greedy decoding gives k identical chains")
+
+    def fingerprint(self, model: Model, task: Task) -> dict:
+        """What a record must have been made with to be reused on resume."""
+        return {"model": model.spec, "task": task.name, "K": max(self.ks), "temperature": self.temperature,
+                "max_tokens": self.max_tokens, "grammar": chain_options(model, task, self.chain_grammar) != {}}
 
 
-def _share(usage, n_used: int, n_total: int) -> int:
-    # Chains of one call share its prompt tokens; each chain's share is prompt/n + its own completion.
-    return round(usage.total_tokens * n_used / n_total)
+def chain_options(model: Model, task: Task, use_grammar: bool = True) -> dict:
+    """How every chain of the task is decoded: under its grammar where the backend takes one."""
+    grammar = task.chain_grammar() if use_grammar else None
+    return {"grammar": grammar} if grammar and model.backend.supports_grammar else {}
 
 
-def _item_fields(task: Task, item: dict) -> tuple[str, str]:
-    if task.kind == "number":
-        return item["question"], str(item["answer"])
-    return item["text"], item["label"]
+@dataclass
+class ItemRecord:
+    """What the methods produced on one item (answers are None where a chain gave none)."""
+
+    id: str
+    gold: str
+    direct: str | None
+    direct_tokens: int
+    greedy: str | None
+    greedy_tokens: int
+    answers: list[str | None]         # the K sampled chains' answers, in sampling order
+    chain_tokens: list[int]           # each sampled chain's share of the prompt plus its completion
+    likelihood: list[float | None]    # each chain's mean token log-probability
+    checker: list[float] | None       # arithmetic_check of each chain (checkable tasks only)
+    settings: dict = field(default_factory=dict)
 
 
-def run_item(model: Model, task: Task, item: dict, config: BenchConfig, index: int) -> dict[str, Any]:
-    """Run every method on one item; return per-method (correct, tokens, answered)."""
-    question, gold = _item_fields(task, item)
-    out: dict[str, Any] = {}
-    K = max(max(config.ks), config.best_of)
-    if task.kind == "number":
-        extract: Callable[[str], str | None] = cot.extract_number
-        direct = model.chat(cot.direct(question), temperature=0, max_tokens=16)
-        answer = extract(direct.text)
-        out["direct"] = (answer == gold, direct.usage.total_tokens, answer is not None)
-        messages = cot.few_shot_cot(question, task.worked)
-        greedy = model.chat(messages, temperature=0, max_tokens=config.max_tokens)
-        answer = extract(greedy.text)
-        out["cot"] = (answer == gold, greedy.usage.total_tokens, answer is not None)
-        verifiers = {"likelihood": likelihood, "arithmetic check": arithmetic_check}
-    else:
-        labels = task.labels
-        direct_clf = Classifier(model, labels, examples=task.examples).classify(question)
-        out["direct"] = (direct_clf.label == gold, direct_clf.usage.total_tokens, True)
-        cot_clf = Classifier(model, labels, examples=task.examples, reasoning=True).classify(question)
-        out["cot"] = (cot_clf.label == gold, cot_clf.usage.total_tokens, True)
-        # Sampled chains: free reasoning that ends in a label, parsed from the text.
-        messages = [{"role": "system", "content": "Classify the text into exactly one of these labels: "
-                     + ", ".join(labels) + ". Think briefly, then end with \"The answer is LABEL.\""},
-                    {"role": "user", "content": question}]
-
-        def extract(text: str) -> str | None:
-            return cot.extract_label(text, labels)
-        verifiers = {"likelihood": likelihood}
-    sampled = sample_chains(model, messages, K, extract, temperature=config.temperature,
-                            max_tokens=config.max_tokens, seed=config.seed * 100_003 + index * 101, logprobs=True)
-    for k in config.ks:
-        vote = majority_vote(sampled.answers[:k])
-        out[f"self-consistency@{k}"] = (vote.answer == gold, _share(sampled.usage, k, K), vote.answer is not None)
-    n = config.best_of
-    for name, verifier in verifiers.items():
-        best = best_of(question, sampled.chains[:n], sampled.answers[:n], verifier)
-        out[f"best-of-{n} ({name})"] = (best.answer == gold, _share(sampled.usage, n, K), best.answer is not None)
-    return out
+def run_item(model: Model, task: Task, item: dict, config: BenchConfig, settings: dict) -> ItemRecord:
+    """Run every method on one item. The gold answer is only stored, never shown to a verifier."""
+    question = task.question(item)
+    messages = task.messages(question)
+    K = max(config.ks)
+    direct = model.chat(messages, temperature=0, max_tokens=16, response_format=task.answer_format())
+    chains = chain_options(model, task, config.chain_grammar)
+    greedy = model.chat(messages, temperature=0, max_tokens=config.max_tokens, **chains)
+    sampled = model.chat(messages, n=K, temperature=config.temperature, max_tokens=config.max_tokens,
+                         logprobs=True, **chains)
+    prompt_share = sampled.usage.prompt_tokens / K
+    completions = [len(c.logprobs) if c.logprobs else 0 for c in sampled.choices]
+    if sum(completions) == 0:  # a backend without logprobs: share the completion tokens evenly
+        completions = [sampled.usage.completion_tokens / K] * K
+    return ItemRecord(
+        id=str(item.get("id", question)), gold=task.gold(item),
+        direct=task.read_direct(direct.text), direct_tokens=direct.usage.total_tokens,
+        greedy=task.extract(greedy.text), greedy_tokens=greedy.usage.total_tokens,
+        answers=[task.extract(c.text) for c in sampled.choices],
+        chain_tokens=[round(prompt_share + n) for n in completions],
+        likelihood=[c.mean_logprob for c in sampled.choices],
+        checker=[arithmetic_check(question, c) for c in sampled.choices] if task.checkable else None,
+        settings=settings)
 
 
-def run_bench(model: Model, task: Task, config: BenchConfig, progress: Callable[[int, int], None] | None = None
-              ) -> list[MethodResult]:
-    """Run the task's items and return one result per method, in a stable order."""
-    if any(k < 1 for k in config.ks) or config.best_of < 1:
-        raise ConfigError("k and N must be at least 1")
+def read_records(path: Path, settings: dict) -> dict[str, ItemRecord]:
+    """The records of an earlier run of the same settings (a torn last line is dropped)."""
+    if not path.exists():
+        return {}
+    lines = path.read_text(encoding="utf-8").splitlines()
+    records = {}
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json_object(line, f"{path}:{number}")
+        except ConfigError:
+            if number != len(lines):
+                raise
+            # The write an interruption cut short: cut it off, so the next record starts its
+            # own line; that item runs again.
+            path.write_text("".join(line + "\n" for line in lines[:-1]), encoding="utf-8")
+            break
+        if row.get("settings") != settings:
+            raise ConfigError(f"{path}:{number} was made with other settings ({row.get('settings')}, now "
+                              f"{settings}); give another records file, or delete this one to start over")
+        records[row["id"]] = ItemRecord(**row)
+    return records
+
+
+def run_task(model: Model, task: Task, config: BenchConfig, *, records: Path | None = None,
+             progress: Callable[[int, int], None] | None = None) -> list[ItemRecord]:
+    """Run the methods on the task's items; with ``records``, append each finished item to that
+    JSONL file and skip the items it already holds."""
     items = task.items[: config.limit] if config.limit else task.items
-    results: dict[str, MethodResult] = {}
-    done = 0
+    settings = config.fingerprint(model, task)
+    done = read_records(records, settings) if records else {}
+    todo = [item for item in items if str(item.get("id")) not in done]
+    if records:
+        records.parent.mkdir(parents=True, exist_ok=True)
+    finished = len(items) - len(todo)
+    if progress:
+        progress(finished, len(items))
     with ThreadPoolExecutor(max(1, config.concurrency)) as pool:
-        futures = [pool.submit(run_item, model, task, item, config, i) for i, item in enumerate(items)]
-        for future in futures:
-            for name, (correct, tokens, answered) in future.result().items():
-                result = results.setdefault(name, MethodResult(name))
-                result.items += 1
-                result.correct += int(correct)
-                result.tokens += tokens
-                result.valid += int(answered)
-            done += 1
+        for record in pool.map(lambda item: run_item(model, task, item, config, settings), todo):
+            done[record.id] = record
+            if records:
+                with open(records, "a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(asdict(record)) + "\n")
+            finished += 1
             if progress:
-                progress(done, len(items))
-    return list(results.values())
+                progress(finished, len(items))
+    return [done[str(item.get("id"))] for item in items]
 
 
-def plot(results_by_task: dict[str, list[MethodResult]], path: str, model: str) -> None:
-    """Plot accuracy against tokens per item, one panel per task."""
+# -- curves ------------------------------------------------------------------------------
+
+def _best(scores: list[float | None], answers: list[str | None]) -> str | None:
+    # The highest-scoring chain, first among ties; a chain without a score never wins.
+    ranked = [(s if s is not None else float("-inf"), -i) for i, s in enumerate(scores)]
+    return answers[-max(ranked)[1]]
+
+
+def _row(method: str, k: int | None, correct: int, answered: int, tokens: float, n: int) -> dict:
+    low, high = wilson_interval(correct, n)
+    return {"method": method, "k": k, "correct": correct, "items": n, "accuracy": correct / n,
+            "ci95": [low, high], "answered": answered, "tokens_per_item": tokens / n}
+
+
+def curves(records: list[ItemRecord], ks: tuple[int, ...]) -> list[dict]:
+    """Accuracy (with its 95 % Wilson interval) and tokens per item of every method and k."""
+    if not records:
+        raise ConfigError("no items to score")
+    n = len(records)
+    rows = [_row("direct", None, sum(r.direct == r.gold for r in records),
+                 sum(r.direct is not None for r in records), sum(r.direct_tokens for r in records), n),
+            _row("chain of thought", None, sum(r.greedy == r.gold for r in records),
+                 sum(r.greedy is not None for r in records), sum(r.greedy_tokens for r in records), n)]
+    verifiers = {"best-of (likelihood)": lambda r: r.likelihood}
+    if all(r.checker is not None for r in records):
+        verifiers["best-of (checker)"] = lambda r: r.checker
+    for k in ks:
+        tokens = sum(sum(r.chain_tokens[:k]) for r in records)
+        picks: dict[str, list[str | None]] = {
+            "self-consistency": [majority_vote(r.answers[:k]).answer for r in records],
+            **{name: [_best(scores(r)[:k], r.answers[:k]) for r in records] for name, scores in verifiers.items()}}
+        for method, answers in picks.items():
+            rows.append(_row(method, k, sum(a == r.gold for a, r in zip(answers, records)),
+                             sum(a is not None for a in answers), tokens, n))
+        rows.append(_row("pass@k (oracle)", k, sum(r.gold in r.answers[:k] for r in records),
+                         sum(any(a is not None for a in r.answers[:k]) for r in records), tokens, n))
+    return rows
+
+
+def chain_stats(records: list[ItemRecord]) -> dict:
+    """How the sampled chains went: share right, share without an answer, and how often the
+    checker's full marks meant a right answer (its precision) and caught one (its recall)."""
+    chains = [(a, r.gold, (r.checker or [None] * len(r.answers))[i])
+              for r in records for i, a in enumerate(r.answers)]
+    stats = {"chains": len(chains), "right": sum(a == g for a, g, _ in chains) / len(chains),
+             "no_answer": sum(a is None for a, _, _ in chains) / len(chains),
+             "distinct_answers_per_item": sum(len(Counter(a for a in r.answers if a)) for r in records) / len(records)}
+    checked = [(a == g, c == 1.0) for a, g, c in chains if c is not None]
+    if checked:
+        passed = [right for right, full in checked if full]
+        stats["checker_precision"] = sum(passed) / len(passed) if passed else None
+        right = [full for ok, full in checked if ok]
+        stats["checker_recall"] = sum(right) / len(right) if right else None
+    return stats
+
+
+# -- sampling controls ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Grid:
+    """The sampling controls to sweep; a top_k of 0 means "not set" (the whole vocabulary)."""
+
+    temperatures: tuple[float, ...] = (0.3, 0.7, 1.0, 1.5)
+    top_ps: tuple[float, ...] = (0.5, 0.9, 1.0)
+    top_ks: tuple[int, ...] = (0, 10)
+    samples: int = 8
+
+    def __post_init__(self) -> None:
+        if self.samples < 2:
+            raise ConfigError("--samples must be at least 2 to see any variance")
+        if any(t <= 0 for t in self.temperatures):
+            raise ConfigError("every temperature must be > 0: at 0 every sample is the same chain")
+        if any(not 0 < p <= 1 for p in self.top_ps):
+            raise ConfigError("every top-p must be in (0, 1]")
+        if any(k < 0 for k in self.top_ks):
+            raise ConfigError("every top-k must be >= 0 (0: not set)")
+
+
+def variance(model: Model, task: Task, grid: Grid, *, limit: int | None = None,
+             progress: Callable[[int, int], None] | None = None) -> list[dict]:
+    """For each setting of the grid, sample the task's one prompt ``grid.samples`` times per
+    item and report the variance it buys (distinct answers per item, items whose samples
+    disagree) next to what it costs (accuracy of one sample) and what it allows (pass@samples,
+    self-consistency@samples)."""
+    items = task.items[:limit] if limit else task.items
+    cells = [(t, p, k) for t in grid.temperatures for p in grid.top_ps for k in grid.top_ks]
+    rows = []
+    for done, (temperature, top_p, top_k) in enumerate(cells):
+        options = {"temperature": temperature, "top_p": top_p, "top_k": top_k or None, **chain_options(model, task)}
+
+        def one(item: dict) -> tuple[str, list[str | None]]:
+            response = model.chat(task.messages(task.question(item)), n=grid.samples, max_tokens=128, **options)
+            return task.gold(item), [task.extract(c.text) for c in response.choices]
+
+        with ThreadPoolExecutor(2) as pool:
+            sampled = list(pool.map(one, items))
+        n, chains = len(sampled), len(sampled) * grid.samples
+        sample_right = sum(a == gold for gold, answers in sampled for a in answers)
+        rows.append({
+            "temperature": temperature, "top_p": top_p, "top_k": top_k, "items": n, "samples": grid.samples,
+            "distinct_answers": sum(len(set(a for a in answers if a is not None)) for _, answers in sampled) / n,
+            "items_disagreeing": sum(len(set(answers)) > 1 for _, answers in sampled) / n,
+            "no_answer": sum(a is None for _, answers in sampled for a in answers) / chains,
+            "sample_accuracy": sample_right / chains,
+            "sample_accuracy_ci95": list(wilson_interval(sample_right, chains)),
+            "pass_at_samples": sum(gold in answers for gold, answers in sampled) / n,
+            "self_consistency": sum(majority_vote(answers).answer == gold for gold, answers in sampled) / n})
+        if progress:
+            progress(done + 1, len(cells))
+    return rows
+
+
+def plot_variance(rows: list[dict], path: str, title: str) -> None:
+    """Distinct answers per item and accuracy against temperature, a line per top-p, a panel per top-k."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(results_by_task), figsize=(6 * len(results_by_task), 4), dpi=110,
-                             squeeze=False)
-    for ax, (task, results) in zip(axes[0], results_by_task.items()):
-        sc = [r for r in results if r.name.startswith("self-consistency")]
-        ax.plot([r.tokens_per_item for r in sc], [r.accuracy for r in sc], "o-", label="self-consistency@k")
-        for r in sc:
-            ax.annotate(r.name.split("@")[1], (r.tokens_per_item, r.accuracy), textcoords="offset points",
-                        xytext=(4, 4), fontsize=8)
-        for r in results:
-            if not r.name.startswith("self-consistency"):
-                ax.plot(r.tokens_per_item, r.accuracy, "s", label=r.name)
+    top_ks = sorted({r["top_k"] for r in rows})
+    fig, axes = plt.subplots(2, len(top_ks), figsize=(4.5 * len(top_ks), 6.5), dpi=110, squeeze=False, sharex=True)
+    for column, top_k in enumerate(top_ks):
+        for top_p in sorted({r["top_p"] for r in rows}):
+            mine = sorted((r for r in rows if r["top_k"] == top_k and r["top_p"] == top_p),
+                          key=lambda r: r["temperature"])
+            x = [r["temperature"] for r in mine]
+            axes[0][column].plot(x, [r["distinct_answers"] for r in mine], "o-", label=f"top-p {top_p}")
+            axes[1][column].plot(x, [r["sample_accuracy"] for r in mine], "o-", label=f"one sample, top-p {top_p}")
+            axes[1][column].plot(x, [r["pass_at_samples"] for r in mine], "x:", color=axes[1][column].lines[-1].get_color(),
+                                 label=f"pass@{mine[0]['samples']}, top-p {top_p}")
+        axes[0][column].set_title(f"{title} · top-k {top_k or 'not set'}", fontsize=9)
+        axes[0][column].set_ylabel("distinct answers per item")
+        axes[1][column].set_ylabel("accuracy")
+        axes[1][column].set_xlabel("temperature")
+        for ax in axes[:, column]:
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot(rows_by_task: dict[str, list[dict]], path: str, model: str) -> None:
+    """Accuracy against tokens per item, one panel per task, 95 % intervals as error bars."""
+    import matplotlib
+    import matplotlib.ticker
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(rows_by_task), figsize=(5 * len(rows_by_task), 4.2), dpi=110, squeeze=False)
+    styles = {"self-consistency": ("o-", "C0"), "best-of (checker)": ("s-", "C1"),
+              "best-of (likelihood)": ("^-", "C2"), "pass@k (oracle)": (":", "black"),
+              "direct": ("D", "C3"), "chain of thought": ("P", "C4")}
+    for ax, (task, rows) in zip(axes[0], rows_by_task.items()):
+        for method, (style, colour) in styles.items():
+            mine = [r for r in rows if r["method"] == method]
+            if not mine:
+                continue
+            x = [r["tokens_per_item"] for r in mine]
+            y = [r["accuracy"] for r in mine]
+            err = [[r["accuracy"] - r["ci95"][0] for r in mine], [r["ci95"][1] - r["accuracy"] for r in mine]]
+            ax.errorbar(x, y, yerr=err, fmt=style, color=colour, capsize=2, markersize=4, label=method, alpha=0.85)
+        for r in rows:
+            if r["method"] == "self-consistency":
+                ax.annotate(f"k={r['k']}", (r["tokens_per_item"], r["accuracy"]), textcoords="offset points",
+                            xytext=(3, -10), fontsize=7)
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("tokens per item")
-        ax.set_ylabel("accuracy")
+        ax.set_ylabel("accuracy (95 % interval)")
         ax.set_ylim(-0.02, 1.02)
-        ax.set_title(f"{task} · {model}")
+        ax.set_title(f"{task} · {model} · {rows[0]['items']} items", fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
-

@@ -3,8 +3,11 @@
     python -m genlab.search.tasks.generate
 
 arithmetic.jsonl: multi-step word problems with known integer answers.
-topics.jsonl: short texts labelled sports / weather / food / technology.
-Both are written for genlab from templates, with a fixed seed.
+arith_1.jsonl, arith_2.jsonl, arith_3.jsonl: sums and differences of one, two and three
+steps ("What is 31 - 9 + 4?"), 100 development items then 400 held-out items each.
+topics.jsonl: short texts labelled sports / weather / food / technology (180 held out, 60 dev).
+All are written for genlab from templates, with fixed seeds. The graded items were fixed
+before any prompt was tried on them; prompts and settings are chosen on the "dev" split.
 """
 
 from __future__ import annotations
@@ -93,6 +96,23 @@ FILL = {"team": ["Rovers", "City", "Harbour", "Falcons", "Tigers"], "score": ["2
         "speed": ["40", "60", "80"], "mins": ["10", "15", "20", "45"], "version": ["2.0", "3.1", "1.4"]}
 
 
+def graded_expression(rng: random.Random, steps: int) -> dict:
+    """One sum/difference of ``steps`` operations on numbers 2..60 whose running total stays >= 0."""
+    total = rng.randint(2, 60)
+    text = str(total)
+    for _ in range(steps):
+        b = rng.randint(2, 60)
+        if rng.random() < 0.5 and total >= b:
+            text, total = f"{text} - {b}", total - b
+        else:
+            text, total = f"{text} + {b}", total + b
+    return {"question": f"What is {text}?", "answer": total}
+
+
+GRADED_SPLITS = (("dev", 100), ("test", 400))
+TOPICS_HELD_OUT = 180  # the first 180 texts; the last 60 are for development
+
+
 def _fill(template: str, rng: random.Random) -> str:
     for key, values in FILL.items():
         template = template.replace("{" + key + "}", rng.choice(values))
@@ -106,6 +126,13 @@ def generate() -> None:
     with open(DATA / "arithmetic.jsonl", "w") as f:
         for i, p in enumerate(problems):
             f.write(json.dumps({"id": f"arith-{i:03d}", **p}) + "\n")
+    for steps in (1, 2, 3):
+        graded = random.Random(20261201 + steps)
+        with open(DATA / f"arith_{steps}.jsonl", "w") as f:
+            for split, count in GRADED_SPLITS:
+                for i in range(count):
+                    row = {"id": f"arith{steps}-{split}-{i:03d}", "split": split, **graded_expression(graded, steps)}
+                    f.write(json.dumps(row) + "\n")
     rows = []
     openers = ["", "", "Update: ", "Just heard: ", "Note: ", "Reportedly, ", "From the group chat: "]
     for label, templates in TOPICS.items():
@@ -120,7 +147,8 @@ def generate() -> None:
     rng.shuffle(rows)
     with open(DATA / "topics.jsonl", "w") as f:
         for i, row in enumerate(rows):
-            f.write(json.dumps({"id": f"topic-{i:03d}", **row}) + "\n")
+            split = "test" if i < TOPICS_HELD_OUT else "dev"
+            f.write(json.dumps({"id": f"topic-{i:03d}", "split": split, **row}) + "\n")
 
 
 if __name__ == "__main__":
