@@ -233,7 +233,7 @@ def test_ttc_variance_sweeps_the_sampling_controls(tmp_path):
     (("--temperatures", "0,1"), "every temperature must be > 0"),
     (("--samples", "1"), "--samples must be at least 2"),
     (("--top-p", "1.5"), "every top-p must be in (0, 1]"),
-    (("--top-k", "x"), "--top-k must be comma-separated ints"),
+    (("--top-k", "x"), "--top-k must be comma-separated integers"),
 ])
 def test_ttc_variance_refuses_bad_grids(args, message):
     result = subprocess.run([sys.executable, "-m", "genlab.cli", "ttc", "variance", "arith-1", *args],

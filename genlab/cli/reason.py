@@ -107,12 +107,7 @@ def bench(
     from genlab.search.tasks import load_task
     from genlab.search.ttc_bench import BenchConfig, chain_stats, curves, plot, run_task
 
-    try:
-        k_values = tuple(sorted({int(k) for k in ks.split(",")}))
-    except ValueError:
-        raise ConfigError(f"--ks must be comma-separated integers, got {ks!r}") from None
-    if any(k < 1 for k in k_values):
-        raise ConfigError(f"every k in --ks must be at least 1, got {ks!r}")
+    k_values = tuple(sorted(set(_numbers(ks, int, "--ks"))))
     config = BenchConfig(ks=k_values, temperature=temperature, max_tokens=max_tokens, limit=limit,
                          chain_grammar=chain_grammar)
     loaded = [load_task(name, split) for name in tasks]  # every name checked before any model work
@@ -146,7 +141,8 @@ def _numbers(text: str, kind: type, option: str) -> tuple:
     try:
         return tuple(kind(v) for v in text.split(","))
     except ValueError:
-        raise ConfigError(f"{option} must be comma-separated {kind.__name__}s, got {text!r}") from None
+        noun = "integers" if kind is int else "numbers"
+        raise ConfigError(f"{option} must be comma-separated {noun}, got {text!r}") from None
 
 
 @ttc_app.command()

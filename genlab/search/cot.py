@@ -89,6 +89,14 @@ def final_answer(text: str) -> str | None:
     return text[said[-1].end():].split("\n", 1)[0].strip()
 
 
+def final_number(text: str) -> str | None:
+    """The number a chain's last "The answer is" states, normalised as `parse_number` does;
+    None when the chain never says it or says no number there."""
+    said = final_answer(text)
+    found = re.match(rf"\s*({_NUMBER})", said) if said is not None else None
+    return parse_number(found.group(1)) if found else None
+
+
 def extract_label(text: str, labels: list[str]) -> str | None:
     """Return the label a free-text answer names: the one after "answer is"/"label:" if
     any, else the only label mentioned, else the last one mentioned; None if none is."""

@@ -17,7 +17,7 @@ from typing import Callable
 
 from genlab.errors import ConfigError
 from genlab.models import Choice, Model, Usage
-from genlab.search.cot import final_answer
+from genlab.search.cot import final_number
 
 Verifier = Callable[[str, Choice], float]
 
@@ -91,8 +91,14 @@ def best_of(question: str, chains: list[Choice], answers: list[str | None], veri
     if not chains:
         raise ConfigError("best-of-N needs N >= 1 candidates")
     scores = [float(verifier(question, chain)) for chain in chains]
-    index = max(range(len(scores)), key=lambda i: (scores[i], -i))
+    index = best_index(scores)
     return Best(index, answers[index], scores[index], scores)
+
+
+def best_index(scores: list[float | None]) -> int:
+    """The highest score's position, the first among ties; a missing score (None) never wins
+    over a present one."""
+    return max(range(len(scores)), key=lambda i: (scores[i] is not None, scores[i] or 0.0, -i))
 
 
 def best_of_n(model: Model, messages: list[dict], n: int, extract: Callable[[str], str | None],
@@ -140,7 +146,6 @@ def arithmetic_check(question: str, chain: Choice) -> float:
             right += 1
         known.add(c_)
     share = right / len(equations)
-    said = final_answer(chain.text)
-    stated = re.match(r"\s*(-?\d+(?:\.\d+)?)", said or "")
-    consistent = stated is not None and abs(float(stated.group(1)) - float(equations[-1][3])) < 1e-6
+    stated = final_number(chain.text)
+    consistent = stated is not None and abs(float(stated) - float(equations[-1][3])) < 1e-6
     return share if consistent else share / 2

@@ -30,7 +30,7 @@ from genlab.evaluate.autorater import wilson_interval
 from genlab.io import json_object
 from genlab.models import Model
 from genlab.search.tasks import Task
-from genlab.search.ttc import arithmetic_check, majority_vote
+from genlab.search.ttc import arithmetic_check, best_index, majority_vote
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class BenchConfig:
 
     def __post_init__(self) -> None:
         if not self.ks or any(k < 1 for k in self.ks):
-            raise ConfigError("every k must be at least 1")
+            raise ConfigError(f"every k in --ks must be at least 1, got {','.join(map(str, self.ks))}")
         if self.temperature <= 0 and max(self.ks) > 1:
             raise ConfigError("sampled chains need --temperature > 0: greedy decoding gives k identical chains")
 
@@ -92,7 +92,7 @@ def run_item(model: Model, task: Task, item: dict, config: BenchConfig, settings
     if sum(completions) == 0:  # a backend without logprobs: share the completion tokens evenly
         completions = [sampled.usage.completion_tokens / K] * K
     return ItemRecord(
-        id=str(item.get("id", question)), gold=task.gold(item),
+        id=_item_id(item), gold=task.gold(item),
         direct=task.read_direct(direct.text), direct_tokens=direct.usage.total_tokens,
         greedy=task.extract(greedy.text), greedy_tokens=greedy.usage.total_tokens,
         answers=[task.extract(c.text) for c in sampled.choices],
@@ -134,7 +134,7 @@ def run_task(model: Model, task: Task, config: BenchConfig, *, records: Path | N
     items = task.items[: config.limit] if config.limit else task.items
     settings = config.fingerprint(model, task)
     done = read_records(records, settings) if records else {}
-    todo = [item for item in items if str(item.get("id")) not in done]
+    todo = [item for item in items if _item_id(item) not in done]
     if records:
         records.parent.mkdir(parents=True, exist_ok=True)
     finished = len(items) - len(todo)
@@ -149,16 +149,15 @@ def run_task(model: Model, task: Task, config: BenchConfig, *, records: Path | N
             finished += 1
             if progress:
                 progress(finished, len(items))
-    return [done[str(item.get("id"))] for item in items]
+    return [done[_item_id(item)] for item in items]
+
+
+def _item_id(item: dict) -> str:
+    # Shipped items carry an id; an item without one is known by its question or text.
+    return str(item.get("id") or item.get("question") or item.get("text"))
 
 
 # -- curves ------------------------------------------------------------------------------
-
-def _best(scores: list[float | None], answers: list[str | None]) -> str | None:
-    # The highest-scoring chain, first among ties; a chain without a score never wins.
-    ranked = [(s if s is not None else float("-inf"), -i) for i, s in enumerate(scores)]
-    return answers[-max(ranked)[1]]
-
 
 def _row(method: str, k: int | None, correct: int, answered: int, tokens: float, n: int) -> dict:
     low, high = wilson_interval(correct, n)
@@ -182,7 +181,7 @@ def curves(records: list[ItemRecord], ks: tuple[int, ...]) -> list[dict]:
         tokens = sum(sum(r.chain_tokens[:k]) for r in records)
         picks: dict[str, list[str | None]] = {
             "self-consistency": [majority_vote(r.answers[:k]).answer for r in records],
-            **{name: [_best(scores(r)[:k], r.answers[:k]) for r in records] for name, scores in verifiers.items()}}
+            **{name: [r.answers[best_index(scores(r)[:k])] for r in records] for name, scores in verifiers.items()}}
         for method, answers in picks.items():
             rows.append(_row(method, k, sum(a == r.gold for a, r in zip(answers, records)),
                              sum(a is not None for a in answers), tokens, n))
@@ -194,8 +193,7 @@ def curves(records: list[ItemRecord], ks: tuple[int, ...]) -> list[dict]:
 def chain_stats(records: list[ItemRecord]) -> dict:
     """How the sampled chains went: share right, share without an answer, and how often the
     checker's full marks meant a right answer (its precision) and caught one (its recall)."""
-    chains = [(a, r.gold, (r.checker or [None] * len(r.answers))[i])
-              for r in records for i, a in enumerate(r.answers)]
+    chains = [(a, r.gold, c) for r in records for a, c in zip(r.answers, r.checker or [None] * len(r.answers))]
     stats = {"chains": len(chains), "right": sum(a == g for a, g, _ in chains) / len(chains),
              "no_answer": sum(a is None for a, _, _ in chains) / len(chains),
              "distinct_answers_per_item": sum(len(Counter(a for a in r.answers if a)) for r in records) / len(records)}

@@ -22,7 +22,7 @@ from typing import Any
 from genlab.errors import ConfigError
 from genlab.io import read_jsonl
 from genlab.search.classify import Example
-from genlab.search.cot import WorkedExample, final_answer, few_shot_cot, parse_number
+from genlab.search.cot import WorkedExample, final_answer, final_number, few_shot_cot, parse_number
 
 
 @dataclass
@@ -81,12 +81,11 @@ class Task:
 
     def extract(self, chain: str) -> str | None:
         """A chain's answer: what follows its last "The answer is"; None (invalid) without one."""
+        if self.kind == "number":
+            return final_number(chain)
         said = final_answer(chain)
         if said is None:
             return None
-        if self.kind == "number":
-            found = re.match(r"\s*(-?\$?\d[\d,]*(?:\.\d+)?)", said)
-            return parse_number(found.group(1)) if found else None
         named = [label for label in self.labels if re.match(rf"\W*{re.escape(label)}\b", said, re.I)]
         return named[0] if named else None
 
