@@ -97,10 +97,10 @@ def format_section(opts) -> dict:
     for name, train in methods.items():
         options = opts(f"format-{name}", max_steps=FORMAT_STEPS, max_length=FORMAT_MAX_LENGTH, held_out=suite)
         summary, seconds = timed(name, lambda: train(options))
-        effect = summary["held_out_effect"]
-        section[name] = {"rows": summary["rows"], "steps": summary["steps"], "train_seconds": summary["seconds"],
+        effect = summary.held_out_effect
+        section[name] = {"rows": summary.rows, "steps": summary.steps, "train_seconds": summary.seconds,
                          "seconds_with_eval": round(seconds, 1), "learning_rate": options.learning_rate,
-                         "loss_first": summary["loss_first"], "loss_last": summary["loss_last"],
+                         "loss_first": summary.loss_first, "loss_last": summary.loss_last,
                          "before": effect["before"], "after": effect["after"], "held_out_rows": effect["rows"]}
         print(f"{name}: held-out format {effect['before']['regex']['rate']:.2f} → {effect['after']['regex']['rate']:.2f}, "
               f"right value {effect['before']['icontains']['rate']:.2f} → {effect['after']['icontains']['rate']:.2f}")
@@ -142,9 +142,9 @@ def enum_section(opts, work: Path, base: Path) -> dict:
                 "seconds": round(time.perf_counter() - started, 1)}
 
     section = {"task": "topics", "labels": task.labels, "train_rows": len(train), "held_out": len(held),
-               "sft": {"steps": summary["steps"], "train_seconds": summary["seconds"],
-                       "seconds_with_data": round(seconds, 1), "loss_first": summary["loss_first"],
-                       "loss_last": summary["loss_last"]},
+               "sft": {"steps": summary.steps, "train_seconds": summary.seconds,
+                       "seconds_with_data": round(seconds, 1), "loss_first": summary.loss_first,
+                       "loss_last": summary.loss_last},
                "zero_shot": accuracy(f"hf:{base}"),
                "few_shot": accuracy(f"hf:{base}", TOPIC_EXAMPLES),
                "fine_tuned": accuracy(f"hf:{options.output}"),
@@ -176,12 +176,12 @@ def reward_section(opts) -> dict:
     options = opts("rm", max_steps=RM_STEPS, batch_size=RM_BATCH, max_length=64)
     rm, seconds = timed("reward model", lambda: tune_reward(TUNE / "right_wrong_train.jsonl", options,
                                                            held_out_pairs=TUNE / "right_wrong_eval.jsonl"))
-    section = {k: rm[k] for k in ("rows", "held_out_pairs", "held_out_accuracy_before", "held_out_accuracy_before_ci95",
-                                  "held_out_accuracy_after", "held_out_accuracy_after_ci95", "loss_first", "loss_last",
-                                  "steps")}
-    section["seconds"] = round(seconds, 1)
-    print(f"reward model: held-out accuracy {rm['held_out_accuracy_before']:.2f} → {rm['held_out_accuracy_after']:.2f} "
-          f"on {rm['held_out_pairs']} pairs")
+    pairs = rm.pair_accuracy
+    section = {"rows": rm.rows, "held_out_pairs": pairs.pairs, "held_out_accuracy_before": pairs.before,
+               "held_out_accuracy_before_ci95": pairs.before_ci95, "held_out_accuracy_after": pairs.after,
+               "held_out_accuracy_after_ci95": pairs.after_ci95, "loss_first": rm.loss_first,
+               "loss_last": rm.loss_last, "steps": rm.steps, "seconds": round(seconds, 1)}
+    print(f"reward model: held-out accuracy {pairs.before:.2f} → {pairs.after:.2f} on {pairs.pairs} pairs")
 
     policy = get_model(f"hf:{format_sft_model(opts)}", source="bench")
     scorer = RewardModel(options.output)
@@ -221,11 +221,11 @@ def grpo_section(opts) -> dict:
     summary, seconds = timed("grpo", lambda: tune_grpo(TUNE / "right_wrong_prompts.jsonl",
                                                        f"python:{TUNE / 'checks.py'}:right_answer", options,
                                                        num_generations=GRPO_GENERATIONS, max_completion_length=12))
-    effect = summary["held_out_effect"]
-    rewards = summary["rewards"]
-    section = {"start": "format SFT model", "reward": "examples/tune/checks.py:right_answer", "steps": summary["steps"],
+    effect = summary.held_out_effect
+    rewards = summary.rewards
+    section = {"start": "format SFT model", "reward": "examples/tune/checks.py:right_answer", "steps": summary.steps,
                "batch_size": GRPO_BATCH, "generations": GRPO_GENERATIONS, "learning_rate": GRPO_LR,
-               "train_seconds": summary["seconds"], "seconds_with_eval": round(seconds, 1),
+               "train_seconds": summary.seconds, "seconds_with_eval": round(seconds, 1),
                "train_reward_first_5": sum(rewards[:5]) / max(1, len(rewards[:5])),
                "train_reward_last_5": sum(rewards[-5:]) / max(1, len(rewards[-5:])),
                "before": effect["before"], "after": effect["after"], "held_out_rows": effect["rows"]}
@@ -275,7 +275,7 @@ def distillation_section(opts, work: Path, base: Path) -> dict:
         summary, seconds = timed(f"distill {name}", lambda: distill_logits(
             work / "kd-train.jsonl", opts(f"kd-{name}", **common), on_policy=on_policy, student=init,
             max_new_tokens=32))
-        kd[name] = {"steps": STEPS, "seconds": seconds, "student_nll_after": summary["student_nll_after"]}
+        kd[name] = {"steps": STEPS, "seconds": seconds, "student_nll_after": summary.reply_nll.student_after}
     # The same number of steps, split: data first (the student learns to write the replies'
     # form), then on-policy (it is corrected on what it now writes).
     half = STEPS // 2
@@ -285,8 +285,8 @@ def distillation_section(opts, work: Path, base: Path) -> dict:
         work / "kd-train.jsonl", opts("kd-warm-on-policy", max_steps=STEPS - half, **common), on_policy=True,
         student=f"hf:{work / 'kd-warm'}", max_new_tokens=32))
     kd["data-then-on-policy"] = {"steps": STEPS, "seconds": warm_seconds + seconds,
-                                 "student_nll_after": summary["student_nll_after"],
-                                 "after_warm_start_nll": summary["student_nll_before"]}
+                                 "student_nll_after": summary.reply_nll.student_after,
+                                 "after_warm_start_nll": summary.reply_nll.student_before}
     gap = student_nll - teacher_nll
     for method in ("data", "logits", "on-policy", "data-then-on-policy"):
         kd[method]["gap_closed"] = (student_nll - kd[method]["student_nll_after"]) / gap

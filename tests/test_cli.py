@@ -117,8 +117,7 @@ def test_training_flags_are_derived_from_train_options(monkeypatch, tmp_path):
     from genlab.train.trainer import TrainOptions
 
     seen = {}
-    monkeypatch.setattr("genlab.cli.train._report", lambda summary: None)
-    monkeypatch.setattr("genlab.cli.train._report_distill", lambda summary: None)
+    monkeypatch.setattr("genlab.cli.train._report", lambda result: None)
     monkeypatch.setattr("genlab.train.sft.tune_sft", lambda data, options, progress=None: seen.update(sft=options))
     monkeypatch.setattr("genlab.train.distill.distill_logits",
                         lambda data, options, **kw: seen.update(logits=options))

@@ -89,9 +89,9 @@ def test_sft_moves_the_weights_lowers_the_loss_and_serves(sft_data, held_out_sui
     from genlab.train.sft import tune_sft
 
     summary = tune_sft(sft_data, options(tmp_path, "sft", held_out=held_out_suite))
-    assert summary["steps"] == 4 and len(summary["losses"]) == 4
-    assert summary["loss_last"] < summary["loss_first"]
-    assert summary["weights"]["relative_l2_change"] > 0 and summary["weights"]["tensors_changed"] > 0
+    assert summary.steps == 4 and len(summary.losses) == 4
+    assert summary.loss_last < summary.loss_first
+    assert summary.weights.relative_l2_change > 0 and summary.weights.tensors_changed > 0
     folder = tmp_path / "sft"
     assert (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
     assert json.loads((folder / "genlab-train.json").read_text())["method"] == "sft"
@@ -129,18 +129,18 @@ def test_sft_resumes_from_its_checkpoint(sft_data, tmp_path):
     from genlab.train.sft import tune_sft
 
     first = tune_sft(sft_data, options(tmp_path, "run", max_steps=2, save_steps=2))
-    assert first["steps"] == 2 and (tmp_path / "run" / "checkpoint-2").is_dir()
+    assert first.steps == 2 and (tmp_path / "run" / "checkpoint-2").is_dir()
     with pytest.raises(ConfigError, match="already holds a training run; pass --resume"):
         tune_sft(sft_data, options(tmp_path, "run", max_steps=4))
     second = tune_sft(sft_data, options(tmp_path, "run", max_steps=4, save_steps=2, resume=True))
-    assert second["steps"] == 4 and len(second["losses"]) == 2          # only steps 3 and 4 ran
+    assert second.steps == 4 and len(second.losses) == 2          # only steps 3 and 4 ran
 
 
 def test_lora_trains_adapters_and_saves_a_merged_model(sft_data, tmp_path):
     from genlab.train.sft import tune_sft
 
     summary = tune_sft(sft_data, options(tmp_path, "lora", max_steps=3, lora=True, learning_rate=1e-3))
-    assert summary["weights"]["tensors_changed"] > 0
+    assert summary.weights.tensors_changed > 0
     assert not (tmp_path / "lora" / "adapter_config.json").exists()
     assert (tmp_path / "lora" / "model.safetensors").is_file()
 
@@ -149,9 +149,9 @@ def test_dpo_moves_the_policy_toward_chosen(pairs, tmp_path, store):
     from genlab.train.preference import tune_preference
 
     summary = tune_preference("dpo", pairs, options(tmp_path, "dpo", max_steps=3, learning_rate=5e-5))
-    assert summary["losses"][0] == pytest.approx(0.6931, abs=1e-3)       # log 2: policy == reference at step 1
-    assert summary["loss_last"] < summary["loss_first"]
-    assert summary["weights"]["relative_l2_change"] > 0
+    assert summary.losses[0] == pytest.approx(0.6931, abs=1e-3)       # log 2: policy == reference at step 1
+    assert summary.loss_last < summary.loss_first
+    assert summary.weights.relative_l2_change > 0
     assert generates_differently(tmp_path / "dpo", store)
 
 
@@ -161,7 +161,7 @@ def test_dpo_with_sft_weight_adds_the_chosen_replies_likelihood(pairs, tmp_path)
     plain = tune_preference("dpo", pairs, options(tmp_path, "plain", max_steps=1))
     rpo = tune_preference("dpo", pairs, options(tmp_path, "rpo", max_steps=1), sft_weight=1.0)
     # Same first batch, same reference: the added term is the chosen replies' NLL (> 0).
-    assert rpo["sft_weight"] == 1.0 and rpo["losses"][0] > plain["losses"][0] + 0.1
+    assert rpo.settings["sft_weight"] == 1.0 and rpo.losses[0] > plain.losses[0] + 0.1
 
 
 def test_kto_trains_on_thumbs(tmp_path, store):
@@ -171,7 +171,7 @@ def test_kto_trains_on_thumbs(tmp_path, store):
                  [{"prompt": user(q), "completion": assistant(a), "label": True} for q, a in zip(QUESTIONS, ANSWERS)]
                  + [{"prompt": user(q), "completion": assistant("No idea."), "label": False} for q in QUESTIONS])
     summary = tune_preference("kto", data, options(tmp_path, "kto", max_steps=3, learning_rate=5e-5))
-    assert summary["steps"] == 3 and summary["weights"]["relative_l2_change"] > 0
+    assert summary.steps == 3 and summary.weights.relative_l2_change > 0
     assert generates_differently(tmp_path / "kto", store)
 
 
@@ -179,9 +179,9 @@ def test_reward_model_reports_held_out_accuracy_and_scores(pairs, tmp_path):
     from genlab.train.reward import RewardModel, tune_reward
 
     summary = tune_reward(pairs, options(tmp_path, "rm", max_steps=4, learning_rate=5e-5))
-    assert summary["held_out_pairs"] == 2 and summary["rows"] == 6
-    assert 0 <= summary["held_out_accuracy_before"] <= 1 and 0 <= summary["held_out_accuracy_after"] <= 1
-    assert summary["loss_last"] < summary["loss_first"]
+    assert summary.pair_accuracy.pairs == 2 and summary.rows == 6
+    assert 0 <= summary.pair_accuracy.before <= 1 and 0 <= summary.pair_accuracy.after <= 1
+    assert summary.loss_last < summary.loss_first
     model = RewardModel(tmp_path / "rm")
     assert isinstance(model.score(user("What is 2 + 2?"), assistant("ANSWER: 4")), float)
 
@@ -234,8 +234,8 @@ def test_grpo_optimises_the_policy_against_a_reward_model(pairs, tmp_path):
     prompts = write(tmp_path / "prompts.jsonl", [{"prompt": user(q)} for q in QUESTIONS])
     summary = tune_grpo(prompts, tmp_path / "rm", options(tmp_path, "grpo", max_steps=2, learning_rate=1e-5),
                         num_generations=2, max_completion_length=8)
-    assert summary["steps"] == 2 and len(summary["rewards"]) == 2
-    assert summary["weights"]["relative_l2_change"] > 0
+    assert summary.steps == 2 and len(summary.rewards) == 2
+    assert summary.weights.relative_l2_change > 0
 
 
 def test_grpo_against_a_programmatic_checker_that_reads_the_row(tmp_path, store):
@@ -254,7 +254,7 @@ def right(reply, row):
     prompts = write(tmp_path / "prompts.jsonl", [{"prompt": user(q), "answer": a} for q, a in zip(QUESTIONS, ANSWERS)])
     summary = tune_grpo(prompts, f"python:{checker}:right", options(tmp_path, "grpo", max_steps=2, learning_rate=3e-4),
                         num_generations=2, max_completion_length=8)
-    assert summary["steps"] == 2 and summary["reward"].endswith(":right") and len(summary["rewards"]) == 2
+    assert summary.steps == 2 and summary.settings["reward"].endswith(":right") and len(summary.rewards) == 2
     calls = [json.loads(line) for line in seen.read_text().splitlines()]
     assert len(calls) >= 8 and all(c["row"]["answer"] in ANSWERS and isinstance(c["reply"], str) for c in calls)
     assert generates_differently(tmp_path / "grpo", store)
@@ -285,8 +285,8 @@ def test_reward_model_on_a_held_out_file(pairs, tmp_path):
     held = write(tmp_path / "held.jsonl", [{"prompt": user("What is 3 + 3?"), "chosen": assistant("ANSWER: 6"),
                                             "rejected": assistant("ANSWER: 7")}] * 3)
     summary = tune_reward(pairs, options(tmp_path, "rm", max_steps=2, learning_rate=5e-5), held_out_pairs=held)
-    assert summary["rows"] == 8 and summary["held_out_pairs"] == 3       # every pair trains; the file measures
-    assert summary["held_out_accuracy_before"] in (0.0, 1.0) and len(summary["held_out_accuracy_after_ci95"]) == 2
+    assert summary.rows == 8 and summary.pair_accuracy.pairs == 3       # every pair trains; the file measures
+    assert summary.pair_accuracy.before in (0.0, 1.0) and len(summary.pair_accuracy.after_ci95) == 2
 
 
 @pytest.mark.parametrize("on_policy", [False, True])
@@ -296,12 +296,12 @@ def test_logit_and_on_policy_distillation_into_a_two_layer_student(tmp_path, on_
     data = write(tmp_path / "d.jsonl", [{"prompt": q, "completion": a} for q, a in zip(QUESTIONS * 2, ANSWERS * 2)])
     summary = distill_logits(data, options(tmp_path, "student", max_steps=3, learning_rate=1e-3), on_policy=on_policy,
                              student_layers=2, max_new_tokens=8)
-    assert summary["student_layers"] == 2 and summary["teacher_layers"] == 30
-    assert summary["weights"]["relative_l2_change"] > 0
-    assert summary["loss_last"] < summary["loss_first"]
+    assert summary.settings["student_layers"] == 2 and summary.settings["teacher_layers"] == 30
+    assert summary.weights.relative_l2_change > 0
+    assert summary.loss_last < summary.loss_first
     # The metric is measured for the student before and after, next to the teacher.
-    assert summary["student_nll_before"] > summary["teacher_nll"] > 0
-    assert summary["student_nll_after"] != summary["student_nll_before"]
+    assert summary.reply_nll.student_before > summary.reply_nll.teacher > 0
+    assert summary.reply_nll.student_after != summary.reply_nll.student_before
     from transformers import AutoConfig
     assert AutoConfig.from_pretrained(tmp_path / "student").num_hidden_layers == 2
 
@@ -312,11 +312,11 @@ def test_data_distillation_from_the_embedded_teacher(tmp_path):
     prompts = write(tmp_path / "p.jsonl", [{"prompt": q} for q in QUESTIONS])
     held = write(tmp_path / "held.jsonl", [{"prompt": "What is 1 + 1?", "completion": "ANSWER: 2"}])
     summary = distill_data(prompts, "local", options(tmp_path, "s", max_steps=2), eval_data=held, max_tokens=16)
-    assert summary["teacher_replies"] == 4 and summary["steps"] == 2
+    assert summary.settings["teacher_replies"] == 4 and summary.steps == 2
     rows = [json.loads(line) for line in (tmp_path / "s" / "teacher-data.jsonl").read_text().splitlines()]
     assert all(r["completion"][0]["content"] for r in rows)
-    assert summary["student_nll_after"] != summary["student_nll_before"]
-    assert summary["teacher_nll"] == pytest.approx(summary["student_nll_before"])   # same model before training
+    assert summary.reply_nll.student_after != summary.reply_nll.student_before
+    assert summary.reply_nll.teacher == pytest.approx(summary.reply_nll.student_before)   # same model before training
 
 
 def test_cli_distill_data_reports_the_students_held_out_nll(tmp_path):

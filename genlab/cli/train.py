@@ -6,11 +6,14 @@ import dataclasses
 import functools
 import inspect
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from genlab.cli.common import app, err, out
+
+if TYPE_CHECKING:
+    from genlab.train.trainer import TrainResult
 
 feedback_app = typer.Typer(no_args_is_help=True, help="Ratings and preferences captured in chat and serve.")
 app.add_typer(feedback_app, name="feedback")
@@ -111,27 +114,31 @@ def train_command(typer_app: typer.Typer, name: str | None = None, *, base: str 
     return register
 
 
-def _report(summary: dict) -> None:
-    loss = ""
-    if summary["loss_first"] is not None:
-        loss = f"; loss {summary['loss_first']:.4f} → {summary['loss_last']:.4f}"
-    weights = summary.get("weights") or {}
-    moved = f"; weights moved {100 * weights['relative_l2_change']:.3f} % (L2)" if weights else ""
-    out.print(f"{summary['method']}: {summary['steps']} steps on {summary['rows']} rows in "
-              f"{summary['seconds']:.0f} s{loss}{moved}")
-    if "held_out_accuracy_after" in summary:
-        (b_low, b_high), (a_low, a_high) = summary["held_out_accuracy_before_ci95"], summary["held_out_accuracy_after_ci95"]
-        out.print(f"held-out pairwise accuracy ({summary['held_out_pairs']} pairs, 95 % CI): "
-                  f"{100 * summary['held_out_accuracy_before']:.0f} % ({100 * b_low:.0f}–{100 * b_high:.0f}) → "
-                  f"{100 * summary['held_out_accuracy_after']:.0f} % ({100 * a_low:.0f}–{100 * a_high:.0f})")
-    if "held_out_effect" in summary:
+def _report(result: TrainResult) -> None:
+    loss = f"; loss {result.loss_first:.4f} → {result.loss_last:.4f}" if result.losses else ""
+    moved = f"; weights moved {100 * result.weights.relative_l2_change:.3f} % (L2)" if result.weights else ""
+    out.print(f"{result.method}: {result.steps} steps on {result.rows} rows in {result.seconds:.0f} s{loss}{moved}")
+    if result.pair_accuracy:
+        pairs = result.pair_accuracy
+        (b_low, b_high), (a_low, a_high) = pairs.before_ci95, pairs.after_ci95
+        out.print(f"held-out pairwise accuracy ({pairs.pairs} pairs, 95 % CI): "
+                  f"{100 * pairs.before:.0f} % ({100 * b_low:.0f}–{100 * b_high:.0f}) → "
+                  f"{100 * pairs.after:.0f} % ({100 * a_low:.0f}–{100 * a_high:.0f})")
+    if result.held_out_effect:
         from genlab.train.effect import lines
 
-        effect = summary["held_out_effect"]
+        effect = result.held_out_effect
         out.print(f"held-out ({effect['suite']}, {effect['rows']} rows), starting model → trained, 95 % CI:")
         for line in lines(effect):
             out.print(line)
-    out.print(f"wrote {summary['options']['output']} (use it as --model hf:{summary['options']['output']})")
+    if result.rewards:
+        out.print(f"mean reward per step: {result.rewards[0]:+.3f} (first) → {result.rewards[-1]:+.3f} (last)")
+    if result.reply_nll:
+        nll = result.reply_nll
+        teacher = f"; teacher {nll.teacher:.3f}" if nll.teacher is not None else ""
+        out.print(f"held-out reply NLL per token ({nll.rows} rows, lower is better): student "
+                  f"{nll.student_before:.3f} → {nll.student_after:.3f}{teacher}")
+    out.print(f"wrote {result.output} (use it as --model hf:{result.output})")
 
 
 def _say(message: str) -> None:
@@ -190,12 +197,8 @@ def grpo(prompts: Path = typer.Argument(..., help="JSONL: {prompt}."),
     Example: genlab tune grpo prompts.jsonl --reward 'regex:^ANSWER: ' -o runs/rl --held-out suite.yaml"""
     from genlab.train.grpo import tune_grpo
 
-    summary = tune_grpo(prompts, reward_spec, options, num_generations=generations,
-                        max_completion_length=max_completion_length, progress=_say)
-    _report(summary)
-    rewards = summary["rewards"]
-    if rewards:
-        out.print(f"mean reward per step: {rewards[0]:+.3f} (first) → {rewards[-1]:+.3f} (last)")
+    _report(tune_grpo(prompts, reward_spec, options, num_generations=generations,
+                      max_completion_length=max_completion_length, progress=_say))
 
 
 @tune_app.command("best-of-n")
@@ -220,15 +223,6 @@ distill_app = typer.Typer(no_args_is_help=True, help="Distil a teacher into a st
 app.add_typer(distill_app, name="distill")
 
 
-def _report_distill(summary: dict) -> None:
-    _report(summary)
-    if summary.get("student_nll_before") is not None:
-        teacher = summary.get("teacher_nll")
-        out.print(f"held-out reply NLL per token ({summary['held_out']} rows, lower is better): student "
-                  f"{summary['student_nll_before']:.3f} → {summary['student_nll_after']:.3f}"
-                  + (f"; teacher {teacher:.3f}" if teacher is not None else ""))
-
-
 @train_command(distill_app, "data", base="--student", base_help="Student: local or hf:DIR.", exclude=("held_out",))
 def distill_data_(prompts: Path = typer.Argument(..., help="JSONL: {prompt}."),
                   teacher: str = typer.Option(..., "--teacher", help="Any model spec, e.g. gemini:gemini-2.5-flash."),
@@ -237,7 +231,7 @@ def distill_data_(prompts: Path = typer.Argument(..., help="JSONL: {prompt}."),
     """The teacher writes replies; the student is fine-tuned on them (sequence-level KD)."""
     from genlab.train.distill import distill_data
 
-    _report_distill(distill_data(prompts, teacher, options, eval_data=eval_data, progress=_say))
+    _report(distill_data(prompts, teacher, options, eval_data=eval_data, progress=_say))
 
 
 TeacherOpt = typer.Option("local", "--teacher", help="local or hf:DIR (logits need the weights).")
@@ -254,7 +248,7 @@ def logits(data: Path = typer.Argument(..., help="JSONL: {messages} or {prompt, 
     """Token-level KD: match the teacher's next-token distributions on the data's replies."""
     from genlab.train.distill import distill_logits
 
-    _report_distill(distill_logits(data, options, on_policy=False, teacher=teacher, student=student,
+    _report(distill_logits(data, options, on_policy=False, teacher=teacher, student=student,
                                    student_layers=student_layers, beta=beta, progress=_say))
 
 
@@ -266,7 +260,7 @@ def on_policy(data: Path = typer.Argument(..., help="JSONL: {messages} or {promp
     """On-policy distillation (GKD): the student samples, the teacher scores its tokens."""
     from genlab.train.distill import distill_logits
 
-    _report_distill(distill_logits(data, options, on_policy=True, teacher=teacher, student=student,
+    _report(distill_logits(data, options, on_policy=True, teacher=teacher, student=student,
                                    student_layers=student_layers, beta=beta, progress=_say))
 
 

@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from genlab.errors import ConfigError
 from genlab.torch_setup import prepare_torch
 from genlab.train.base import has_weights, resolve_model_dir
 from genlab.train.data import conversation, held_out_split, load_rows
-from genlab.train.trainer import SUMMARY_FILE, TrainOptions, callbacks, check_output, run, snapshot, trl_config
+from genlab.train.trainer import (ReplyNLL, TrainOptions, TrainResult, callbacks, check_output, run, snapshot,
+                                  trl_config)
+
 
 def reply_nll(model, tokenizer, conversations: list[list[dict]]) -> float:
     """Mean negative log-likelihood per token of each conversation's last (assistant) message."""
@@ -67,7 +70,7 @@ def build_student(teacher, layers: int):
 
 def distill_logits(data: Path, options: TrainOptions, *, on_policy: bool, teacher: str | None = None,
                    student: str | None = None, student_layers: int = 4, beta: float | None = None,
-                   max_new_tokens: int = 64, progress=None) -> dict:
+                   max_new_tokens: int = 64, progress=None) -> TrainResult:
     """Token-level KD (``on_policy=False``) or on-policy GKD into a student that shares the tokenizer."""
     rows = load_rows(data, "sft", min_rows=3)
     check_output(options)
@@ -103,14 +106,16 @@ def distill_logits(data: Path, options: TrainOptions, *, on_policy: bool, teache
                          train_dataset=Dataset.from_list(train), processing_class=tokenizer,
                          callbacks=callbacks(options, losses))
     method = "on-policy" if on_policy else "logits"
-    summary = run(trainer, options, f"distill-{method}", losses, rows=len(train), before=before,
-                  extra_summary={"beta": beta, "student_layers": student_model.config.num_hidden_layers,
-                                 "teacher_layers": teacher_model.config.num_hidden_layers})
-    return _with_metric(summary, options, trainer.model, tokenizer, held_conversations, before_nll, teacher_nll)
+    result = run(trainer, options, f"distill-{method}", losses, rows=len(train), before=before,
+                 settings={"beta": beta, "student_layers": student_model.config.num_hidden_layers,
+                           "teacher_layers": teacher_model.config.num_hidden_layers})
+    nll = ReplyNLL(len(held_conversations), before_nll, reply_nll(trainer.model, tokenizer, held_conversations),
+                   teacher_nll)
+    return replace(result, reply_nll=nll).save()
 
 
 def distill_data(prompts: Path, teacher_spec: str, options: TrainOptions, *, eval_data: Path | None = None,
-                 max_tokens: int = 128, progress=None) -> dict:
+                 max_tokens: int = 128, progress=None) -> TrainResult:
     """The teacher writes replies to the prompts; the student (``options.base``) is SFT'd on them."""
     from genlab.models import get_model
     from genlab.train.sft import tune_sft
@@ -133,14 +138,14 @@ def distill_data(prompts: Path, teacher_spec: str, options: TrainOptions, *, eva
     data_file = options.output / "teacher-data.jsonl"
     data_file.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in written))
     before_nll = _nll_of(options.base, held) if held else None
-    summary = tune_sft(data_file, options, progress=progress)
-    summary.update({"method": "distill-data", "teacher": teacher_spec, "teacher_replies": len(written)})
+    result = tune_sft(data_file, options, progress=progress)
+    result = replace(result, method="distill-data",
+                     settings={**result.settings, "teacher": teacher_spec, "teacher_replies": len(written)})
     if held:
-        summary.update({"held_out": len(held), "student_nll_before": before_nll,
-                        "student_nll_after": _nll_of(f"hf:{options.output}", held),
-                        "teacher_nll": _nll_of(teacher_spec, held) if has_weights(teacher_spec) else None})
-    (options.output / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
-    return summary
+        result = replace(result, reply_nll=ReplyNLL(
+            len(held), before_nll, _nll_of(f"hf:{options.output}", held),
+            _nll_of(teacher_spec, held) if has_weights(teacher_spec) else None))
+    return result.save()
 
 
 def _nll_of(spec: str | None, conversations: list[list[dict]]) -> float:
@@ -150,10 +155,3 @@ def _nll_of(spec: str | None, conversations: list[list[dict]]) -> float:
     folder = resolve_model_dir(spec)
     return reply_nll(AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32),
                      AutoTokenizer.from_pretrained(folder), conversations)
-
-
-def _with_metric(summary, options, model, tokenizer, held, before_nll, teacher_nll) -> dict:
-    summary.update({"held_out": len(held), "student_nll_before": before_nll,
-                    "student_nll_after": reply_nll(model, tokenizer, held), "teacher_nll": teacher_nll})
-    (options.output / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
-    return summary

@@ -22,7 +22,8 @@ from genlab.torch_setup import prepare_torch
 from genlab.train.base import resolve_model_dir
 from genlab.train.data import load_rows
 from genlab.train.reward import RewardModel
-from genlab.train.trainer import TrainOptions, callbacks, check_output, lora_config, run, snapshot, trl_config
+from genlab.train.trainer import (TrainOptions, TrainResult, callbacks, check_output, lora_config, run, snapshot,
+                                  trl_config)
 
 
 def _text(completion) -> str:
@@ -65,7 +66,7 @@ def reward_function(spec: str) -> Callable:
 
 
 def tune_grpo(prompts: Path, reward_spec: str, options: TrainOptions, *, num_generations: int = 4,
-              max_completion_length: int = 48, temperature: float = 1.0, progress=None) -> dict:
+              max_completion_length: int = 48, temperature: float = 1.0, progress=None) -> TrainResult:
     rows = load_rows(prompts, "prompts", keep_fields=True)
     if num_generations < 2:
         raise ConfigError("GRPO compares replies within a group: --generations must be at least 2")
@@ -91,5 +92,4 @@ def tune_grpo(prompts: Path, reward_spec: str, options: TrainOptions, *, num_gen
                           processing_class=tokenizer, callbacks=callbacks(options, losses, rewards),
                           peft_config=lora_config() if options.lora else None)
     return run(trainer, options, "grpo", losses, rows=len(rows), before=before, base=base, progress=progress,
-               extra_summary={"reward": str(reward_spec), "rewards": rewards,
-                              "num_generations": num_generations})
+               settings={"reward": str(reward_spec), "num_generations": num_generations}, rewards=rewards)

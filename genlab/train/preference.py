@@ -20,11 +20,12 @@ from pathlib import Path
 from genlab.torch_setup import prepare_torch
 from genlab.train.base import resolve_model_dir
 from genlab.train.data import load_rows
-from genlab.train.trainer import TrainOptions, callbacks, check_output, lora_config, run, snapshot, trl_config
+from genlab.train.trainer import (TrainOptions, TrainResult, callbacks, check_output, lora_config, run, snapshot,
+                                  trl_config)
 
 
 def tune_preference(method: str, data: Path, options: TrainOptions, *, beta: float = 0.1, sft_weight: float = 0.0,
-                    progress=None) -> dict:
+                    progress=None) -> TrainResult:
     """Run DPO (``method="dpo"``, pairs; ``sft_weight`` > 0 adds the chosen replies' NLL) or
     KTO (``method="kto"``, thumbs up/down)."""
     rows = load_rows(data, "preference" if method == "dpo" else "unpaired")
@@ -51,4 +52,4 @@ def tune_preference(method: str, data: Path, options: TrainOptions, *, beta: flo
                       processing_class=tokenizer, callbacks=callbacks(options, losses),
                       peft_config=lora_config() if options.lora else None)
     return run(trainer, options, method, losses, rows=len(rows), before=before, base=base,
-               extra_summary={"beta": beta, **({"sft_weight": sft_weight} if method == "dpo" else {})}, progress=progress)
+               settings={"beta": beta, **({"sft_weight": sft_weight} if method == "dpo" else {})}, progress=progress)

@@ -10,14 +10,15 @@ of held-out pairs when one is given, else on a seeded 20 % of the pairs (at leas
 
 from __future__ import annotations
 
-import json
+from dataclasses import replace
 from pathlib import Path
 
 from genlab.torch_setup import prepare_torch
 from genlab.train.base import resolve_model_dir
 from genlab.train.data import conversation, held_out_split, load_rows
-from genlab.train.trainer import (SUMMARY_FILE, TrainOptions, callbacks, check_output, lora_config, run, snapshot,
-                                  trl_config)
+from genlab.train.trainer import (PairAccuracy, TrainOptions, TrainResult, callbacks, check_output, lora_config, run,
+                                  snapshot, trl_config)
+
 
 class RewardModel:
     """Score (prompt, reply) pairs with a trained reward model folder."""
@@ -45,7 +46,7 @@ class RewardModel:
         return wins / len(pairs)
 
 
-def tune_reward(data: Path, options: TrainOptions, progress=None, held_out_pairs: Path | None = None) -> dict:
+def tune_reward(data: Path, options: TrainOptions, progress=None, held_out_pairs: Path | None = None) -> TrainResult:
     rows = load_rows(data, "preference", min_rows=4)
     held_file = load_rows(held_out_pairs, "preference", min_rows=1) if held_out_pairs is not None else None
     check_output(options)
@@ -70,23 +71,19 @@ def tune_reward(data: Path, options: TrainOptions, progress=None, held_out_pairs
     trainer = RewardTrainer(model=model, args=trl_config(RewardConfig, options), train_dataset=Dataset.from_list(train),
                             processing_class=tokenizer, callbacks=callbacks(options, losses),
                             peft_config=lora_config("SEQ_CLS") if options.lora else None)
-    summary = run(trainer, options, "reward", losses, rows=len(train), before=before,
-                  extra_summary={"held_out_pairs": len(held), "held_out_file": str(held_out_pairs or ""),
-                                 "held_out_accuracy_before": before_accuracy,
-                                 "held_out_accuracy_before_ci95": _interval(before_accuracy, len(held))})
+    result = run(trainer, options, "reward", losses, rows=len(train), before=before)
     if progress:
         progress(f"scoring {len(held)} held-out pairs with the trained model")
     after = RewardModel(options.output).accuracy(held)
-    summary["held_out_accuracy_after"] = after
-    summary["held_out_accuracy_after_ci95"] = _interval(after, len(held))
-    (options.output / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
-    return summary
+    accuracy = PairAccuracy(len(held), str(held_out_pairs or ""), before_accuracy, _interval(before_accuracy, len(held)),
+                            after, _interval(after, len(held)))
+    return replace(result, pair_accuracy=accuracy).save()
 
 
-def _interval(accuracy: float, n: int) -> list[float]:
+def _interval(accuracy: float, n: int) -> tuple[float, float]:
     from genlab.evaluate.autorater import wilson_interval
 
-    return list(wilson_interval(round(accuracy * n), n))
+    return tuple(wilson_interval(round(accuracy * n), n))
 
 
 def reward_verifier(path: str | Path):

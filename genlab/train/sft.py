@@ -12,10 +12,11 @@ from pathlib import Path
 from genlab.torch_setup import prepare_torch
 from genlab.train.base import resolve_model_dir
 from genlab.train.data import load_rows
-from genlab.train.trainer import TrainOptions, callbacks, check_output, lora_config, run, snapshot, trl_config
+from genlab.train.trainer import (TrainOptions, TrainResult, callbacks, check_output, lora_config, run, snapshot,
+                                  trl_config)
 
 
-def tune_sft(data: Path, options: TrainOptions, progress=None) -> dict:
+def tune_sft(data: Path, options: TrainOptions, progress=None) -> TrainResult:
     rows = load_rows(data, "sft")
     check_output(options)
     prepare_torch()

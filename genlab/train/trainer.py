@@ -1,9 +1,10 @@
 """What every `genlab tune` command shares: options, TRL's config on the CPU, a time limit,
-resume after interruption, LoRA, and the summary written beside the model.
+resume after interruption, LoRA, and the result written beside the model.
 
 Each method file (sft.py, reward.py, preference.py) builds its TRL trainer and hands it
 to `run`, which trains, saves a plain Hugging Face folder (LoRA adapters merged in, so
-``--model hf:DIR`` works everywhere) and measures how far the weights moved.
+``--model hf:DIR`` works everywhere), measures how far the weights moved and returns a
+`TrainResult`, which the method completes with what it measures itself.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from genlab.errors import ConfigError
@@ -35,7 +36,77 @@ class TrainOptions:
     resume: bool = False              # continue from the newest checkpoint in output
     seed: int = 0
     held_out: Path | None = None      # a genlab eval suite run on the starting and the trained model
-    extra: dict = field(default_factory=dict)   # method-specific settings, saved in the summary
+
+
+@dataclass(frozen=True)
+class WeightChange:
+    """How far training moved the weights."""
+
+    relative_l2_change: float         # ||after - before|| / ||before||, over every tensor
+    tensors_changed: int
+    tensors: int
+
+
+@dataclass(frozen=True)
+class PairAccuracy:
+    """A reward model's held-out pairwise accuracy (chosen scored above rejected), before and after."""
+
+    pairs: int
+    file: str                         # the --held-out file, or "" for the split of the training data
+    before: float
+    before_ci95: tuple[float, float]
+    after: float
+    after_ci95: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class ReplyNLL:
+    """Distillation: held-out reply NLL per token (lower is better) of the student, and of the teacher."""
+
+    rows: int
+    student_before: float
+    student_after: float
+    teacher: float | None             # None where the teacher's weights cannot be had (an API model)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run did and measured; saved beside the model as genlab-train.json."""
+
+    method: str
+    rows: int                         # training rows
+    steps: int
+    seconds: float
+    losses: list[float]               # every logged loss, in order
+    options: dict                     # the TrainOptions, as saved
+    weights: WeightChange | None = None
+    settings: dict = field(default_factory=dict)   # the method's own settings, for the record (beta, …)
+    rewards: list[float] | None = None             # GRPO: mean reward per logged step
+    pair_accuracy: PairAccuracy | None = None      # reward models
+    reply_nll: ReplyNLL | None = None              # distillation, where held-out replies were given
+    held_out_effect: dict | None = None            # the --held-out suite, before and after (effect.measure)
+
+    @property
+    def loss_first(self) -> float | None:
+        """Mean of the first quarter of the logged losses (None when nothing was logged)."""
+        head = self.losses[:max(1, len(self.losses) // 4)]
+        return sum(head) / len(head) if head else None
+
+    @property
+    def loss_last(self) -> float | None:
+        """Mean of the last quarter of the logged losses."""
+        tail = self.losses[-max(1, len(self.losses) // 4):]
+        return sum(tail) / len(tail) if tail else None
+
+    @property
+    def output(self) -> str:
+        return self.options["output"]
+
+    def save(self) -> "TrainResult":
+        """Write genlab-train.json into the output folder (again after each measurement: nothing is lost)."""
+        record = {**asdict(self), "loss_first": self.loss_first, "loss_last": self.loss_last}
+        (Path(self.output) / SUMMARY_FILE).write_text(json.dumps(record, indent=2))
+        return self
 
 
 def trl_config(config_class, options: TrainOptions, **method_fields):
@@ -121,7 +192,7 @@ def quiet(trainer) -> None:
     trainer.remove_callback(PrinterCallback)
 
 
-def weight_change(before: dict, model) -> dict:
+def weight_change(before: dict, model) -> WeightChange:
     """How far training moved the weights: relative L2 change overall, and tensors touched."""
     import torch
 
@@ -135,15 +206,14 @@ def weight_change(before: dict, model) -> dict:
         total_delta += delta ** 2
         total_norm += float(torch.linalg.vector_norm(old.float())) ** 2
         changed += delta > 0
-    return {"relative_l2_change": (total_delta ** 0.5) / max(total_norm ** 0.5, 1e-12),
-            "tensors_changed": changed, "tensors": len(before)}
+    return WeightChange((total_delta ** 0.5) / max(total_norm ** 0.5, 1e-12), int(changed), len(before))
 
 
 def run(trainer, options: TrainOptions, method: str, losses: list[float], *, rows: int,
-        before: dict | None = None, base: Path | None = None, extra_summary: dict | None = None,
-        progress=None) -> dict:
+        before: dict | None = None, base: Path | None = None, settings: dict | None = None,
+        rewards: list[float] | None = None, progress=None) -> TrainResult:
     """Train (resuming when asked), save a plain HF folder, run the held-out suite on ``base``
-    (the starting model's folder) and the trained model, write and return the summary."""
+    (the starting model's folder) and the trained model, save and return the result."""
     quiet(trainer)
     started = time.monotonic()
     trainer.train(resume_from_checkpoint=True if options.resume else None)
@@ -155,27 +225,18 @@ def run(trainer, options: TrainOptions, method: str, losses: list[float], *, row
     model.config.use_cache = True
     model.save_pretrained(options.output)
     trainer.processing_class.save_pretrained(options.output)
-    steps = trainer.state.global_step
-    head, tail = losses[:max(1, len(losses) // 4)], losses[-max(1, len(losses) // 4):]
-    summary = {
-        "method": method, "rows": rows, "steps": steps, "seconds": round(seconds, 2),
-        "loss_first": sum(head) / len(head) if losses else None,
-        "loss_last": sum(tail) / len(tail) if losses else None,
-        "losses": losses,
-        "weights": weight_change(before, model) if before is not None else None,
-        "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()},
-        **(extra_summary or {}),
-    }
-    summary_file = options.output / SUMMARY_FILE
-    summary_file.write_text(json.dumps(summary, indent=2))     # before the held-out run: nothing trained is lost
+    result = TrainResult(
+        method=method, rows=rows, steps=trainer.state.global_step, seconds=round(seconds, 2), losses=losses,
+        options={k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()},
+        weights=weight_change(before, model) if before is not None else None,
+        settings=settings or {}, rewards=rewards).save()   # before the held-out run: nothing trained is lost
     if options.held_out is not None and base is not None:
         from genlab.train.effect import measure
 
         if progress:
             progress(f"running {options.held_out} on the starting and the trained model")
-        summary["held_out_effect"] = measure(options.held_out, base, options.output)
-        summary_file.write_text(json.dumps(summary, indent=2))
-    return summary
+        result = replace(result, held_out_effect=measure(options.held_out, base, options.output)).save()
+    return result
 
 
 def snapshot(model) -> dict:
