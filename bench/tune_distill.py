@@ -48,6 +48,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,9 +102,10 @@ def format_section(opts) -> dict:
         section[name] = {"rows": summary.rows, "steps": summary.steps, "train_seconds": summary.seconds,
                          "seconds_with_eval": round(seconds, 1), "learning_rate": options.learning_rate,
                          "loss_first": summary.loss_first, "loss_last": summary.loss_last,
-                         "before": effect["before"], "after": effect["after"], "held_out_rows": effect["rows"]}
-        print(f"{name}: held-out format {effect['before']['regex']['rate']:.2f} → {effect['after']['regex']['rate']:.2f}, "
-              f"right value {effect['before']['icontains']['rate']:.2f} → {effect['after']['icontains']['rate']:.2f}")
+                         "before": asdict(effect)["before"], "after": asdict(effect)["after"],
+                         "held_out_rows": effect.rows}
+        print(f"{name}: held-out format {effect.before['regex'].rate:.2f} → {effect.after['regex'].rate:.2f}, "
+              f"right value {effect.before['icontains'].rate:.2f} → {effect.after['icontains'].rate:.2f}")
     return section
 
 
@@ -228,10 +230,10 @@ def grpo_section(opts) -> dict:
                "train_seconds": summary.seconds, "seconds_with_eval": round(seconds, 1),
                "train_reward_first_5": sum(rewards[:5]) / max(1, len(rewards[:5])),
                "train_reward_last_5": sum(rewards[-5:]) / max(1, len(rewards[-5:])),
-               "before": effect["before"], "after": effect["after"], "held_out_rows": effect["rows"]}
-    print(f"grpo: held-out right value {effect['before']['icontains']['rate']:.2f} → "
-          f"{effect['after']['icontains']['rate']:.2f}, format {effect['before']['regex']['rate']:.2f} → "
-          f"{effect['after']['regex']['rate']:.2f}")
+               "before": asdict(effect)["before"], "after": asdict(effect)["after"], "held_out_rows": effect.rows}
+    print(f"grpo: held-out right value {effect.before['icontains'].rate:.2f} → "
+          f"{effect.after['icontains'].rate:.2f}, format {effect.before['regex'].rate:.2f} → "
+          f"{effect.after['regex'].rate:.2f}")
     return section
 
 

@@ -494,3 +494,13 @@ def test_the_hf_backend_in_enum_mode_returns_the_likeliest_label(store):
         assert sampled <= set(labels)
     with pytest.raises(ConfigError, match="does not do structured output \\(enum mode it does\\)"):
         model.chat("hi", response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {}}})
+
+
+def test_held_out_effect_lines_pair_each_assertion_before_and_after():
+    from genlab.train.effect import HeldOutEffect, Rate
+
+    effect = HeldOutEffect("suite.yaml", 4, {"all": Rate.of(1, 4)}, {"all": Rate.of(3, 4), "regex": Rate.of(4, 4)})
+    line, = effect.lines()                                  # regex has no "before": not compared
+    assert line.startswith("  all: 25 % (") and " → 75 % (" in line
+    assert Rate.of(1, 4).ci95[0] < 0.25 < Rate.of(1, 4).ci95[1]
+    assert str(Rate.of(0, 0)) == "no rows"

@@ -125,11 +125,9 @@ def _report(result: TrainResult) -> None:
                   f"{100 * pairs.before:.0f} % ({100 * b_low:.0f}–{100 * b_high:.0f}) → "
                   f"{100 * pairs.after:.0f} % ({100 * a_low:.0f}–{100 * a_high:.0f})")
     if result.held_out_effect:
-        from genlab.train.effect import lines
-
         effect = result.held_out_effect
-        out.print(f"held-out ({effect['suite']}, {effect['rows']} rows), starting model → trained, 95 % CI:")
-        for line in lines(effect):
+        out.print(f"held-out ({effect.suite}, {effect.rows} rows), starting model → trained, 95 % CI:")
+        for line in effect.lines():
             out.print(line)
     if result.rewards:
         out.print(f"mean reward per step: {result.rewards[0]:+.3f} (first) → {result.rewards[-1]:+.3f} (last)")

@@ -9,6 +9,7 @@ Each assertion of the suite becomes a rate with its 95 % Wilson interval.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -19,11 +20,39 @@ from genlab.evaluate.suite import load_suite
 EVAL_FOLDER = "held-out-eval"
 
 
-def rate(passed: int, n: int) -> dict:
-    return {"passed": passed, "n": n, "rate": passed / n if n else None, "ci95": list(wilson_interval(passed, n))}
+@dataclass(frozen=True)
+class Rate:
+    """How many of n rows passed, and the rate with its 95 % Wilson interval."""
+
+    passed: int
+    n: int
+    rate: float | None                # None when there were no rows
+    ci95: tuple[float, float]
+
+    @classmethod
+    def of(cls, passed: int, n: int) -> "Rate":
+        return cls(passed, n, passed / n if n else None, tuple(wilson_interval(passed, n)))
+
+    def __str__(self) -> str:
+        low, high = self.ci95
+        return f"{100 * self.rate:.0f} % ({100 * low:.0f}–{100 * high:.0f})" if self.n else "no rows"
 
 
-def rates(rows: list[dict]) -> dict:
+@dataclass(frozen=True)
+class HeldOutEffect:
+    """A suite's rates on the starting model and on the trained one, by assertion ("all": every one passed)."""
+
+    suite: str
+    rows: int
+    before: dict[str, Rate]
+    after: dict[str, Rate]
+
+    def lines(self) -> list[str]:
+        """One line per assertion: before → after, with intervals."""
+        return [f"  {name}: {self.before[name]} → {self.after[name]}" for name in self.after if name in self.before]
+
+
+def rates(rows: list[dict]) -> dict[str, Rate]:
     """All assertions passed, and each assertion on its own (named by type, #2… when repeated)."""
     counts: dict[str, int] = {}
     for row in rows:
@@ -32,11 +61,12 @@ def rates(rows: list[dict]) -> dict:
             seen[assertion["type"]] = seen.get(assertion["type"], 0) + 1
             name = assertion["type"] + (f"#{seen[assertion['type']]}" if seen[assertion["type"]] > 1 else "")
             counts[name] = counts.get(name, 0) + int(bool(assertion["passed"]))
-    return {"all": rate(sum(bool(r.get("passed")) for r in rows), len(rows)),
-            **{name: rate(passed, len(rows)) for name, passed in counts.items()}}
+    return {"all": Rate.of(sum(bool(r.get("passed")) for r in rows), len(rows)),
+            **{name: Rate.of(passed, len(rows)) for name, passed in counts.items()}}
 
 
-def measure(suite_path: Path, before: Path, after: Path, progress: Callable[[int, int], None] | None = None) -> dict:
+def measure(suite_path: Path, before: Path, after: Path,
+            progress: Callable[[int, int], None] | None = None) -> HeldOutEffect:
     """Run the suite on ``before`` and ``after`` (model folders; the rows are kept in
     ``after/held-out-eval``); return both sets of rates."""
     specs = {"before": f"hf:{before}", "after": f"hf:{after}"}
@@ -45,15 +75,5 @@ def measure(suite_path: Path, before: Path, after: Path, progress: Callable[[int
     runner = SuiteRunner(suite, RunOptions(after / EVAL_FOLDER, concurrency=1))
     runner.run(progress)
     rows = list(runner.store.done().values())
-    return {"suite": str(suite_path), "rows": len(suite.tests),
-            **{label: rates([r for r in rows if r["model"] == spec]) for label, spec in specs.items()}}
-
-
-def lines(effect: dict) -> list[str]:
-    """One line per assertion: before → after, with intervals."""
-    def show(r: dict) -> str:
-        low, high = r["ci95"]
-        return f"{100 * r['rate']:.0f} % ({100 * low:.0f}–{100 * high:.0f})"
-
-    return [f"  {name}: {show(effect['before'][name])} → {show(effect['after'][name])}"
-            for name in effect["after"] if name in effect["before"]]
+    return HeldOutEffect(str(suite_path), len(suite.tests),
+                         *(rates([r for r in rows if r["model"] == spec]) for spec in specs.values()))

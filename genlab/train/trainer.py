@@ -14,8 +14,12 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from genlab.errors import ConfigError
+
+if TYPE_CHECKING:
+    from genlab.train.effect import HeldOutEffect
 
 SUMMARY_FILE = "genlab-train.json"
 
@@ -84,7 +88,7 @@ class TrainResult:
     rewards: list[float] | None = None             # GRPO: mean reward per logged step
     pair_accuracy: PairAccuracy | None = None      # reward models
     reply_nll: ReplyNLL | None = None              # distillation, where held-out replies were given
-    held_out_effect: dict | None = None            # the --held-out suite, before and after (effect.measure)
+    held_out_effect: HeldOutEffect | None = None   # the --held-out suite, before and after (effect.measure)
 
     @property
     def loss_first(self) -> float | None:
