@@ -6,10 +6,10 @@ answer) and pass@k for k = 1, 2, 4, 8, 16, each with its 95 % Wilson interval.
 
     .venv/bin/python bench/ttc_tasks.py [--model local] [--tasks arith-1 arith-2 arith-3 topics]
 
-arith-1, arith-2 and topics run on all their held-out items (400, 400 and 180; at 400 a
-10-point difference is outside the intervals). arith-3 runs on its first 100: on two cores
-its 16-chain items take about 8 s, so all 400 would take 53 minutes; --all runs them all.
-Records are kept in runs/bench-ttc/ and a restarted run resumes from them.
+Every task runs on all its held-out items (400 for each arith-N, 180 for topics; at 400 a
+10-point difference is outside the intervals). On two cores that takes hours, so records
+are kept in runs/bench-ttc/, a restarted run resumes from them, and --tasks runs some
+tasks again while the JSON keeps the others' figures (when model and settings match).
 Writes bench/results/ttc_tasks.json and ttc_tasks.png. With --no-chain-grammar --tasks topics,
 the topic chains end in free text (ttc_tasks-no-chain-grammar.json), to show what the
 chain grammar changes.
@@ -18,6 +18,7 @@ chain grammar changes.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -27,15 +28,14 @@ from genlab.models import get_model
 from genlab.search.tasks import load_task
 from genlab.search.ttc_bench import BenchConfig, chain_stats, curves, plot, run_task
 
-LIMITS = {"arith-1": None, "arith-2": None, "arith-3": 100, "topics": None}
+TASKS = ("arith-1", "arith-2", "arith-3", "topics")
 RECORDS = Path("runs/bench-ttc")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="local")
-    parser.add_argument("--tasks", nargs="+", default=list(LIMITS))
-    parser.add_argument("--all", action="store_true", help="every held-out item of every task")
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--no-chain-grammar", action="store_true",
                         help="topic chains end in free text (the comparison in the README); "
                              "writes ttc_tasks-no-chain-grammar.json")
@@ -45,7 +45,7 @@ def main() -> None:
     model = get_model(args.model, source="bench")
     rows, stats, sizes = {}, {}, {}
     for name in args.tasks:
-        config = BenchConfig(limit=None if args.all else LIMITS.get(name, 100), chain_grammar=grammar)
+        config = BenchConfig(chain_grammar=grammar)
         task = load_task(name, "test")
         start = time.perf_counter()
         path = RECORDS / f"{args.model.replace(':', '_')}-{name}{name_suffix}.jsonl"
@@ -56,11 +56,26 @@ def main() -> None:
         for r in rows[name]:
             print(f"  {r['method']:22s} {r['k'] or '':>3} {100 * r['accuracy']:5.1f} % "
                   f"({100 * r['ci95'][0]:.0f}-{100 * r['ci95'][1]:.0f})  tokens/item {r['tokens_per_item']:6.0f}")
-    plot(rows, str(RESULTS / f"ttc_tasks{name_suffix}.png"), args.model)
     config = {"ks": list(BenchConfig.ks), "temperature": BenchConfig.temperature,
               "max_tokens": BenchConfig.max_tokens, "chain_grammar": grammar}
-    write(f"ttc_tasks{name_suffix}", {"model": args.model, "split": "test", "items": sizes, "config": config,
-                                      "tasks": rows, "chains": stats})
+    result = {"model": args.model, "split": "test", "items": sizes, "config": config, "tasks": rows, "chains": stats}
+    result = keep_other_tasks(result, RESULTS / f"ttc_tasks{name_suffix}.json")
+    plot(result["tasks"], str(RESULTS / f"ttc_tasks{name_suffix}.png"), args.model)
+    write(f"ttc_tasks{name_suffix}", result)
+
+
+def keep_other_tasks(result: dict, path: Path) -> dict:
+    """Add the tasks this run did not measure from the committed JSON, if it has the same model and settings."""
+    if not path.exists():
+        return result
+    previous = json.loads(path.read_text())
+    if any(previous.get(key) != result[key] for key in ("model", "split", "config")):
+        return result
+    merged = dict(result)
+    for key in ("items", "tasks", "chains"):
+        merged[key] = {name: (result[key] if name in result[key] else previous[key])[name]
+                       for name in TASKS if name in result[key] or name in previous.get(key, {})}
+    return merged
 
 
 if __name__ == "__main__":
