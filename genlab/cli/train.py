@@ -247,7 +247,7 @@ def logits(data: Path = typer.Argument(..., help="JSONL: {messages} or {prompt, 
     from genlab.train.distill import distill_logits
 
     _report(distill_logits(data, options, on_policy=False, teacher=teacher, student=student,
-                                   student_layers=student_layers, beta=beta, progress=_say))
+                           student_layers=student_layers, beta=beta, progress=_say))
 
 
 @train_command(distill_app, "on-policy", base=None, exclude=("lora", "held_out"), lr=1e-4)
@@ -259,7 +259,7 @@ def on_policy(data: Path = typer.Argument(..., help="JSONL: {messages} or {promp
     from genlab.train.distill import distill_logits
 
     _report(distill_logits(data, options, on_policy=True, teacher=teacher, student=student,
-                                   student_layers=student_layers, beta=beta, progress=_say))
+                           student_layers=student_layers, beta=beta, progress=_say))
 
 
 @distill_app.command()
