@@ -47,7 +47,12 @@ run: $(STAMP)
 	$(VENV)/bin/genlab evolve report --no-test $$dir >/dev/null && \
 	$(VENV)/bin/genlab evolve baselines bin-packing --run $$dir
 
+# The trailer's page is tested in a real browser: Chromium from the system's packages
+# (only the tests need it; the test that uses it says so and skips where it is missing).
 test: $(STAMP)
+	@command -v chromium >/dev/null || $(SUDO) apt-get install -y -q chromium >/dev/null \
+	  || { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q chromium >/dev/null; } \
+	  || echo "warning: could not install chromium; the storyboard page's browser test will skip"
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
@@ -63,6 +68,7 @@ bench: $(STAMP)
 	$(PY) bench/eval_suite.py
 	$(PY) bench/ground_retrieval.py
 	$(PY) bench/tune_distill.py
+	$(PY) bench/trailer.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

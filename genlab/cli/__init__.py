@@ -7,7 +7,7 @@ import os
 import sys
 
 # Each module adds its commands to the app; this order is their order in --help.
-from genlab.cli import evolve, models, reason, evaluate, ground, train  # noqa: F401, I001
+from genlab.cli import evolve, models, reason, evaluate, ground, train, trailer  # noqa: F401, I001
 from genlab.cli.common import app, err
 from genlab.errors import GenlabError
 

@@ -15,7 +15,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-ModelOpt = typer.Option("local", "--model", "-m", help="Model spec: " + ", ".join(e.usage for e in BUILTIN)
+ModelOpt = typer.Option("local", "--model", "-m", help="Model spec: " + ", ".join(e.usage for e in BUILTIN if e.kind == "model")
                         + ", or a plugin's (genlab models lists them).")
 
 

@@ -300,9 +300,10 @@ def audio(name: str, model: str = ModelOpt, items: int = typer.Option(4, "--item
 
     Example: genlab notebook audio velmora --out velmora.wav
     """
-    from genlab.ground.audio import check_output_path, espeak_binary, speak
+    from genlab.ground.audio import check_output_path, speak
     from genlab.ground.outputs import audio_script
     from genlab.models import get_model
+    from genlab.models.media import espeak_binary
 
     check_output_path(output)    # fail before any model call: bad name, or no voice engine
     espeak_binary()

@@ -179,14 +179,16 @@ def chat(
 
 @app.command()
 def models() -> None:
-    """List the model backends genlab can reach (built in and plugins) and whether they are ready."""
+    """List the backends genlab can reach (models, then image and speech backends for
+    genlab trailer; built in and plugins) and whether they are ready."""
     from genlab.machine import thread_count
     from genlab.models.registry import describe_entries
 
-    table = Table("spec", "what", "status")
-    for usage, description, status in describe_entries():
-        style = "red" if status.startswith("error") else "yellow" if status.startswith("set ") else ""
-        table.add_row(usage, description, f"[{style}]{status}[/]" if style else status)
+    table = Table("kind", "spec", "what", "status")
+    for kind in ("model", "image", "speech"):
+        for usage, description, status in describe_entries(kind):
+            style = "red" if status.startswith("error") else "yellow" if status.startswith("set ") else ""
+            table.add_row(kind, usage, description, f"[{style}]{status}[/]" if style else status)
     out.print(table)
     out.print(f"in-process models use {thread_count()} threads (GENLAB_THREADS)")
 

@@ -8,46 +8,16 @@ listener, and the test that measures their pitch, can tell them apart.
 
 from __future__ import annotations
 
-import io
 import json
-import shutil
-import subprocess
 import wave
-from dataclasses import dataclass
 from pathlib import Path
 
 from genlab.errors import ConfigError
 from genlab.ground.outputs import Turn
+from genlab.models.media import Voice, espeak
 
 PAUSE_S = 0.35
-
-
-@dataclass(frozen=True)
-class Voice:
-    name: str        # espeak-ng voice+variant
-    pitch: int       # 0-99
-    speed: int       # words per minute
-
-
 VOICES = (Voice("en-us+m3", 35, 165), Voice("en-gb+f4", 70, 170))
-
-
-def espeak_binary() -> str:
-    binary = shutil.which("espeak-ng")
-    if not binary:
-        raise ConfigError("espeak-ng is not installed; install it with `apt-get install espeak-ng` "
-                          "(make test/run does this where it can)")
-    return binary
-
-
-def synthesize(text: str, voice: Voice) -> tuple[wave._wave_params, bytes]:
-    """Return (WAV parameters, PCM frames) for ``text`` in ``voice``."""
-    result = subprocess.run([espeak_binary(), "-v", voice.name, "-p", str(voice.pitch), "-s", str(voice.speed),
-                             "--stdin", "--stdout"], input=text.encode("utf-8"), capture_output=True, timeout=300)
-    if result.returncode != 0 or not result.stdout:
-        raise ConfigError(f"espeak-ng failed ({result.stderr.decode(errors='replace').strip() or result.returncode})")
-    with wave.open(io.BytesIO(result.stdout)) as wav:
-        return wav.getparams(), wav.readframes(wav.getnframes())
 
 
 def check_output_path(path: Path) -> Path:
@@ -65,13 +35,13 @@ def speak(turns: list[Turn], path: Path) -> dict:
     if len(speakers) > len(VOICES):
         raise ConfigError(f"the script has {len(speakers)} speakers; genlab has {len(VOICES)} voices")
     voice_of = dict(zip(speakers, VOICES))
-    frames, transcript, params, seconds = [], [], None, 0.0
+    frames, transcript, rate, seconds = [], [], None, 0.0
     for turn in turns:
-        turn_params, pcm = synthesize(turn.text, voice_of[turn.speaker])
-        if params is None:
-            params = turn_params
-            pause = b"\0" * int(params.framerate * PAUSE_S) * params.sampwidth * params.nchannels
-        length = len(pcm) / (params.framerate * params.sampwidth * params.nchannels)
+        speech = espeak(turn.text, voice_of[turn.speaker])
+        if rate is None:
+            rate = speech.sample_rate
+            pause = b"\0\0" * int(rate * PAUSE_S)
+        pcm, length = speech.pcm, speech.seconds
         transcript.append({"speaker": turn.speaker, "voice": voice_of[turn.speaker].name, "text": turn.text,
                            "citations": list(turn.citations), "start_s": round(seconds, 3),
                            "end_s": round(seconds + length, 3)})
@@ -79,11 +49,11 @@ def speak(turns: list[Turn], path: Path) -> dict:
         seconds += length + PAUSE_S
     path.parent.mkdir(parents=True, exist_ok=True)
     with wave.open(str(path), "wb") as out:
-        out.setnchannels(params.nchannels)
-        out.setsampwidth(params.sampwidth)
-        out.setframerate(params.framerate)
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
         out.writeframes(b"".join(frames))
-    record = {"audio": str(path), "duration_s": round(seconds, 3), "sample_rate": params.framerate,
+    record = {"audio": str(path), "duration_s": round(seconds, 3), "sample_rate": rate,
               "voices": {s: voice_of[s].name for s in speakers}, "turns": transcript}
     path.with_suffix(".json").write_text(json.dumps(record, indent=2, ensure_ascii=False))
     return record

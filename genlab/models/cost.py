@@ -60,7 +60,7 @@ def cost_usd(model_id: str, usage: Usage, free: bool = False) -> float | None:
     if free:
         return 0.0
     price = price_of(model_id)
-    if price is None:
+    if price is None or "input_cost_per_token" not in price:       # unknown, or an image or speech model
         return None
     long = usage.prompt_tokens > LONG_CONTEXT_TOKENS and "input_cost_per_token_above_200k_tokens" in price
     suffix = "_above_200k_tokens" if long else ""
@@ -69,6 +69,18 @@ def cost_usd(model_id: str, usage: Usage, free: bool = False) -> float | None:
     output_rate = price["output_cost_per_token" + suffix]
     uncached = usage.prompt_tokens - usage.cached_tokens
     return uncached * input_rate + usage.cached_tokens * cached_rate + usage.completion_tokens * output_rate
+
+
+def media_cost_usd(model_id: str, *, images: int = 0, characters: int = 0, free: bool = False) -> float | None:
+    """What pictures or speech cost, from LiteLLM's ``output_cost_per_image`` and
+    ``input_cost_per_character``; None when no price is known."""
+    if free:
+        return 0.0
+    price = price_of(model_id)
+    if price is None or (images and "output_cost_per_image" not in price) \
+            or (characters and "input_cost_per_character" not in price):
+        return None
+    return images * price.get("output_cost_per_image", 0.0) + characters * price.get("input_cost_per_character", 0.0)
 
 
 class Budget:
@@ -121,6 +133,17 @@ class Budget:
             self.reserved_usd += held[0]
             self.reserved_tokens += held[1]
             return held
+
+    def reserve_usd(self, model_id: str, free: bool, usd: float | None) -> tuple[float, int]:
+        """Admit a call priced per item (a picture, a text to speak), whose cost is known before it starts."""
+        with self._lock:
+            self._check(model_id, free)
+            usd = 0.0 if free else usd or 0.0
+            if self.usd is not None and self.spent_usd + self.reserved_usd + usd > self.usd:
+                raise BudgetExceeded(f"this call costs ${usd:.4f} and ${max(self.usd - self.spent_usd - self.reserved_usd, 0):.4f} "
+                                     f"of the ${self.usd:g} budget is left; raise --budget-usd")
+            self.reserved_usd += usd
+            return usd, 0
 
     def settle(self, held: tuple[float, int], usage: Usage, cost: float | None) -> None:
         """Release a reservation and count what the call really used."""

@@ -9,8 +9,9 @@ on its class (see `genlab.models.backend.Backend`).
 `get_model`, `genlab models`, the ``--model`` help, training's choice of weights and
 ``genlab serve``'s start-up all read this table. Third parties add entries without
 changing genlab: an installed entry point in the ``genlab.backends`` group that names a
-`BackendEntry` (or a callable returning one). ``kind`` keeps image and speech backends
-in the same table as models.
+`BackendEntry` (or a callable returning one). ``kind`` keeps image backends (PNG from a
+prompt: `genlab.models.media.ImageBackend`) and speech backends (`SpeechBackend`) in the
+same table as models.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import entry_points
-from typing import Callable
+from typing import Any, Callable
 
 from genlab.errors import ConfigError, GenlabError
 from genlab.models.backend import Backend
@@ -32,7 +33,7 @@ class BackendEntry:
     name: str                          # short name: local, hf, openai…
     usage: str                         # what a spec looks like: "openai:MODEL"
     description: str
-    build: Callable[[str], Backend]    # called with the whole spec
+    build: Callable[[str], Any]        # called with the whole spec: a Backend, ImageBackend or SpeechBackend
     prefixes: tuple[str, ...] = ()     # a spec starting with one of these is this entry's
     exact: tuple[str, ...] = ()        # or a spec equal to one of these
     kind: str = "model"                # model, image, speech
@@ -78,6 +79,36 @@ def _provider(prefix: str) -> Callable[[str], Backend]:
     return build
 
 
+def _cards(spec: str):
+    from genlab.models.cards import CardsBackend
+
+    return CardsBackend()
+
+
+def _espeak(spec: str):
+    from genlab.models.media import EspeakSpeech
+
+    return EspeakSpeech(spec)
+
+
+def _remote_images(spec: str):
+    from genlab.models.openai_media import OpenAIImages
+
+    return OpenAIImages(spec)
+
+
+def _remote_speech(spec: str):
+    from genlab.models.openai_media import OpenAISpeech
+
+    return OpenAISpeech(spec)
+
+
+def _espeak_status() -> str:
+    from genlab.models.media import espeak_binary
+
+    return f"ready ({espeak_binary()})"
+
+
 def _embedded_status() -> str:
     from genlab.models.local import embedded_gguf
 
@@ -110,6 +141,22 @@ BUILTIN = [
                  _provider("ollama"), prefixes=("ollama:",), status=_key_status()),
     BackendEntry("url", "http://HOST:PORT/v1#MODEL", "any OpenAI-compatible server (vLLM, llama.cpp, genlab serve…)",
                  _url, prefixes=("http://", "https://"), status=_key_status("GENLAB_API_KEY", optional=True)),
+    BackendEntry("cards", "cards", "designed cards drawn offline with Pillow (not generated pictures)", _cards,
+                 exact=("cards",), kind="image", status=lambda: "ready"),
+    BackendEntry("openai-images", "openai:MODEL", "OpenAI's images API (gpt-image-1, dall-e-3)", _remote_images,
+                 prefixes=("openai:",), kind="image", status=_key_status("OPENAI_API_KEY")),
+    BackendEntry("gemini-images", "gemini:MODEL", "Imagen on Gemini's OpenAI-compatible endpoint", _remote_images,
+                 prefixes=("gemini:",), kind="image", status=_key_status("GEMINI_API_KEY", "GOOGLE_API_KEY")),
+    BackendEntry("url-images", "http://HOST:PORT/v1#MODEL", "any OpenAI-compatible images endpoint (genlab serve: #cards)",
+                 _remote_images, prefixes=("http://", "https://"), kind="image",
+                 status=_key_status("GENLAB_API_KEY", optional=True)),
+    BackendEntry("espeak", "espeak[:VOICE]", "espeak-ng, offline (voices: espeak-ng --voices)", _espeak,
+                 exact=("espeak",), prefixes=("espeak:",), kind="speech", status=_espeak_status),
+    BackendEntry("openai-speech", "openai:MODEL[@VOICE]", "OpenAI's speech API (gpt-4o-mini-tts, tts-1; voice alloy…)",
+                 _remote_speech, prefixes=("openai:",), kind="speech", status=_key_status("OPENAI_API_KEY")),
+    BackendEntry("url-speech", "http://HOST:PORT/v1#MODEL[@VOICE]",
+                 "any OpenAI-compatible speech endpoint (genlab serve: #espeak)", _remote_speech,
+                 prefixes=("http://", "https://"), kind="speech", status=_key_status("GENLAB_API_KEY", optional=True)),
 ]
 
 
@@ -143,7 +190,7 @@ def find_entry(spec: str, kind: str = "model") -> BackendEntry:
     raise ConfigError(f"unknown {kind} spec '{spec}'; use {spec_forms(kind)} (see: genlab models)")
 
 
-def get_backend(spec: str, kind: str = "model") -> Backend:
+def get_backend(spec: str, kind: str = "model") -> Any:
     """Parse a spec into its backend (no network call is made)."""
     return find_entry(spec, kind).build(spec.strip())
 

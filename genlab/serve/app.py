@@ -1,6 +1,8 @@
 """An OpenAI-compatible HTTP server over any genlab model.
 
 Any OpenAI client works against it by changing its base URL to ``http://HOST:PORT/v1``.
+Besides chat and completions it answers ``/v1/images/generations`` and ``/v1/audio/speech``
+offline (`genlab.serve.media`).
 Every call goes through `genlab.models.Model`, so the server is also a gateway
 that logs tokens and cost to genlab's store and enforces a budget.
 
@@ -36,6 +38,7 @@ from genlab.models import Budget, Model, Request, Response, get_model
 from genlab.io import validation_problems
 from genlab.models.backend import redact
 from genlab.serve.guard import Admission, BodyTooLarge, Guard, ServeLimits, check_body, envelope
+from genlab.serve.media import add_media_routes
 from genlab.store import Store
 
 log = logging.getLogger("genlab.serve")
@@ -152,6 +155,8 @@ def create_app(specs: list[str], *, api_key: str | None = None, store: Store | N
         body = await _read_json(http)
         return await asyncio.get_running_loop().run_in_executor(workers, _feedback, store, body)
 
+    # Pictures (designed cards) and speech (espeak-ng), for genlab trailer and any OpenAI client.
+    add_media_routes(app, workers, store, budget, limits, _read_json)
     return app
 
 

@@ -1,0 +1,63 @@
+"""`genlab trailer`: a document, folder or notebook turned into a narrated video."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from genlab.cli.common import ModelOpt, app, budget_from, err, out
+from genlab.trailer.make import TrailerConfig
+
+DEFAULTS = TrailerConfig()
+
+
+@app.command()
+def trailer(
+    sources: list[str] = typer.Argument(..., help="PDF, Markdown, text or HTML files, folders (a code base: "
+                                        "README and docs first), or notebook:NAME."),
+    output: Path = typer.Option(Path("trailer.mp4"), "--output", "-o", help="The MP4 to write; trailer.vtt, "
+                                "storyboard.json and storyboard.html go beside it."),
+    model: str = ModelOpt,
+    scenes: int = typer.Option(DEFAULTS.scenes, "--scenes", min=1, max=40,
+                               help="At most this many scenes from the sources (plus a logline and a closing card)."),
+    images: str = typer.Option(DEFAULTS.images, "--images", help="Image backend (genlab models lists them)."),
+    voice: str = typer.Option(DEFAULTS.voice, "--voice", help="Speech backend: espeak or espeak:VOICE."),
+    size: str = typer.Option("x".join(map(str, DEFAULTS.size)), "--size", help="Video size, WIDTHxHEIGHT (even numbers)."),
+    fps: int = typer.Option(DEFAULTS.fps, "--fps", min=1, max=60, help="Frames per second."),
+    music: Path = typer.Option(None, "--music", help="An audio file (WAV, MP3, OGG, FLAC) looped under the "
+                               "narration and lowered while someone speaks."),
+    budget_usd: float = typer.Option(None, "--budget-usd", help="Stop before the model, picture and speech "
+                                     "calls together cost more than this (paid backends)."),
+    fresh: bool = typer.Option(False, "--fresh", help="Make every part again instead of reusing those stored "
+                               "beside the video by an earlier or interrupted run (the default resumes)."),
+) -> None:
+    """Make a narrated video of the sources: a storyboard written by the model, a picture
+    and a narration per scene, H.264/AAC MP4 with WebVTT subtitles.
+
+    Example: genlab trailer examples/notebook/velmora/kestrel-island.pdf -o kestrel/trailer.mp4
+    """
+    from genlab.models import get_model
+    from genlab.trailer import load_sources, make_trailer
+    from genlab.trailer.make import check_output, parse_size
+
+    check_output(output)
+    documents = load_sources(sources)
+    config = TrailerConfig(scenes=scenes, images=images, voice=voice, size=parse_size(size), fps=fps, music=music)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, transient=True) as progress:
+        tasks: dict[str, int] = {}
+
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(stage, total=total)
+            progress.update(tasks[stage], completed=done, total=total)
+
+        llm = get_model(model, source="trailer", budget=budget_from(budget_usd))
+        result = make_trailer(llm, documents, output, config, fresh=fresh, progress=report)
+    reused = sum(result.reused.values())
+    out.print(f"wrote {result.video} ({result.duration_s:.1f} s, {len(result.scenes)} scenes), {result.subtitles}, "
+              f"{result.storyboard_json}, {result.storyboard_html}")
+    out.print("time: " + ", ".join(f"{stage} {s:.1f} s" for stage, s in result.seconds.items())
+              + (f"; {reused} parts reused from an earlier run" if reused else ""))
