@@ -51,6 +51,21 @@ def local(store):
     return get_model("local", store=store, source="test")
 
 
+def install_plugin(tmp_path: Path, monkeypatch, module: str, source: str, entry: str,
+                   group: str = "genlab.backends") -> None:
+    """Install ``module`` (from ``source``) as a package whose entry point ``entry`` (name = value)
+    is in ``group``, the way pip would leave it, and make genlab's registry look again."""
+    from genlab.models import registry
+
+    (tmp_path / f"{module}.py").write_text(source)
+    info = tmp_path / f"{module}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module.replace('_', '-')}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[{group}]\n{entry}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry.entries.cache_clear()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -6,6 +6,7 @@ import pytest
 from fake_backend import FakeBackend
 from genlab.errors import BudgetExceeded, ConfigError, ModelError
 from genlab.models import Budget, Model, get_model
+from tests.conftest import install_plugin
 
 
 def make(store, **kw) -> tuple[Model, FakeBackend]:
@@ -105,7 +106,7 @@ def test_a_backend_plugin_is_found_through_its_entry_point(tmp_path, monkeypatch
     from genlab.models import registry
     from genlab.models.registry import describe_entries
 
-    (tmp_path / "echo_plugin.py").write_text(
+    source = (
         "from genlab.models import Backend, BackendEntry, Chunk, Usage\n\n"
         "class EchoBackend(Backend):\n"
         "    model_id = 'echo'\n"
@@ -116,12 +117,7 @@ def test_a_backend_plugin_is_found_through_its_entry_point(tmp_path, monkeypatch
         "        yield Usage(1, 0, 1)\n\n"
         "ENTRY = BackendEntry('echo', 'echo:NAME', 'shouts back', lambda spec: EchoBackend(),\n"
         "                     prefixes=('echo:',), status=lambda: 'ready')\n")
-    info = tmp_path / "echo_plugin-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: echo-plugin\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[genlab.backends]\necho = echo_plugin:ENTRY\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    registry.entries.cache_clear()
+    install_plugin(tmp_path, monkeypatch, "echo_plugin", source, "echo = echo_plugin:ENTRY")
     try:
         model = get_model("echo:any", store=store)
         assert model.chat("hello").text == "HELLO"

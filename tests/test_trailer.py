@@ -21,6 +21,7 @@ from genlab.store import Store
 from genlab.trailer import TrailerConfig, load_sources, make_trailer
 from genlab.trailer.segment import Segment, merge, segments
 from genlab.trailer.video import GAP_S
+from tests.conftest import install_plugin
 from tests.pdf_writer import write_pdf
 from tests.test_cli import genlab
 
@@ -357,7 +358,7 @@ def test_an_image_backend_plugin_paints_the_trailer(tmp_path, monkeypatch, local
     from genlab.models import registry
     from genlab.models.registry import describe_entries
 
-    (tmp_path / "solid_plugin.py").write_text(
+    source = (
         "import io\nfrom PIL import Image\nfrom genlab.models import BackendEntry\n"
         "from genlab.models.media import ImageBackend\n\n"
         "class Solid(ImageBackend):\n"
@@ -370,12 +371,7 @@ def test_an_image_backend_plugin_paints_the_trailer(tmp_path, monkeypatch, local
         "        return out.getvalue()\n\n"
         "ENTRY = BackendEntry('solid', 'solid:COLOUR', 'one colour', Solid, prefixes=('solid:',), kind='image',\n"
         "                     status=lambda: 'ready')\n")
-    info = tmp_path / "solid_plugin-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: solid-plugin\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[genlab.backends]\nsolid = solid_plugin:ENTRY\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    registry.entries.cache_clear()
+    install_plugin(tmp_path, monkeypatch, "solid_plugin", source, "solid = solid_plugin:ENTRY")
     try:
         assert ("solid:COLOUR", "one colour", "ready") in describe_entries("image")
         assert "solid:COLOUR" not in [usage for usage, _, _ in describe_entries("model")]
