@@ -57,7 +57,8 @@ def trailer(
         llm = get_model(model, source="trailer", budget=budget_from(budget_usd))
         result = make_trailer(llm, documents, output, config, fresh=fresh, progress=report)
     reused = sum(result.reused.values())
-    out.print(f"wrote {result.video} ({result.duration_s:.1f} s, {len(result.scenes)} scenes), {result.subtitles}, "
+    out.print(f"wrote {result.video} ({result.duration_s:.1f} s: a logline card, {len(result.scenes) - 2} scenes, a "
+              f"closing card), {result.subtitles}, "
               f"{result.storyboard_json}, {result.storyboard_html}")
     out.print("time: " + ", ".join(f"{stage} {s:.1f} s" for stage, s in result.seconds.items())
               + (f"; {reused} parts reused from an earlier run" if reused else ""))
