@@ -179,11 +179,11 @@ def reward_section(opts) -> dict:
     rm, seconds = timed("reward model", lambda: tune_reward(TUNE / "right_wrong_train.jsonl", options,
                                                            held_out_pairs=TUNE / "right_wrong_eval.jsonl"))
     pairs = rm.pair_accuracy
-    section = {"rows": rm.rows, "held_out_pairs": pairs.pairs, "held_out_accuracy_before": pairs.before,
-               "held_out_accuracy_before_ci95": pairs.before_ci95, "held_out_accuracy_after": pairs.after,
-               "held_out_accuracy_after_ci95": pairs.after_ci95, "loss_first": rm.loss_first,
+    section = {"rows": rm.rows, "held_out_pairs": pairs.pairs, "held_out_accuracy_before": pairs.before.rate,
+               "held_out_accuracy_before_ci95": pairs.before.ci95, "held_out_accuracy_after": pairs.after.rate,
+               "held_out_accuracy_after_ci95": pairs.after.ci95, "loss_first": rm.loss_first,
                "loss_last": rm.loss_last, "steps": rm.steps, "seconds": round(seconds, 1)}
-    print(f"reward model: held-out accuracy {pairs.before:.2f} → {pairs.after:.2f} on {pairs.pairs} pairs")
+    print(f"reward model: held-out accuracy {pairs.before} → {pairs.after} on {pairs.pairs} pairs")
 
     policy = get_model(f"hf:{format_sft_model(opts)}", source="bench")
     scorer = RewardModel(options.output)

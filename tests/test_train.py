@@ -180,7 +180,7 @@ def test_reward_model_reports_held_out_accuracy_and_scores(pairs, tmp_path):
 
     summary = tune_reward(pairs, options(tmp_path, "rm", max_steps=4, learning_rate=5e-5))
     assert summary.pair_accuracy.pairs == 2 and summary.rows == 6
-    assert 0 <= summary.pair_accuracy.before <= 1 and 0 <= summary.pair_accuracy.after <= 1
+    assert 0 <= summary.pair_accuracy.before.rate <= 1 and 0 <= summary.pair_accuracy.after.rate <= 1
     assert summary.loss_last < summary.loss_first
     model = RewardModel(tmp_path / "rm")
     assert isinstance(model.score(user("What is 2 + 2?"), assistant("ANSWER: 4")), float)
@@ -286,7 +286,7 @@ def test_reward_model_on_a_held_out_file(pairs, tmp_path):
                                             "rejected": assistant("ANSWER: 7")}] * 3)
     summary = tune_reward(pairs, options(tmp_path, "rm", max_steps=2, learning_rate=5e-5), held_out_pairs=held)
     assert summary.rows == 8 and summary.pair_accuracy.pairs == 3       # every pair trains; the file measures
-    assert summary.pair_accuracy.before in (0.0, 1.0) and len(summary.pair_accuracy.after_ci95) == 2
+    assert summary.pair_accuracy.before.rate in (0.0, 1.0) and len(summary.pair_accuracy.after.ci95) == 2
 
 
 @pytest.mark.parametrize("on_policy", [False, True])

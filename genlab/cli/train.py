@@ -120,10 +120,7 @@ def _report(result: TrainResult) -> None:
     out.print(f"{result.method}: {result.steps} steps on {result.rows} rows in {result.seconds:.0f} s{loss}{moved}")
     if result.pair_accuracy:
         pairs = result.pair_accuracy
-        (b_low, b_high), (a_low, a_high) = pairs.before_ci95, pairs.after_ci95
-        out.print(f"held-out pairwise accuracy ({pairs.pairs} pairs, 95 % CI): "
-                  f"{100 * pairs.before:.0f} % ({100 * b_low:.0f}–{100 * b_high:.0f}) → "
-                  f"{100 * pairs.after:.0f} % ({100 * a_low:.0f}–{100 * a_high:.0f})")
+        out.print(f"held-out pairwise accuracy ({pairs.pairs} pairs, 95 % CI): {pairs.before} → {pairs.after}")
     if result.held_out_effect:
         effect = result.held_out_effect
         out.print(f"held-out ({effect.suite}, {effect.rows} rows), starting model → trained, 95 % CI:")

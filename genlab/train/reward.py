@@ -16,6 +16,7 @@ from pathlib import Path
 from genlab.torch_setup import prepare_torch
 from genlab.train.base import resolve_model_dir
 from genlab.train.data import conversation, held_out_split, load_rows
+from genlab.train.effect import Rate
 from genlab.train.trainer import (PairAccuracy, TrainOptions, TrainResult, callbacks, check_output, lora_config, run,
                                   snapshot, trl_config)
 
@@ -40,10 +41,10 @@ class RewardModel:
         with torch.no_grad():
             return float(self.model(**inputs).logits[0, 0])
 
-    def accuracy(self, pairs: list[dict]) -> float:
-        """Share of pairs where the chosen reply scores above the rejected one."""
+    def accuracy(self, pairs: list[dict]) -> Rate:
+        """How many pairs have the chosen reply scored above the rejected one, of all pairs."""
         wins = sum(self.score(p["prompt"], p["chosen"]) > self.score(p["prompt"], p["rejected"]) for p in pairs)
-        return wins / len(pairs)
+        return Rate.of(wins, len(pairs))
 
 
 def tune_reward(data: Path, options: TrainOptions, progress=None, held_out_pairs: Path | None = None) -> TrainResult:
@@ -75,15 +76,8 @@ def tune_reward(data: Path, options: TrainOptions, progress=None, held_out_pairs
     if progress:
         progress(f"scoring {len(held)} held-out pairs with the trained model")
     after = RewardModel(options.output).accuracy(held)
-    accuracy = PairAccuracy(len(held), str(held_out_pairs or ""), before_accuracy, _interval(before_accuracy, len(held)),
-                            after, _interval(after, len(held)))
+    accuracy = PairAccuracy(str(held_out_pairs or ""), before_accuracy, after)
     return replace(result, pair_accuracy=accuracy).save()
-
-
-def _interval(accuracy: float, n: int) -> tuple[float, float]:
-    from genlab.evaluate.autorater import wilson_interval
-
-    return tuple(wilson_interval(round(accuracy * n), n))
 
 
 def reward_verifier(path: str | Path):

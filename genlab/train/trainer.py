@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from genlab.errors import ConfigError
 
 if TYPE_CHECKING:
-    from genlab.train.effect import HeldOutEffect
+    from genlab.train.effect import HeldOutEffect, Rate
 
 SUMMARY_FILE = "genlab-train.json"
 
@@ -55,12 +55,13 @@ class WeightChange:
 class PairAccuracy:
     """A reward model's held-out pairwise accuracy (chosen scored above rejected), before and after."""
 
-    pairs: int
     file: str                         # the --held-out file, or "" for the split of the training data
-    before: float
-    before_ci95: tuple[float, float]
-    after: float
-    after_ci95: tuple[float, float]
+    before: Rate                      # pairs ranked right by the untrained head, of all held-out pairs
+    after: Rate
+
+    @property
+    def pairs(self) -> int:
+        return self.before.n
 
 
 @dataclass(frozen=True)
