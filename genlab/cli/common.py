@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from genlab.models.registry import BUILTIN
 
@@ -24,3 +27,23 @@ def budget_from(usd: float | None, tokens: int | None = None):
     from genlab.models import Budget
 
     return Budget(usd, tokens) if usd is not None or tokens is not None else None
+
+
+def progress_bars() -> Progress:
+    """Progress bars on stderr (what, bar, done of total, time) that vanish when the work ends."""
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err, transient=True)
+
+
+@contextmanager
+def stage_progress() -> Iterator[Callable[[str, int, int], None]]:
+    """One bar per stage of long work; yields ``report(stage, done, total)`` for the package to call."""
+    with progress_bars() as progress:
+        bars: dict[str, int] = {}
+
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in bars:
+                bars[stage] = progress.add_task(stage, total=total)
+            progress.update(bars[stage], completed=done, total=total)
+
+        yield report

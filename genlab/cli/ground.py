@@ -9,10 +9,9 @@ from typing import Optional
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from genlab.cli.common import ModelOpt, app, err, out
+from genlab.cli.common import ModelOpt, app, err, out, progress_bars, stage_progress
 
 notebook_app = typer.Typer(no_args_is_help=True, help="Notebooks: your sources, indexed for grounded answers.")
 app.add_typer(notebook_app, name="notebook")
@@ -20,11 +19,6 @@ app.add_typer(notebook_app, name="notebook")
 KOpt = typer.Option(4, "-k", help="Passages to retrieve and show the model.")
 MinSimilarityOpt = typer.Option(None, "--min-similarity",
                                 help="Cosine the best passage must reach, else abstain (default 0.35).")
-
-
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=err, transient=True)
 
 
 def _search(source: str):
@@ -56,14 +50,7 @@ def add(name: str, paths: list[Path] = typer.Argument(..., help="PDF, Markdown, 
     from genlab.ground.notebook import Notebook
 
     notebook = Notebook.open(name)
-    with _progress() as progress:
-        tasks: dict[str, int] = {}
-
-        def report(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = progress.add_task(stage, total=total)
-            progress.update(tasks[stage], completed=done, total=total)
-
+    with stage_progress() as report:
         result = notebook.add(paths, skip_bad=skip_bad, progress=report)
     for path in result.added:
         out.print(f"added {path}")
@@ -227,7 +214,7 @@ def eval_(name: str, qa: Path = typer.Argument(..., help="QA JSONL: question, ev
     search_ = _search(name)
     answerable = sum(r.answerable for r in rows)
     methods = retrieval_methods(search_)
-    with _progress() as progress:
+    with progress_bars() as progress:
         task = progress.add_task("retrieval", total=len(methods) * answerable)
         retrieval = retrieval_metrics(search_, rows, qa, methods, progress=lambda: progress.advance(task))
     table = Table("retriever", *[f"recall@{k_}" for k_ in RECALL_KS], "MRR", "nDCG@10",
@@ -238,7 +225,7 @@ def eval_(name: str, qa: Path = typer.Argument(..., help="QA JSONL: question, ev
     result = {"notebook": name, "qa": str(qa), "retrieval": retrieval}
     if answers:
         llm = get_model(model, source="ground")
-        with _progress() as progress:
+        with progress_bars() as progress:
             task = progress.add_task("answers", total=len(rows))
             e2e = end_to_end(llm, search_, rows, judge=get_model(judge, source="ground") if judge else None,
                              method="judge" if judge else "lexical", k=k, progress=lambda: progress.advance(task))
@@ -271,7 +258,7 @@ def briefing(name: str, model: str = ModelOpt,
     from genlab.ground.outputs import briefing as make_briefing
     from genlab.models import get_model
 
-    with _progress() as progress:
+    with progress_bars() as progress:
         task = progress.add_task("sources", total=None)
         document = make_briefing(get_model(model, source="ground"), _search(name),
                                  progress=lambda done, total: progress.update(task, completed=done, total=total))
@@ -285,7 +272,7 @@ def faq(name: str, model: str = ModelOpt, items: int = typer.Option(6, "--items"
     from genlab.ground.outputs import faq as make_faq
     from genlab.models import get_model
 
-    with _progress() as progress:
+    with progress_bars() as progress:
         task = progress.add_task("questions", total=items)
         document = make_faq(get_model(model, source="ground"), _search(name), items=items,
                             progress=lambda done, total: progress.update(task, completed=done))
@@ -307,7 +294,7 @@ def audio(name: str, model: str = ModelOpt, items: int = typer.Option(4, "--item
 
     check_output_path(output)    # fail before any model call: bad name, or no voice engine
     espeak_binary()
-    with _progress() as progress:
+    with progress_bars() as progress:
         task = progress.add_task("script", total=items)
         turns, document = audio_script(get_model(model, source="ground"), _search(name), items=items,
                                        progress=lambda done, total: progress.update(task, completed=done))

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from genlab.cli.common import ModelOpt, app, budget_from, err, out
+from genlab.cli.common import ModelOpt, app, budget_from, out, stage_progress
 from genlab.trailer.make import TrailerConfig
 
 DEFAULTS = TrailerConfig()
@@ -45,15 +44,7 @@ def trailer(
     check_output(output)
     documents = load_sources(sources)
     config = TrailerConfig(scenes=scenes, images=images, voice=voice, size=parse_size(size), fps=fps, music=music)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err, transient=True) as progress:
-        tasks: dict[str, int] = {}
-
-        def report(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = progress.add_task(stage, total=total)
-            progress.update(tasks[stage], completed=done, total=total)
-
+    with stage_progress() as report:
         llm = get_model(model, source="trailer", budget=budget_from(budget_usd))
         result = make_trailer(llm, documents, output, config, fresh=fresh, progress=report)
     reused = sum(result.reused.values())
