@@ -56,6 +56,15 @@ PROVIDERS: dict[str, Provider] = {
 RAW = Provider("url", "", ("GENLAB_API_KEY",), top_k_extra=True, grammar_extra=True)
 
 
+def from_spec(spec: str) -> "OpenAICompatBackend":
+    """The backend for ``provider:MODEL`` (openai, gemini, ollama) or ``http(s)://HOST/v1#MODEL``."""
+    if spec.startswith(("http://", "https://")):
+        base_url, _, name = spec.partition("#")
+        return OpenAICompatBackend(RAW, name, base_url=base_url)
+    prefix, _, name = spec.partition(":")
+    return OpenAICompatBackend(PROVIDERS[prefix], name)
+
+
 def _logprobs(choice: Any) -> list[dict] | None:
     content = getattr(getattr(choice, "logprobs", None), "content", None)
     return [{"token": t.token, "logprob": t.logprob} for t in content] if content else None

@@ -14,21 +14,12 @@ import openai
 
 from genlab.errors import ConfigError, ModelError
 from genlab.models.media import ImageBackend, PictureRequest, Speech, SpeechBackend
-from genlab.models.openai_compat import PROVIDERS, RAW, OpenAICompatBackend
+from genlab.models.openai_compat import from_spec
 
 #: The widest landscape size each family of image models takes; the picture is then
 #: cropped to the video's aspect. Other models are asked for the request's own size.
 LANDSCAPE_SIZES = {"dall-e-3": "1792x1024", "gpt-image": "1536x1024", "dall-e-2": "1024x1024"}
 DEFAULT_VOICE = "alloy"
-
-
-def _client_backend(spec: str) -> OpenAICompatBackend:
-    """The chat backend for ``spec`` (provider:MODEL or URL#MODEL), for its client and errors."""
-    if spec.startswith(("http://", "https://")):
-        base_url, _, name = spec.partition("#")
-        return OpenAICompatBackend(RAW, name, base_url=base_url)
-    prefix, _, name = spec.partition(":")
-    return OpenAICompatBackend(PROVIDERS[prefix], name)
 
 
 def image_prompt(request: PictureRequest) -> str:
@@ -38,7 +29,7 @@ def image_prompt(request: PictureRequest) -> str:
 class OpenAIImages(ImageBackend):
     def __init__(self, spec: str):
         self.spec = spec
-        self.endpoint = _client_backend(spec)
+        self.endpoint = from_spec(spec)
         self.model_id = self.endpoint.model_id
 
     def picture(self, request: PictureRequest) -> bytes:
@@ -69,7 +60,7 @@ class OpenAISpeech(SpeechBackend):
         head, sep, tail = spec.rpartition("#") if spec.startswith(("http://", "https://")) else spec.partition(":")
         name, _, voice = tail.partition("@")
         self.voice = voice or DEFAULT_VOICE
-        self.endpoint = _client_backend(head + sep + name)
+        self.endpoint = from_spec(head + sep + name)
         self.model_id = self.endpoint.model_id
 
     def speak(self, text: str) -> Speech:

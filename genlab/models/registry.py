@@ -64,19 +64,10 @@ def _hf(spec: str) -> Backend:
     return HFBackend(spec.removeprefix("hf:"))
 
 
-def _url(spec: str) -> Backend:
-    from genlab.models.openai_compat import RAW, OpenAICompatBackend
+def _openai_compat(spec: str) -> Backend:
+    from genlab.models.openai_compat import from_spec
 
-    base_url, _, name = spec.partition("#")
-    return OpenAICompatBackend(RAW, name, base_url=base_url)
-
-
-def _provider(prefix: str) -> Callable[[str], Backend]:
-    def build(spec: str) -> Backend:
-        from genlab.models.openai_compat import PROVIDERS, OpenAICompatBackend
-
-        return OpenAICompatBackend(PROVIDERS[prefix], spec.partition(":")[2])
-    return build
+    return from_spec(spec)
 
 
 def _cards(spec: str):
@@ -133,14 +124,14 @@ BUILTIN = [
                  prefixes=("local:",)),
     BackendEntry("hf", "hf:DIR", "a Hugging Face model folder (e.g. from genlab tune), on transformers", _hf,
                  prefixes=("hf:",), trainable=True),
-    BackendEntry("openai", "openai:MODEL", "OpenAI", _provider("openai"), prefixes=("openai:",),
+    BackendEntry("openai", "openai:MODEL", "OpenAI", _openai_compat, prefixes=("openai:",),
                  status=_key_status("OPENAI_API_KEY")),
-    BackendEntry("gemini", "gemini:MODEL", "Gemini's OpenAI-compatible endpoint", _provider("gemini"),
+    BackendEntry("gemini", "gemini:MODEL", "Gemini's OpenAI-compatible endpoint", _openai_compat,
                  prefixes=("gemini:",), status=_key_status("GEMINI_API_KEY", "GOOGLE_API_KEY")),
     BackendEntry("ollama", "ollama:MODEL", "a local Ollama (OLLAMA_HOST, default localhost:11434)",
-                 _provider("ollama"), prefixes=("ollama:",), status=_key_status()),
+                 _openai_compat, prefixes=("ollama:",), status=_key_status()),
     BackendEntry("url", "http://HOST:PORT/v1#MODEL", "any OpenAI-compatible server (vLLM, llama.cpp, genlab serve…)",
-                 _url, prefixes=("http://", "https://"), status=_key_status("GENLAB_API_KEY", optional=True)),
+                 _openai_compat, prefixes=("http://", "https://"), status=_key_status("GENLAB_API_KEY", optional=True)),
     BackendEntry("cards", "cards", "designed cards drawn offline with Pillow (not generated pictures)", _cards,
                  exact=("cards",), kind="image", status=lambda: "ready"),
     BackendEntry("openai-images", "openai:MODEL", "OpenAI's images API (gpt-image-1, dall-e-3)", _remote_images,
