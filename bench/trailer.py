@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import RESULTS, write  # noqa: E402
 from genlab.evaluate.autorater import wilson_interval  # noqa: E402
-from genlab.ground.check import lexical_support  # noqa: E402
+from genlab.ground.support import lexical_support  # noqa: E402
 from genlab.ground.sources import read_source  # noqa: E402
 from genlab.models import get_model  # noqa: E402
 from genlab.store import Store  # noqa: E402

@@ -9,7 +9,8 @@ import pytest
 
 from genlab.ground.answer import ABSTENTION, ask, ground_text
 from genlab.ground.backends import Passage, get_search_backend
-from genlab.ground.check import check_groundedness, lexical_support
+from genlab.ground.check import check_groundedness
+from genlab.ground.support import lexical_support
 from genlab.ground.embed import load_embedder
 from genlab.ground.retrieval import NotebookSearch
 from genlab.errors import ConfigError
@@ -51,6 +52,13 @@ def test_a_sentence_without_a_marker_is_cited_only_when_close_to_a_passage():
         ("The lighthouse was built in 1847 by Ada Rennick.", (0,), "genlab")]
 
 
+def test_a_sentence_without_a_marker_goes_to_the_passage_holding_its_words_and_numbers():
+    answer = ground_text("A child single costs 3.25 euros. A child single costs 4.75 euros.", PASSAGES,
+                         load_embedder())
+    assert [(s.text, s.chunk_indices, s.cited_by) for s in answer.supports] == [
+        ("A child single costs 3.25 euros.", (1,), "genlab")]      # 4.75 is in no passage: not cited
+
+
 def test_the_models_own_abstention_is_recognised():
     answer = ground_text("The sources do not say.", PASSAGES, load_embedder())
     assert answer.abstained and answer.supports == []
@@ -62,6 +70,16 @@ def test_an_unanswerable_question_abstains_without_calling_the_model(velmora, lo
     data = answer.to_dict()
     assert data["grounding_metadata"]["grounding_supports"] == []
     assert store.execute("SELECT COUNT(*) AS n FROM calls")[0]["n"] == 0
+
+
+def test_an_on_topic_question_the_sources_do_not_answer_abstains_before_the_model(velmora, local, store):
+    question = "Which zeppelin company made the lamp of the Harrow Point lighthouse?"
+    answer = ask(local, NotebookSearch(velmora), question)
+    assert answer.abstained and answer.abstain_reason == "no source mentions 'zeppelin'"
+    assert answer.to_dict()["abstain_reason"] == answer.abstain_reason
+    assert store.execute("SELECT COUNT(*) AS n FROM calls")[0]["n"] == 0
+    ask(local, NotebookSearch(velmora), question, min_coverage=0)        # the gate off: the model is asked
+    assert store.execute("SELECT COUNT(*) AS n FROM calls")[0]["n"] == 1
 
 
 @pytest.mark.parametrize("question, fact", [

@@ -42,6 +42,7 @@ def test_unanswerable_question_prints_the_abstention(velmora):
     result = genlab("ask", "velmora", "What is the capital of Australia?")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "The sources do not say."
+    assert "(no passage reaches cosine 0.35 with the question)" in result.stderr   # why, beside the answer
 
 
 def test_user_mistakes_are_one_line_errors(genlab_home, tmp_path):
@@ -67,10 +68,10 @@ def test_user_mistakes_are_one_line_errors(genlab_home, tmp_path):
 def test_eval_prints_retrieval_metrics_per_retriever(velmora, tmp_path):
     result = genlab("notebook", "eval", "velmora", str(VELMORA_QA), "--no-answers", "--out", str(tmp_path / "e.json"))
     assert result.returncode == 0, result.stderr
-    for method in ("bm25", "dense", "hybrid"):
+    for method in ("bm25", "dense", "hybrid", "reranked"):
         assert method in result.stdout
     data = json.loads((tmp_path / "e.json").read_text())
-    for method in ("bm25", "dense", "hybrid"):
+    for method in ("bm25", "dense", "hybrid", "reranked"):
         metrics = data["retrieval"][method]
         assert 0.5 < metrics["recall@5"] <= 1.0 and 0 < metrics["mrr"] <= 1 and 0 < metrics["ndcg@10"] <= 1
 

@@ -11,7 +11,8 @@ import pytest
 
 from genlab.errors import ConfigError
 from genlab.ground.notebook import Notebook, list_notebooks
-from genlab.ground.retrieval import NotebookSearch
+from genlab.ground.retrieval import FUSION_DEPTH, RRF_K, NotebookSearch
+from genlab.ground.sources import passage_sentences
 from tests.conftest import VELMORA
 
 
@@ -104,7 +105,7 @@ def test_the_file_is_a_plain_sqlite_database(velmora):
     assert db.execute("SELECT value FROM meta WHERE key='embedder'").fetchone()[0] == "all-MiniLM-L6-v2"
 
 
-@pytest.mark.parametrize("method", ["bm25", "dense", "hybrid"])
+@pytest.mark.parametrize("method", ["bm25", "dense", "hybrid", "reranked"])
 @pytest.mark.parametrize("question, evidence", [
     ("Who built the lighthouse at Harrow Point?", "Ada Rennick"),
     ("How much is a child's ferry ticket?", "3.25 euros"),
@@ -130,3 +131,37 @@ def test_hybrid_is_reciprocal_rank_fusion_of_the_two_lists(velmora):
 
 def test_bm25_finds_nothing_for_words_the_notebook_lacks(velmora):
     assert NotebookSearch(velmora, "bm25").search("zeppelin quasar", 5) == []
+
+
+def test_each_sentence_of_each_chunk_has_a_unit_vector(velmora):
+    chunks, _ = velmora.chunks()
+    owners, vectors = velmora.sentence_vectors()
+    assert vectors.shape == (len(owners), 384)
+    counts = np.bincount(owners, minlength=len(chunks))
+    assert [int(n) for n in counts] == [len(passage_sentences(c.text) or [c.text]) for c in chunks]
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_a_notebook_made_before_sentence_vectors_gets_them_once_on_first_search(velmora):
+    owners, vectors = velmora.sentence_vectors()
+    velmora._db.execute("DELETE FROM sentences")      # what a notebook of an earlier genlab holds
+    stages = []
+    search = NotebookSearch(Notebook.open("velmora"))
+    found = search.search("Who built the lighthouse at Harrow Point?", 3)
+    assert any("Ada Rennick" in p.text for p in found)
+    again_owners, again_vectors = search.notebook.sentence_vectors(progress=lambda *a: stages.append(a))
+    assert stages == []                               # indexed by the search, not again
+    assert np.array_equal(again_owners, owners) and np.allclose(again_vectors, vectors, atol=1e-5)
+
+
+def test_reranked_fuses_bm25_and_best_sentence_rankings_of_the_hybrid_candidates(velmora):
+    search = NotebookSearch(velmora)
+    question = "Which ship was wrecked before the lighthouse was built?"
+    candidates = [i for i, _ in search.rank(question, "hybrid", FUSION_DEPTH)]
+    bm25, sentence = search.bm25_scores(question), search.sentence_similarities(question)
+    by_bm25 = sorted((i for i in candidates if bm25[i] > 0), key=lambda i: (-bm25[i], candidates.index(i)))
+    by_sentence = sorted(candidates, key=lambda i: (-sentence[i], candidates.index(i)))
+    expected = {i: (1 / (RRF_K + by_bm25.index(i) + 1) if i in by_bm25 else 0) + 1 / (RRF_K + by_sentence.index(i) + 1)
+                for i in candidates}
+    reranked = search.rank(question, "reranked", 5)
+    assert [i for i, _ in reranked] == sorted(expected, key=lambda i: (-expected[i], i))[:5]

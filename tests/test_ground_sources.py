@@ -6,7 +6,7 @@ import pytest
 from pypdf import PdfReader, PdfWriter
 
 from genlab.errors import ConfigError
-from genlab.ground.sources import chunk_document, read_source
+from genlab.ground.sources import chunk_document, passage_sentences, read_source
 from tests.conftest import VELMORA
 from tests.pdf_writer import KESTREL_PAGES, write_pdf
 
@@ -88,3 +88,10 @@ def test_pdf_without_text_asks_for_ocr(tmp_path):
     path = write_pdf(tmp_path / "scan.pdf", [[], []])
     with pytest.raises(ConfigError, match="no extractable text .*OCR"):
         read_source(path)
+
+
+def test_passage_sentences_join_wrapped_lines_and_stop_at_blank_lines():
+    text = "The lighthouse was\nbuilt in 1847. It has\n9 rooms.\n\nAdult single: 6.50 euros\n\n  grammar ::= rule\n  | other"
+    assert passage_sentences(text) == ["The lighthouse was built in 1847.", "It has 9 rooms.",
+                                       "Adult single: 6.50 euros", "grammar ::= rule | other"]
+    assert passage_sentences("   \n\n ") == []

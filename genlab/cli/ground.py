@@ -19,6 +19,10 @@ app.add_typer(notebook_app, name="notebook")
 KOpt = typer.Option(4, "-k", help="Passages to retrieve and show the model.")
 MinSimilarityOpt = typer.Option(None, "--min-similarity",
                                 help="Cosine the best passage must reach, else abstain (default 0.35).")
+MinCoverageOpt = typer.Option(None, "--min-coverage",
+                              help="Share of the question's words (weighted by rarity) one passage must hold, "
+                                   "and no word may be one the sources never use, else abstain "
+                                   "(default 0.65; 0 turns this gate off).")
 
 
 def _search(source: str):
@@ -106,7 +110,7 @@ def delete(name: str, yes: bool = typer.Option(False, "--yes", "-y", help="Do no
 
 @notebook_app.command()
 def search(name: str, query: str, k: int = typer.Option(5, "-k"),
-           method: str = typer.Option("hybrid", "--method", help="bm25, dense or hybrid.")) -> None:
+           method: str = typer.Option("reranked", "--method", help="bm25, dense, hybrid or reranked.")) -> None:
     """Show what retrieval finds, without a model.  Example: genlab notebook search velmora "ferry fares" """
     from genlab.ground.retrieval import NotebookSearch
 
@@ -120,6 +124,8 @@ def search(name: str, query: str, k: int = typer.Option(5, "-k"),
 def _print_answer(answer, check=None) -> None:
     style = "yellow" if answer.abstained else "bold"
     out.print(f"[{style}]{escape(answer.with_markers())}[/]")
+    if answer.abstained and answer.abstain_reason:
+        err.print(f"[dim]({escape(answer.abstain_reason)})[/]")    # stdout stays the answer alone
     cited = sorted({i for s in answer.supports for i in s.chunk_indices})
     for i in cited:
         p = answer.chunks[i]
@@ -141,6 +147,7 @@ def ask(source: str = typer.Argument(..., help="Notebook name, or a search-backe
                                      "plugin:NAME, module:callable)."),
         question: str = typer.Argument(...),
         model: str = ModelOpt, k: int = KOpt, min_similarity: Optional[float] = MinSimilarityOpt,
+        min_coverage: Optional[float] = MinCoverageOpt,
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object with Gemini-shaped grounding metadata."),
         check: bool = typer.Option(False, "--check", help="Also check each claim against its cited passages."),
         judge: Optional[str] = typer.Option(None, "--judge", help="Model spec of the groundedness judge "
@@ -149,14 +156,15 @@ def ask(source: str = typer.Argument(..., help="Notebook name, or a search-backe
 
     Example: genlab ask velmora "When was the lighthouse built?" --json
     """
-    from genlab.ground.answer import MIN_SIMILARITY
+    from genlab.ground.answer import MIN_COVERAGE, MIN_SIMILARITY
     from genlab.ground.answer import ask as ground_ask
     from genlab.ground.check import check_groundedness
     from genlab.models import get_model
 
     llm = get_model(model, source="ground")
     answer = ground_ask(llm, _search(source), question, k=k,
-                        min_similarity=MIN_SIMILARITY if min_similarity is None else min_similarity)
+                        min_similarity=MIN_SIMILARITY if min_similarity is None else min_similarity,
+                        min_coverage=MIN_COVERAGE if min_coverage is None else min_coverage)
     report = None
     if check:
         report = check_groundedness(answer, get_model(judge, source="ground") if judge else None,

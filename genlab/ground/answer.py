@@ -1,17 +1,27 @@
 """Grounded answers: retrieve, answer only from the passages, and say which passage backs
 which sentence, in the shape of Gemini's grounding metadata.
 
-    question → search backend (k passages) → relevance gate
-      ├─ nothing relevant → "The sources do not say." (no model call, no supports)
+    question → search backend (k passages) → relevance gate → coverage gate
+      ├─ either fails → "The sources do not say." (no model call, no supports)
       └─ prompt with numbered passages → model → answer with [n] markers
            → markers stripped; each sentence a segment → its cited passages
-             (the model's markers; else the passage it overlaps most, when it overlaps enough)
+             (the model's markers; else the passage that holds most of its words,
+             else the one closest in meaning, when close enough)
            → confidence per citation = cosine(segment, passage)
 
-Relevance is decided by the embedder, not the model: the best passage's cosine with the
-question must reach ``min_similarity``. A question the sources do not cover is refused
-before the model can answer it from memory. Segment offsets are UTF-8 byte offsets into
-the answer, start inclusive and end exclusive, as in Gemini's ``groundingSupports``.
+Both gates run before the model, so a question the sources do not cover is refused before
+the model can answer it from memory:
+
+* relevance: the best passage's cosine with the question must reach ``min_similarity``
+  (off-topic questions);
+* coverage: the question's content words, weighted by rarity in the notebook, must be
+  ``min_coverage`` present in one retrieved passage, and none may be a word the notebook
+  never uses. An on-topic question the sources do not answer ("the default stack size of
+  a thread", asked of a language reference) passes the first gate on its topic words and
+  fails this one on the words that carry its point.
+
+Segment offsets are UTF-8 byte offsets into the answer, start inclusive and end exclusive,
+as in Gemini's ``groundingSupports``.
 """
 
 from __future__ import annotations
@@ -23,6 +33,8 @@ from typing import Any, Callable
 import numpy as np
 
 from genlab.ground.passage import Passage, SearchBackend
+from genlab.ground.sources import SENTENCE, passage_sentences
+from genlab.ground.support import best_supported, numbers_match, question_coverage
 from genlab.models import Model, Usage
 
 ABSTENTION = "The sources do not say."
@@ -31,7 +43,11 @@ DEFAULT_K = 4
 #: On the example notebook's QA set, covered questions' best passages score 0.42-0.75 and
 #: off-topic questions' 0.10-0.27 (bench/ground_retrieval.py prints both).
 MIN_SIMILARITY = 0.35
-#: Cosine a sentence without a marker needs with a passage for genlab to cite that passage.
+#: Weighted share of the question's content words one retrieved passage must hold. Chosen on
+#: the development half of examples/notebook/pyref-qa.jsonl (bench/ground_hard.py).
+MIN_COVERAGE = 0.65
+#: Cosine a sentence without a marker, and without a passage holding most of its words,
+#: needs with a passage for genlab to cite that passage.
 ATTRIBUTION_SIMILARITY = 0.6
 ANSWER_TOKENS = 300
 
@@ -47,7 +63,7 @@ class Support:
     text: str
     chunk_indices: tuple[int, ...]   # 0-based into GroundedAnswer.chunks
     confidences: tuple[float, ...]
-    cited_by: str                    # "model" (its [n] markers) or "genlab" (attributed by similarity)
+    cited_by: str                    # "model" (its [n] markers) or "genlab" (attributed by words or meaning)
 
 
 @dataclass
@@ -57,6 +73,7 @@ class GroundedAnswer:
     chunks: list[Passage]
     supports: list[Support] = field(default_factory=list)
     abstained: bool = False
+    abstain_reason: str = ""         # why, for people: which gate refused, or that the model said so
     invalid_citations: int = 0       # markers naming a passage that was not shown
     usage: Usage = field(default_factory=Usage)
 
@@ -76,6 +93,7 @@ class GroundedAnswer:
             "question": self.question,
             "answer": self.answer,
             "abstained": self.abstained,
+            **({"abstain_reason": self.abstain_reason} if self.abstained else {}),
             "grounding_metadata": {
                 "grounding_chunks": [
                     {"source": p.source, "title": p.title, "page": p.page, "start": p.start, "end": p.end,
@@ -95,16 +113,34 @@ def _byte_offset(text: str, index: int) -> int:
 
 
 def ask(model: Model, backend: SearchBackend, question: str, *, k: int = DEFAULT_K,
-        min_similarity: float = MIN_SIMILARITY, history: list[dict] | None = None,
-        embedder=None) -> GroundedAnswer:
-    """Answer ``question`` from what ``backend`` finds, or abstain when it finds nothing relevant."""
+        min_similarity: float = MIN_SIMILARITY, min_coverage: float = MIN_COVERAGE,
+        history: list[dict] | None = None, embedder=None) -> GroundedAnswer:
+    """Answer ``question`` from what ``backend`` finds, or abstain when it finds nothing that answers it."""
     question = question.strip()
     passages = backend.search(question, k)
     embedder = embedder or _default_embedder()
     passages = _with_similarity(passages, question, embedder)
-    if not passages or max(p.similarity for p in passages) < min_similarity:
-        return GroundedAnswer(question, ABSTENTION, passages, abstained=True)
+    if reason := abstain_reason(question, passages, backend, min_similarity, min_coverage):
+        return GroundedAnswer(question, ABSTENTION, passages, abstained=True, abstain_reason=reason)
     return answer_from(model, question, passages, history=history, embedder=embedder)
+
+
+def abstain_reason(question: str, passages: list[Passage], backend: SearchBackend | None = None,
+                   min_similarity: float = MIN_SIMILARITY, min_coverage: float = MIN_COVERAGE) -> str:
+    """Why the passages cannot answer ``question`` (the gates above), or "" when they may.
+    A backend with ``term_statistics()`` (a notebook) weighs words by rarity and knows
+    which words none of its passages uses; others weigh every word the same."""
+    if not passages or max(p.similarity or 0.0 for p in passages) < min_similarity:
+        return f"no passage reaches cosine {min_similarity:g} with the question"
+    if min_coverage <= 0:
+        return ""
+    statistics = backend.term_statistics() if callable(getattr(backend, "term_statistics", None)) else None
+    found = question_coverage(question, [p.text for p in passages], statistics)
+    if found.unseen:
+        return "no source mentions " + ", ".join(f"'{word}'" for word in found.unseen)
+    if found.share < min_coverage:
+        return f"the best passage holds {found.share:.0%} of what the question asks about (needs {min_coverage:.0%})"
+    return ""
 
 
 def answer_from(model: Model, question: str, passages: list[Passage], *, history: list[dict] | None = None,
@@ -127,8 +163,6 @@ def passages_block(passages: list[Passage]) -> str:
 
 MARKER = re.compile(r"\s*\[(\d+(?:\s*,\s*\d+)*)\]")
 TRAILING_MARKERS = re.compile(r"([.!?]+)((?:\s*\[\d+(?:\s*,\s*\d+)*\])+)")
-#: A sentence runs to . ! or ? followed by a space or the end (so "2.3 km" stays whole), or to a newline.
-SENTENCE = re.compile(r"[^\n]+?(?:[.!?]+[\"')\]]*(?=\s|$)|(?=\n)|$)")
 
 
 def ground_text(raw: str, passages: list[Passage], embedder) -> GroundedAnswer:
@@ -152,7 +186,8 @@ def ground_text(raw: str, passages: list[Passage], embedder) -> GroundedAnswer:
     lead = len(joined) - len(joined.lstrip())
     markers = [(max(0, offset - lead), indices) for offset, indices in markers]
     if ABSTENTION.lower().rstrip(".") in answer.lower():
-        return GroundedAnswer("", ABSTENTION, passages, abstained=True, invalid_citations=invalid)
+        return GroundedAnswer("", ABSTENTION, passages, abstained=True, abstain_reason="the model found no answer",
+                              invalid_citations=invalid)
 
     sentences = [(m.start() + len(m.group()) - len(m.group().lstrip()), m.end())
                  for m in SENTENCE.finditer(answer) if m.group().strip()]
@@ -170,12 +205,24 @@ def ground_text(raw: str, passages: list[Passage], embedder) -> GroundedAnswer:
     for i, (start, end) in enumerate(sentences):
         indices, cited_by = cited[i], "model"
         if not indices and passages:
-            best = int(np.argmax(similarity[i]))
-            indices, cited_by = ([best], "genlab") if similarity[i, best] >= ATTRIBUTION_SIMILARITY else ([], "")
+            indices, cited_by = attribute(texts[i], passages, similarity[i]), "genlab"
         if indices:
             supports.append(Support(start, end, texts[i], tuple(indices),
                                     tuple(float(max(0.0, similarity[i, j])) for j in indices), cited_by))
     return GroundedAnswer("", answer, passages, supports, invalid_citations=invalid)
+
+
+def attribute(sentence: str, passages: list[Passage], similarity: np.ndarray) -> list[int]:
+    """The passage a sentence without a marker comes from: the one holding most of its words
+    (support.best_supported), else the one closest in meaning when the cosine reaches
+    ATTRIBUTION_SIMILARITY and it states the sentence's numbers, else none. Words first: a
+    small model copies its sources' wording, and on look-alike sources the closest in
+    meaning is often a neighbour."""
+    if found := best_supported(sentence, [p.text for p in passages]):
+        return [found[0]]
+    best = int(np.argmax(similarity))
+    close = similarity[best] >= ATTRIBUTION_SIMILARITY and numbers_match(sentence, passages[best].text)
+    return [best] if close else []
 
 
 def sentence_similarity(texts: list[str], passages: list[Passage], embedder) -> np.ndarray:
@@ -185,7 +232,7 @@ def sentence_similarity(texts: list[str], passages: list[Passage], embedder) -> 
     """
     if not passages or not texts:
         return np.zeros((len(texts), len(passages)), dtype=np.float32)
-    pieces = [split_sentences(p.text) or [p.text] for p in passages]
+    pieces = [passage_sentences(p.text) or [p.text] for p in passages]
     flat = embedder.encode([piece for group in pieces for piece in group])
     text_vectors = embedder.encode(texts)
     result, row = np.zeros((len(texts), len(passages)), dtype=np.float32), 0

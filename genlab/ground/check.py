@@ -13,19 +13,15 @@ with no citation is unsupported (ragas faithfulness counts it the same way).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from genlab.errors import ConfigError, ModelError
 from genlab.ground.answer import GroundedAnswer, split_sentences
+from genlab.ground.support import lexical_support
 from genlab.models import Model
 
-LEXICAL_THRESHOLD = 0.6
 METHODS = ("auto", "judge", "lexical")
 LABELS = ["supported", "unsupported"]
-STOPWORDS = frozenset("""a an and are as at be been by can could did do does for from had has have he her his i if
-in into is it its may might must my no not of on or our she should so than that the their them then there these
-they this those to was we were what when where which who whom why will with would you your""".split())
 
 JUDGE_PROMPT = """Passage:
 {passage}
@@ -99,18 +95,3 @@ def _verdict(claim: str, passage: str, judge: Model | None, method: str) -> tupl
                 raise
     return lexical_support(claim, passage), "lexical"
 
-
-def content_words(text: str) -> list[str]:
-    return [w for w in re.findall(r"[a-z0-9]+(?:[.,:][0-9]+)*", text.lower()) if w not in STOPWORDS]
-
-
-def lexical_support(claim: str, passage: str) -> bool:
-    """At least LEXICAL_THRESHOLD of the claim's content words, and all its numbers, are in the passage."""
-    words = set(content_words(claim))
-    if not words:
-        return False
-    present = set(content_words(passage))
-    numbers = [w for w in words if w[0].isdigit()]
-    if any(n not in present for n in numbers):
-        return False
-    return sum(w in present for w in words) / len(words) >= LEXICAL_THRESHOLD

@@ -59,15 +59,19 @@ class Embedder:
         """Return a (len(texts), dim) float32 array of unit vectors; ``progress(n)`` after each batch."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        parts = []
+        # Batches of similar length: a batch is padded to its longest text, so one long
+        # paragraph among short sentences would make the whole batch cost as much as it.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
         with self._lock:
             for i in range(0, len(texts), BATCH_SIZE):
-                batch = texts[i:i + BATCH_SIZE]
-                parts.append(self._model.encode(batch, batch_size=BATCH_SIZE, normalize_embeddings=True,
-                                                convert_to_numpy=True, show_progress_bar=False))
+                batch = order[i:i + BATCH_SIZE]
+                vectors[batch] = self._model.encode([texts[j] for j in batch], batch_size=BATCH_SIZE,
+                                                    normalize_embeddings=True, convert_to_numpy=True,
+                                                    show_progress_bar=False)
                 if progress:
                     progress(len(batch))
-        return np.concatenate(parts).astype(np.float32)
+        return vectors
 
 
 _LOAD_LOCK = threading.Lock()

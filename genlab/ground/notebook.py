@@ -2,7 +2,7 @@
 
 ``$GENLAB_HOME/notebooks/NAME.db`` holds each source's extracted text (so every chunk's
 span can be checked against it), the chunks with page and character offsets, and one
-float32 vector per chunk. The BM25 index is derived from the chunks when a notebook is
+float32 vector per chunk and per sentence of a chunk. The BM25 index is derived from the chunks when a notebook is
 searched (it takes milliseconds), so there is one copy of the truth.
 
 Adding is all-or-nothing per call: files are read, chunked and embedded first, then
@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from genlab.errors import ConfigError
-from genlab.ground.sources import Document, chunk_document, read_source, supported
-from genlab.io import connect
+from genlab.ground.sources import Document, chunk_document, passage_sentences, read_source, supported
+from genlab.io import connect, transaction
 from genlab.store import genlab_home
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -52,6 +52,16 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             vector BLOB NOT NULL             -- float32, L2-normalised
         )""",
         "CREATE INDEX chunks_source ON chunks(source_id)",
+    ]),
+    # One vector per sentence of a chunk (sources.passage_sentences): a question about one
+    # fact matches its sentence better than the whole chunk's vector, where it is diluted.
+    ("002_sentences", [
+        """CREATE TABLE sentences (
+            id INTEGER PRIMARY KEY,
+            chunk_id INTEGER NOT NULL REFERENCES chunks(id) ON DELETE CASCADE,
+            vector BLOB NOT NULL             -- float32, L2-normalised
+        )""",
+        "CREATE INDEX sentences_chunk ON sentences(chunk_id)",
     ]),
 ]
 
@@ -180,6 +190,44 @@ class Notebook:
                    if rows else np.zeros((0, 0), dtype=np.float32))
         return chunks, vectors
 
+    def sentence_vectors(self, progress=None) -> tuple[np.ndarray, np.ndarray]:
+        """(owners, vectors): each sentence's index into `chunks()` and its unit vector.
+
+        A notebook made before sentences were indexed gets them now, once (``progress``
+        as in `add`)."""
+        self._index_missing_sentences(progress)
+        rank = {row[0]: i for i, row in enumerate(self._db.execute("SELECT id FROM chunks ORDER BY id"))}
+        rows = self._db.execute("SELECT chunk_id, vector FROM sentences ORDER BY id").fetchall()
+        if not rows:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+        return (np.array([rank[row[0]] for row in rows], dtype=np.int64),
+                np.stack([np.frombuffer(row[1], dtype=np.float32) for row in rows]))
+
+    def _index_missing_sentences(self, progress=None) -> None:
+        missing = self._db.execute("SELECT id, text FROM chunks WHERE id NOT IN (SELECT chunk_id FROM sentences)"
+                                   " ORDER BY id").fetchall()
+        if not missing:
+            return
+        pieces = [(row["id"], sentence) for row in missing for sentence in passage_sentences(row["text"]) or [row["text"]]]
+        vectors = self._encode([text for _, text in pieces], "embedding sentences", progress)
+        with transaction(self._db, self.path):
+            self._db.executemany("INSERT INTO sentences (chunk_id, vector) VALUES (?, ?)",
+                                 [(chunk_id, vector.tobytes()) for (chunk_id, _), vector in zip(pieces, vectors)])
+
+    def _encode(self, texts: list[str], stage: str, progress=None) -> np.ndarray:
+        from genlab.ground.embed import load_embedder
+
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        done = [0]
+
+        def step(n: int) -> None:
+            done[0] += n
+            if progress:
+                progress(stage, done[0], len(texts))
+
+        return load_embedder(self.embedder_name).encode(texts, progress=step)
+
     def chunk_count(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
 
@@ -217,33 +265,25 @@ class Notebook:
         report.skipped = errors
         spans = {doc.path: chunk_document(doc) for doc in documents}
         texts = [span.text for doc in documents for span in spans[doc.path]]
-        self._check_memory(documents, texts, replaced=report.updated)
-        from genlab.ground.embed import load_embedder
-
-        if texts:
-            embedder = load_embedder(self.embedder_name)
-            done = [0]
-
-            def step(n: int) -> None:
-                done[0] += n
-                if progress:
-                    progress("embedding", done[0], len(texts))
-
-            vectors = embedder.encode(texts, progress=step)
-        else:
-            vectors = np.zeros((0, 0), dtype=np.float32)
-        self._write(documents, spans, vectors)
+        sentences = [passage_sentences(text) or [text] for text in texts]
+        self._check_memory(texts, sum(map(len, sentences)), replaced=report.updated)
+        vectors = self._encode(texts, "embedding", progress)
+        sentence_vectors = self._encode([s for group in sentences for s in group], "embedding sentences", progress)
+        self._write(documents, spans, vectors, [len(group) for group in sentences], sentence_vectors)
         report.chunks = len(texts)
         report.seconds = time.time() - started
         return report
 
-    def _check_memory(self, documents: list[Document], texts: list[str], replaced: list[str]) -> None:
-        rows = self._db.execute("SELECT COUNT(c.id), COALESCE(SUM(LENGTH(c.text)), 0) FROM chunks c"
-                                " JOIN sources s ON s.id = c.source_id WHERE s.path NOT IN (%s)"
-                                % ",".join("?" * len(replaced)), replaced).fetchone()
+    def _check_memory(self, texts: list[str], sentences: int, replaced: list[str]) -> None:
+        keep = " JOIN sources s ON s.id = c.source_id WHERE s.path NOT IN (%s)" % ",".join("?" * len(replaced))
+        rows = self._db.execute("SELECT COUNT(c.id), COALESCE(SUM(LENGTH(c.text)), 0) FROM chunks c" + keep,
+                                replaced).fetchone()
+        kept_sentences = self._db.execute("SELECT COUNT(*) FROM sentences t JOIN chunks c ON c.id = t.chunk_id"
+                                          + keep, replaced).fetchone()[0]
         chunks, chars = rows[0] + len(texts), rows[1] + sum(map(len, texts))
-        # Per chunk: a 384-d float32 vector, the text (twice: string and BM25 tokens), bookkeeping.
-        needed_mb = (chunks * (384 * 4 + 300) + 3 * chars) / 2**20
+        # Per chunk: a 384-d float32 vector, the text (twice: string and BM25 tokens), bookkeeping;
+        # per sentence, one more vector.
+        needed_mb = (chunks * (384 * 4 + 300) + (kept_sentences + sentences) * 384 * 4 + 3 * chars) / 2**20
         limit = max_index_mb()
         if needed_mb > limit:
             raise ConfigError(
@@ -251,8 +291,9 @@ class Notebook:
                 f"({chunks} chunks), over GENLAB_NOTEBOOK_MAX_MB={limit:g}; raise that setting "
                 "or split the sources into several notebooks")
 
-    def _write(self, documents: list[Document], spans: dict, vectors: np.ndarray) -> None:
-        db, row = self._db, 0
+    def _write(self, documents: list[Document], spans: dict, vectors: np.ndarray, sentence_counts: list[int],
+               sentence_vectors: np.ndarray) -> None:
+        db, row, sentence = self._db, 0, 0
         db.execute("BEGIN IMMEDIATE")
         try:
             for doc in documents:
@@ -262,8 +303,13 @@ class Notebook:
                     "INSERT INTO sources (path, title, kind, sha256, pages, text, added) VALUES (?,?,?,?,?,?,?)",
                     (key, doc.title, doc.kind, doc.sha256, len(doc.pages), doc.text, time.time())).lastrowid
                 for span in spans[doc.path]:
-                    db.execute("INSERT INTO chunks (source_id, page, start, end, text, vector) VALUES (?,?,?,?,?,?)",
-                               (source_id, span.page, span.start, span.end, span.text, vectors[row].tobytes()))
+                    chunk_id = db.execute(
+                        "INSERT INTO chunks (source_id, page, start, end, text, vector) VALUES (?,?,?,?,?,?)",
+                        (source_id, span.page, span.start, span.end, span.text, vectors[row].tobytes())).lastrowid
+                    db.executemany("INSERT INTO sentences (chunk_id, vector) VALUES (?, ?)",
+                                   [(chunk_id, sentence_vectors[i].tobytes())
+                                    for i in range(sentence, sentence + sentence_counts[row])])
+                    sentence += sentence_counts[row]
                     row += 1
         except BaseException:
             db.execute("ROLLBACK")

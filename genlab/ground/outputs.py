@@ -115,7 +115,10 @@ def faq(model: Model, search: SearchBackend, *, items: int = 6, k: int = 4, prog
         question = lines[0].strip().strip('"') if lines else ""
         if question and question.lower() not in asked:
             asked.add(question.lower())
-            answer = ask(model, search, question, k=k)
+            # The question was written from a passage, so the coverage gate (meant for a
+            # user's questions, which may lie beyond the sources) is off; the answer must
+            # still have a supported sentence.
+            answer = ask(model, search, question, k=k, min_coverage=0)
             if answer.supports:          # neither an abstention nor an answer no passage backs
                 document.sections.append(Section(question, answer))
                 if progress:

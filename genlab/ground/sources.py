@@ -21,6 +21,8 @@ SUFFIXES = {".pdf": "pdf", ".md": "markdown", ".markdown": "markdown", ".txt": "
 #: characters of English); shorter chunks make citations point at narrower spans.
 CHUNK_CHARS = 700
 CHUNK_OVERLAP = 120
+#: A sentence runs to . ! or ? followed by a space or the end (so "2.3 km" stays whole), or to a newline.
+SENTENCE = re.compile(r"[^\n]+?(?:[.!?]+[\"')\]]*(?=\s|$)|(?=\n)|$)")
 
 
 @dataclass(frozen=True)
@@ -204,6 +206,16 @@ def chunk_document(document: Document, size: int = CHUNK_CHARS, overlap: int = C
                 following += 1
             start = _skip_space(document.text, following, page.end)
     return chunks
+
+
+def passage_sentences(text: str) -> list[str]:
+    """The sentences of a passage: lines of a paragraph are joined first, since sources wrap
+    lines mid-sentence (a PDF page, a hard-wrapped text file); a blank line always ends one."""
+    sentences = []
+    for paragraph in re.split(r"\n\s*\n", text):
+        joined = " ".join(paragraph.split())
+        sentences += [m.group().strip() for m in SENTENCE.finditer(joined) if m.group().strip()]
+    return sentences
 
 
 def _boundary(text: str, low: int, high: int) -> int:

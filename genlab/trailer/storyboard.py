@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from genlab.errors import ModelError
-from genlab.ground.check import lexical_support
+from genlab.ground.support import lexical_support
 from genlab.models import Model
 from genlab.models.media import MOODS
 from genlab.trailer.segment import Segment

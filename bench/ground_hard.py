@@ -1,0 +1,342 @@
+"""Grounding on look-alike documents: retrieval, attribution and abstention, today's pipeline
+against genlab's, on examples/notebook/pyref (60 pages of the Python language reference).
+
+The QA set (examples/notebook/pyref-qa.jsonl, written for genlab) has 180 questions: 140
+answerable, each with the passage text that answers it (``evidence``), its page
+(``source``) and a one-sentence gold answer (``gold``); many name one statement or operator
+and share their words with its neighbours ("the else clause of a while loop" against the
+for, try and if pages). 40 are on the reference's topic but not answered by it. Each
+question carries its half: ``dev`` for choosing settings, ``heldout`` for the README.
+
+    today    hybrid retrieval (BM25 + chunk cosine), the cosine gate (0.35) alone, and
+             attribution of marker-less sentences by cosine with a passage line (>= 0.6)
+    genlab   reranked retrieval (hybrid candidates re-fused with their best sentence's
+             cosine), the cosine gate and the coverage gate, attribution by words first
+
+Measured, per half:
+  1. retrieval: the right passage first (hit@1) and among the 4 shown (hit@4), the right
+     page first (doc@1), per method; the embedded model as an enum-mode reranker (dev only);
+  2. query latency (search + gates, no answer), median and p95, per method;
+  3. attribution of the gold sentences to the 4 passages shown: precision (the passage
+     chosen holds the evidence) and recall (of the questions whose evidence was shown);
+  4. abstention before any model call: recall on unanswered questions, false abstentions on
+     answerable ones; on dev, the coverage threshold that the shipped default came from;
+  5. end to end on held-out, embedded model: the right page among the cited ones, the
+     reference answer in the text, abstention.
+
+Rates carry 95 % Wilson intervals. Writes bench/results/ground_hard.json. About 55 minutes
+on 2 cores (end to end is 40 of them); ``python bench/ground_hard.py latency attribution``
+runs the sections named and keeps the others' last results. GENLAB_HOME may name a folder
+to keep the notebook and model cache between runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import median, write  # noqa: E402
+
+PYREF = ROOT / "examples" / "notebook" / "pyref"
+QA = PYREF.parent / "pyref-qa.jsonl"
+VELMORA = PYREF.parent / "velmora"
+SHOWN = 4                  # passages the model is shown (answer.DEFAULT_K)
+RERANK_CANDIDATES = 8      # for the model as reranker
+COVERAGE_GRID = [round(0.40 + 0.05 * i, 2) for i in range(10)]
+MAX_FALSE_ABSTENTIONS = 0.10
+SECTIONS = ("retrieval", "latency", "attribution", "abstention", "rerank", "end_to_end")
+
+
+def rate(passed: int, n: int) -> dict:
+    from genlab.train.effect import Rate
+
+    r = Rate.of(int(passed), n)
+    return {"passed": r.passed, "n": r.n, "rate": r.rate, "ci95": list(r.ci95)}
+
+
+def load_rows() -> list[dict]:
+    from genlab.ground.evaluation import load_qa
+
+    rows = load_qa(QA)            # checks every line (and that answerable ones have evidence)
+    return [{**json.loads(line), "row": row} for line, row in zip(QA.read_text().splitlines(), rows)]
+
+
+def right_page(passage, row) -> bool:
+    return Path(passage.source).name == row["source"]
+
+
+@contextmanager
+def today_attribution():
+    """Attribution as genlab did it before this benchmark: a marker-less sentence goes to the
+    passage whose closest *line* has cosine >= 0.6 with it; no word-overlap step."""
+    from genlab.ground import answer
+
+    saved = answer.best_supported, answer.passage_sentences
+    answer.best_supported, answer.passage_sentences = (lambda *_: None), answer.split_sentences
+    try:
+        yield
+    finally:
+        answer.best_supported, answer.passage_sentences = saved
+
+
+def retrieval(search, rows: list[dict], relevant: dict) -> dict:
+    results = {}
+    for method in search.methods:
+        hit1 = hit4 = doc1 = 0
+        for row in rows:
+            ranked = [i for i, _ in search.rank(row["question"], method, SHOWN)]
+            wanted = relevant[row["id"]]
+            hit1 += bool(ranked) and ranked[0] in wanted
+            hit4 += bool(set(ranked) & wanted)
+            doc1 += bool(ranked) and Path(search.chunks[ranked[0]].path).name == row["source"]
+        results[method] = {"hit@1": rate(hit1, len(rows)), "hit@4": rate(hit4, len(rows)),
+                           "doc@1": rate(doc1, len(rows))}
+    return results
+
+
+def model_rerank(model, search, rows: list[dict], relevant: dict) -> dict:
+    """The embedded model scores each of the reranked top 8 in enum mode ("Does the passage
+    answer the question?" yes/no); P(yes) from the chosen token's logprob reorders them."""
+    prompt = "Passage:\n{passage}\n\nQuestion: {question}\n\nDoes the passage answer the question? Answer yes or no."
+    hit1 = hit4 = 0
+    seconds = []
+    for row in rows:
+        ranked = [i for i, _ in search.rank(row["question"], "reranked", RERANK_CANDIDATES)]
+        started = time.perf_counter()
+        scores = []
+        for i in ranked:
+            choice = model.chat(prompt.format(passage=" ".join(search.chunks[i].text.split()), question=row["question"]),
+                                temperature=0, max_tokens=4, logprobs=True, cache=True,
+                                response_format={"type": "enum", "enum": ["yes", "no"]}).choices[0]
+            p = math.exp(choice.logprobs[0]["logprob"]) if choice.logprobs else 0.5
+            scores.append(p if choice.text.strip() == "yes" else 1 - p)
+        seconds.append(time.perf_counter() - started)
+        order = [ranked[j] for j in sorted(range(len(ranked)), key=lambda j: (-scores[j], j))]
+        hit1 += bool(order) and order[0] in relevant[row["id"]]
+        hit4 += bool(set(order[:SHOWN]) & relevant[row["id"]])
+    return {"hit@1": rate(hit1, len(rows)), "hit@4": rate(hit4, len(rows)), "candidates": RERANK_CANDIDATES,
+            "model_calls_per_query": RERANK_CANDIDATES, "seconds_per_query_median": median(seconds),
+            "seconds_per_query_p95": float(np.percentile(seconds, 95))}
+
+
+def latency(search, rows: list[dict], embedder) -> dict:
+    from genlab.ground.answer import _with_similarity, abstain_reason
+
+    results = {}
+    for method in search.methods:
+        search.rank(rows[0]["question"] + " warm", method, SHOWN)
+        times = []
+        for row in rows:
+            started = time.perf_counter()
+            passages = _with_similarity(search.search(row["question"], SHOWN, method), row["question"], embedder)
+            abstain_reason(row["question"], passages, search)
+            times.append(1000 * (time.perf_counter() - started))
+        results[method] = {"median_ms": median(times), "p95_ms": float(np.percentile(times, 95))}
+    for method in search.methods:
+        results[method]["p95_vs_bm25"] = results[method]["p95_ms"] / results["bm25"]["p95_ms"]
+    return results
+
+
+def attribution(search, rows: list[dict], relevant: dict, embedder) -> dict:
+    """Each gold answer sentence, grounded as a marker-less answer against the 4 passages shown."""
+    from genlab.ground.answer import ground_text
+
+    results = {}
+    for name, method in (("today", "hybrid"), ("genlab", "reranked")):
+        attributed = correct = shown = 0
+        for row in rows:
+            ranked = [i for i, _ in search.rank(row["question"], method, SHOWN)]
+            passages = search.search(row["question"], SHOWN, method)
+            with today_attribution() if name == "today" else _nothing():
+                supports = ground_text(row["gold"], passages, embedder).supports
+            cited = {ranked[i] for s in supports for i in s.chunk_indices}
+            shown += bool(set(ranked) & relevant[row["id"]])
+            attributed += bool(cited)
+            correct += bool(cited) and cited <= relevant[row["id"]]
+        results[name] = {"precision": rate(correct, attributed), "recall": rate(correct, shown)}
+    return results
+
+
+@contextmanager
+def _nothing():
+    yield
+
+
+def gate_features(search, rows: list[dict], embedder) -> list[tuple[float, float, int]]:
+    from genlab.ground.answer import _with_similarity
+    from genlab.ground.support import question_coverage
+
+    features = []
+    for row in rows:
+        passages = _with_similarity(search.search(row["question"], SHOWN, "reranked"), row["question"], embedder)
+        found = question_coverage(row["question"], [p.text for p in passages], search.term_statistics())
+        features.append((max((p.similarity for p in passages), default=0.0), found.share, len(found.unseen)))
+    return features
+
+
+def abstention(search, rows: list[dict], embedder) -> dict:
+    from genlab.ground.answer import MIN_COVERAGE, MIN_SIMILARITY, _with_similarity, abstain_reason
+
+    results = {}
+    for name, method, coverage in (("today", "hybrid", 0.0), ("genlab", "reranked", MIN_COVERAGE)):
+        refused = []
+        for row in rows:
+            passages = _with_similarity(search.search(row["question"], SHOWN, method), row["question"], embedder)
+            refused.append(bool(abstain_reason(row["question"], passages, search, MIN_SIMILARITY, coverage)))
+        unanswered = [r for r, row in zip(refused, rows) if not row["row"].answerable]
+        answerable = [r for r, row in zip(refused, rows) if row["row"].answerable]
+        results[name] = {"recall": rate(sum(unanswered), len(unanswered)),
+                         "false_abstentions": rate(sum(answerable), len(answerable))}
+    return results
+
+
+def choose_coverage(features: list, rows: list[dict], velmora: list) -> dict:
+    """On dev: the threshold with the highest abstention recall whose false abstentions stay
+    within MAX_FALSE_ABSTENTIONS, with and without refusing words no source uses."""
+    from genlab.ground.answer import MIN_SIMILARITY
+
+    grid = []
+    for unseen in (True, False):
+        for threshold in COVERAGE_GRID:
+            def refuses(f):
+                return f[0] < MIN_SIMILARITY or f[1] < threshold or (unseen and f[2] > 0)
+
+            recall = np.mean([refuses(f) for f, row in zip(features, rows) if not row["row"].answerable])
+            false = np.mean([refuses(f) for f, row in zip(features, rows) if row["row"].answerable])
+            velmora_false = np.mean([refuses(f) for f, answerable in velmora if answerable])
+            grid.append({"refuse_unseen_words": unseen, "min_coverage": threshold, "recall": float(recall),
+                         "false_abstentions": float(false), "velmora_false_abstentions": float(velmora_false)})
+    allowed = [g for g in grid if g["false_abstentions"] <= MAX_FALSE_ABSTENTIONS]
+    best = max(allowed, key=lambda g: (g["recall"], -g["false_abstentions"]))
+    return {"grid": grid, "chosen": best}
+
+
+def end_to_end(model, search_today, search_genlab, rows: list[dict], progress) -> dict:
+    from genlab.ground.answer import ask
+
+    results, samples = {}, []
+    for name, search, coverage in (("today", search_today, 0.0), ("genlab", search_genlab, None)):
+        right = contains = abstained_answerable = abstained_unanswered = 0
+        answerable = [row for row in rows if row["row"].answerable]
+        started = time.perf_counter()
+        for n, row in enumerate(rows, 1):
+            options = {} if coverage is None else {"min_coverage": coverage}
+            with today_attribution() if name == "today" else _nothing():
+                answer = ask(model, search, row["question"], **options)
+            cited = {Path(answer.chunks[i].source).name for s in answer.supports for i in s.chunk_indices}
+            if row["row"].answerable:
+                right += row["source"] in cited
+                contains += row["answer"].lower() in answer.answer.lower()
+                abstained_answerable += answer.abstained
+            else:
+                abstained_unanswered += answer.abstained
+            samples.append({"pipeline": name, "id": row["id"], "kind": row["kind"], "abstained": answer.abstained,
+                            "reason": answer.abstain_reason, "cited": sorted(cited), "answer": answer.answer[:300]})
+            progress(name, n, len(rows))
+        unanswered = len(rows) - len(answerable)
+        results[name] = {"right_page_cited": rate(right, len(answerable)),
+                         "answer_contains_reference": rate(contains, len(answerable)),
+                         "abstention_recall": rate(abstained_unanswered, unanswered),
+                         "false_abstentions": rate(abstained_answerable, len(answerable)),
+                         "seconds": time.perf_counter() - started}
+    return {**results, "answers": samples}
+
+
+def main(sections: tuple[str, ...] = SECTIONS) -> None:
+    if unknown := set(sections) - set(SECTIONS):
+        raise SystemExit(f"unknown sections {sorted(unknown)}; name some of {', '.join(SECTIONS)}")
+    os.environ.setdefault("GENLAB_HOME", tempfile.mkdtemp(prefix="genlab-bench-"))
+    from genlab.ground.embed import load_embedder
+    from genlab.ground.evaluation import relevant_chunks
+    from genlab.ground.notebook import Notebook, list_notebooks
+    from genlab.ground.retrieval import NotebookSearch
+    from genlab.models import get_model
+
+    embedder = load_embedder()
+    index_seconds = None
+    if "pyref" not in list_notebooks():
+        started = time.perf_counter()
+        Notebook.create("pyref").add([PYREF])
+        index_seconds = time.perf_counter() - started
+    if "velmora" not in list_notebooks():
+        Notebook.create("velmora").add([VELMORA])
+    notebook = Notebook.open("pyref")
+    search = NotebookSearch(notebook)
+    owners, _ = notebook.sentence_vectors()
+    rows = load_rows()
+    passages = search.passages()
+    relevant = {row["id"]: relevant_chunks(passages, row["row"], QA, "chunk") for row in rows if row["row"].answerable}
+    halves = {half: [row for row in rows if row["split"] == half] for half in ("dev", "heldout")}
+    answerable = {half: [row for row in part if row["row"].answerable] for half, part in halves.items()}
+    print(f"pyref: {len(notebook.sources())} pages, {len(search.chunks)} chunks, {len(owners)} sentences"
+          + (f", indexed in {index_seconds:.1f} s" if index_seconds else "")
+          + f"; {len(rows)} questions (" + ", ".join(f"{h} {len(p)}" for h, p in halves.items()) + ")")
+
+    previous = ROOT / "bench" / "results" / "ground_hard.json"
+    data: dict = json.loads(previous.read_text()) if previous.exists() and sections != SECTIONS else {}
+    data.pop("machine", None)
+    data["corpus"] = {"pages": len(notebook.sources()), "chunks": len(search.chunks), "sentences": len(owners),
+                      "index_seconds": index_seconds or data.get("corpus", {}).get("index_seconds"),
+                      "questions": len(rows)}
+    if "retrieval" in sections:
+        data["retrieval"] = {half: retrieval(search, answerable[half], relevant) for half in halves}
+        for half in halves:
+            print(f"retrieval {half}: " + "; ".join(f"{m} hit@4 {r['hit@4']['rate']:.3f} hit@1 {r['hit@1']['rate']:.3f}"
+                                                    for m, r in data["retrieval"][half].items()))
+    if "latency" in sections:
+        data["latency"] = latency(search, halves["heldout"], embedder)
+        print("latency (search + gates): " + "; ".join(f"{m} median {r['median_ms']:.0f} ms, p95 {r['p95_ms']:.0f} ms"
+                                                      for m, r in data["latency"].items()))
+    if "attribution" in sections:
+        data["attribution"] = {half: attribution(search, answerable[half], relevant, embedder) for half in halves}
+        for half in halves:
+            print(f"attribution {half}: " + "; ".join(f"{n} precision {r['precision']['rate']:.3f} recall "
+                                                      f"{r['recall']['rate']:.3f}"
+                                                      for n, r in data["attribution"][half].items()))
+    if "abstention" in sections:
+        velmora_search = NotebookSearch.open("velmora")
+        velmora_rows = [json.loads(line) for line in (VELMORA.parent / "velmora-qa.jsonl").read_text().splitlines()]
+        velmora = [(f, row.get("answerable", True)) for f, row in zip(
+            gate_features(velmora_search, velmora_rows, embedder), velmora_rows)]
+        data["coverage_choice_dev"] = choose_coverage(gate_features(search, halves["dev"], embedder), halves["dev"],
+                                                      velmora)
+        print(f"coverage chosen on dev: {data['coverage_choice_dev']['chosen']}")
+        data["abstention"] = {half: abstention(search, halves[half], embedder) for half in halves}
+        for half in halves:
+            print(f"abstention {half}: " + "; ".join(f"{n} recall {r['recall']['rate']:.3f} false "
+                                                     f"{r['false_abstentions']['rate']:.3f}"
+                                                     for n, r in data["abstention"][half].items()))
+    model = get_model("local", source="bench")
+    if "rerank" in sections:
+        data["model_rerank_dev"] = model_rerank(model, search, answerable["dev"], relevant)
+        print(f"model as reranker (dev): {data['model_rerank_dev']}")
+    last = [0.0]
+
+    def progress(name, done, total):
+        if time.perf_counter() - last[0] > 30 or done == total:
+            last[0] = time.perf_counter()
+            print(f"  end to end, {name}: {done}/{total}", flush=True)
+
+    if "end_to_end" in sections:
+        data["end_to_end_heldout"] = end_to_end(model, NotebookSearch(notebook, "hybrid"), search, halves["heldout"],
+                                                progress)
+        for name in ("today", "genlab"):
+            r = data["end_to_end_heldout"][name]
+            print(f"end to end {name}: right page cited {r['right_page_cited']['rate']:.3f}, "
+                  f"abstention recall {r['abstention_recall']['rate']:.3f}, false {r['false_abstentions']['rate']:.3f}")
+    write("ground_hard", data)
+
+
+if __name__ == "__main__":
+    main(tuple(sys.argv[1:]) or SECTIONS)
