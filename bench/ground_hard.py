@@ -152,12 +152,13 @@ def attribution(search, rows: list[dict], relevant: dict, embedder) -> dict:
     """Each gold answer sentence, grounded as a marker-less answer against the 4 passages shown."""
     from genlab.ground.answer import ground_text
 
+    index = {chunk.id: i for i, chunk in enumerate(search.chunks)}
     results = {}
     for name, method in (("today", "hybrid"), ("genlab", "reranked")):
         attributed = correct = shown = 0
         for row in rows:
-            ranked = [i for i, _ in search.rank(row["question"], method, SHOWN)]
             passages = search.search(row["question"], SHOWN, method)
+            ranked = [index[p.chunk_id] for p in passages]
             with today_attribution() if name == "today" else _nothing():
                 supports = ground_text(row["gold"], passages, embedder).supports
             cited = {ranked[i] for s in supports for i in s.chunk_indices}

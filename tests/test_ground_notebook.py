@@ -165,3 +165,14 @@ def test_reranked_fuses_bm25_and_best_sentence_rankings_of_the_hybrid_candidates
                 for i in candidates}
     reranked = search.rank(question, "reranked", 5)
     assert [i for i, _ in reranked] == sorted(expected, key=lambda i: (-expected[i], i))[:5]
+
+
+def test_each_chunks_sentence_similarity_is_its_best_sentence_after_a_partial_upgrade(velmora):
+    # One chunk's sentences re-indexed last (higher row ids than later chunks' sentences).
+    velmora._db.execute("DELETE FROM sentences WHERE chunk_id = (SELECT MIN(id) FROM chunks)")
+    search = NotebookSearch(velmora)
+    question = "How much is a child's ferry ticket?"
+    found = search.sentence_similarities(question)
+    owners, vectors = velmora.sentence_vectors()
+    cosines = vectors @ search._query_vector(question)
+    assert np.allclose(found, [cosines[owners == i].max() for i in range(len(search.chunks))])

@@ -191,13 +191,14 @@ class Notebook:
         return chunks, vectors
 
     def sentence_vectors(self, progress=None) -> tuple[np.ndarray, np.ndarray]:
-        """(owners, vectors): each sentence's index into `chunks()` and its unit vector.
+        """(owners, vectors): each sentence's index into `chunks()` and its unit vector, in
+        chunk order, so one chunk's sentences are side by side.
 
         A notebook made before sentences were indexed gets them now, once (``progress``
         as in `add`)."""
         self._index_missing_sentences(progress)
         rank = {row[0]: i for i, row in enumerate(self._db.execute("SELECT id FROM chunks ORDER BY id"))}
-        rows = self._db.execute("SELECT chunk_id, vector FROM sentences ORDER BY id").fetchall()
+        rows = self._db.execute("SELECT chunk_id, vector FROM sentences ORDER BY chunk_id, id").fetchall()
         if not rows:
             return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
         return (np.array([rank[row[0]] for row in rows], dtype=np.int64),
@@ -208,7 +209,7 @@ class Notebook:
                                    " ORDER BY id").fetchall()
         if not missing:
             return
-        pieces = [(row["id"], sentence) for row in missing for sentence in passage_sentences(row["text"]) or [row["text"]]]
+        pieces = [(row["id"], sentence) for row in missing for sentence in _sentences_of(row["text"])]
         vectors = self._encode([text for _, text in pieces], "embedding sentences", progress)
         with transaction(self._db, self.path):
             self._db.executemany("INSERT INTO sentences (chunk_id, vector) VALUES (?, ?)",
@@ -265,7 +266,7 @@ class Notebook:
         report.skipped = errors
         spans = {doc.path: chunk_document(doc) for doc in documents}
         texts = [span.text for doc in documents for span in spans[doc.path]]
-        sentences = [passage_sentences(text) or [text] for text in texts]
+        sentences = [_sentences_of(text) for text in texts]
         self._check_memory(texts, sum(map(len, sentences)), replaced=report.updated)
         vectors = self._encode(texts, "embedding", progress)
         sentence_vectors = self._encode([s for group in sentences for s in group], "embedding sentences", progress)
@@ -315,6 +316,12 @@ class Notebook:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+
+
+def _sentences_of(chunk: str) -> list[str]:
+    """A chunk's sentences, or the chunk whole: every chunk gets at least one vector, so none
+    looks unindexed to `Notebook.sentence_vectors` forever."""
+    return passage_sentences(chunk) or [chunk]
 
 
 def expand_paths(paths: list[Path]) -> list[Path]:

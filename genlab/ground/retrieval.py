@@ -111,9 +111,7 @@ class NotebookSearch:
     def sentence_similarities(self, query: str) -> np.ndarray:
         """(n,) the cosine of each chunk's closest sentence with the query."""
         if self._sentences is None:
-            owners, vectors = self.notebook.sentence_vectors()
-            order = np.argsort(owners, kind="stable")            # each chunk's sentences side by side
-            owners, vectors = owners[order], vectors[order]
+            owners, vectors = self.notebook.sentence_vectors()   # in chunk order
             chunks, starts = np.unique(owners, return_index=True)
             self._sentences = chunks, starts, vectors
         chunks, starts, vectors = self._sentences
