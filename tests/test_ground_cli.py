@@ -110,3 +110,8 @@ def test_chat_answers_each_line_until_exit(velmora):
     result = genlab("notebook", "chat", "velmora", stdin="How many moons does Jupiter have?\n/exit\nignored\n")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "The sources do not say."
+
+
+def test_a_coverage_outside_zero_to_one_is_refused_before_any_work(genlab_home):
+    result = genlab("ask", "velmora", "When was the lighthouse built?", "--min-coverage", "1.5")
+    assert result.returncode == 2 and "--min-coverage" in result.stderr and "less than or equal to 1" in result.stderr

@@ -19,7 +19,7 @@ app.add_typer(notebook_app, name="notebook")
 KOpt = typer.Option(4, "-k", help="Passages to retrieve and show the model.")
 MinSimilarityOpt = typer.Option(None, "--min-similarity",
                                 help="Cosine the best passage must reach, else abstain (default 0.35).")
-MinCoverageOpt = typer.Option(None, "--min-coverage",
+MinCoverageOpt = typer.Option(None, "--min-coverage", min=0.0, max=1.0,
                               help="Share of the question's words (weighted by rarity) one passage must hold, "
                                    "and no word may be one the sources never use, else abstain "
                                    "(default 0.65; 0 turns this gate off).")
