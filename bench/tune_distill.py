@@ -321,12 +321,13 @@ def gecko_section(work: Path) -> dict:
     qa = ROOT / "examples" / "notebook" / "velmora-qa.jsonl"
     run, _ = timed("gecko", lambda: distill_embeddings(str(corpus), "local", work / "emb",
                                                        max_passages=GECKO_PASSAGES, held_out=qa))
-    section = {k: run[k] for k in ("corpus_passages", "mined_passages", "training_triples", "query_failures",
+    record = asdict(run)
+    section = {k: record[k] for k in ("corpus_passages", "mined_passages", "training_triples", "query_failures",
                                    "teacher_picks", "held_out", "steps", "mining_seconds", "training_seconds")}
     add_recall_intervals(section["held_out"]["llm"])
     for held in section["held_out"].values():       # no paths of this machine in the results
         held["file"] = Path(held["file"]).name
-    for name, held in run["held_out"].items():
+    for name, held in section["held_out"].items():
         b, a = held["before"], held["after"]
         print(f"gecko, {name} queries ({held['queries']}): recall@10 {b['recall@10']:.3f} → {a['recall@10']:.3f}, "
               f"nDCG@10 {b['ndcg@10']:.3f} → {a['ndcg@10']:.3f}, recall@1 {b['recall@1']:.3f} → {a['recall@1']:.3f}; "

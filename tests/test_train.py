@@ -336,15 +336,15 @@ def test_gecko_style_embedding_distillation_on_a_notebook(velmora, tmp_path):
     from genlab.train.embeddings import distill_embeddings
 
     summary = distill_embeddings("velmora", "local", tmp_path / "emb", epochs=2, batch_size=8, held_out=VELMORA_QA)
-    assert summary["corpus_passages"] == summary["mined_passages"] == velmora.chunk_count()
-    assert summary["training_triples"] >= 4 and summary["held_out"]["llm"]["queries"] >= 2
-    assert summary["held_out"]["human"]["queries"] == sum(1 for r in load_qa(VELMORA_QA) if r.answerable)
-    for held in summary["held_out"].values():
-        paired = held["paired_top10"]
-        assert paired["found_only_after"] + paired["found_only_before"] <= held["queries"] and 0 <= paired["p_value"] <= 1
-        for phase in ("before", "after"):
-            assert set(held[phase]) == {"recall@1", "recall@5", "recall@10", "mrr", "ndcg@10"}
-            assert all(0 <= value <= 1 for value in held[phase].values())
+    assert summary.corpus_passages == summary.mined_passages == velmora.chunk_count()
+    assert summary.training_triples >= 4 and summary.held_out["llm"].queries >= 2
+    assert summary.held_out["human"].queries == sum(1 for r in load_qa(VELMORA_QA) if r.answerable)
+    for held in summary.held_out.values():
+        paired = held.paired_top10
+        assert paired.found_only_after + paired.found_only_before <= held.queries and 0 <= paired.p_value <= 1
+        for phase in (held.before, held.after):
+            assert set(phase) == {"recall@1", "recall@5", "recall@10", "mrr", "ndcg@10"}
+            assert all(0 <= value <= 1 for value in phase.values())
     # What was saved is the trained embedder, not the base it started from.
     from sentence_transformers import SentenceTransformer
 
@@ -354,11 +354,13 @@ def test_gecko_style_embedding_distillation_on_a_notebook(velmora, tmp_path):
     base = SentenceTransformer(str(resolve_embedder(None)[1]), device="cpu").encode(text)
     trained = SentenceTransformer(str(tmp_path / "emb"), device="cpu").encode(text)
     assert abs(base - trained).max() > 1e-4
-    assert summary["steps"] >= 2 and summary["losses"]
-    picks = summary["teacher_picks"]
-    assert picks["queries"] == summary["training_triples"] and 0 <= picks["consistent"] <= 1
+    assert summary.steps >= 2 and summary.losses
+    picks = summary.teacher_picks
+    assert picks.queries == summary.training_triples and 0 <= picks.consistent <= 1
     mined = [json.loads(line) for line in (tmp_path / "emb" / "gecko-data.jsonl").read_text().splitlines()]
-    assert len(mined) == summary["mined_passages"]
+    assert len(mined) == summary.mined_passages
+    saved = json.loads((tmp_path / "emb" / "gecko-summary.json").read_text())
+    assert saved["training_triples"] == summary.training_triples and saved["held_out"]["llm"]["paired_top10"]
     # The tuned embedder serves a notebook.
     tuned = Notebook.create("tuned", embedder=str(tmp_path / "emb"))
     tuned.add([VELMORA])

@@ -294,21 +294,19 @@ def embeddings(source: str = typer.Argument(..., help="A notebook name or a fold
                                      max_steps=max_steps, epochs=epochs, batch_size=batch_size, learning_rate=lr,
                                      resume=resume,
                                      progress=lambda done, total: bar.update(task, completed=done, total=total))
-    out.print(f"{summary['training_triples']} training triples ({summary['positive']} positives) from "
-              f"{summary['mined_passages']} of {summary['corpus_passages']} passages; {summary['steps']} steps")
-    picks = summary["teacher_picks"]
-    if picks:
-        out.print(f"teacher's picks: {100 * picks['consistent']:.0f} % the same with the candidates reversed (the "
-                  f"others keep the query's own passage); the first shown {100 * picks['first_shown_forward']:.0f} % "
-                  f"/ {100 * picks['first_shown_reversed']:.0f} % of the time (forward / reversed)")
-    for name, held in summary["held_out"].items():
-        b, a = held["before"], held["after"]
-        label = "LLM-written queries of held-out passages" if name == "llm" else Path(held["file"]).name
-        paired = held["paired_top10"]
-        out.print(f"{label} ({held['queries']}): recall@10 {b['recall@10']:.3f} → {a['recall@10']:.3f}, "
+    out.print(f"{summary.training_triples} training triples ({summary.positive} positives) from "
+              f"{summary.mined_passages} of {summary.corpus_passages} passages; {summary.steps} steps")
+    if picks := summary.teacher_picks:
+        out.print(f"teacher's picks: {100 * picks.consistent:.0f} % the same with the candidates reversed (the "
+                  f"others keep the query's own passage); the first shown {100 * picks.first_shown_forward:.0f} % "
+                  f"/ {100 * picks.first_shown_reversed:.0f} % of the time (forward / reversed)")
+    for name, held in summary.held_out.items():
+        b, a, paired = held.before, held.after, held.paired_top10
+        label = "LLM-written queries of held-out passages" if name == "llm" else Path(held.file).name
+        out.print(f"{label} ({held.queries}): recall@10 {b['recall@10']:.3f} → {a['recall@10']:.3f}, "
                   f"nDCG@10 {b['ndcg@10']:.3f} → {a['ndcg@10']:.3f}, recall@1 {b['recall@1']:.3f} → {a['recall@1']:.3f}; "
-                  f"in the top 10 only after tuning {paired['found_only_after']}, only before "
-                  f"{paired['found_only_before']} (McNemar p = {paired['p_value']:.2g})")
+                  f"in the top 10 only after tuning {paired.found_only_after}, only before "
+                  f"{paired.found_only_before} (McNemar p = {paired.p_value:.2g})")
     out.print(f"wrote {output}; use it with genlab notebook create NAME --embedder {output}")
 
 

@@ -25,6 +25,7 @@ import hashlib
 import json
 import random
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,63 @@ HELD_OUT = 0.2
 
 
 POSITIVES = ("llm", "seed")
+SUMMARY_FILE = "gecko-summary.json"
+
+
+@dataclass(frozen=True)
+class TeacherPicks:
+    """How the teacher picked positives (step 3): shares of the queries it was asked about."""
+
+    queries: int
+    consistent: float                  # the same pick with the candidates reversed
+    first_shown_forward: float         # picked whatever came first, in the embedder's order
+    first_shown_reversed: float        # … and in the reversed order
+    seed_among_candidates: float       # the query's own passage was among the candidates
+    consistent_pick_is_seed_when_shown: float | None
+
+
+@dataclass(frozen=True)
+class PairedTop10:
+    """Queries whose passage is in the top 10 only after tuning, only before, and McNemar's exact p."""
+
+    found_only_after: int
+    found_only_before: int
+    p_value: float
+
+
+@dataclass(frozen=True)
+class HeldOutRetrieval:
+    """One set of held-out queries, ranked over the whole corpus before and after tuning."""
+
+    queries: int
+    file: str
+    before: dict[str, float]           # recall@1/5/10, mrr, ndcg@10
+    after: dict[str, float]
+    paired_top10: PairedTop10
+
+
+@dataclass(frozen=True)
+class GeckoResult:
+    """What `genlab distill embeddings` did and measured; saved beside the embedder as SUMMARY_FILE."""
+
+    source: str
+    teacher: str
+    positive: str
+    corpus_passages: int
+    mined_passages: int                # passages the teacher wrote a query for
+    training_triples: int
+    query_failures: int
+    teacher_picks: TeacherPicks | None   # None with positive="seed"
+    held_out: dict[str, HeldOutRetrieval]   # "llm" (the teacher's queries of held-out passages), "human"
+    steps: int
+    losses: list[float]
+    mining_seconds: float
+    training_seconds: float
+    method: str = "distill-embeddings"
+
+    def save(self, output: Path) -> "GeckoResult":
+        (output / SUMMARY_FILE).write_text(json.dumps(asdict(self), indent=2))
+        return self
 
 
 def passages_from(source: str) -> list[Passage]:
@@ -139,7 +197,7 @@ def triple(record: dict, positive: str) -> tuple[str, int, int] | None:
     return (record["query"], chosen, others[-1]) if others else None
 
 
-def pick_stats(records: list[dict]) -> dict | None:
+def pick_stats(records: list[dict]) -> TeacherPicks | None:
     """How the teacher picked: how often its pick survived reversing the candidates, how often
     it was the first candidate shown, and how often the query's own passage when it was shown."""
     asked = [r for r in records if r.get("picks")]
@@ -147,12 +205,13 @@ def pick_stats(records: list[dict]) -> dict | None:
         return None
     kept = [r for r in asked if r["pick"] is not None]
     seed_shown = [r for r in kept if r["passage"] in r["candidates"]]
-    return {"queries": len(asked), "consistent": len(kept) / len(asked),
-            "first_shown_forward": sum(r["picks"][0] == r["candidates"][0] for r in asked) / len(asked),
-            "first_shown_reversed": sum(r["picks"][1] == r["candidates"][-1] for r in asked) / len(asked),
-            "seed_among_candidates": sum(r["passage"] in r["candidates"] for r in asked) / len(asked),
-            "consistent_pick_is_seed_when_shown": (sum(r["pick"] == r["passage"] for r in seed_shown) / len(seed_shown)
-                                                   if seed_shown else None)}
+    return TeacherPicks(
+        queries=len(asked), consistent=len(kept) / len(asked),
+        first_shown_forward=sum(r["picks"][0] == r["candidates"][0] for r in asked) / len(asked),
+        first_shown_reversed=sum(r["picks"][1] == r["candidates"][-1] for r in asked) / len(asked),
+        seed_among_candidates=sum(r["passage"] in r["candidates"] for r in asked) / len(asked),
+        consistent_pick_is_seed_when_shown=(sum(r["pick"] == r["passage"] for r in seed_shown) / len(seed_shown)
+                                            if seed_shown else None))
 
 
 def evaluate(index: EmbedderIndex, query_sets: dict) -> dict:
@@ -169,22 +228,21 @@ def evaluate(index: EmbedderIndex, query_sets: dict) -> dict:
     return results
 
 
-def paired_top10(before: list[bool], after: list[bool]) -> dict:
+def paired_top10(before: list[bool], after: list[bool]) -> PairedTop10:
     """Queries found in the top 10 only after tuning, only before, and the exact McNemar p-value
     (two-sided binomial test on those discordant queries): is the change more than chance?"""
     from scipy.stats import binomtest
 
     gained = sum(a and not b for b, a in zip(before, after))
     lost = sum(b and not a for b, a in zip(before, after))
-    return {"found_only_after": gained, "found_only_before": lost,
-            "p_value": float(binomtest(gained, gained + lost).pvalue) if gained + lost else 1.0}
+    return PairedTop10(gained, lost, float(binomtest(gained, gained + lost).pvalue) if gained + lost else 1.0)
 
 
 def distill_embeddings(source: str, teacher_spec: str, output: Path, *, base: str | None = None,
                        max_passages: int = 300, candidates: int = 5, positive: str = "llm",
                        held_out: Path | None = None, max_steps: int | None = None, epochs: int = 1,
                        batch_size: int = 16, learning_rate: float = 2e-5, seed: int = 0, resume: bool = False,
-                       progress=None) -> dict:
+                       progress=None) -> GeckoResult:
     from genlab.ground.embed import resolve_embedder
     from genlab.ground.evaluation import QARow, load_qa, relevant_chunks
     from genlab.models import get_model
@@ -192,7 +250,7 @@ def distill_embeddings(source: str, teacher_spec: str, output: Path, *, base: st
 
     if positive not in POSITIVES:
         raise ConfigError(f"positive must be one of {', '.join(POSITIVES)}, not {positive!r}")
-    if output.exists() and (output / "gecko-summary.json").exists() and not resume:
+    if output.exists() and (output / SUMMARY_FILE).exists() and not resume:
         raise ConfigError(f"{output} already holds a distilled embedder; choose another --output")
     passages = passages_from(source)
     if len(passages) < 10:
@@ -283,18 +341,13 @@ def distill_embeddings(source: str, teacher_spec: str, output: Path, *, base: st
     train_s = time.monotonic() - train_started
     model.save(str(output))
     after = evaluate(EmbedderIndex(model, passages), query_sets)
-    summary = {
-        "method": "distill-embeddings", "source": source, "teacher": teacher_spec, "positive": positive,
-        "corpus_passages": len(passages), "mined_passages": len(order), "training_triples": len(triples),
-        "query_failures": sum(not r["query"] for r in records),
-        "teacher_picks": pick_stats(records),
-        "held_out": {name: {"queries": len(rows), "file": str(path),
-                            "paired_top10": paired_top10(before[name].pop("found_in_top10"),
-                                                         after[name].pop("found_in_top10")),
-                            "before": before[name], "after": after[name]}
-                     for name, (rows, path) in query_sets.items()},
-        "steps": trainer.state.global_step, "losses": losses_seen,
-        "mining_seconds": round(mining_s, 1), "training_seconds": round(train_s, 1),
-    }
-    (output / "gecko-summary.json").write_text(json.dumps(summary, indent=2))
-    return summary
+    return GeckoResult(
+        source=source, teacher=teacher_spec, positive=positive, corpus_passages=len(passages),
+        mined_passages=len(order), training_triples=len(triples), query_failures=sum(not r["query"] for r in records),
+        teacher_picks=pick_stats(records),
+        held_out={name: HeldOutRetrieval(len(rows), str(path), before[name], after[name],
+                                         paired_top10(before[name].pop("found_in_top10"),
+                                                      after[name].pop("found_in_top10")))
+                  for name, (rows, path) in query_sets.items()},
+        steps=trainer.state.global_step, losses=losses_seen,
+        mining_seconds=round(mining_s, 1), training_seconds=round(train_s, 1)).save(output)
