@@ -22,10 +22,13 @@ Measured, per half:
   4. abstention before any model call: recall on unanswered questions, false abstentions on
      answerable ones; on dev, the coverage threshold that the shipped default came from;
   5. end to end on held-out, embedded model: the right page among the cited ones, the
-     reference answer in the text, abstention.
+     reference answer in the text, abstention;
+  6. on dev, every question answered (both gates off): the answer length the shipped
+     ANSWER_TOKENS came from (against 300 tokens), how often the right page can be cited
+     at all, and whether refusing drafts that no shown passage backs would help the gates.
 
-Rates carry 95 % Wilson intervals. Writes bench/results/ground_hard.json. About 55 minutes
-on 2 cores (end to end is 40 of them); ``python bench/ground_hard.py latency attribution``
+Rates carry 95 % Wilson intervals. Writes bench/results/ground_hard.json. About 70 minutes
+on 2 cores (end to end 20 of them, dev answers 35); ``python bench/ground_hard.py latency attribution``
 runs the sections named and keeps the others' last results. GENLAB_HOME may name a folder
 to keep the notebook and model cache between runs.
 """
@@ -55,7 +58,8 @@ SHOWN = 4                  # passages the model is shown (answer.DEFAULT_K)
 RERANK_CANDIDATES = 8      # for the model as reranker
 COVERAGE_GRID = [round(0.40 + 0.05 * i, 2) for i in range(10)]
 MAX_FALSE_ABSTENTIONS = 0.10
-SECTIONS = ("retrieval", "latency", "attribution", "abstention", "rerank", "end_to_end")
+SECTIONS = ("retrieval", "latency", "attribution", "abstention", "rerank", "end_to_end", "dev_answers")
+LONG_ANSWER = 300          # tokens: what answers were cut at before ANSWER_TOKENS
 
 
 def rate(passed: int, n: int) -> dict:
@@ -254,6 +258,52 @@ def end_to_end(model, search_today, search_genlab, rows: list[dict], progress) -
     return {**results, "answers": samples}
 
 
+def dev_answers(model, search, rows: list[dict], embedder, progress) -> dict:
+    """Dev questions answered with both gates off, at LONG_ANSWER and at ANSWER_TOKENS tokens.
+
+    Also, at each coverage threshold of the grid (with the unseen-word rule): the gates alone
+    against the gates plus a draft check that refuses an answer none of whose sentences a
+    shown passage backs (by words, or by meaning and numbers: answer.attribute)."""
+    from genlab.ground.answer import (ANSWER_TOKENS, MIN_SIMILARITY, _with_similarity, answer_from, attribute,
+                                      sentence_similarity)
+    from genlab.ground.support import question_coverage
+
+    lengths, backed, features = {LONG_ANSWER: [], ANSWER_TOKENS: []}, [], []
+    for n, row in enumerate(rows, 1):
+        passages = _with_similarity(search.search(row["question"], SHOWN, "reranked"), row["question"], embedder)
+        found = question_coverage(row["question"], [p.text for p in passages], search.term_statistics())
+        features.append((max(p.similarity for p in passages), found.share, len(found.unseen)))
+        for tokens in lengths:
+            answer = answer_from(model, row["question"], passages, embedder=embedder, max_tokens=tokens)
+            cited = {Path(answer.chunks[i].source).name for s in answer.supports for i in s.chunk_indices}
+            reference = row.get("answer")
+            lengths[tokens].append((row.get("source") in cited,
+                                    bool(reference) and reference.lower() in answer.answer.lower(), answer.abstained))
+            if tokens == ANSWER_TOKENS:
+                texts = [s.text for s in answer.supports]
+                similarity = sentence_similarity(texts, passages, embedder)
+                backed.append(not answer.abstained and any(attribute(t, passages, similarity[i])
+                                                           for i, t in enumerate(texts)))
+        progress("dev answers", n, len(rows))
+    answerable = [i for i, row in enumerate(rows) if row["row"].answerable]
+    unanswered = [i for i, row in enumerate(rows) if not row["row"].answerable]
+    result: dict = {"answer_tokens": {
+        str(tokens): {"right_page_cited": rate(sum(found[i][0] for i in answerable), len(answerable)),
+                      "answer_contains_reference": rate(sum(found[i][1] for i in answerable), len(answerable)),
+                      "model_abstained_answerable": sum(found[i][2] for i in answerable)}
+        for tokens, found in lengths.items()}}
+    grid = []
+    for threshold in COVERAGE_GRID:
+        gate = [f[0] < MIN_SIMILARITY or f[1] < threshold or f[2] > 0 for f in features]
+        for draft_check in (False, True):
+            refused = [g or lengths[ANSWER_TOKENS][i][2] or (draft_check and not backed[i]) for i, g in enumerate(gate)]
+            grid.append({"min_coverage": threshold, "draft_check": draft_check,
+                         "recall": rate(sum(refused[i] for i in unanswered), len(unanswered)),
+                         "false_abstentions": rate(sum(refused[i] for i in answerable), len(answerable))})
+    result["draft_check_grid"] = grid
+    return result
+
+
 def main(sections: tuple[str, ...] = SECTIONS) -> None:
     if unknown := set(sections) - set(SECTIONS):
         raise SystemExit(f"unknown sections {sorted(unknown)}; name some of {', '.join(SECTIONS)}")
@@ -336,6 +386,12 @@ def main(sections: tuple[str, ...] = SECTIONS) -> None:
             r = data["end_to_end_heldout"][name]
             print(f"end to end {name}: right page cited {r['right_page_cited']['rate']:.3f}, "
                   f"abstention recall {r['abstention_recall']['rate']:.3f}, false {r['false_abstentions']['rate']:.3f}")
+    if "dev_answers" in sections:
+        data["dev_answers"] = dev_answers(model, search, halves["dev"], embedder, progress)
+        for tokens, r in data["dev_answers"]["answer_tokens"].items():
+            cited, contains = r["right_page_cited"], r["answer_contains_reference"]
+            print(f"dev, gates off, {tokens} tokens: right page cited {cited['passed']}/{cited['n']}, "
+                  f"contains the reference {contains['passed']}/{contains['n']}")
     write("ground_hard", data)
 
 
