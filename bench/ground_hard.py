@@ -86,12 +86,15 @@ def today_attribution():
     passage whose closest *line* has cosine >= 0.6 with it; no word-overlap step."""
     from genlab.ground import answer
 
-    saved = answer.best_supported, answer.passage_sentences
-    answer.best_supported, answer.passage_sentences = (lambda *_: None), answer.split_sentences
+    def lines_or_whole(text: str) -> list[str]:
+        return answer.split_sentences(text) or [text]
+
+    saved = answer.best_supported, answer.sentences_or_whole
+    answer.best_supported, answer.sentences_or_whole = (lambda *_: None), lines_or_whole
     try:
         yield
     finally:
-        answer.best_supported, answer.passage_sentences = saved
+        answer.best_supported, answer.sentences_or_whole = saved
 
 
 def retrieval(search, rows: list[dict], relevant: dict) -> dict:
@@ -178,16 +181,31 @@ def _nothing():
     yield
 
 
-def gate_features(search, rows: list[dict], embedder) -> list[tuple[float, float, int]]:
-    from genlab.ground.answer import _with_similarity
+def gate_feature(search, question: str, passages: list) -> tuple[float, float, int]:
+    """What the two gates read: the best cosine, the coverage share, the count of unseen words."""
     from genlab.ground.support import question_coverage
 
-    features = []
-    for row in rows:
-        passages = _with_similarity(search.search(row["question"], SHOWN, "reranked"), row["question"], embedder)
-        found = question_coverage(row["question"], [p.text for p in passages], search.term_statistics())
-        features.append((max((p.similarity for p in passages), default=0.0), found.share, len(found.unseen)))
-    return features
+    found = question_coverage(question, [p.text for p in passages], search.term_statistics())
+    return max((p.similarity for p in passages), default=0.0), found.share, len(found.unseen)
+
+
+def gate_refuses(feature: tuple[float, float, int], min_coverage: float, unseen_rule: bool = True) -> bool:
+    from genlab.ground.answer import MIN_SIMILARITY
+
+    similarity, share, unseen = feature
+    return similarity < MIN_SIMILARITY or share < min_coverage or (unseen_rule and unseen > 0)
+
+
+def gate_features(search, rows: list[dict], embedder) -> list[tuple[float, float, int]]:
+    from genlab.ground.answer import _with_similarity
+
+    return [gate_feature(search, row["question"],
+                         _with_similarity(search.search(row["question"], SHOWN, "reranked"), row["question"], embedder))
+            for row in rows]
+
+
+def cited_pages(answer) -> set[str]:
+    return {Path(answer.chunks[i].source).name for s in answer.supports for i in s.chunk_indices}
 
 
 def abstention(search, rows: list[dict], embedder) -> dict:
@@ -209,13 +227,11 @@ def abstention(search, rows: list[dict], embedder) -> dict:
 def choose_coverage(features: list, rows: list[dict], velmora: list) -> dict:
     """On dev: the threshold with the highest abstention recall whose false abstentions stay
     within MAX_FALSE_ABSTENTIONS, with and without refusing words no source uses."""
-    from genlab.ground.answer import MIN_SIMILARITY
-
     grid = []
     for unseen in (True, False):
         for threshold in COVERAGE_GRID:
             def refuses(f):
-                return f[0] < MIN_SIMILARITY or f[1] < threshold or (unseen and f[2] > 0)
+                return gate_refuses(f, threshold, unseen)
 
             recall = np.mean([refuses(f) for f, row in zip(features, rows) if not row["row"].answerable])
             false = np.mean([refuses(f) for f, row in zip(features, rows) if row["row"].answerable])
@@ -239,7 +255,7 @@ def end_to_end(model, search_today, search_genlab, rows: list[dict], progress) -
             options = {} if coverage is None else {"min_coverage": coverage}
             with today_attribution() if name == "today" else _nothing():
                 answer = ask(model, search, row["question"], **options)
-            cited = {Path(answer.chunks[i].source).name for s in answer.supports for i in s.chunk_indices}
+            cited = cited_pages(answer)
             if row["row"].answerable:
                 right += row["source"] in cited
                 contains += row["answer"].lower() in answer.answer.lower()
@@ -264,20 +280,16 @@ def dev_answers(model, search, rows: list[dict], embedder, progress) -> dict:
     Also, at each coverage threshold of the grid (with the unseen-word rule): the gates alone
     against the gates plus a draft check that refuses an answer none of whose sentences a
     shown passage backs (by words, or by meaning and numbers: answer.attribute)."""
-    from genlab.ground.answer import (ANSWER_TOKENS, MIN_SIMILARITY, _with_similarity, answer_from, attribute,
-                                      sentence_similarity)
-    from genlab.ground.support import question_coverage
+    from genlab.ground.answer import ANSWER_TOKENS, _with_similarity, answer_from, attribute, sentence_similarity
 
     lengths, backed, features = {LONG_ANSWER: [], ANSWER_TOKENS: []}, [], []
     for n, row in enumerate(rows, 1):
         passages = _with_similarity(search.search(row["question"], SHOWN, "reranked"), row["question"], embedder)
-        found = question_coverage(row["question"], [p.text for p in passages], search.term_statistics())
-        features.append((max(p.similarity for p in passages), found.share, len(found.unseen)))
+        features.append(gate_feature(search, row["question"], passages))
         for tokens in lengths:
             answer = answer_from(model, row["question"], passages, embedder=embedder, max_tokens=tokens)
-            cited = {Path(answer.chunks[i].source).name for s in answer.supports for i in s.chunk_indices}
             reference = row.get("answer")
-            lengths[tokens].append((row.get("source") in cited,
+            lengths[tokens].append((row.get("source") in cited_pages(answer),
                                     bool(reference) and reference.lower() in answer.answer.lower(), answer.abstained))
             if tokens == ANSWER_TOKENS:
                 texts = [s.text for s in answer.supports]
@@ -294,7 +306,7 @@ def dev_answers(model, search, rows: list[dict], embedder, progress) -> dict:
         for tokens, found in lengths.items()}}
     grid = []
     for threshold in COVERAGE_GRID:
-        gate = [f[0] < MIN_SIMILARITY or f[1] < threshold or f[2] > 0 for f in features]
+        gate = [gate_refuses(f, threshold) for f in features]
         for draft_check in (False, True):
             refused = [g or lengths[ANSWER_TOKENS][i][2] or (draft_check and not backed[i]) for i, g in enumerate(gate)]
             grid.append({"min_coverage": threshold, "draft_check": draft_check,

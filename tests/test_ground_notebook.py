@@ -12,7 +12,7 @@ import pytest
 from genlab.errors import ConfigError
 from genlab.ground.notebook import Notebook, list_notebooks
 from genlab.ground.retrieval import FUSION_DEPTH, RRF_K, NotebookSearch
-from genlab.ground.sources import passage_sentences
+from genlab.ground.sources import sentences_or_whole
 from tests.conftest import VELMORA
 
 
@@ -138,7 +138,7 @@ def test_each_sentence_of_each_chunk_has_a_unit_vector(velmora):
     owners, vectors = velmora.sentence_vectors()
     assert vectors.shape == (len(owners), 384)
     counts = np.bincount(owners, minlength=len(chunks))
-    assert [int(n) for n in counts] == [len(passage_sentences(c.text) or [c.text]) for c in chunks]
+    assert [int(n) for n in counts] == [len(sentences_or_whole(c.text)) for c in chunks]
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
 

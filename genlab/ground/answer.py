@@ -33,7 +33,7 @@ from typing import Any, Callable
 import numpy as np
 
 from genlab.ground.passage import Passage, SearchBackend
-from genlab.ground.sources import SENTENCE, passage_sentences
+from genlab.ground.sources import SENTENCE, sentences_or_whole
 from genlab.ground.support import best_supported, numbers_match, question_coverage
 from genlab.models import Model, Usage
 
@@ -236,7 +236,7 @@ def sentence_similarity(texts: list[str], passages: list[Passage], embedder) -> 
     """
     if not passages or not texts:
         return np.zeros((len(texts), len(passages)), dtype=np.float32)
-    pieces = [passage_sentences(p.text) or [p.text] for p in passages]
+    pieces = [sentences_or_whole(p.text) for p in passages]
     flat = embedder.encode([piece for group in pieces for piece in group])
     text_vectors = embedder.encode(texts)
     result, row = np.zeros((len(texts), len(passages)), dtype=np.float32), 0

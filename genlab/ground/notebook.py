@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from genlab.errors import ConfigError
-from genlab.ground.sources import Document, chunk_document, passage_sentences, read_source, supported
+from genlab.ground.sources import Document, chunk_document, read_source, sentences_or_whole, supported
 from genlab.io import connect, transaction
 from genlab.store import genlab_home
 
@@ -53,7 +53,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         )""",
         "CREATE INDEX chunks_source ON chunks(source_id)",
     ]),
-    # One vector per sentence of a chunk (sources.passage_sentences): a question about one
+    # One vector per sentence of a chunk (sources.sentences_or_whole): a question about one
     # fact matches its sentence better than the whole chunk's vector, where it is diluted.
     ("002_sentences", [
         """CREATE TABLE sentences (
@@ -209,7 +209,7 @@ class Notebook:
                                    " ORDER BY id").fetchall()
         if not missing:
             return
-        pieces = [(row["id"], sentence) for row in missing for sentence in _sentences_of(row["text"])]
+        pieces = [(row["id"], sentence) for row in missing for sentence in sentences_or_whole(row["text"])]
         vectors = self._encode([text for _, text in pieces], "embedding sentences", progress)
         with transaction(self._db, self.path):
             self._db.executemany("INSERT INTO sentences (chunk_id, vector) VALUES (?, ?)",
@@ -266,7 +266,7 @@ class Notebook:
         report.skipped = errors
         spans = {doc.path: chunk_document(doc) for doc in documents}
         texts = [span.text for doc in documents for span in spans[doc.path]]
-        sentences = [_sentences_of(text) for text in texts]
+        sentences = [sentences_or_whole(text) for text in texts]
         self._check_memory(texts, sum(map(len, sentences)), replaced=report.updated)
         vectors = self._encode(texts, "embedding", progress)
         sentence_vectors = self._encode([s for group in sentences for s in group], "embedding sentences", progress)
@@ -316,12 +316,6 @@ class Notebook:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
-
-
-def _sentences_of(chunk: str) -> list[str]:
-    """A chunk's sentences, or the chunk whole: every chunk gets at least one vector, so none
-    looks unindexed to `Notebook.sentence_vectors` forever."""
-    return passage_sentences(chunk) or [chunk]
 
 
 def expand_paths(paths: list[Path]) -> list[Path]:

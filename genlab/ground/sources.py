@@ -218,6 +218,12 @@ def passage_sentences(text: str) -> list[str]:
     return sentences
 
 
+def sentences_or_whole(text: str) -> list[str]:
+    """A passage's sentences, or the passage whole when it has none: what gets a vector of its
+    own, so every chunk has at least one and none looks unindexed."""
+    return passage_sentences(text) or [text]
+
+
 def _boundary(text: str, low: int, high: int) -> int:
     window = text[low:high]
     # Before a Markdown heading, else at a paragraph, a sentence, a word.
