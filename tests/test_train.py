@@ -184,6 +184,18 @@ def test_reward_model_reports_held_out_accuracy_and_scores(pairs, tmp_path):
     assert summary.loss_last < summary.loss_first
     model = RewardModel(tmp_path / "rm")
     assert isinstance(model.score(user("What is 2 + 2?"), assistant("ANSWER: 4")), float)
+    # ... and as a test-time verifier, it scores each sampled chain against its question
+    from genlab.search.ttc_bench import ItemRecord, score_chains
+    from genlab.train.reward import reward_verifier
+
+    chains = ["2 + 2 = 4. The answer is 4.", "2 + 2 = 5. The answer is 5."]
+    record = ItemRecord(id="0", gold="4", direct=None, direct_tokens=0, greedy=None, greedy_tokens=0,
+                        answers=["4", "5"], chain_tokens=[9, 9], likelihood=[None, None], checker=None,
+                        question="What is 2 + 2?", chains=chains)
+    assert score_chains([record], reward_verifier(tmp_path / "rm")) == [[model.score(record.question, c)
+                                                                         for c in chains]]
+    with pytest.raises(ConfigError, match="no reward model in"):
+        RewardModel(tmp_path / "no-such-folder")
 
 
 @pytest.mark.parametrize("rows, kind, message", [

@@ -13,8 +13,9 @@ from genlab.models import Choice, Chunk, Model, Usage
 from genlab.models.local import LocalBackend
 from genlab.search.cot import extract_number
 from genlab.search.tasks import load_task
-from genlab.search.ttc import arithmetic_check, best_of_n, likelihood, self_consistency
-from genlab.search.ttc_bench import BenchConfig, ItemRecord, curves, read_records, run_item, run_task
+from genlab.search.ttc import arithmetic_check, autorater, best_of_n, likelihood, self_consistency
+from genlab.search.ttc_bench import (BenchConfig, ItemRecord, curves, read_records, run_item, run_task,
+                                    score_chains)
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +143,8 @@ def test_every_method_sends_the_same_prompt_to_the_real_model(store):
 
 def _record(i: int, gold: str, answers: list, checker: list, likelihood: list) -> ItemRecord:
     return ItemRecord(id=str(i), gold=gold, direct=None, direct_tokens=10, greedy=answers[0], greedy_tokens=20,
-                      answers=answers, chain_tokens=[20] * len(answers), likelihood=likelihood, checker=checker)
+                      answers=answers, chain_tokens=[20] * len(answers), likelihood=likelihood, checker=checker,
+                      question=f"What is {i} + {gold}?", chains=[f"The answer is {a}." for a in answers])
 
 
 def test_curves_select_among_the_first_k_chains_with_wilson_intervals():
@@ -159,6 +161,54 @@ def test_curves_select_among_the_first_k_chains_with_wilson_intervals():
     assert low < 1.0 == rows[("pass@k (oracle)", 4)]["accuracy"] and high == 1.0
     for method in ("self-consistency", "best-of (checker)", "best-of (likelihood)"):
         assert all(rows[(method, k)]["correct"] <= rows[("pass@k (oracle)", k)]["correct"] for k in (1, 2, 4))
+
+
+def test_curves_add_a_best_of_row_per_model_verifier_up_to_the_chains_it_scored():
+    records = [_record(0, "5", ["4", "5", "5", "6"], [0.0, 1.0, 1.0, 0.5], [-1, -2, -3, -0.5]),
+               _record(1, "7", ["1", "2", "7", None], [0.0, 0.5, 1.0, 0.0], [-0.1, -2, -3, -4])]
+    scores = {"reward model": [[0.1, 0.9, 0.2, 0.3], [0.5, None, 0.4, 0.9]], "autorater": [[0.0, 1.0], [1.0, 1.0]]}
+    rows = {(r["method"], r["k"]): r for r in curves(records, (1, 2, 4), scores)}
+    assert rows[("best-of (reward model)", 2)]["correct"] == 1   # picks 5, and 1 over a missing score
+    assert rows[("best-of (reward model)", 4)]["correct"] == 1   # 0.9 picks the chain without an answer
+    assert rows[("best-of (autorater)", 2)]["correct"] == 1      # a tie goes to the first chain
+    assert ("best-of (autorater)", 4) not in rows                # it scored only two chains an item
+
+
+def test_score_chains_resumes_and_scores_again_only_chains_it_has_not_seen(tmp_path):
+    seen = []
+
+    def counting_verifier(question, chain):  # a fake verifier: control logic only
+        seen.append((question, chain.text))
+        return float(len(chain.text))
+
+    records = [_record(i, "5", ["4", "5", "15"], None, [0.0] * 3) for i in range(3)]
+    path = tmp_path / "scores.jsonl"
+    first = score_chains(records, counting_verifier, chains=2, path=path, settings={"verifier": "len"})
+    assert first == [[16.0, 16.0]] * 3 and len(seen) == 6
+    assert seen[0] == ("What is 0 + 5?", "The answer is 4.")   # the question and the chain, never the gold
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:2]) + "\n" + lines[2][:20])  # killed while writing the third
+    seen.clear()
+    records[1].chains[0] = "The answer is 40."                      # item 1 was sampled again
+    again = score_chains(records, counting_verifier, chains=2, path=path, settings={"verifier": "len"})
+    assert [q for q, _ in seen] == ["What is 1 + 5?"] * 2 + ["What is 2 + 5?"] * 2 and again[1] == [17.0, 16.0]
+    with pytest.raises(ConfigError, match="other settings"):
+        score_chains(records, counting_verifier, chains=2, path=path, settings={"verifier": "other"})
+    records[2].chains = []
+    with pytest.raises(ConfigError, match="no chain texts"):
+        score_chains(records, counting_verifier)
+
+
+def test_the_autorater_verifier_rates_chains_with_the_real_model_and_never_the_gold(local):
+    verify = autorater(local)
+    right = [_record(0, "53", ["53", "43"], None, [0.0] * 2)]
+    wrong_gold = [_record(0, "43", ["53", "43"], None, [0.0] * 2)]
+    wrong_gold[0].question = right[0].question
+    scores = score_chains(right, verify)
+    assert scores == score_chains(wrong_gold, verify)   # a greedy, seeded judge: the gold changes nothing
+    assert all(s is None or 0.0 <= s <= 1.0 for s in scores[0])
+    with pytest.raises(ConfigError, match="needs context, which a verifier is not shown"):
+        autorater(local, "groundedness")
 
 
 def test_records_resume_drop_a_torn_line_and_refuse_other_settings(tmp_path):
@@ -184,14 +234,17 @@ def test_ttc_bench_cli(tmp_path):
     out, plot = tmp_path / "r.json", tmp_path / "r.png"
     result = subprocess.run([sys.executable, "-m", "genlab.cli", "ttc", "bench", "arith-1", "topics", "--split", "dev",
                              "--limit", "2", "--ks", "1,2", "--max-tokens", "32", "--json", str(out),
-                             "--plot", str(plot), "--records", str(tmp_path / "rec")],
+                             "--plot", str(plot), "--records", str(tmp_path / "rec"), "--autorater", "local",
+                             "--verify-chains", "1"],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     data = json.loads(out.read_text())
     rows = data["tasks"]["arith-1"]
-    assert [(r["method"], r["k"]) for r in rows[:6]] == [
+    assert [(r["method"], r["k"]) for r in rows[:7]] == [
         ("direct", None), ("chain of thought", None), ("self-consistency", 1), ("best-of (likelihood)", 1),
-        ("best-of (checker)", 1), ("pass@k (oracle)", 1)]
+        ("best-of (checker)", 1), ("best-of (autorater)", 1), ("pass@k (oracle)", 1)]
+    assert ("best-of (autorater)", 2) not in {(r["method"], r["k"]) for r in rows}  # it scored one chain an item
+    assert len((tmp_path / "rec" / "arith-1-dev.autorater.jsonl").read_text().splitlines()) == 2
     assert not any(r["method"] == "best-of (checker)" for r in data["tasks"]["topics"])  # nothing to re-compute
     by = {(r["method"], r["k"]): r for r in rows}
     assert by[("self-consistency", 2)]["tokens_per_item"] > by[("self-consistency", 1)]["tokens_per_item"] > 0
@@ -207,6 +260,8 @@ def test_ttc_bench_cli(tmp_path):
     (("topics", "--split", "train"), "no split 'train'"),
     (("arithmetic", "--split", "dev"), "has no dev items"),
     (("arith-1", "--temperature", "0"), "sampled chains need --temperature > 0"),
+    (("arith-1", "--reward-model", "/nonexistent"), "no reward model in /nonexistent"),
+    (("arith-1", "--autorater", "nope:x"), "unknown model spec 'nope:x'"),
 ])
 def test_ttc_bench_refuses_bad_input_before_any_model_work(args, message):
     result = subprocess.run([sys.executable, "-m", "genlab.cli", "ttc", "bench", *args, "--limit", "1"],

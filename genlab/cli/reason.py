@@ -93,33 +93,62 @@ def bench(
                                        help="End each label chain on a label by grammar (where the model takes one)."),
     records: Optional[Path] = typer.Option(None, "--records", help="Folder for one JSONL of records per task; "
                                            "a run started again with the same settings resumes from it."),
+    autorater_spec: Optional[str] = typer.Option(None, "--autorater", metavar="MODEL",
+                                                 help="Also pick best-of-k by this judge's rating of each chain "
+                                                      "(question_answering_quality, no reference)."),
+    reward_model: Optional[Path] = typer.Option(None, "--reward-model", metavar="DIR",
+                                                help="Also pick best-of-k by this reward model "
+                                                     "(a folder from genlab tune reward)."),
+    verify_chains: Optional[int] = typer.Option(None, "--verify-chains", min=1, help="How many of each item's "
+                                                "chains --autorater and --reward-model score (default: all)."),
     plot_path: Optional[Path] = typer.Option(None, "--plot", help="Write accuracy vs tokens as a PNG."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write every curve point as JSON."),
 ) -> None:
     """Accuracy against tokens per item: direct, chain of thought, self-consistency@k, best-of-k and pass@k.
 
     Every method sends the task's one prompt; they differ only in sampling and selection.
-    Accuracy carries its 95 % Wilson interval.
+    Accuracy carries its 95 % Wilson interval. A verifier that runs a model (--autorater,
+    --reward-model) scores the chains after they are sampled; its own calls are not in the
+    tokens per item.
 
       genlab ttc bench arith-1 arith-2 --limit 100 --plot ttc.png
+      genlab ttc bench arith-1 --limit 50 --reward-model runs/rm --autorater local --verify-chains 4
     """
     from genlab.models import get_model
     from genlab.search.tasks import load_task
-    from genlab.search.ttc_bench import BenchConfig, chain_stats, curves, plot, run_task
+    from genlab.search.ttc import autorater
+    from genlab.search.ttc_bench import BenchConfig, chain_stats, curves, plot, run_task, score_chains
 
     k_values = tuple(sorted(set(_numbers(ks, int, "--ks"))))
     config = BenchConfig(ks=k_values, temperature=temperature, max_tokens=max_tokens, limit=limit,
                          chain_grammar=chain_grammar)
     loaded = [load_task(name, split) for name in tasks]  # every name checked before any model work
+    verifiers = {}  # name -> (verifier, what made its scores)
+    if reward_model is not None:
+        from genlab.train.reward import reward_verifier
+
+        verify = reward_verifier(reward_model)  # refuses a folder without a reward model
+        # The folder and when it was written: scores kept in --records are reused only for the same model.
+        made_by = {"reward_model": str(reward_model.resolve()), "written": (reward_model / "config.json").stat().st_mtime}
+        verifiers["reward model"] = (verify, made_by)
+    judge = get_model(autorater_spec, source="ttc") if autorater_spec not in (None, model) else None
     llm = get_model(model, source="ttc")
+    if autorater_spec is not None:
+        verifiers["autorater"] = (autorater(judge or llm), {"autorater": autorater_spec})
     everything, stats = {}, {}
     for task in loaded:
-        with Progress(TextColumn(task.name), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=err, transient=True) as progress:
             bar = progress.add_task(task.name, total=None)
             done = run_task(llm, task, config, records=records / f"{task.name}-{split}.jsonl" if records else None,
                             progress=lambda n, total: progress.update(bar, completed=n, total=total))
-        rows = everything[task.name] = curves(done, k_values)
+            scores = {}
+            for name, (verifier, made_by) in verifiers.items():
+                progress.update(bar, description=f"{task.name}: {name}", completed=0)
+                path = records / f"{task.name}-{split}.{name.replace(' ', '-')}.jsonl" if records else None
+                scores[name] = score_chains(done, verifier, chains=verify_chains, path=path, settings=made_by,
+                                            progress=lambda n, total: progress.update(bar, completed=n, total=total))
+        rows = everything[task.name] = curves(done, k_values, scores)
         stats[task.name] = chain_stats(done)
         table = Table("method", "k", "accuracy (95 % CI)", "answered", "tokens / item",
                       title=f"{task.name} · {model} · {len(done)} {split} items")
@@ -133,6 +162,7 @@ def bench(
         out.print(f"wrote {plot_path}")
     if json_path:
         json_path.write_text(json.dumps({"model": model, "split": split, "config": vars(config) | {"ks": k_values},
+                                         "verifiers": {name: made_by for name, (_, made_by) in verifiers.items()},
                                          "tasks": everything, "chains": stats}, indent=1))
         out.print(f"wrote {json_path}")
 

@@ -5,7 +5,7 @@
 - Best-of-N: sample N candidates, score each with a verifier, return the best with
   every score. A verifier is any ``(question, candidate) -> float``: a Python check,
   the model's own likelihood of its chain ("the one that is most likely"), an
-  autorater or a reward model.
+  autorater (`autorater`) or a reward model (`genlab.train.reward.reward_verifier`).
 """
 
 from __future__ import annotations
@@ -15,11 +15,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
-from genlab.errors import ConfigError
+from genlab.errors import ConfigError, VerdictUnreadable
+from genlab.evaluate.autorater import rate
+from genlab.evaluate.builtin import pointwise_metric
 from genlab.models import Choice, Model, Usage
 from genlab.search.cot import final_number
 
-Verifier = Callable[[str, Choice], float]
+#: (question, chain) -> score, higher is better; None when the verifier could not score the chain.
+Verifier = Callable[[str, Choice], float | None]
 
 
 @dataclass
@@ -82,15 +85,15 @@ def self_consistency(model: Model, messages: list[dict], k: int, extract: Callab
 class Best:
     index: int
     answer: str | None
-    score: float
-    scores: list[float]
+    score: float | None
+    scores: list[float | None]
 
 
 def best_of(question: str, chains: list[Choice], answers: list[str | None], verifier: Verifier) -> Best:
     """Score each candidate with the verifier; return the best (first among ties)."""
     if not chains:
         raise ConfigError("best-of-N needs N >= 1 candidates")
-    scores = [float(verifier(question, chain)) for chain in chains]
+    scores = [verifier(question, chain) for chain in chains]
     index = best_index(scores)
     return Best(index, answers[index], scores[index], scores)
 
@@ -149,3 +152,23 @@ def arithmetic_check(question: str, chain: Choice) -> float:
     stated = final_number(chain.text)
     consistent = stated is not None and abs(float(stated) - float(equations[-1][3])) < 1e-6
     return share if consistent else share / 2
+
+
+def autorater(judge: Model, metric: str = "question_answering_quality") -> Verifier:
+    """An LLM autorater as a verifier: the judge rates the chain as an answer to the question
+    on a pointwise metric's rubric (explanation first, then the score), with no reference, so
+    it never sees the gold answer. The score is the rating scaled to 0..1; a verdict the
+    judge leaves unreadable scores None, which never wins a best-of."""
+    rubric = pointwise_metric(metric)
+    unavailable = [need for need in rubric.needs if need != "prompt"]
+    if unavailable:
+        raise ConfigError(f"metric {metric} needs {' and '.join(unavailable)}, which a verifier is not shown; "
+                          "choose one that needs at most the prompt")
+
+    def verify(question: str, chain: Choice) -> float | None:
+        try:
+            return rate(judge, rubric, chain.text, {"prompt": question}).normalized
+        except VerdictUnreadable:
+            return None
+
+    return verify

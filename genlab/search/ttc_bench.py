@@ -6,7 +6,9 @@ For each item, every method sends the task's one prompt (`Task.messages`):
 - K sampled chains (K = the largest k). A single sample is the first of them;
   self-consistency@k votes over the first k; best-of-k picks among the first k with a
   verifier (the model's likelihood, and for arithmetic a checker that never reads the
-  gold answer); pass@k is whether any of the first k is right, the oracle's upper bound.
+  gold answer; after sampling, `score_chains` adds verifiers that run a model, such as an
+  autorater or a reward model); pass@k is whether any of the first k is right, the
+  oracle's upper bound.
 A chain's answer is what follows its "The answer is"; a chain without one gives none and
 counts as wrong. On a label task each chain is decoded under a grammar that ends it on a
 label (`Task.chain_grammar`), where the backend takes grammars. Every method is measured on the same samples; its tokens are those of
@@ -18,6 +20,7 @@ appends them to a JSONL file and resumes from it (`run_task(records=...)`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -28,9 +31,9 @@ from typing import Callable
 from genlab.errors import ConfigError
 from genlab.evaluate.autorater import wilson_interval
 from genlab.io import json_object
-from genlab.models import Model
+from genlab.models import Choice, Model
 from genlab.search.tasks import Task
-from genlab.search.ttc import arithmetic_check, best_index, majority_vote
+from genlab.search.ttc import Verifier, arithmetic_check, best_index, majority_vote
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,8 @@ class ItemRecord:
     likelihood: list[float | None]    # each chain's mean token log-probability
     checker: list[float] | None       # arithmetic_check of each chain (checkable tasks only)
     settings: dict = field(default_factory=dict)
+    question: str = ""                # what a verifier is shown (records before these two lack them)
+    chains: list[str] = field(default_factory=list)  # the K sampled chains' texts
 
 
 def run_item(model: Model, task: Task, item: dict, config: BenchConfig, settings: dict) -> ItemRecord:
@@ -99,15 +104,21 @@ def run_item(model: Model, task: Task, item: dict, config: BenchConfig, settings
         chain_tokens=[round(prompt_share + n) for n in completions],
         likelihood=[c.mean_logprob for c in sampled.choices],
         checker=[arithmetic_check(question, c) for c in sampled.choices] if task.checkable else None,
-        settings=settings)
+        settings=settings, question=question, chains=[c.text for c in sampled.choices])
 
 
 def read_records(path: Path, settings: dict) -> dict[str, ItemRecord]:
     """The records of an earlier run of the same settings (a torn last line is dropped)."""
+    return {id_: ItemRecord(**row) for id_, row in _resumable_rows(path, settings).items()}
+
+
+def _resumable_rows(path: Path, settings: dict) -> dict[str, dict]:
+    """The rows, by id, of a JSONL file that a run appends to one at a time. A torn last line
+    is cut off (that item runs again); rows made with other settings are refused."""
     if not path.exists():
         return {}
     lines = path.read_text(encoding="utf-8").splitlines()
-    records = {}
+    rows = {}
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -116,15 +127,19 @@ def read_records(path: Path, settings: dict) -> dict[str, ItemRecord]:
         except ConfigError:
             if number != len(lines):
                 raise
-            # The write an interruption cut short: cut it off, so the next record starts its
-            # own line; that item runs again.
+            # The write an interruption cut short: cut it off, so the next row starts its own line.
             path.write_text("".join(line + "\n" for line in lines[:-1]), encoding="utf-8")
             break
         if row.get("settings") != settings:
             raise ConfigError(f"{path}:{number} was made with other settings ({row.get('settings')}, now "
                               f"{settings}); give another records file, or delete this one to start over")
-        records[row["id"]] = ItemRecord(**row)
-    return records
+        rows[row["id"]] = row
+    return rows
+
+
+def _append_row(path: Path, row: dict) -> None:
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(row) + "\n")
 
 
 def run_task(model: Model, task: Task, config: BenchConfig, *, records: Path | None = None,
@@ -144,12 +159,47 @@ def run_task(model: Model, task: Task, config: BenchConfig, *, records: Path | N
         for record in pool.map(lambda item: run_item(model, task, item, config, settings), todo):
             done[record.id] = record
             if records:
-                with open(records, "a", encoding="utf-8") as handle:
-                    handle.write(json.dumps(asdict(record)) + "\n")
+                _append_row(records, asdict(record))
             finished += 1
             if progress:
                 progress(finished, len(items))
     return [done[_item_id(item)] for item in items]
+
+
+def score_chains(records: list[ItemRecord], verifier: Verifier, *, chains: int | None = None,
+                 path: Path | None = None, settings: dict | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> list[list[float | None]]:
+    """Score the first ``chains`` sampled chains of every record (all of them by default) with a
+    verifier that runs a model, such as an autorater or a reward model.
+
+    It runs after sampling and one chain at a time, so the verifier's model never shares the
+    cores with the sampler's. With ``path``, each item's scores are appended to that JSONL file
+    (tagged with ``settings``, which say which verifier made them) and a run started again
+    resumes from it. The verifier sees the question and the chain, never the gold answer.
+    """
+    if any(not r.chains or not r.question for r in records):
+        raise ConfigError("these records hold no chain texts (an older genlab wrote them), so a verifier has "
+                          "nothing to read; give another records folder to sample the chains again")
+    settings = {**(settings or {}), "chains": chains}
+    texts = {r.id: r.chains[:chains] if chains else r.chains for r in records}
+    # A row is reused only for the very chains it scored: records sampled again get new scores.
+    digest = {id_: hashlib.sha256(json.dumps(chain_texts).encode()).hexdigest()[:16] for id_, chain_texts in texts.items()}
+    done = {id_: row["scores"] for id_, row in _resumable_rows(path, settings).items()
+            if row.get("chains_sha") == digest.get(id_)} if path else {}
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    for finished, record in enumerate(records):
+        if progress:
+            progress(finished, len(records))
+        if record.id in done:
+            continue
+        done[record.id] = [verifier(record.question, Choice(i, text, None)) for i, text in enumerate(texts[record.id])]
+        if path:
+            _append_row(path, {"id": record.id, "scores": done[record.id], "chains_sha": digest[record.id],
+                               "settings": settings})
+    if progress:
+        progress(len(records), len(records))
+    return [done[r.id] for r in records]
 
 
 def _item_id(item: dict) -> str:
@@ -165,8 +215,12 @@ def _row(method: str, k: int | None, correct: int, answered: int, tokens: float,
             "ci95": [low, high], "answered": answered, "tokens_per_item": tokens / n}
 
 
-def curves(records: list[ItemRecord], ks: tuple[int, ...]) -> list[dict]:
-    """Accuracy (with its 95 % Wilson interval) and tokens per item of every method and k."""
+def curves(records: list[ItemRecord], ks: tuple[int, ...],
+           scores: dict[str, list[list[float | None]]] | None = None) -> list[dict]:
+    """Accuracy (with its 95 % Wilson interval) and tokens per item of every method and k.
+
+    ``scores`` adds a best-of row per verifier that `score_chains` ran (name: each record's
+    scores), at every k up to the number of chains it scored."""
     if not records:
         raise ConfigError("no items to score")
     n = len(records)
@@ -181,7 +235,9 @@ def curves(records: list[ItemRecord], ks: tuple[int, ...]) -> list[dict]:
         tokens = sum(sum(r.chain_tokens[:k]) for r in records)
         picks: dict[str, list[str | None]] = {
             "self-consistency": [majority_vote(r.answers[:k]).answer for r in records],
-            **{name: [r.answers[best_index(scores(r)[:k])] for r in records] for name, scores in verifiers.items()}}
+            **{name: [r.answers[best_index(read(r)[:k])] for r in records] for name, read in verifiers.items()},
+            **{f"best-of ({name})": [r.answers[best_index(s[:k])] for r, s in zip(records, per_item)]
+               for name, per_item in (scores or {}).items() if all(len(s) >= k for s in per_item)}}
         for method, answers in picks.items():
             rows.append(_row(method, k, sum(a == r.gold for a, r in zip(answers, records)),
                              sum(a is not None for a in answers), tokens, n))
@@ -305,7 +361,8 @@ def plot(rows_by_task: dict[str, list[dict]], path: str, model: str) -> None:
               "best-of (likelihood)": ("^-", "C2"), "pass@k (oracle)": (":", "black"),
               "direct": ("D", "C3"), "chain of thought": ("P", "C4")}
     for ax, (task, rows) in zip(axes[0], rows_by_task.items()):
-        for method, (style, colour) in styles.items():
+        others = [m for m in dict.fromkeys(r["method"] for r in rows) if m not in styles]  # model verifiers
+        for method, (style, colour) in {**styles, **{m: ("v-", f"C{5 + i}") for i, m in enumerate(others)}}.items():
             mine = [r for r in rows if r["method"] == method]
             if not mine:
                 continue

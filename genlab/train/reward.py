@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from genlab.errors import ConfigError
 from genlab.torch_setup import prepare_torch
 from genlab.train.base import resolve_model_dir
 from genlab.train.data import conversation, held_out_split, load_rows
@@ -25,6 +26,9 @@ class RewardModel:
     """Score (prompt, reply) pairs with a trained reward model folder."""
 
     def __init__(self, path: str | Path, model=None, tokenizer=None):
+        if model is None and not (Path(path) / "config.json").is_file():
+            # transformers would take any other string for a hub id and fail with a traceback.
+            raise ConfigError(f"no reward model in {path}: give a folder that `genlab tune reward PAIRS -o DIR` wrote")
         prepare_torch()
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -81,6 +85,7 @@ def tune_reward(data: Path, options: TrainOptions, progress=None, held_out_pairs
 
 
 def reward_verifier(path: str | Path):
-    """A test-time-compute verifier ``(question, chain) -> reward`` from a reward model folder."""
+    """A test-time-compute verifier ``(question, chain) -> reward`` from a reward model folder
+    (it sees the question and the chain, never a gold answer)."""
     model = RewardModel(path)
     return lambda question, chain: model.score(question, chain.text)
