@@ -163,6 +163,18 @@ def test_a_plugged_in_backend_gets_similarities_filled_in(local):
     assert not answer.abstained
 
 
+def test_the_gates_read_every_passage_found_and_the_model_sees_the_first_shown(local, store):
+    backend = ListBackend()                 # the lighthouse first, the fares second
+    question = "How many euros is a child single?"
+    alone = ask(local, backend, question, k=1)
+    assert alone.abstained and alone.abstain_reason.startswith(("no passage", "the best passage", "no source"))
+    assert store.execute("SELECT COUNT(*) AS n FROM calls")[0]["n"] == 0
+    answer = ask(local, backend, question, k=2, shown=1)
+    assert store.execute("SELECT COUNT(*) AS n FROM calls")[0]["n"] == 1     # the fares passage let it past
+    assert [p.text for p in answer.chunks] == [PASSAGES[0].text]             # but the model saw one passage
+    assert all(s.chunk_indices == (0,) for s in answer.supports)
+
+
 @pytest.mark.parametrize("spec, message", [
     ("plugin:nothing", "no search backend plugin 'nothing' is installed"),
     ("no.such.module:make", "search backend 'no.such.module:make': cannot load"),

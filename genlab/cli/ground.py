@@ -16,7 +16,9 @@ from genlab.cli.common import ModelOpt, app, err, out, progress_bars, stage_prog
 notebook_app = typer.Typer(no_args_is_help=True, help="Notebooks: your sources, indexed for grounded answers.")
 app.add_typer(notebook_app, name="notebook")
 
-KOpt = typer.Option(4, "-k", help="Passages to retrieve and show the model.")
+KOpt = typer.Option(4, "-k", min=1, help="Passages to retrieve; the abstention gates read them all.")
+ShownOpt = typer.Option(2, "--shown", min=1, help="Of those, how many the model is shown (2 suits the embedded "
+                        "model; a bigger one may use more).")
 MinSimilarityOpt = typer.Option(None, "--min-similarity",
                                 help="Cosine the best passage must reach, else abstain (default 0.35).")
 MinCoverageOpt = typer.Option(None, "--min-coverage", min=0.0, max=1.0,
@@ -146,7 +148,8 @@ def _pct(value: float | None) -> str:
 def ask(source: str = typer.Argument(..., help="Notebook name, or a search-backend spec (notebook:NAME, "
                                      "plugin:NAME, module:callable)."),
         question: str = typer.Argument(...),
-        model: str = ModelOpt, k: int = KOpt, min_similarity: Optional[float] = MinSimilarityOpt,
+        model: str = ModelOpt, k: int = KOpt, shown: int = ShownOpt,
+        min_similarity: Optional[float] = MinSimilarityOpt,
         min_coverage: Optional[float] = MinCoverageOpt,
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object with Gemini-shaped grounding metadata."),
         check: bool = typer.Option(False, "--check", help="Also check each claim against its cited passages."),
@@ -162,7 +165,7 @@ def ask(source: str = typer.Argument(..., help="Notebook name, or a search-backe
     from genlab.models import get_model
 
     llm = get_model(model, source="ground")
-    answer = ground_ask(llm, _search(source), question, k=k,
+    answer = ground_ask(llm, _search(source), question, k=k, shown=shown,
                         min_similarity=MIN_SIMILARITY if min_similarity is None else min_similarity,
                         min_coverage=MIN_COVERAGE if min_coverage is None else min_coverage)
     report = None
@@ -179,7 +182,7 @@ def ask(source: str = typer.Argument(..., help="Notebook name, or a search-backe
 
 
 @notebook_app.command()
-def chat(name: str, model: str = ModelOpt, k: int = KOpt) -> None:
+def chat(name: str, model: str = ModelOpt, k: int = KOpt, shown: int = ShownOpt) -> None:
     """Ask questions in a loop; each answer is grounded and cited. /exit or Ctrl-D leaves."""
     from genlab.ground.answer import ask as ground_ask
     from genlab.models import get_model
@@ -198,7 +201,7 @@ def chat(name: str, model: str = ModelOpt, k: int = KOpt) -> None:
             break
         if not line:
             continue
-        answer = ground_ask(llm, search_, line, k=k, history=history[-4:])
+        answer = ground_ask(llm, search_, line, k=k, shown=shown, history=history[-4:])
         _print_answer(answer)
         history += [{"role": "user", "content": line}, {"role": "assistant", "content": answer.answer}]
 
@@ -206,7 +209,7 @@ def chat(name: str, model: str = ModelOpt, k: int = KOpt) -> None:
 @notebook_app.command("eval")
 def eval_(name: str, qa: Path = typer.Argument(..., help="QA JSONL: question, evidence, optional answer/source, "
                                               "or answerable=false."),
-          model: str = ModelOpt, k: int = KOpt,
+          model: str = ModelOpt, k: int = KOpt, shown: int = ShownOpt,
           answers: bool = typer.Option(True, "--answers/--no-answers", help="Also answer every question and "
                                        "check groundedness end to end."),
           judge: Optional[str] = typer.Option(None, "--judge", help="Groundedness judge (default: lexical overlap)."),
@@ -236,7 +239,8 @@ def eval_(name: str, qa: Path = typer.Argument(..., help="QA JSONL: question, ev
         with progress_bars() as progress:
             task = progress.add_task("answers", total=len(rows))
             e2e = end_to_end(llm, search_, rows, judge=get_model(judge, source="ground") if judge else None,
-                             method="judge" if judge else "lexical", k=k, progress=lambda: progress.advance(task))
+                             method="judge" if judge else "lexical", k=k, shown=shown,
+                             progress=lambda: progress.advance(task))
         result["end_to_end"] = e2e
         out.print(f"end to end with {model} ({e2e['questions']} questions): "
                   f"claims supported {_pct(e2e['supported_fraction'])}, "

@@ -111,14 +111,15 @@ def retrieval_metrics(search: SearchBackend, rows: list[QARow], path: Path, meth
 
 
 def end_to_end(model, search: SearchBackend, rows: list[QARow], *, judge=None, method: str = "lexical",
-               k: int = 4, progress=None) -> dict:
-    """Answer every question; report groundedness, abstentions and answers containing the reference."""
-    from genlab.ground.answer import ask
+               k: int = 4, shown: int | None = None, progress=None) -> dict:
+    """Answer every question; report groundedness, abstentions and answers containing the reference.
+    ``k`` passages are retrieved for the gates and ``shown`` (default answer.SHOWN) shown the model."""
+    from genlab.ground.answer import SHOWN, ask
     from genlab.ground.check import check_groundedness
 
     per_row, fractions, precisions = [], [], []
     for row in rows:
-        answer = ask(model, search, row.question, k=k)
+        answer = ask(model, search, row.question, k=k, shown=SHOWN if shown is None else shown)
         report = check_groundedness(answer, judge, method)
         if report.supported_fraction is not None:
             fractions.append(report.supported_fraction)
