@@ -231,6 +231,19 @@ def abstention(search, rows: list[dict], embedder) -> dict:
     return results
 
 
+def abstention_rates(refused: list[bool], rows: list[dict]) -> dict:
+    """Recall on the unanswered rows and false abstentions on the answerable ones, as fractions."""
+    return {"recall": float(np.mean([r for r, row in zip(refused, rows) if not row["row"].answerable])),
+            "false_abstentions": float(np.mean([r for r, row in zip(refused, rows) if row["row"].answerable]))}
+
+
+def best_allowed(grid: list[dict]) -> dict:
+    """The setting with the highest recall whose false abstentions stay within
+    MAX_FALSE_ABSTENTIONS; a tie goes to fewer false abstentions, then to the earlier setting."""
+    allowed = [g for g in grid if g["false_abstentions"] <= MAX_FALSE_ABSTENTIONS]
+    return max(allowed, key=lambda g: (g["recall"], -g["false_abstentions"]))
+
+
 def choose_coverage(features: list, rows: list[dict], velmora: list) -> dict:
     """On dev: the threshold with the highest abstention recall whose false abstentions stay
     within MAX_FALSE_ABSTENTIONS, with and without refusing words no source uses."""
@@ -240,29 +253,25 @@ def choose_coverage(features: list, rows: list[dict], velmora: list) -> dict:
             def refuses(f):
                 return gate_refuses(f, threshold, unseen)
 
-            recall = np.mean([refuses(f) for f, row in zip(features, rows) if not row["row"].answerable])
-            false = np.mean([refuses(f) for f, row in zip(features, rows) if row["row"].answerable])
             velmora_false = np.mean([refuses(f) for f, answerable in velmora if answerable])
-            grid.append({"refuse_unseen_words": unseen, "min_coverage": threshold, "recall": float(recall),
-                         "false_abstentions": float(false), "velmora_false_abstentions": float(velmora_false)})
-    allowed = [g for g in grid if g["false_abstentions"] <= MAX_FALSE_ABSTENTIONS]
-    best = max(allowed, key=lambda g: (g["recall"], -g["false_abstentions"]))
-    return {"grid": grid, "chosen": best}
+            grid.append({"refuse_unseen_words": unseen, "min_coverage": threshold,
+                         **abstention_rates([refuses(f) for f in features], rows),
+                         "velmora_false_abstentions": float(velmora_false)})
+    return {"grid": grid, "chosen": best_allowed(grid)}
 
 
-def synonyms_dev(search, rows: list[dict], embedder) -> dict:
+def synonyms_dev(search, rows: list[dict], features: list, embedder) -> dict:
     """On dev: the unseen-word rule made lenient with paraphrase. A question word that no
     source uses counts as present when a word of the notebook is within cosine ``tau`` of it
     (all-MiniLM-L6-v2 on single words; numbers are never rescued). Every ``tau`` with every
     coverage threshold, chosen by choose_coverage's rule, the strict rule (tau None) first
-    so that a tie keeps it; and each unseen word's nearest notebook word."""
-    from genlab.ground.answer import MIN_SIMILARITY
+    so that a tie keeps it; and each unseen word's nearest notebook word. ``features`` are
+    the rows' gate_features."""
     from genlab.ground.support import QUESTION_WORDS, content_words, stems
 
     frequency = search.term_statistics().document_frequency
     vocabulary = sorted({w for p in search.passages() for w in content_words(p.text) if not w[0].isdigit()})
     vectors = embedder.encode(vocabulary)
-    features = gate_features(search, rows, embedder)
     nearest = []
     for row, feature in zip(rows, features):
         unseen = {}
@@ -279,14 +288,10 @@ def synonyms_dev(search, rows: list[dict], embedder) -> dict:
     grid = []
     for tau in (None, *SYNONYM_GRID):
         for threshold in COVERAGE_GRID:
-            refused = [f[0] < MIN_SIMILARITY or f[1] < threshold
+            refused = [gate_refuses(f, threshold, unseen_rule=False)
                        or any(tau is None or w["cosine"] < tau for w in words) for f, words in zip(features, nearest)]
-            grid.append({"tau": tau, "min_coverage": threshold,
-                         "recall": float(np.mean([r for r, row in zip(refused, rows) if not row["row"].answerable])),
-                         "false_abstentions": float(np.mean([r for r, row in zip(refused, rows)
-                                                             if row["row"].answerable]))})
-    allowed = [g for g in grid if g["false_abstentions"] <= MAX_FALSE_ABSTENTIONS]
-    return {"grid": grid, "chosen": max(allowed, key=lambda g: (g["recall"], -g["false_abstentions"])),
+            grid.append({"tau": tau, "min_coverage": threshold, **abstention_rates(refused, rows)})
+    return {"grid": grid, "chosen": best_allowed(grid),
             "unseen_words": [{"id": row["id"], "answerable": row["row"].answerable, "words": words}
                              for row, words in zip(rows, nearest) if words]}
 
@@ -429,10 +434,10 @@ def main(sections: tuple[str, ...] = SECTIONS) -> None:
         velmora_rows = [json.loads(line) for line in (VELMORA.parent / "velmora-qa.jsonl").read_text().splitlines()]
         velmora = [(f, row.get("answerable", True)) for f, row in zip(
             gate_features(velmora_search, velmora_rows, embedder), velmora_rows)]
-        data["coverage_choice_dev"] = choose_coverage(gate_features(search, halves["dev"], embedder), halves["dev"],
-                                                      velmora)
+        dev_features = gate_features(search, halves["dev"], embedder)
+        data["coverage_choice_dev"] = choose_coverage(dev_features, halves["dev"], velmora)
         print(f"coverage chosen on dev: {data['coverage_choice_dev']['chosen']}")
-        data["synonyms_dev"] = synonyms_dev(search, halves["dev"], embedder)
+        data["synonyms_dev"] = synonyms_dev(search, halves["dev"], dev_features, embedder)
         print(f"with synonyms, chosen on dev: {data['synonyms_dev']['chosen']}")
         data["abstention"] = {half: abstention(search, halves[half], embedder) for half in halves}
         for half in halves:
