@@ -15,14 +15,13 @@ def topics():
     return load_task("topics")
 
 
-def test_enum_mode_is_always_a_valid_label_on_200_inputs(topics, local):
-    items = topics.items[:200]
+def test_enum_mode_is_always_a_valid_label_on_50_inputs(topics, local):
+    """What genlab controls is validity; accuracy is the small model's, and bench/classify_enum.py
+    measures it (and validity) on 200 inputs against free text + parsing."""
+    items = topics.items[:50]
     classifier = Classifier(local, topics.labels)
     results = list(classifier.classify_many([i["text"] for i in items], concurrency=2))
-    assert all(r.label in topics.labels for r in results)
-    accuracy = sum(r.label == i["label"] for r, i in zip(results, items)) / len(items)
-    # The figure is the small model's; the test only pins what genlab controls: validity.
-    assert 0.0 <= accuracy <= 1.0
+    assert len(results) == 50 and all(r.label in topics.labels for r in results)
 
 
 def test_free_text_mode_may_miss_but_is_parsed(topics, local):

@@ -33,16 +33,24 @@ def write(path, rows):
     return path
 
 
+def write_sft_data(folder):
+    return write(folder / "sft.jsonl", [{"messages": user(q) + assistant(a)} for q, a in zip(QUESTIONS, ANSWERS)])
+
+
+def write_pairs(folder):
+    return write(folder / "pairs.jsonl", [
+        {"prompt": user(q), "chosen": assistant(a), "rejected": assistant("I am not sure, maybe you could look it up.")}
+        for q, a in zip(QUESTIONS * 2, ANSWERS * 2)])
+
+
 @pytest.fixture
 def sft_data(tmp_path):
-    return write(tmp_path / "sft.jsonl", [{"messages": user(q) + assistant(a)} for q, a in zip(QUESTIONS, ANSWERS)])
+    return write_sft_data(tmp_path)
 
 
 @pytest.fixture
 def pairs(tmp_path):
-    return write(tmp_path / "pairs.jsonl", [
-        {"prompt": user(q), "chosen": assistant(a), "rejected": assistant("I am not sure, maybe you could look it up.")}
-        for q, a in zip(QUESTIONS * 2, ANSWERS * 2)])
+    return write_pairs(tmp_path)
 
 
 @pytest.fixture(autouse=True)
@@ -69,31 +77,52 @@ def generates_differently(folder, store) -> bool:
 
 
 def options(tmp_path, name, **kw):
+    """A few steps of batch 2; no checkpoint unless a test asks (writing one takes ~13 s)."""
     return TrainOptions(output=tmp_path / name, max_steps=kw.pop("max_steps", 4), batch_size=2, max_length=64,
-                        learning_rate=kw.pop("learning_rate", 1e-4), save_steps=kw.pop("save_steps", 100), **kw)
+                        learning_rate=kw.pop("learning_rate", 1e-4), save_steps=kw.pop("save_steps", 0), **kw)
 
 
-@pytest.fixture
-def held_out_suite(tmp_path):
-    (tmp_path / "held.jsonl").write_text('{"q": "What is 3 + 4?", "answer": "7"}\n'
-                                         '{"q": "Name a month.", "answer": "a"}\n')
-    suite = tmp_path / "held.yaml"
+def write_held_out_suite(folder):
+    (folder / "held.jsonl").write_text('{"q": "What is 3 + 4?", "answer": "7"}\n'
+                                       '{"q": "Name a month.", "answer": "a"}\n')
+    suite = folder / "held.yaml"
     suite.write_text('prompts: ["{{q}}"]\nmodels: [local]\noptions: {temperature: 0, max_tokens: 8}\n'
                      'defaults:\n  assert:\n    - {type: regex, value: "^ANSWER: "}\n'
                      '    - {type: icontains, value: "{{answer}}"}\ntests: held.jsonl\n')
     return suite
 
 
-def test_sft_moves_the_weights_lowers_the_loss_and_serves(sft_data, held_out_suite, tmp_path, store):
-    from genlab.models import get_model
+@pytest.fixture
+def held_out_suite(tmp_path):
+    return write_held_out_suite(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One SFT run (with a held-out suite) and one reward model, trained once for the tests that
+    check them and reused, read-only, by the tests that only need a trained model (each run
+    takes about half a minute on two cores)."""
+    from genlab.train.reward import tune_reward
     from genlab.train.sft import tune_sft
 
-    summary = tune_sft(sft_data, options(tmp_path, "sft", held_out=held_out_suite))
+    folder = tmp_path_factory.mktemp("trained")
+    with pytest.MonkeyPatch.context() as patch:       # the held-out suite's calls: not the user's home
+        patch.setenv("GENLAB_HOME", str(folder / "genlab-home"))
+        sft = tune_sft(write_sft_data(folder), options(folder, "sft", held_out=write_held_out_suite(folder)))
+        reward = tune_reward(write_pairs(folder), options(folder, "rm", learning_rate=5e-5))
+    yield SimpleNamespace(sft=sft, sft_dir=folder / "sft", reward=reward, reward_dir=folder / "rm")
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_sft_moves_the_weights_lowers_the_loss_and_serves(trained, store):
+    from genlab.models import get_model
+
+    summary, folder = trained.sft, trained.sft_dir
     assert summary.steps == 4 and len(summary.losses) == 4
     assert summary.loss_last < summary.loss_first
     assert summary.weights.relative_l2_change > 0 and summary.weights.tensors_changed > 0
-    folder = tmp_path / "sft"
     assert (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
+    assert not list(folder.glob("checkpoint-*"))                  # save_steps=0: no checkpoint written
     assert json.loads((folder / "genlab-train.json").read_text())["method"] == "sft"
     tuned = get_model(f"hf:{folder}", store=store, source="test")
     response = tuned.chat("What is 3 + 3?", temperature=0, max_tokens=8)
@@ -108,20 +137,18 @@ def test_sft_moves_the_weights_lowers_the_loss_and_serves(sft_data, held_out_sui
         assert counts["n"] == 2 and counts["rate"] == counts["passed"] / 2 and counts["ci95"][0] <= counts["rate"]
 
 
-def test_the_cache_never_answers_for_other_weights_in_the_same_folder(sft_data, tmp_path, store):
+def test_the_cache_never_answers_for_other_weights_in_the_same_folder(trained, tmp_path, store):
     """A model retrained into the same folder is a new model: no cached reply, no stale load."""
     from genlab.train.base import base_model_dir
-    from genlab.train.sft import tune_sft
 
-    tune_sft(sft_data, options(tmp_path, "sft"))
     folder = tmp_path / "model"
     shutil.copytree(base_model_dir(), folder)
     assert reply(folder, store).text == reply(base_model_dir(), store).text
     assert reply(folder, store).cache_hit
     shutil.rmtree(folder)
-    shutil.copytree(tmp_path / "sft", folder, ignore=shutil.ignore_patterns("checkpoint-*"))
+    shutil.copytree(trained.sft_dir, folder, ignore=shutil.ignore_patterns("checkpoint-*"))
     again = reply(folder, store)
-    assert not again.cache_hit and again.text == reply(tmp_path / "sft", store).text
+    assert not again.cache_hit and again.text == reply(trained.sft_dir, store).text
     assert again.text != reply(base_model_dir(), store).text
 
 
@@ -175,14 +202,14 @@ def test_kto_trains_on_thumbs(tmp_path, store):
     assert generates_differently(tmp_path / "kto", store)
 
 
-def test_reward_model_reports_held_out_accuracy_and_scores(pairs, tmp_path):
-    from genlab.train.reward import RewardModel, tune_reward
+def test_reward_model_reports_held_out_accuracy_and_scores(trained, tmp_path):
+    from genlab.train.reward import RewardModel
 
-    summary = tune_reward(pairs, options(tmp_path, "rm", max_steps=4, learning_rate=5e-5))
-    assert summary.pair_accuracy.pairs == 2 and summary.rows == 6
+    summary = trained.reward
+    assert summary.steps == 4 and summary.pair_accuracy.pairs == 2 and summary.rows == 6
     assert 0 <= summary.pair_accuracy.before.rate <= 1 and 0 <= summary.pair_accuracy.after.rate <= 1
     assert summary.loss_last < summary.loss_first
-    model = RewardModel(tmp_path / "rm")
+    model = RewardModel(trained.reward_dir)
     assert isinstance(model.score(user("What is 2 + 2?"), assistant("ANSWER: 4")), float)
     # ... and as a test-time verifier, it scores each sampled chain against its question
     from genlab.search.ttc_bench import ItemRecord, score_chains
@@ -192,7 +219,7 @@ def test_reward_model_reports_held_out_accuracy_and_scores(pairs, tmp_path):
     record = ItemRecord(id="0", gold="4", direct=None, direct_tokens=0, greedy=None, greedy_tokens=0,
                         answers=["4", "5"], chain_tokens=[9, 9], likelihood=[None, None], checker=None,
                         question="What is 2 + 2?", chains=chains)
-    assert score_chains([record], reward_verifier(tmp_path / "rm")) == [[model.score(record.question, c)
+    assert score_chains([record], reward_verifier(trained.reward_dir)) == [[model.score(record.question, c)
                                                                          for c in chains]]
     with pytest.raises(ConfigError, match="no reward model in"):
         RewardModel(tmp_path / "no-such-folder")
@@ -238,13 +265,11 @@ def test_cli_tune_sft_and_its_errors(sft_data, held_out_suite, tmp_path):
     assert "bad.jsonl:1: a preference row needs {prompt, chosen, rejected}" in result.stderr
 
 
-def test_grpo_optimises_the_policy_against_a_reward_model(pairs, tmp_path):
+def test_grpo_optimises_the_policy_against_a_reward_model(trained, tmp_path):
     from genlab.train.grpo import tune_grpo
-    from genlab.train.reward import tune_reward
 
-    tune_reward(pairs, options(tmp_path, "rm", max_steps=2, learning_rate=5e-5))
     prompts = write(tmp_path / "prompts.jsonl", [{"prompt": user(q)} for q in QUESTIONS])
-    summary = tune_grpo(prompts, tmp_path / "rm", options(tmp_path, "grpo", max_steps=2, learning_rate=1e-5),
+    summary = tune_grpo(prompts, trained.reward_dir, options(tmp_path, "grpo", max_steps=2, learning_rate=1e-5),
                         num_generations=2, max_completion_length=8)
     assert summary.steps == 2 and len(summary.rewards) == 2
     assert summary.weights.relative_l2_change > 0
@@ -446,20 +471,17 @@ def test_gecko_refuses_a_qa_file_whose_evidence_is_not_in_the_corpus_before_any_
     assert bad.returncode == 1 and "positive must be one of llm, seed" in bad.stderr
 
 
-def test_compare_tuned_against_base_with_a_judge_and_a_reward_model(sft_data, pairs, tmp_path):
+def test_compare_tuned_against_base_with_a_judge_and_a_reward_model(trained, tmp_path):
     from genlab.train.compare import compare_models
-    from genlab.train.reward import tune_reward
-    from genlab.train.sft import tune_sft
 
-    tune_sft(sft_data, options(tmp_path, "sft", max_steps=2))
-    tune_reward(pairs, options(tmp_path, "rm", max_steps=1))
+    tuned = f"hf:{trained.sft_dir}"
     suite = tmp_path / "suite.yaml"
     suite.write_text('prompts: ["{{q}}"]\nmodels: [local]\njudge: local\noptions: {temperature: 0, max_tokens: 16}\n'
                      'tests:\n  - vars: {q: "What is 5 + 5?"}\n  - vars: {q: "Name a colour."}\n')
-    result = compare_models("local", f"hf:{tmp_path / 'sft'}", suite, tmp_path / "cmp", reward_model=tmp_path / "rm")
+    result = compare_models("local", tuned, suite, tmp_path / "cmp", reward_model=trained.reward_dir)
     pairwise = result["pairwise"]
     assert pairwise["candidate"] + pairwise["baseline_wins"] + pairwise["tie"] == 2
-    assert set(result["mean_reward"]) == {"local", f"hf:{tmp_path / 'sft'}"}
+    assert set(result["mean_reward"]) == {"local", tuned}
     assert all(isinstance(v, float) for v in result["mean_reward"].values())
 
 

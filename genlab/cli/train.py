@@ -70,7 +70,8 @@ TRAIN_FLAGS = {
     "batch_size": ("--batch-size", int, "Examples per step.", 1),
     "max_length": ("--max-length", int, "Tokens per example.", 16),
     "lora": ("--lora", bool, "Train LoRA adapters (merged into the saved model).", None),
-    "save_steps": ("--save-steps", int, "Checkpoint every this many steps.", 1),
+    "save_steps": ("--save-steps", int, "Checkpoint every this many steps and at the end (0: none; a "
+                   "checkpoint of the embedded model is about 1.6 GB).", 0),
     "resume": ("--resume", bool, "Continue from the newest checkpoint in --output.", None),
     "held_out": ("--held-out", Optional[Path], "A genlab eval suite of held-out rows, run on the starting and "
                  "the trained model: what the training changed, per assertion.", None),
@@ -98,7 +99,7 @@ def train_command(typer_app: typer.Typer, name: str | None = None, *, base: str 
                 continue
             default = None if field == "learning_rate" else defaults[field]
             option = overrides.get(field) or typer.Option(default, flag, help=help_,
-                                                          **({"min": minimum} if minimum else {}))
+                                                          **({"min": minimum} if minimum is not None else {}))
             added.append(inspect.Parameter(field, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind))
 
         @functools.wraps(func)

@@ -36,7 +36,7 @@ class TrainOptions:
     batch_size: int = 4
     max_length: int = 256             # tokens per example (prompt + answer)
     lora: bool = False                # train LoRA adapters (r=16 on attention) and merge them at the end
-    save_steps: int = 25              # checkpoint every this many steps
+    save_steps: int = 25              # checkpoint every this many steps (and at the end); 0: none
     resume: bool = False              # continue from the newest checkpoint in output
     seed: int = 0
     held_out: Path | None = None      # a genlab eval suite run on the starting and the trained model
@@ -118,13 +118,16 @@ def trl_config(config_class, options: TrainOptions, **method_fields):
     """A TRL config for the CPU: no bf16, no reporting, checkpoints in ``options.output``.
 
     Only the newest checkpoint is kept: with Adam's two moments it is three times the
-    model (about 1.6 GB for the embedded model), and the newest is all ``--resume`` needs.
+    model (about 1.6 GB for the embedded model, some 13 s to write on two cores), and the
+    newest is all ``--resume`` needs. ``save_steps=0`` writes none, for runs that will not
+    be resumed; a time limit still checkpoints where it stops.
     """
     fields = dict(
         output_dir=str(options.output), use_cpu=True, bf16=False, fp16=False, report_to="none",
         max_steps=options.max_steps, learning_rate=options.learning_rate,
         per_device_train_batch_size=options.batch_size, gradient_accumulation_steps=1,
-        logging_steps=1, save_steps=options.save_steps, save_total_limit=1, seed=options.seed,
+        logging_steps=1, save_strategy="steps" if options.save_steps else "no",
+        save_steps=options.save_steps or 1, save_total_limit=1, seed=options.seed,
         dataloader_num_workers=0, dataset_num_proc=None, max_length=options.max_length,
         lr_scheduler_type="constant", warmup_steps=0)
     known = config_class.__dataclass_fields__
