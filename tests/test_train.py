@@ -98,6 +98,17 @@ def held_out_suite(tmp_path):
 
 
 @pytest.fixture(scope="module")
+def gecko_home(tmp_path_factory, velmora_db):
+    """One genlab home for the Gecko tests that run the teacher: the example notebook, and one
+    store whose cache of the teacher's greedy replies the later test reuses (the same queries
+    and picks; about a minute of the embedded model's time on two cores)."""
+    home = tmp_path_factory.mktemp("gecko-home")
+    (home / "notebooks").mkdir()
+    shutil.copy(velmora_db, home / "notebooks" / "velmora.db")
+    return home
+
+
+@pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """One SFT run (with a held-out suite) and one reward model, trained once for the tests that
     check them and reused, read-only, by the tests that only need a trained model (each run
@@ -367,13 +378,17 @@ def test_cli_distill_data_reports_the_students_held_out_nll(tmp_path):
     assert "distill-data: 1 steps on 4 rows" in result.stdout and "held-out reply NLL per token (1 rows" in result.stdout
 
 
-def test_gecko_style_embedding_distillation_on_a_notebook(velmora, tmp_path):
+def test_gecko_style_embedding_distillation_on_a_notebook(gecko_home, monkeypatch, tmp_path):
     from genlab.ground.notebook import Notebook
     from genlab.ground.retrieval import NotebookSearch
     from genlab.train.embeddings import distill_embeddings
 
-    summary = distill_embeddings("velmora", "local", tmp_path / "emb", epochs=2, batch_size=8, held_out=VELMORA_QA)
-    assert summary.corpus_passages == summary.mined_passages == velmora.chunk_count()
+    monkeypatch.setenv("GENLAB_HOME", str(gecko_home))
+    velmora = Notebook.open("velmora")
+    # 10 of the notebook's 14 passages are sampled for the teacher (each costs it about 7 s).
+    summary = distill_embeddings("velmora", "local", tmp_path / "emb", epochs=2, batch_size=8, held_out=VELMORA_QA,
+                                 max_passages=10)
+    assert summary.corpus_passages == velmora.chunk_count() == 14 and summary.mined_passages == 10
     assert summary.training_triples >= 4 and summary.held_out["llm"].queries >= 2
     assert summary.held_out["human"].queries == sum(1 for r in load_qa(VELMORA_QA) if r.answerable)
     for held in summary.held_out.values():
@@ -437,11 +452,13 @@ def test_a_gecko_pick_that_follows_the_position_is_not_taken_for_a_judgment():
     assert triple(record | {"held_out": True}, "seed") is None
 
 
-def test_gecko_seed_positives_reuse_the_mined_queries_and_never_ask_the_teacher_to_pick(velmora, tmp_path):
+def test_gecko_seed_positives_reuse_the_mined_queries_and_never_ask_the_teacher_to_pick(gecko_home, monkeypatch,
+                                                                                           tmp_path):
     from tests.test_cli import genlab
 
+    monkeypatch.setenv("GENLAB_HOME", str(gecko_home))
     first = genlab("distill", "embeddings", "velmora", "-o", str(tmp_path / "emb"), "--positive", "seed",
-                   "--max-steps", "1", "--batch-size", "4")
+                   "--max-passages", "10", "--max-steps", "1", "--batch-size", "4")
     assert first.returncode == 0, first.stderr
     assert "(seed positives)" in first.stdout and "LLM-written queries of held-out passages" in first.stdout
     assert "teacher's picks" not in first.stdout
@@ -449,7 +466,7 @@ def test_gecko_seed_positives_reuse_the_mined_queries_and_never_ask_the_teacher_
     assert mined and not any("picks" in record for record in mined)
     # Resuming with the teacher's picks adds only the picks: each training query keeps its text.
     again = genlab("distill", "embeddings", "velmora", "-o", str(tmp_path / "emb"), "--resume",
-                   "--max-steps", "1", "--batch-size", "4")
+                   "--max-passages", "10", "--max-steps", "1", "--batch-size", "4")
     assert again.returncode == 0, again.stderr
     assert "teacher's picks" in again.stdout
     records = [json.loads(line) for line in (tmp_path / "emb" / "gecko-data.jsonl").read_text().splitlines()]
