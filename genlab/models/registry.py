@@ -19,11 +19,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Any, Callable
 
 from genlab.errors import ConfigError, GenlabError
-from genlab.models.backend import Backend
 
 ENTRY_POINT_GROUP = "genlab.backends"
 
@@ -46,52 +46,14 @@ class BackendEntry:
 
 # -- the built-in backends (imported only when used) ------------------------------------
 
-def _embedded(spec: str) -> Backend:
-    from genlab.models.local import LocalBackend
-
-    return LocalBackend()
-
-
-def _gguf(spec: str) -> Backend:
-    from genlab.models.local import LocalBackend
-
-    return LocalBackend(spec.removeprefix("local:"))
-
-
-def _hf(spec: str) -> Backend:
-    from genlab.models.hf import HFBackend
-
-    return HFBackend(spec.removeprefix("hf:"))
-
-
-def _openai_compat(spec: str) -> Backend:
-    from genlab.models.openai_compat import from_spec
-
-    return from_spec(spec)
-
-
-def _cards(spec: str):
-    from genlab.models.cards import CardsBackend
-
-    return CardsBackend()
-
-
-def _espeak(spec: str):
-    from genlab.models.media import EspeakSpeech
-
-    return EspeakSpeech(spec)
-
-
-def _remote_images(spec: str):
-    from genlab.models.openai_media import OpenAIImages
-
-    return OpenAIImages(spec)
-
-
-def _remote_speech(spec: str):
-    from genlab.models.openai_media import OpenAISpeech
-
-    return OpenAISpeech(spec)
+def _lazy(target: str, prefix: str | None = "") -> Callable[[str], Any]:
+    """A builder that imports ``module:name`` only when a spec needs it and calls it with the
+    spec less ``prefix`` (``None``: with no argument)."""
+    def build(spec: str) -> Any:
+        module, _, name = target.partition(":")
+        factory = getattr(import_module(f"genlab.models.{module}"), name)
+        return factory() if prefix is None else factory(spec.removeprefix(prefix))
+    return build
 
 
 def _espeak_status() -> str:
@@ -117,36 +79,41 @@ def _key_status(*names: str, optional: bool = False) -> Callable[[], str]:
     return status
 
 
+OPENAI_COMPAT = _lazy("openai_compat:from_spec")
+REMOTE_IMAGES = _lazy("openai_media:OpenAIImages")
+REMOTE_SPEECH = _lazy("openai_media:OpenAISpeech")
+
 BUILTIN = [
-    BackendEntry("local", "local", "the embedded SmolLM2-135M-Instruct, in-process (llama.cpp)", _embedded,
-                 exact=("local",), status=_embedded_status, trainable=True),
-    BackendEntry("gguf", "local:/path/to/model.gguf", "any GGUF file, in-process (llama.cpp)", _gguf,
-                 prefixes=("local:",)),
-    BackendEntry("hf", "hf:DIR", "a Hugging Face model folder (e.g. from genlab tune), on transformers", _hf,
-                 prefixes=("hf:",), trainable=True),
-    BackendEntry("openai", "openai:MODEL", "OpenAI", _openai_compat, prefixes=("openai:",),
+    BackendEntry("local", "local", "the embedded SmolLM2-135M-Instruct, in-process (llama.cpp)",
+                 _lazy("local:LocalBackend", None), exact=("local",), status=_embedded_status, trainable=True),
+    BackendEntry("gguf", "local:/path/to/model.gguf", "any GGUF file, in-process (llama.cpp)",
+                 _lazy("local:LocalBackend", "local:"), prefixes=("local:",)),
+    BackendEntry("hf", "hf:DIR", "a Hugging Face model folder (e.g. from genlab tune), on transformers",
+                 _lazy("hf:HFBackend", "hf:"), prefixes=("hf:",), trainable=True),
+    BackendEntry("openai", "openai:MODEL", "OpenAI", OPENAI_COMPAT, prefixes=("openai:",),
                  status=_key_status("OPENAI_API_KEY")),
-    BackendEntry("gemini", "gemini:MODEL", "Gemini's OpenAI-compatible endpoint", _openai_compat,
+    BackendEntry("gemini", "gemini:MODEL", "Gemini's OpenAI-compatible endpoint", OPENAI_COMPAT,
                  prefixes=("gemini:",), status=_key_status("GEMINI_API_KEY", "GOOGLE_API_KEY")),
     BackendEntry("ollama", "ollama:MODEL", "a local Ollama (OLLAMA_HOST, default localhost:11434)",
-                 _openai_compat, prefixes=("ollama:",), status=_key_status()),
+                 OPENAI_COMPAT, prefixes=("ollama:",), status=_key_status()),
     BackendEntry("url", "http://HOST:PORT/v1#MODEL", "any OpenAI-compatible server (vLLM, llama.cpp, genlab serve…)",
-                 _openai_compat, prefixes=("http://", "https://"), status=_key_status("GENLAB_API_KEY", optional=True)),
-    BackendEntry("cards", "cards", "designed cards drawn offline with Pillow (not generated pictures)", _cards,
-                 exact=("cards",), kind="image", status=lambda: "ready"),
-    BackendEntry("openai-images", "openai:MODEL", "OpenAI's images API (gpt-image-1, dall-e-3)", _remote_images,
+                 OPENAI_COMPAT, prefixes=("http://", "https://"), status=_key_status("GENLAB_API_KEY", optional=True)),
+    BackendEntry("cards", "cards", "designed cards drawn offline with Pillow (not generated pictures)",
+                 _lazy("cards:CardsBackend", None), exact=("cards",), kind="image", status=lambda: "ready"),
+    BackendEntry("openai-images", "openai:MODEL", "OpenAI's images API (gpt-image-1, dall-e-3)", REMOTE_IMAGES,
                  prefixes=("openai:",), kind="image", status=_key_status("OPENAI_API_KEY")),
-    BackendEntry("gemini-images", "gemini:MODEL", "Imagen on Gemini's OpenAI-compatible endpoint", _remote_images,
+    BackendEntry("gemini-images", "gemini:MODEL", "Imagen on Gemini's OpenAI-compatible endpoint", REMOTE_IMAGES,
                  prefixes=("gemini:",), kind="image", status=_key_status("GEMINI_API_KEY", "GOOGLE_API_KEY")),
     BackendEntry("url-images", "http://HOST:PORT/v1#MODEL", "any OpenAI-compatible images endpoint (genlab serve: #cards)",
-                 _remote_images, prefixes=("http://", "https://"), kind="image",
+                 REMOTE_IMAGES, prefixes=("http://", "https://"), kind="image",
                  status=_key_status("GENLAB_API_KEY", optional=True)),
-    BackendEntry("espeak", "espeak[:VOICE]", "espeak-ng, offline (voices: espeak-ng --voices)", _espeak,
-                 exact=("espeak",), prefixes=("espeak:",), kind="speech", status=_espeak_status),
+    BackendEntry("espeak", "espeak[:VOICE]", "espeak-ng, offline (voices: espeak-ng --voices)",
+                 _lazy("media:EspeakSpeech"), exact=("espeak",), prefixes=("espeak:",), kind="speech",
+                 status=_espeak_status),
     BackendEntry("openai-speech", "openai:MODEL[@VOICE]", "OpenAI's speech API (gpt-4o-mini-tts, tts-1; voice alloy…)",
-                 _remote_speech, prefixes=("openai:",), kind="speech", status=_key_status("OPENAI_API_KEY")),
+                 REMOTE_SPEECH, prefixes=("openai:",), kind="speech", status=_key_status("OPENAI_API_KEY")),
     BackendEntry("url-speech", "http://HOST:PORT/v1#MODEL[@VOICE]",
-                 "any OpenAI-compatible speech endpoint (genlab serve: #espeak)", _remote_speech,
+                 "any OpenAI-compatible speech endpoint (genlab serve: #espeak)", REMOTE_SPEECH,
                  prefixes=("http://", "https://"), kind="speech", status=_key_status("GENLAB_API_KEY", optional=True)),
 ]
 

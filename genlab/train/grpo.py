@@ -18,12 +18,9 @@ from pathlib import Path
 from typing import Callable
 
 from genlab.errors import ConfigError
-from genlab.torch_setup import prepare_torch
-from genlab.train.base import resolve_model_dir
 from genlab.train.data import load_rows
 from genlab.train.reward import RewardModel
-from genlab.train.trainer import (TrainOptions, TrainResult, callbacks, check_output, lora_config, run, snapshot,
-                                  trl_config)
+from genlab.train.trainer import TrainOptions, TrainResult, callbacks, load_policy, lora_config, run, trl_config
 
 
 def _text(completion) -> str:
@@ -71,17 +68,10 @@ def tune_grpo(prompts: Path, reward_spec: str, options: TrainOptions, *, num_gen
     if num_generations < 2:
         raise ConfigError("GRPO compares replies within a group: --generations must be at least 2")
     reward = reward_function(str(reward_spec))
-    check_output(options)
-    prepare_torch()
-    base = resolve_model_dir(options.base, progress)
-    import torch
+    base, tokenizer, model, before = load_policy(options, progress)
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
-    tokenizer = AutoTokenizer.from_pretrained(base)
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-    before = snapshot(model)
     losses: list[float] = []
     rewards: list[float] = []
     # Each optimiser step sees batch_size prompts × num_generations replies.

@@ -17,11 +17,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from genlab.torch_setup import prepare_torch
-from genlab.train.base import resolve_model_dir
 from genlab.train.data import load_rows
-from genlab.train.trainer import (TrainOptions, TrainResult, callbacks, check_output, lora_config, run, snapshot,
-                                  trl_config)
+from genlab.train.trainer import TrainOptions, TrainResult, callbacks, load_policy, lora_config, run, trl_config
 
 
 def tune_preference(method: str, data: Path, options: TrainOptions, *, beta: float = 0.1, sft_weight: float = 0.0,
@@ -29,12 +26,8 @@ def tune_preference(method: str, data: Path, options: TrainOptions, *, beta: flo
     """Run DPO (``method="dpo"``, pairs; ``sft_weight`` > 0 adds the chosen replies' NLL) or
     KTO (``method="kto"``, thumbs up/down)."""
     rows = load_rows(data, "preference" if method == "dpo" else "unpaired")
-    check_output(options)
-    prepare_torch()
-    base = resolve_model_dir(options.base, progress)
-    import torch
+    base, tokenizer, model, before = load_policy(options, progress)
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if method == "dpo":
         from trl import DPOConfig as Config, DPOTrainer as Trainer
@@ -44,9 +37,6 @@ def tune_preference(method: str, data: Path, options: TrainOptions, *, beta: flo
     else:
         from trl import KTOConfig as Config, KTOTrainer as Trainer
         fields = {"beta": beta}
-    tokenizer = AutoTokenizer.from_pretrained(base)
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-    before = snapshot(model)
     losses: list[float] = []
     trainer = Trainer(model=model, args=trl_config(Config, options, **fields), train_dataset=Dataset.from_list(rows),
                       processing_class=tokenizer, callbacks=callbacks(options, losses),

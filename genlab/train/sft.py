@@ -9,26 +9,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from genlab.torch_setup import prepare_torch
-from genlab.train.base import resolve_model_dir
 from genlab.train.data import load_rows
-from genlab.train.trainer import (TrainOptions, TrainResult, callbacks, check_output, lora_config, run, snapshot,
-                                  trl_config)
+from genlab.train.trainer import TrainOptions, TrainResult, callbacks, load_policy, lora_config, run, trl_config
 
 
 def tune_sft(data: Path, options: TrainOptions, progress=None) -> TrainResult:
     rows = load_rows(data, "sft")
-    check_output(options)
-    prepare_torch()
-    base = resolve_model_dir(options.base, progress)
-    import torch
+    base, tokenizer, model, before = load_policy(options, progress)
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    tokenizer = AutoTokenizer.from_pretrained(base)
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-    before = snapshot(model)
     losses: list[float] = []
     trainer = SFTTrainer(model=model, args=trl_config(SFTConfig, options), train_dataset=Dataset.from_list(rows),
                          processing_class=tokenizer, callbacks=callbacks(options, losses),

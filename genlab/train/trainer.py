@@ -247,6 +247,22 @@ def run(trainer, options: TrainOptions, method: str, losses: list[float], *, row
     return result
 
 
+def load_policy(options: TrainOptions, progress=None):
+    """After `check_output`, the starting causal LM in float32 on the CPU: (its folder, its
+    tokenizer, the model, a `snapshot` of its weights)."""
+    check_output(options)
+    from genlab.torch_setup import prepare_torch
+    from genlab.train.base import resolve_model_dir
+
+    prepare_torch()
+    base = resolve_model_dir(options.base, progress)
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    return base, AutoTokenizer.from_pretrained(base), model, snapshot(model)
+
+
 def snapshot(model) -> dict:
     """A detached copy of the weights, to measure the change after training."""
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
