@@ -1,10 +1,11 @@
-"""End-to-end program search speed on the embedded model: samples/s at 1 and 2 workers.
+"""End-to-end program search speed on the embedded model: samples/s at 1, 2 and 4 workers.
 
-Same spec (bin packing), same seed and sample count; only --workers changes. On two
-cores the model and the sandboxes share the CPU, so a second worker mostly overlaps
-model calls with evaluation.
+Same spec (bin packing, constrained sampling as by default), same seed and sample count;
+only --workers (model calls in flight) changes. On two cores the model's decoding and the
+sandboxed evaluations share the CPU: more workers overlap them, and also put more decodes
+on the same two cores.
 
-    .venv/bin/python bench/evolve_samples.py [--samples 24]
+    .venv/bin/python bench/evolve_samples.py [--samples 80] [--workers 1 2 4]
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from genlab.search.funsearch.runner import describe, evolve
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--samples", type=int, default=24)
-    parser.add_argument("--max-tokens", type=int, default=384)
+    parser.add_argument("--samples", type=int, default=80)
+    parser.add_argument("--max-tokens", type=int, default=EvolveConfig.max_tokens)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     args = parser.parse_args()
     results = {}
-    for workers in (1, 2):
+    for workers in args.workers:
         run_dir = Path(tempfile.mkdtemp()) / "run"
         config = EvolveConfig(spec="bin-packing", samples=args.samples, seed=0, workers=workers,
                               max_tokens=args.max_tokens)
@@ -35,7 +37,10 @@ def main() -> None:
         print(f"workers={workers}: {info['samples']} samples in {info['elapsed_s']:.1f} s → "
               f"{info['samples_per_s']:.3f} samples/s · valid {info['valid']} ({info['valid_pct']:.0f} %) · "
               f"{info['completion_tokens']} completion tokens · best {info['best']}")
-    print(f"ratio 2 workers / 1 worker: {results[2]['samples_per_s'] / results[1]['samples_per_s']:.2f}")
+    first = args.workers[0]
+    for workers in args.workers[1:]:
+        print(f"ratio {workers} workers / {first}: "
+              f"{results[workers]['samples_per_s'] / results[first]['samples_per_s']:.2f}")
     write("evolve_samples", {"samples": args.samples, "max_tokens": args.max_tokens, "runs": results})
 
 
