@@ -18,12 +18,12 @@ reference replies (lower is better), for the student before and after and for th
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import replace
 from pathlib import Path
 
 from genlab.errors import ConfigError
+from genlab.io import write_jsonl
 from genlab.torch_setup import prepare_torch
 from genlab.train.base import has_weights, resolve_model_dir
 from genlab.train.data import conversation, held_out_split, load_rows
@@ -134,9 +134,8 @@ def distill_data(prompts: Path, teacher_spec: str, options: TrainOptions, *, eva
             progress(f"teacher replies: {i}/{len(rows)}")
     if len(written) < 2:
         raise ConfigError(f"the teacher {teacher_spec} wrote {len(written)} non-empty replies; need at least 2")
-    options.output.mkdir(parents=True, exist_ok=True)
     data_file = options.output / "teacher-data.jsonl"
-    data_file.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in written))
+    write_jsonl(written, data_file)
     before_nll = _nll_of(options.base, held) if held else None
     result = tune_sft(data_file, options, progress=progress)
     result = replace(result, method="distill-data",
