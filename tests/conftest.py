@@ -157,13 +157,18 @@ def velmora_db(tmp_path_factory) -> Path:
     return home / "notebooks" / "velmora.db"
 
 
+def copy_velmora(velmora_db: Path, home: Path) -> None:
+    """Put a copy of the indexed example notebook into the genlab home ``home``."""
+    import shutil
+
+    (home / "notebooks").mkdir(parents=True, exist_ok=True)
+    shutil.copy(velmora_db, home / "notebooks" / "velmora.db")
+
+
 @pytest.fixture
 def velmora(velmora_db, genlab_home):
     """This test's own copy of the example notebook."""
-    import shutil
-
     from genlab.ground.notebook import Notebook
 
-    (genlab_home / "notebooks").mkdir(parents=True, exist_ok=True)
-    shutil.copy(velmora_db, genlab_home / "notebooks" / "velmora.db")
+    copy_velmora(velmora_db, genlab_home)
     return Notebook.open("velmora")

@@ -14,7 +14,7 @@ from genlab.errors import ConfigError
 from genlab.ground.evaluation import load_qa
 from genlab.train.data import load_rows
 from genlab.train.trainer import TrainOptions
-from tests.conftest import VELMORA, VELMORA_QA
+from tests.conftest import VELMORA, VELMORA_QA, copy_velmora
 
 QUESTIONS = ["What is 2 + 2?", "What is the capital of France?", "Name a primary colour.", "How many legs has a cat?"]
 ANSWERS = ["ANSWER: 4", "ANSWER: Paris", "ANSWER: red", "ANSWER: 4"]
@@ -103,8 +103,7 @@ def gecko_home(tmp_path_factory, velmora_db):
     store whose cache of the teacher's greedy replies the later test reuses (the same queries
     and picks; about a minute of the embedded model's time on two cores)."""
     home = tmp_path_factory.mktemp("gecko-home")
-    (home / "notebooks").mkdir()
-    shutil.copy(velmora_db, home / "notebooks" / "velmora.db")
+    copy_velmora(velmora_db, home)
     return home
 
 
