@@ -189,6 +189,39 @@ def test_refuses_to_bind_beyond_loopback_without_a_key(tmp_path):
     assert out.returncode == 1 and "without an API key" in out.stderr and "Traceback" not in out.stderr
 
 
+def test_a_port_in_use_is_refused_at_once_in_one_line(tmp_path):
+    """The port is bound before the model loads: a taken one is one line with the fix, where
+    uvicorn's own bind failed after the warm-up and after "genlab serving … at" was printed."""
+    env = {"GENLAB_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = subprocess.run([sys.executable, "-m", "genlab.cli", "serve", "--port", str(port)],
+                             capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 1 and out.stderr.startswith(f"error: cannot serve on 127.0.0.1:{port}: ")
+    assert "choose another --port" in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    out = subprocess.run([sys.executable, "-m", "genlab.cli", "serve", "--port", "70000"],
+                         capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 2 and "Invalid value for '--port'" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_port_0_serves_on_a_free_port_and_prints_it(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "genlab.cli", "serve", "--port", "0"], stderr=subprocess.PIPE,
+                            text=True, env={"GENLAB_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    try:
+        line = proc.stderr.readline()
+        assert line.startswith("genlab serving local at http://127.0.0.1:"), line
+        port = int(line.split("127.0.0.1:")[1].split("/")[0])
+        assert port > 0
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/health")
+        assert conn.getresponse().status == 200
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 # -- credentials and errors ----------------------------------------------------------------
 
 class _DiesMidStream(BaseHTTPRequestHandler):

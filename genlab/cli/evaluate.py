@@ -32,9 +32,11 @@ def run(suite_path: Path = typer.Argument(..., help="The suite YAML file."),
                                                    "rows passes (0-1; default: the suite's gate, else 1)."),
         compare_to: Optional[Path] = typer.Option(None, "--compare-to", help="An earlier run's --out directory: "
                                                   "report rows that passed there and fail now, and fail on them.")) -> None:
-    """Run a suite; writes results.jsonl, results.csv, results.xml (JUnit) and report.html, and resumes an
-    interrupted run. Exit code 0 when the gate holds, 100 when a row fails or errors (or the suite's gate,
-    --fail-under or --compare-to is not met), 1 when the suite cannot run.
+    """Run a suite (resuming an interrupted run); exit 0 when the gate holds, 100 when not.
+
+    Writes results.jsonl, results.csv, results.xml (JUnit) and report.html. Exit code 0 when
+    the gate holds, 100 when a row fails or errors (or the suite's gate, --fail-under or
+    --compare-to is not met), 1 when the suite cannot run.
 
     Example: genlab eval run examples/eval/summaries.yaml --compare-to evals/last-release
     """

@@ -179,8 +179,9 @@ def chat(
 
 @app.command()
 def models() -> None:
-    """List the backends genlab can reach (models, then image and speech backends for
-    genlab trailer; built in and plugins) and whether they are ready."""
+    """List the backends genlab can reach and whether they are ready.
+
+    Models, then the image and speech backends of genlab trailer; built in and plugins."""
     from genlab.machine import thread_count
     from genlab.models.registry import describe_entries
 
@@ -225,7 +226,7 @@ def usage(
 def serve(
     model: list[str] = typer.Option(["local"], "--model", "-m", help="Model spec to serve (repeatable)."),
     host: str = typer.Option("127.0.0.1", "--host"),
-    port: int = typer.Option(8000, "--port"),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="0: any free port (printed)."),
     api_key: Optional[str] = typer.Option(None, "--api-key", envvar="GENLAB_SERVE_API_KEY", show_envvar=True,
                                           help="Require 'Authorization: Bearer KEY' (needed beyond loopback; "
                                           "prefer the variable: a flag is visible in ps)."),
@@ -251,8 +252,8 @@ def serve(
                          max_total_tokens=max(max_tokens, ServeLimits.max_total_tokens),
                          max_body_bytes=max_body_kb * 1024)
 
-    def ready() -> None:
-        err.print(f"genlab serving {', '.join(redact(m) for m in model)} at http://{host}:{port}/v1 (Ctrl-C stops)")
+    def ready(bound: int) -> None:
+        err.print(f"genlab serving {', '.join(redact(m) for m in model)} at http://{host}:{bound}/v1 (Ctrl-C stops)")
 
     run_server(model, host=host, port=port, api_key=api_key, budget=budget_from(budget_usd, budget_tokens),
                limits=limits, allow_hosts=allow_host, on_ready=ready)

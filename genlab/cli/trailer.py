@@ -32,8 +32,9 @@ def trailer(
     fresh: bool = typer.Option(False, "--fresh", help="Make every part again instead of reusing those stored "
                                "beside the video by an earlier or interrupted run (the default resumes)."),
 ) -> None:
-    """Make a narrated video of the sources: a storyboard written by the model, a picture
-    and a narration per scene, H.264/AAC MP4 with WebVTT subtitles.
+    """Make a narrated video of the sources (H.264/AAC MP4 with WebVTT subtitles).
+
+    The model writes a storyboard; each scene gets a picture and a narration.
 
     Example: genlab trailer examples/notebook/velmora/kestrel-island.pdf -o kestrel/trailer.mp4
     """
