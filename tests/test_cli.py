@@ -134,3 +134,16 @@ def test_training_flags_are_derived_from_train_options(monkeypatch, tmp_path):
     import re
     assert not re.search(r"(^|│)\s+--lora\s", runner.invoke(app, ["distill", "logits", "--help"]).output, re.M)
     assert "x>=2" in runner.invoke(app, ["tune", "kto", "--help"]).output  # KTO's own batch minimum
+
+
+def test_help_reads_as_paragraphs_and_keeps_brackets():
+    """Help text is Markdown: a docstring's line breaks do not survive into the page (an
+    80-column terminal would show them as ragged lines), and "[options]" is not a markup tag."""
+    from typer.testing import CliRunner
+
+    from genlab.cli import app
+
+    runner = CliRunner(env={"COLUMNS": "200"})
+    page = runner.invoke(app, ["eval", "run", "--help"]).output
+    assert "Exit code 0 when the gate holds, 100 when a row fails or errors (or the suite's gate," in page
+    assert "genlab evolve SPEC [options] starts a run" in runner.invoke(app, ["evolve", "--help"]).output

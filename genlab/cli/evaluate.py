@@ -10,10 +10,11 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from genlab.cli.common import app, err, out
+from genlab.cli.common import MARKUP, app, err, out
 from genlab.errors import ConfigError
 
-eval_app = typer.Typer(no_args_is_help=True, help="Evaluate models: reference metrics and LLM autoraters.")
+eval_app = typer.Typer(no_args_is_help=True, rich_markup_mode=MARKUP,
+                       help="Evaluate models: reference metrics and LLM autoraters.")
 app.add_typer(eval_app, name="eval")
 
 
@@ -32,7 +33,7 @@ def run(suite_path: Path = typer.Argument(..., help="The suite YAML file."),
                                                    "rows passes (0-1; default: the suite's gate, else 1)."),
         compare_to: Optional[Path] = typer.Option(None, "--compare-to", help="An earlier run's --out directory: "
                                                   "report rows that passed there and fail now, and fail on them.")) -> None:
-    """Run a suite (resuming an interrupted run); exit 0 when the gate holds, 100 when not.
+    """Run a suite and gate on its results; an interrupted run resumes.
 
     Writes results.jsonl, results.csv, results.xml (JUnit) and report.html. Exit code 0 when
     the gate holds, 100 when a row fails or errors (or the suite's gate, --fail-under or
