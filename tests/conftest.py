@@ -4,6 +4,8 @@ real `genlab serve` on a free loopback port."""
 from __future__ import annotations
 
 import os
+import re
+import select
 import socket
 import subprocess
 import sys
@@ -111,16 +113,28 @@ class Served:
         return Store(self.home / "genlab.db")
 
 
-def start_server(home: Path, *args: str, key: str | None = None) -> Served:
-    port = free_port()
+def start_server(home: Path, *args: str, key: str | None = None, seconds: float = 60) -> Served:
+    """`genlab serve --port 0`: the server takes a free port itself (no window in which another
+    process could take the one a test picked) and names it in its "genlab serving … at" line."""
     env = {k: v for k, v in os.environ.items() if k not in KEY_VARS}
     env["GENLAB_HOME"] = str(home)
-    cmd = [sys.executable, "-m", "genlab.cli", "serve", "--port", str(port), *args]
+    cmd = [sys.executable, "-m", "genlab.cli", "serve", "--port", "0", *args]
     if key:
         cmd += ["--api-key", key]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_for(f"http://127.0.0.1:{port}/health", proc)
-    return Served(port, home, key or "", proc)
+    # Raw reads of the pipe: a text wrapper's buffer could hold the line while select() waits.
+    deadline, said, fd = time.time() + seconds, b"", proc.stderr.fileno()
+    while time.time() < deadline and select.select([fd], [], [], deadline - time.time())[0]:
+        chunk = os.read(fd, 4096)
+        if not chunk:                                   # the server exited
+            break
+        said += chunk
+        if match := re.search(rb"genlab serving .* at http://127\.0\.0\.1:(\d+)/v1 ", said):
+            port = int(match.group(1))
+            wait_for(f"http://127.0.0.1:{port}/health", proc)
+            return Served(port, home, key or "", proc)
+    proc.kill()
+    raise RuntimeError(f"genlab serve did not say where it serves within {seconds} s: {said.decode(errors='replace')}")
 
 
 @pytest.fixture(scope="session")
