@@ -1,4 +1,5 @@
-"""What this machine lets genlab use: its cores, and how many threads a model gets.
+"""What this machine lets genlab use: its cores, how many threads a model gets, and the
+ports genlab serve and genlab eval view listen on.
 
 Two cores are the common case. More threads than cores makes llama.cpp and torch
 several times slower (threads spin-wait), so every component asks here.
@@ -6,7 +7,11 @@ several times slower (threads spin-wait), so every component asks here.
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
+
+from genlab.errors import ConfigError
 
 
 def usable_cores() -> int:
@@ -19,3 +24,29 @@ def thread_count() -> int:
     if os.environ.get("GENLAB_THREADS"):
         return max(1, int(os.environ["GENLAB_THREADS"]))
     return usable_cores()
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """Bind and listen on ``host:port`` (0: any free port). A server binds before it loads
+    anything, so that a port in use is a one-line error in a second, not a traceback or a
+    log line after the warm-up."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise ConfigError(f"cannot serve on {host}: {exc.strerror}; give an address or a name this machine "
+                          "resolves (--host 127.0.0.1)") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # a restart may reuse a port in TIME_WAIT
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            fix = "something else listens there; stop it or choose another --port"
+        elif exc.errno == errno.EACCES:
+            fix = "ports below 1024 need privileges; choose a port above 1023"
+        else:
+            fix = "check --host and --port"
+        raise ConfigError(f"cannot serve on {host}:{port}: {exc.strerror}; {fix}") from None
+    sock.listen()       # clients that connect before the server loop starts wait in the backlog
+    return sock

@@ -122,6 +122,13 @@ def start_server(home: Path, *args: str, key: str | None = None, seconds: float 
     if key:
         cmd += ["--api-key", key]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    port = announced_port(proc, rb"genlab serving .* at http://127\.0\.0\.1:(\d+)/v1 ", seconds)
+    wait_for(f"http://127.0.0.1:{port}/health", proc)
+    return Served(port, home, key or "", proc)
+
+
+def announced_port(proc: subprocess.Popen, pattern: bytes, seconds: float = 60) -> int:
+    """The port a server started with --port 0 names on stderr (group 1 of ``pattern``)."""
     # Raw reads of the pipe: a text wrapper's buffer could hold the line while select() waits.
     deadline, said, fd = time.time() + seconds, b"", proc.stderr.fileno()
     while time.time() < deadline and select.select([fd], [], [], deadline - time.time())[0]:
@@ -129,12 +136,10 @@ def start_server(home: Path, *args: str, key: str | None = None, seconds: float 
         if not chunk:                                   # the server exited
             break
         said += chunk
-        if match := re.search(rb"genlab serving .* at http://127\.0\.0\.1:(\d+)/v1 ", said):
-            port = int(match.group(1))
-            wait_for(f"http://127.0.0.1:{port}/health", proc)
-            return Served(port, home, key or "", proc)
+        if match := re.search(pattern, said):
+            return int(match.group(1))
     proc.kill()
-    raise RuntimeError(f"genlab serve did not say where it serves within {seconds} s: {said.decode(errors='replace')}")
+    raise RuntimeError(f"the server did not say where it serves within {seconds} s: {said.decode(errors='replace')}")
 
 
 @pytest.fixture(scope="session")

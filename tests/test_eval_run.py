@@ -7,6 +7,8 @@ import os
 import sqlite3
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -103,6 +105,27 @@ def test_interrupted_run_resumes_without_repeating_rows(example_run):
     assert len(after) == 24
     for key, finished in before.items():
         assert (after[key] != finished) == (key in lost), key
+
+
+def test_view_serves_the_reports_read_only(example_run):
+    """`genlab eval view` over real HTTP: the listed report page, POST refused, a taken port refused."""
+    from conftest import announced_port
+
+    home, out = example_run
+    proc = subprocess.Popen([sys.executable, "-m", "genlab.cli", "eval", "view", str(out.parent), "--port", "0"],
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "GENLAB_HOME": str(home)})
+    try:
+        port = announced_port(proc, rb"serving .* at http://127\.0\.0\.1:(\d+)/ ")
+        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/{out.name}/report.html", timeout=10).read().decode()
+        assert page.startswith("<!doctype html>")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/x", data=b"{}"), timeout=10)
+        assert refused.value.code == 405
+        taken = genlab(home, "eval", "view", str(out.parent), "--port", str(port))
+        assert taken.returncode == 1 and "choose another --port" in taken.stderr and "Traceback" not in taken.stderr
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def test_pairwise_runs_both_orders(tmp_path):

@@ -134,10 +134,12 @@ def judge(dataset: Path = typer.Argument(..., help="JSONL: pairwise {input, outp
 
 @eval_app.command()
 def view(directory: Path = typer.Argument(Path("evals"), help="A results directory (or the parent of several)."),
-         port: int = typer.Option(8765, "--port")) -> None:
+         port: int = typer.Option(8765, "--port", min=0, max=65535, help="0: any free port (printed).")) -> None:
     """Serve past reports read-only on http://127.0.0.1:PORT (Ctrl-C stops)."""
     import functools
     import http.server
+
+    from genlab.machine import listen_socket
 
     if not directory.is_dir():
         raise ConfigError(f"no results directory {directory}; run: genlab eval run SUITE.yaml")
@@ -152,7 +154,10 @@ def view(directory: Path = typer.Argument(Path("evals"), help="A results directo
             pass
 
     handler = functools.partial(ReadOnly, directory=str(directory.resolve()))
-    with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
+    with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler, bind_and_activate=False) as server:
+        server.socket.close()
+        server.socket = listen_socket("127.0.0.1", port)      # a port in use: one line naming the fix
+        port = server.socket.getsockname()[1]
         reports = sorted(p.relative_to(directory) for p in directory.rglob("report.html"))
         err.print(f"serving {directory} at http://127.0.0.1:{port}/ (Ctrl-C stops)")
         for report in reports:

@@ -196,7 +196,7 @@ def models() -> None:
 
 @app.command()
 def usage(
-    days: int = typer.Option(30, "--days", help="How many days back."),
+    days: int = typer.Option(30, "--days", min=1, help="How many days back."),
     as_json: bool = typer.Option(False, "--json", help="Print rows as JSON."),
 ) -> None:
     """Print tokens and cost by model and day, from genlab's store."""

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from genlab.machine import listen_socket
 from genlab.models import Budget
 from genlab.serve.app import create_app
-from genlab.serve.guard import ServeLimits, check_binding, listen_socket
+from genlab.serve.guard import ServeLimits, check_binding
 
 __all__ = ["ServeLimits", "create_app", "serve"]
 

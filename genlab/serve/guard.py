@@ -10,12 +10,10 @@ header must name this server.
 from __future__ import annotations
 
 import asyncio
-import errno
 import hmac
 import ipaddress
 import json
 import math
-import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,31 +64,6 @@ def check_binding(host: str, api_key: str | None) -> None:
         raise ConfigError(f"refusing to serve on {host} without an API key: anyone who can reach it could use "
                           "the models; set GENLAB_SERVE_API_KEY (not --api-key, which other users see in ps), "
                           "or serve on 127.0.0.1")
-
-
-def listen_socket(host: str, port: int) -> socket.socket:
-    """Bind and listen on ``host:port`` (0: any free port) before any model loads, so that
-    a port in use is a one-line error in a second, not a log line after the warm-up."""
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)[0]
-    except socket.gaierror as exc:
-        raise ConfigError(f"cannot serve on {host}: {exc.strerror}; give an address or a name this machine "
-                          "resolves (--host 127.0.0.1)") from None
-    sock = socket.socket(family, kind, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # a restart may reuse a port in TIME_WAIT
-    try:
-        sock.bind(address)
-    except OSError as exc:
-        sock.close()
-        if exc.errno == errno.EADDRINUSE:
-            fix = "something else listens there; stop it or choose another --port"
-        elif exc.errno == errno.EACCES:
-            fix = "ports below 1024 need privileges; choose a port above 1023"
-        else:
-            fix = "check --host and --port"
-        raise ConfigError(f"cannot serve on {host}:{port}: {exc.strerror}; {fix}") from None
-    sock.listen()       # clients that connect before uvicorn starts wait in the backlog
-    return sock
 
 
 def allowed_hosts(host: str, extra: list[str] | None = None) -> set[str] | None:
