@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import openai
 import pytest
 
-from conftest import free_port, start_server
+from conftest import announced_port, free_port, start_server
 from genlab.errors import BudgetExceeded, ConfigError
 from genlab.models import Budget, Usage
 from genlab.serve.guard import check_binding, depth_of
@@ -204,6 +204,30 @@ def test_a_port_in_use_is_refused_at_once_in_one_line(tmp_path):
     out = subprocess.run([sys.executable, "-m", "genlab.cli", "serve", "--port", "70000"],
                          capture_output=True, text=True, timeout=60, env=env)
     assert out.returncode == 2 and "Invalid value for '--port'" in out.stderr and "Traceback" not in out.stderr
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="this machine has no IPv6 loopback (::1) to serve on")
+def test_an_ipv6_host_is_served_and_printed_as_a_url(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "genlab.cli", "serve", "--host", "::1", "--port", "0"],
+                            stderr=subprocess.PIPE, text=True,
+                            env={"GENLAB_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    try:
+        port = announced_port(proc, rb"genlab serving local at http://\[::1\]:(\d+)/v1 ")
+        conn = http.client.HTTPConnection("::1", port, timeout=10)
+        conn.request("GET", "/health", headers={"Host": f"[::1]:{port}"})
+        assert conn.getresponse().status == 200
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 # -- credentials and errors ----------------------------------------------------------------

@@ -253,7 +253,8 @@ def serve(
                          max_body_bytes=max_body_kb * 1024)
 
     def ready(bound: int) -> None:
-        err.print(f"genlab serving {', '.join(redact(m) for m in model)} at http://{host}:{bound}/v1 (Ctrl-C stops)")
+        shown = f"[{host}]" if ":" in host and not host.startswith("[") else host     # an IPv6 address in a URL
+        err.print(f"genlab serving {', '.join(redact(m) for m in model)} at http://{shown}:{bound}/v1 (Ctrl-C stops)")
 
     run_server(model, host=host, port=port, api_key=api_key, budget=budget_from(budget_usd, budget_tokens),
                limits=limits, allow_hosts=allow_host, on_ready=ready)
