@@ -50,6 +50,8 @@ def test_user_mistakes_are_one_line_errors(genlab_home, tmp_path):
         (("ask", "nope", "Why?"), "error: no notebook named 'nope' (notebooks: none yet); create it with"),
         (("notebook", "add", "nope", str(tmp_path)), "error: no notebook named 'nope'"),
         (("notebook", "create", "bad/name"), "error: notebook name 'bad/name' is not allowed"),
+        (("ask", "nope", "  "), "error: the question is empty; give some words"),
+        (("notebook", "search", "nope", ""), "error: the query is empty; give some words"),
     ]:
         result = genlab(*args)
         assert result.returncode == 1

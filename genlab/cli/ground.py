@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from genlab.cli.common import MARKUP, ModelOpt, app, err, out, progress_bars, stage_progress
+from genlab.errors import ConfigError
 
 notebook_app = typer.Typer(no_args_is_help=True, rich_markup_mode=MARKUP,
                            help="Notebooks: your sources, indexed for grounded answers.")
@@ -34,6 +35,11 @@ def _search(source: str):
     from genlab.ground.retrieval import NotebookSearch
 
     return get_search_backend(source) if ":" in source else NotebookSearch.open(source)
+
+
+def _not_empty(text: str, what: str) -> None:
+    if not text.strip():
+        raise ConfigError(f"the {what} is empty; give some words, e.g. \"When was the lighthouse built?\"")
 
 
 @notebook_app.command()
@@ -112,9 +118,10 @@ def delete(name: str, yes: bool = typer.Option(False, "--yes", "-y", help="Do no
 
 
 @notebook_app.command()
-def search(name: str, query: str, k: int = typer.Option(5, "-k"),
+def search(name: str, query: str, k: int = typer.Option(5, "-k", min=1),
            method: str = typer.Option("reranked", "--method", help="bm25, dense, hybrid or reranked.")) -> None:
     """Show what retrieval finds, without a model.  Example: genlab notebook search velmora "ferry fares" """
+    _not_empty(query, "query")
     from genlab.ground.retrieval import NotebookSearch
 
     table = Table("#", "score", "cosine", "source", "page", "span", "text")
@@ -160,6 +167,7 @@ def ask(source: str = typer.Argument(..., help="Notebook name, or a search-backe
 
     Example: genlab ask velmora "When was the lighthouse built?" --json
     """
+    _not_empty(question, "question")
     from genlab.ground.answer import MIN_COVERAGE, MIN_SIMILARITY
     from genlab.ground.answer import ask as ground_ask
     from genlab.ground.check import check_groundedness
