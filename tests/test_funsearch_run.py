@@ -169,6 +169,8 @@ def test_bad_spec_fails_before_any_model_call(tmp_path, genlab_home):
     (["--seed-program", "worst-fit"], "the bin-packing spec has no baseline 'worst-fit' to seed from; choose one of: "
                                       "first-fit, best-fit"),
     (["--constrain", "-m", "openai:gpt-4o-mini"], "--constrain needs a backend that takes grammars"),
+    (["--max-minutes", "0"], "--max-minutes must be more than 0"),      # it started a run that stopped at once
+    (["--max-tokens", "0"], "--max-tokens must be at least 1"),
 ])
 def test_bad_run_options_fail_before_anything_is_created(tmp_path, genlab_home, args, message):
     env = {**os.environ, "OPENAI_API_KEY": "sk-unused"}

@@ -49,6 +49,8 @@ class EvolveConfig:
             (self.samples_per_prompt >= 1, "samples per prompt must be at least 1"),
             (self.workers >= 1, "--workers must be at least 1"),
             (self.eval_workers >= 1, "evaluation workers must be at least 1"),
+            (self.max_minutes is None or self.max_minutes > 0, "--max-minutes must be more than 0"),
+            (self.max_tokens >= 1, "--max-tokens must be at least 1"),
             (self.timeout_s > 0, "the timeout must be positive"),
             (self.memory_mb >= 256, "the memory limit must be at least 256 MB"),
             (self.mode in ("auto", "completion", "chat"), "--mode must be completion, chat or auto"),
