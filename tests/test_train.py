@@ -269,6 +269,10 @@ def test_cli_tune_sft_and_its_errors(sft_data, held_out_suite, tmp_path):
     assert "held-out (" in result.stdout and "2 rows" in result.stdout and "  regex: " in result.stdout
     again = genlab("tune", "sft", str(sft_data), "-o", str(tmp_path / "out"), "--max-steps", "2")
     assert again.returncode == 1 and "already holds a training run; pass --resume" in again.stderr
+    for command in (("tune", "sft", str(sft_data)), ("distill", "embeddings", "velmora")):  # -o names a file
+        result = genlab(*command, "-o", str(sft_data))
+        assert result.returncode == 1 and f"--output {sft_data} is a file; give a folder" in result.stderr
+        assert "Traceback" not in result.stderr
     bad = write(tmp_path / "bad.jsonl", [{"prompt": "a", "chosen": "b"}] * 3)
     result = genlab("tune", "dpo", str(bad), "-o", str(tmp_path / "dpo"))
     assert result.returncode == 1 and "Traceback" not in result.stderr

@@ -250,6 +250,8 @@ def distill_embeddings(source: str, teacher_spec: str, output: Path, *, base: st
 
     if positive not in POSITIVES:
         raise ConfigError(f"positive must be one of {', '.join(POSITIVES)}, not {positive!r}")
+    if output.exists() and not output.is_dir():
+        raise ConfigError(f"--output {output} is a file; give a folder for the tuned embedder")
     if output.exists() and (output / SUMMARY_FILE).exists() and not resume:
         raise ConfigError(f"{output} already holds a distilled embedder; choose another --output")
     passages = passages_from(source)
