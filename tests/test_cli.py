@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -147,3 +148,15 @@ def test_help_reads_as_paragraphs_and_keeps_brackets():
     page = runner.invoke(app, ["eval", "run", "--help"]).output
     assert "Exit code 0 when the gate holds, 100 when a row fails or errors (or the suite's gate," in page
     assert "genlab evolve SPEC [options] starts a run" in runner.invoke(app, ["evolve", "--help"]).output
+
+
+def test_a_path_in_the_way_is_one_line_naming_it(tmp_path):
+    """An OSError about a path the user gave is translated once, at the CLI's boundary."""
+    blocker = tmp_path / "results.txt"
+    blocker.write_text("not a folder")
+    suite = Path(__file__).resolve().parent.parent / "examples" / "eval" / "summaries.yaml"
+    for out, reason in ((blocker, "File exists"), (blocker / "run", "Not a directory")):
+        result = genlab("eval", "run", str(suite), "--out", str(out))
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert result.stderr.strip() == f"error: {out}: {reason}; a file is where a folder is needed; " \
+                                        "choose another path", result.stderr

@@ -3,6 +3,7 @@ function and prints the result; the work lives in the packages."""
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -10,6 +11,19 @@ import sys
 from genlab.cli import evolve, models, reason, evaluate, ground, train, trailer  # noqa: F401, I001
 from genlab.cli.common import app, err
 from genlab.errors import GenlabError
+
+
+# A path the user gave that cannot be written as asked: what to do about it.
+PATH_FIXES = {
+    errno.EEXIST: "a file is where a folder is needed; choose another path",
+    errno.ENOTDIR: "a file is where a folder is needed; choose another path",
+    errno.EISDIR: "a folder is where a file is needed; choose another path",
+    errno.EACCES: "this user may not write there; choose another path",
+    errno.EPERM: "this user may not write there; choose another path",
+    errno.EROFS: "the file system is read-only; choose another path",
+    errno.ENOSPC: "the disk is full; free some space and run it again",
+    errno.ENAMETOOLONG: "choose a shorter path",
+}
 
 
 def main() -> None:
@@ -20,6 +34,11 @@ def main() -> None:
         if os.environ.get("GENLAB_DEBUG"):
             raise
         err.print(f"[red]error:[/] {exc}")
+        sys.exit(1)
+    except OSError as exc:
+        if os.environ.get("GENLAB_DEBUG") or exc.filename is None or exc.errno not in PATH_FIXES:
+            raise
+        err.print(f"[red]error:[/] {exc.filename}: {exc.strerror}; {PATH_FIXES[exc.errno]}")
         sys.exit(1)
     except KeyboardInterrupt:
         err.print("interrupted")
