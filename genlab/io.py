@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sqlite3
@@ -80,8 +81,13 @@ def validation_problems(exc) -> list[tuple[str, str]]:
 # -- SQLite ------------------------------------------------------------------------------
 
 def store_error(path: Path, exc: BaseException) -> StoreError:
-    """One line naming the file, what SQLite said and the fix."""
-    message = str(exc)
+    """One line naming the file, what SQLite (or the OS) said and the fix."""
+    where, message = path, str(exc)
+    if isinstance(exc, OSError) and exc.strerror:         # the OS names the path it refused, often a parent
+        where, message = exc.filename or path, exc.strerror
+        if exc.errno in (errno.EEXIST, errno.ENOTDIR):
+            return StoreError(f"{where}: {message}; a file is where the folder for {path.name} is needed; "
+                              "move it, or set GENLAB_HOME (or the run's folder) elsewhere")
     lowered = message.lower()
     if "not a database" in lowered or "malformed" in lowered:
         fix = f"the file is damaged; move it aside (mv {path} {path}.broken) and genlab starts a new one"
@@ -93,7 +99,7 @@ def store_error(path: Path, exc: BaseException) -> StoreError:
         fix = "make it writable, or set GENLAB_HOME to a writable directory"
     else:
         fix = "check the file and the disk"
-    return StoreError(f"{path}: {message}; {fix}")
+    return StoreError(f"{where}: {message}; {fix}")
 
 
 def connect(path: Path, migrations: list[tuple[str, list[str]]], foreign_keys: bool = False) -> sqlite3.Connection:

@@ -59,6 +59,17 @@ def test_a_failed_write_rolls_back_and_leaves_the_store_usable(store):
     assert store.response_exists("chatcmpl-y")
 
 
+def test_a_file_where_the_home_folder_should_be_is_one_plain_line(tmp_path):
+    from genlab.store import Store
+
+    blocker = tmp_path / "home"
+    blocker.write_text("not a folder")
+    with pytest.raises(StoreError) as refused:
+        Store(blocker / "genlab.db")
+    assert str(refused.value).startswith(f"{blocker}: ") and "a file is where the folder for genlab.db is needed" \
+        in str(refused.value) and "Errno" not in str(refused.value)
+
+
 def test_a_locked_store_names_the_file_and_the_reply_is_not_lost(local, store, caplog):
     store._db.execute("PRAGMA busy_timeout=50")
     holder = sqlite3.connect(store.path, isolation_level=None)
