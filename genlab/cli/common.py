@@ -12,11 +12,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from genlab.models.registry import BUILTIN
 
-# Markdown joins a paragraph's lines, as help text should read; typer's "rich" mode keeps the
-# docstrings' line breaks (so an 80-column terminal shows ragged lines) and takes "[options]"
-# for a markup tag and drops it.
-MARKUP = "markdown"
-app = typer.Typer(no_args_is_help=True, rich_markup_mode=MARKUP, add_completion=False,
+# Help is Markdown, which joins a paragraph's lines; typer's "rich" mode keeps the docstrings'
+# line breaks (ragged at 80 columns) and takes "[options]" for a markup tag and drops it.
+# Sub-apps inherit the root's mode.
+app = typer.Typer(no_args_is_help=True, rich_markup_mode="markdown", add_completion=False,
                   pretty_exceptions_enable=False, help="genlab: LLM engineering techniques on any model, offline by default.")
 # Tables stay readable when output goes to a file or pipe (rich would assume 80 columns).
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)

@@ -10,11 +10,10 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from genlab.cli.common import MARKUP, app, err, out
+from genlab.cli.common import app, err, out
 from genlab.errors import ConfigError
 
-eval_app = typer.Typer(no_args_is_help=True, rich_markup_mode=MARKUP,
-                       help="Evaluate models: reference metrics and LLM autoraters.")
+eval_app = typer.Typer(no_args_is_help=True, help="Evaluate models: reference metrics and LLM autoraters.")
 app.add_typer(eval_app, name="eval")
 
 

@@ -11,7 +11,7 @@ from rich.live import Live
 from rich.table import Table
 from typer.core import TyperGroup
 
-from genlab.cli.common import MARKUP, ModelOpt, app, budget_from, err, out
+from genlab.cli.common import ModelOpt, app, budget_from, err, out
 from genlab.errors import ConfigError
 from genlab.search.funsearch.config import EvolveConfig
 
@@ -28,7 +28,7 @@ class _RunIsDefault(TyperGroup):
         return super().parse_args(ctx, args)
 
 
-evolve_app = typer.Typer(cls=_RunIsDefault, no_args_is_help=True, rich_markup_mode=MARKUP, help=(
+evolve_app = typer.Typer(cls=_RunIsDefault, no_args_is_help=True, help=(
     "FunSearch: a model proposes programs, a sandbox scores them, the best come back in prompts.\n\n"
     "genlab evolve SPEC [options] starts a run (SPEC: bin-packing, cap-set, or a file)."))
 app.add_typer(evolve_app, name="evolve")

@@ -11,11 +11,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from genlab.cli.common import MARKUP, ModelOpt, app, err, out, progress_bars, stage_progress
+from genlab.cli.common import ModelOpt, app, err, out, progress_bars, stage_progress
 from genlab.errors import ConfigError
 
-notebook_app = typer.Typer(no_args_is_help=True, rich_markup_mode=MARKUP,
-                           help="Notebooks: your sources, indexed for grounded answers.")
+notebook_app = typer.Typer(no_args_is_help=True, help="Notebooks: your sources, indexed for grounded answers.")
 app.add_typer(notebook_app, name="notebook")
 
 KOpt = typer.Option(4, "-k", min=1, help="Passages to retrieve; the abstention gates read them all.")

@@ -11,7 +11,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from genlab.cli.common import MARKUP, ModelOpt, app, err, out
+from genlab.cli.common import ModelOpt, app, err, out
 from genlab.errors import ConfigError
 
 
@@ -76,8 +76,7 @@ def classify(
         sys.stdout.flush()
 
 
-ttc_app = typer.Typer(no_args_is_help=True, rich_markup_mode=MARKUP,
-                      help="Test-time compute: accuracy against tokens spent.")
+ttc_app = typer.Typer(no_args_is_help=True, help="Test-time compute: accuracy against tokens spent.")
 app.add_typer(ttc_app, name="ttc")
 
 

@@ -10,13 +10,12 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from genlab.cli.common import MARKUP, app, err, out
+from genlab.cli.common import app, err, out
 
 if TYPE_CHECKING:
     from genlab.train.trainer import TrainResult
 
-feedback_app = typer.Typer(no_args_is_help=True, rich_markup_mode=MARKUP,
-                           help="Ratings and preferences captured in chat and serve.")
+feedback_app = typer.Typer(no_args_is_help=True, help="Ratings and preferences captured in chat and serve.")
 app.add_typer(feedback_app, name="feedback")
 
 
@@ -58,8 +57,7 @@ def stats() -> None:
               f"{pairs} pairwise preferences")
 
 
-tune_app = typer.Typer(no_args_is_help=True, rich_markup_mode=MARKUP,
-                       help="Fine-tune a model on the CPU with trl: SFT, reward model, DPO, KTO, GRPO.")
+tune_app = typer.Typer(no_args_is_help=True, help="Fine-tune a model on the CPU with trl: SFT, reward model, DPO, KTO, GRPO.")
 app.add_typer(tune_app, name="tune")
 
 OutputOpt = typer.Option(..., "--output", "-o", help="Folder to write (a Hugging Face model; use it as --model hf:DIR).")
@@ -217,8 +215,7 @@ def best_of_n(prompt: str, reward_model: Path = typer.Option(..., "--reward", he
         out.print(f"{mark} {score:+.3f}  {' '.join(chain.text.split())[:160]}")
 
 
-distill_app = typer.Typer(no_args_is_help=True, rich_markup_mode=MARKUP,
-                          help="Distil a teacher into a student: data, logits, on-policy, embeddings.")
+distill_app = typer.Typer(no_args_is_help=True, help="Distil a teacher into a student: data, logits, on-policy, embeddings.")
 app.add_typer(distill_app, name="distill")
 
 
