@@ -13,7 +13,8 @@ question carries its half: ``dev`` for choosing settings, ``heldout`` for the RE
              by cosine with a passage line (>= 0.6)
     genlab   reranked retrieval (hybrid candidates re-fused with their best sentence's
              cosine), the cosine gate and the coverage gate over the 4 found, the first 2
-             shown to the model (answer.SHOWN), attribution by words first
+             shown to the model (answer.SHOWN), attribution by words first, and a draft
+             that cites nothing replaced by the closest sentence, quoted (answer.quote_closest)
 
 Measured, per half:
   1. retrieval: the right passage first (hit@1) and among the 4 found (hit@4), the right
@@ -29,7 +30,9 @@ Measured, per half:
   6. on dev, every question answered (both gates off): how many passages to show the model
      (the shipped SHOWN), the answer length (the shipped ANSWER_TOKENS, against 300
      tokens), how often the right page can be cited at all, and whether refusing drafts
-     that no shown passage backs would help the gates.
+     that no shown passage backs would help the gates;
+  7. on dev, the shipped answers (gates off) with and without the quote in place of a draft
+     that cites nothing (quote_dev).
 
 Rates carry 95 % Wilson intervals. Writes bench/results/ground_hard.json. About 90 minutes
 on 2 cores (end to end 20 of them, dev answers 50); ``python bench/ground_hard.py latency attribution``
@@ -64,7 +67,7 @@ RERANK_CANDIDATES = 8      # for the model as reranker
 COVERAGE_GRID = [round(0.40 + 0.05 * i, 2) for i in range(10)]
 SYNONYM_GRID = [round(0.60 + 0.05 * i, 2) for i in range(7)]   # cosine that makes an unseen word seen
 MAX_FALSE_ABSTENTIONS = 0.10
-SECTIONS = ("retrieval", "latency", "attribution", "abstention", "rerank", "end_to_end", "dev_answers")
+SECTIONS = ("retrieval", "latency", "attribution", "abstention", "rerank", "end_to_end", "dev_answers", "quote_dev")
 LONG_ANSWER = 300          # tokens: what answers were cut at before ANSWER_TOKENS
 
 
@@ -300,7 +303,7 @@ def end_to_end(model, search_today, search_genlab, rows: list[dict], progress) -
     from genlab.ground.answer import ask
 
     results, samples = {}, []
-    for name, search, options in (("today", search_today, {"min_coverage": 0.0, "shown": RETRIEVED}),
+    for name, search, options in (("today", search_today, {"min_coverage": 0.0, "shown": RETRIEVED, "quote": False}),
                                   ("genlab", search_genlab, {})):
         right = contains = abstained_answerable = abstained_unanswered = 0
         answerable = [row for row in rows if row["row"].answerable]
@@ -376,6 +379,34 @@ def dev_answers(model, search, rows: list[dict], embedder, progress) -> dict:
                          "false_abstentions": rate(sum(refused[i] for i in answerable), len(answerable))})
     result["draft_check_grid"] = grid
     return result
+
+
+def quote_dev(model, search, rows: list[dict], embedder, progress) -> dict:
+    """Dev questions answered as genlab answers them, gates off: the model's draft, and the
+    same with a draft that cites nothing replaced by the shown passages' sentence closest to
+    the question (answer.quote_closest; what ``ask`` does by default)."""
+    from genlab.ground.answer import SHOWN, _with_similarity, answer_from, quote_closest
+
+    right = {"draft": 0, "quoted": 0}
+    contains = {"draft": 0, "quoted": 0}
+    quoted, answerable = [], 0
+    for n, row in enumerate(rows, 1):
+        passages = _with_similarity(search.search(row["question"], RETRIEVED, "reranked"), row["question"], embedder)
+        draft = answer_from(model, row["question"], passages[:SHOWN], embedder=embedder)
+        final = draft if draft.abstained or draft.supports else quote_closest(draft, embedder)
+        if final is not draft:
+            quoted.append({"id": row["id"], "answerable": row["row"].answerable, "draft": draft.answer[:200],
+                           "quote": final.answer, "right_page": row.get("source") in cited_pages(final)})
+        if row["row"].answerable:
+            answerable += 1
+            for name, answer in (("draft", draft), ("quoted", final)):
+                right[name] += row["source"] in cited_pages(answer)
+                contains[name] += row["answer"].lower() in answer.answer.lower()
+        progress("quote dev", n, len(rows))
+    return {name: {"right_page_cited": rate(right[name], answerable),
+                   "answer_contains_reference": rate(contains[name], answerable)} for name in right} | {
+        "quoted_answerable": sum(q["answerable"] for q in quoted),
+        "quoted_unanswered": sum(not q["answerable"] for q in quoted), "quotes": quoted}
 
 
 def main(sections: tuple[str, ...] = SECTIONS) -> None:
@@ -468,6 +499,12 @@ def main(sections: tuple[str, ...] = SECTIONS) -> None:
             cited, contains = r["right_page_cited"], r["answer_contains_reference"]
             print(f"dev, gates off, {r['shown']} shown, {r['tokens']} tokens: right page cited "
                   f"{cited['passed']}/{cited['n']}, contains the reference {contains['passed']}/{contains['n']}")
+    if "quote_dev" in sections:
+        data["quote_dev"] = quote_dev(model, search, halves["dev"], embedder, progress)
+        for name in ("draft", "quoted"):
+            r = data["quote_dev"][name]
+            print(f"dev, gates off, {name}: right page cited {r['right_page_cited']['passed']}/{r['right_page_cited']['n']}, "
+                  f"contains the reference {r['answer_contains_reference']['passed']}/{r['answer_contains_reference']['n']}")
     write("ground_hard", data)
 
 

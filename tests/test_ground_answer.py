@@ -7,13 +7,15 @@ import json
 
 import pytest
 
-from genlab.ground.answer import ABSTENTION, ask, ground_text
+from fake_backend import FakeBackend
+from genlab.ground.answer import ABSTENTION, ask, ground_text, quote_closest
 from genlab.ground.backends import Passage, get_search_backend
 from genlab.ground.check import check_groundedness
 from genlab.ground.support import lexical_support
 from genlab.ground.embed import load_embedder
 from genlab.ground.retrieval import NotebookSearch
 from genlab.errors import ConfigError
+from genlab.models import Model
 
 PASSAGES = [
     Passage("The Harrow Point lighthouse was built in 1847 by the engineer Ada Rennick.", "history.md", "History",
@@ -62,6 +64,45 @@ def test_a_sentence_without_a_marker_goes_to_the_passage_holding_its_words_and_n
 def test_the_models_own_abstention_is_recognised():
     answer = ground_text("The sources do not say.", PASSAGES, load_embedder())
     assert answer.abstained and answer.supports == []
+
+
+def test_a_draft_that_cites_nothing_becomes_the_closest_sentence_quoted():
+    passages = [Passage("# Harrow Point lighthouse\n\nHarrow Point lighthouse. The lighthouse was built in 1847 "
+                        "by the engineer Ada Rennick. Its lamp burned whale oil.", "history.md", "History", 1, 0, 120),
+                PASSAGES[1]]
+    draft = ground_text("The answer is: The answer is:", passages, load_embedder())
+    assert draft.supports == [] and not draft.abstained
+    draft.question = "When was the Harrow Point lighthouse built?"
+    quoted = quote_closest(draft, load_embedder())
+    # The heading and the three-word title line say the most about the question; neither is quoted.
+    assert quoted.answer == "The lighthouse was built in 1847 by the engineer Ada Rennick."
+    assert [(s.start, s.end, s.chunk_indices, s.cited_by) for s in quoted.supports] == [
+        (0, len(quoted.answer), (0,), "genlab")]
+    data = quoted.to_dict()
+    assert data["quoted"] is True and data["draft"] == "The answer is: The answer is:"
+    assert quoted.with_markers() == quoted.answer + "[1]"
+    assert "quoted" not in draft.to_dict()
+    nothing_to_quote = ground_text("No idea.", [Passage("# Fares", "f.md", "Fares", 1, 0, 7)], load_embedder())
+    assert quote_closest(nothing_to_quote, load_embedder()) is nothing_to_quote
+
+
+def test_ask_quotes_only_a_draft_that_cites_nothing(store):
+    """Control logic on a scripted backend: which drafts ask() replaces by a quote."""
+    question = "When was the Harrow Point lighthouse built?"
+
+    def answer(draft: str, **options):
+        # One model name per draft: answers are cached by model and prompt.
+        model = Model(f"fake {draft} {options}", FakeBackend([draft]), store=store, source="test")
+        return ask(model, ListBackend(), question, k=2, shown=1, min_coverage=0, **options)
+
+    quoted = answer("The answer is: The answer is:")
+    assert quoted.draft == "The answer is: The answer is:" and quoted.supports[0].chunk_indices == (0,)
+    assert quoted.answer in PASSAGES[0].text
+    kept = answer("It was built in 1847 [1].")
+    assert kept.draft is None and kept.answer == "It was built in 1847."
+    uncited = answer("The answer is: The answer is:", quote=False)
+    assert uncited.draft is None and uncited.supports == []
+    assert answer(ABSTENTION).abstained
 
 
 def test_an_unanswerable_question_abstains_without_calling_the_model(velmora, local, store):

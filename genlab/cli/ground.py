@@ -26,6 +26,8 @@ MinCoverageOpt = typer.Option(None, "--min-coverage", min=0.0, max=1.0,
                               help="Share of the question's words (weighted by rarity) one passage must hold, "
                                    "and no word may be one the sources never use, else abstain "
                                    "(default 0.65; 0 turns this gate off).")
+QuoteOpt = typer.Option(True, "--quote/--no-quote", help="When the model's answer cites nothing the passages hold, "
+                        "answer with their sentence closest to the question, quoted (--json keeps the draft).")
 
 
 def _search(source: str):
@@ -140,7 +142,9 @@ def _print_answer(answer, check=None) -> None:
         p = answer.chunks[i]
         out.print(f"  [cyan][{i + 1}][/] {escape(p.where)}, characters {p.start}–{p.end}: "
                   f"[dim]{escape(' '.join(p.text.split())[:160])}[/]")
-    if not answer.abstained and not answer.supports:
+    if answer.draft is not None:
+        err.print("[dim](quoted from the sources: the model's answer cited nothing they hold; --no-quote shows it)[/]")
+    elif not answer.abstained and not answer.supports:
         err.print("[yellow]no sentence of this answer is backed by a retrieved passage[/]")
     if check is not None:
         fraction, precision = check.supported_fraction, check.citation_precision
@@ -159,6 +163,7 @@ def ask(source: str = typer.Argument(..., help="Notebook name, or a search-backe
         min_similarity: Optional[float] = MinSimilarityOpt,
         min_coverage: Optional[float] = MinCoverageOpt,
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object with Gemini-shaped grounding metadata."),
+        quote: bool = QuoteOpt,
         check: bool = typer.Option(False, "--check", help="Also check each claim against its cited passages."),
         judge: Optional[str] = typer.Option(None, "--judge", help="Model spec of the groundedness judge "
                                             "(default: lexical overlap).")) -> None:
@@ -175,7 +180,7 @@ def ask(source: str = typer.Argument(..., help="Notebook name, or a search-backe
     llm = get_model(model, source="ground")
     answer = ground_ask(llm, _search(source), question, k=k, shown=shown,
                         min_similarity=MIN_SIMILARITY if min_similarity is None else min_similarity,
-                        min_coverage=MIN_COVERAGE if min_coverage is None else min_coverage)
+                        min_coverage=MIN_COVERAGE if min_coverage is None else min_coverage, quote=quote)
     report = None
     if check:
         report = check_groundedness(answer, get_model(judge, source="ground") if judge else None,
@@ -190,7 +195,7 @@ def ask(source: str = typer.Argument(..., help="Notebook name, or a search-backe
 
 
 @notebook_app.command()
-def chat(name: str, model: str = ModelOpt, k: int = KOpt, shown: int = ShownOpt) -> None:
+def chat(name: str, model: str = ModelOpt, k: int = KOpt, shown: int = ShownOpt, quote: bool = QuoteOpt) -> None:
     """Ask questions in a loop; each answer is grounded and cited. /exit or Ctrl-D leaves."""
     from genlab.ground.answer import ask as ground_ask
     from genlab.models import get_model
@@ -209,7 +214,7 @@ def chat(name: str, model: str = ModelOpt, k: int = KOpt, shown: int = ShownOpt)
             break
         if not line:
             continue
-        answer = ground_ask(llm, search_, line, k=k, shown=shown, history=history[-4:])
+        answer = ground_ask(llm, search_, line, k=k, shown=shown, history=history[-4:], quote=quote)
         _print_answer(answer)
         history += [{"role": "user", "content": line}, {"role": "assistant", "content": answer.answer}]
 

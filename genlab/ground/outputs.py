@@ -117,8 +117,8 @@ def faq(model: Model, search: SearchBackend, *, items: int = 6, k: int = 4, prog
             asked.add(question.lower())
             # The question was written from a passage, so the coverage gate (meant for a
             # user's questions, which may lie beyond the sources) is off; the answer must
-            # still have a supported sentence.
-            answer = ask(model, search, question, k=k, min_coverage=0)
+            # still have a supported sentence of the model's own (no quote in its place).
+            answer = ask(model, search, question, k=k, min_coverage=0, quote=False)
             if answer.supports:          # neither an abstention nor an answer no passage backs
                 document.sections.append(Section(question, answer))
                 if progress:
