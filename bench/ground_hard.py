@@ -32,7 +32,8 @@ Measured, per half:
      tokens), how often the right page can be cited at all, and whether refusing drafts
      that no shown passage backs would help the gates;
   7. on dev, the shipped answers (gates off) with and without the quote in place of a draft
-     that cites nothing (quote_dev).
+     that cites nothing (quote_dev); and the same comparison end to end, gates on, on the
+     example notebook's QA set (velmora, 43 questions), which chose nothing (quote_velmora).
 
 Rates carry 95 % Wilson intervals. Writes bench/results/ground_hard.json. About 90 minutes
 on 2 cores (end to end 20 of them, dev answers 50); ``python bench/ground_hard.py latency attribution``
@@ -67,7 +68,8 @@ RERANK_CANDIDATES = 8      # for the model as reranker
 COVERAGE_GRID = [round(0.40 + 0.05 * i, 2) for i in range(10)]
 SYNONYM_GRID = [round(0.60 + 0.05 * i, 2) for i in range(7)]   # cosine that makes an unseen word seen
 MAX_FALSE_ABSTENTIONS = 0.10
-SECTIONS = ("retrieval", "latency", "attribution", "abstention", "rerank", "end_to_end", "dev_answers", "quote_dev")
+SECTIONS = ("retrieval", "latency", "attribution", "abstention", "rerank", "end_to_end", "dev_answers", "quote_dev",
+            "quote_velmora")
 LONG_ANSWER = 300          # tokens: what answers were cut at before ANSWER_TOKENS
 
 
@@ -409,6 +411,33 @@ def quote_dev(model, search, rows: list[dict], embedder, progress) -> dict:
         "quoted_unanswered": sum(not q["answerable"] for q in quoted), "quotes": quoted}
 
 
+def quote_velmora(model) -> dict:
+    """genlab's answers on the example notebook's QA set, with and without the quote."""
+    from genlab.ground.evaluation import end_to_end, load_qa
+    from genlab.ground.retrieval import NotebookSearch
+
+    from scipy.stats import binomtest
+
+    rows = load_qa(VELMORA.parent / "velmora-qa.jsonl")
+    result, contains = {}, {}
+    for name, quote in (("drafts", False), ("quoted", True)):
+        e2e = end_to_end(model, NotebookSearch.open("velmora"), rows, quote=quote)
+        contains[name] = [r["contains_reference"] for r in e2e["rows"]]
+        answered = [r for r in e2e["rows"] if not r["abstained"]]
+        with_reference = [r for r in e2e["rows"] if r["answerable"] and r["contains_reference"] is not None]
+        result[name] = {"answer_contains_reference": rate(sum(r["contains_reference"] for r in with_reference),
+                                                          len(with_reference)),
+                        "quotes": rate(sum(r["quoted"] for r in answered), len(answered)),
+                        "supported_fraction": e2e["supported_fraction"],
+                        "citation_precision": e2e["citation_precision"]}
+    # Paired, question by question: answers that gained the reference with the quote, and lost it.
+    gained = sum(bool(q) and not d for d, q in zip(contains["drafts"], contains["quoted"]))
+    lost = sum(bool(d) and not q for d, q in zip(contains["drafts"], contains["quoted"]))
+    result["paired"] = {"gained": gained, "lost": lost,
+                        "sign_test_p": float(binomtest(gained, gained + lost).pvalue) if gained + lost else 1.0}
+    return result
+
+
 def main(sections: tuple[str, ...] = SECTIONS) -> None:
     if unknown := set(sections) - set(SECTIONS):
         raise SystemExit(f"unknown sections {sorted(unknown)}; name some of {', '.join(SECTIONS)}")
@@ -505,6 +534,14 @@ def main(sections: tuple[str, ...] = SECTIONS) -> None:
             r = data["quote_dev"][name]
             print(f"dev, gates off, {name}: right page cited {r['right_page_cited']['passed']}/{r['right_page_cited']['n']}, "
                   f"contains the reference {r['answer_contains_reference']['passed']}/{r['answer_contains_reference']['n']}")
+    if "quote_velmora" in sections:
+        data["quote_velmora"] = quote_velmora(model)
+        print(f"velmora, paired: {data['quote_velmora']['paired']}")
+        for name in ("drafts", "quoted"):
+            r = data["quote_velmora"][name]
+            c = r["answer_contains_reference"]
+            print(f"velmora, {name}: contains the reference {c['passed']}/{c['n']}, quotes {r['quotes']['passed']}, "
+                  f"claims supported {r['supported_fraction']:.2f}")
     write("ground_hard", data)
 
 

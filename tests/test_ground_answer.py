@@ -105,6 +105,19 @@ def test_ask_quotes_only_a_draft_that_cites_nothing(store):
     assert answer(ABSTENTION).abstained
 
 
+def test_evaluation_counts_quotes_apart(store):
+    """A quote is grounded by construction, so end-to-end evaluation says how many answers were quotes."""
+    from genlab.ground.evaluation import QARow, end_to_end
+
+    rows = [QARow(1, "When was the Harrow Point lighthouse built?", ("built in 1847",), None, "1847", True),
+            QARow(2, "Who built the Harrow Point lighthouse?", ("Ada Rennick",), None, "Ada Rennick", True)]
+    model = Model("fake", FakeBackend(["The answer is: The answer is:", "Ada Rennick built it [1]."]),
+                  store=store, source="test")
+    result = end_to_end(model, ListBackend(), rows, k=2, shown=1)
+    assert [row["quoted"] for row in result["rows"]] == [True, False]
+    assert result["quoted"] == 0.5 and result["answer_contains_reference"] == 1.0
+
+
 def test_an_unanswerable_question_abstains_without_calling_the_model(velmora, local, store):
     answer = ask(local, NotebookSearch(velmora), "Who won the 1998 football World Cup?")
     assert answer.abstained and answer.answer == ABSTENTION

@@ -226,6 +226,7 @@ def eval_(name: str, qa: Path = typer.Argument(..., help="QA JSONL: question, ev
           answers: bool = typer.Option(True, "--answers/--no-answers", help="Also answer every question and "
                                        "check groundedness end to end."),
           judge: Optional[str] = typer.Option(None, "--judge", help="Groundedness judge (default: lexical overlap)."),
+          quote: bool = QuoteOpt,
           output: Optional[Path] = typer.Option(None, "--out", help="Write all figures and per-question rows as JSON.")) -> None:
     """Recall@k, MRR and nDCG@10 for BM25, dense and hybrid; then grounded answers end to end.
 
@@ -252,7 +253,7 @@ def eval_(name: str, qa: Path = typer.Argument(..., help="QA JSONL: question, ev
         with progress_bars() as progress:
             task = progress.add_task("answers", total=len(rows))
             e2e = end_to_end(llm, search_, rows, judge=get_model(judge, source="ground") if judge else None,
-                             method="judge" if judge else "lexical", k=k, shown=shown,
+                             method="judge" if judge else "lexical", k=k, shown=shown, quote=quote,
                              progress=lambda: progress.advance(task))
         result["end_to_end"] = e2e
         out.print(f"end to end with {model} ({e2e['questions']} questions): "
@@ -260,7 +261,8 @@ def eval_(name: str, qa: Path = typer.Argument(..., help="QA JSONL: question, ev
                   f"citation precision {_pct(e2e['citation_precision'])}, "
                   f"answer contains the reference {_pct(e2e['answer_contains_reference'])}, "
                   f"abstained on {_pct(e2e['abstained_when_answerable'])} of answerable and "
-                  f"{_pct(e2e['abstained_when_unanswerable'])} of unanswerable questions")
+                  f"{_pct(e2e['abstained_when_unanswerable'])} of unanswerable questions; "
+                  f"{_pct(e2e['quoted'])} of the answers given are quotes (the model's draft cited nothing)")
     if output:
         output.write_text(json.dumps(result, indent=2, ensure_ascii=False))
         out.print(f"wrote {output}")

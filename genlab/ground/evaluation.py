@@ -111,15 +111,17 @@ def retrieval_metrics(search: SearchBackend, rows: list[QARow], path: Path, meth
 
 
 def end_to_end(model, search: SearchBackend, rows: list[QARow], *, judge=None, method: str = "lexical",
-               k: int = 4, shown: int | None = None, progress=None) -> dict:
+               k: int = 4, shown: int | None = None, quote: bool = True, progress=None) -> dict:
     """Answer every question; report groundedness, abstentions and answers containing the reference.
-    ``k`` passages are retrieved for the gates and ``shown`` (default answer.SHOWN) shown the model."""
+    ``k`` passages are retrieved for the gates and ``shown`` (default answer.SHOWN) shown the model.
+    A quote (``ask``'s, in place of a draft that cites nothing) is grounded by construction, so
+    the share of answers that are quotes is reported beside the groundedness figures."""
     from genlab.ground.answer import SHOWN, ask
     from genlab.ground.check import check_groundedness
 
     per_row, fractions, precisions = [], [], []
     for row in rows:
-        answer = ask(model, search, row.question, k=k, shown=SHOWN if shown is None else shown)
+        answer = ask(model, search, row.question, k=k, shown=SHOWN if shown is None else shown, quote=quote)
         report = check_groundedness(answer, judge, method)
         if report.supported_fraction is not None:
             fractions.append(report.supported_fraction)
@@ -127,7 +129,8 @@ def end_to_end(model, search: SearchBackend, rows: list[QARow], *, judge=None, m
             precisions.append(report.citation_precision)
         contains = _normal(row.answer) in _normal(answer.answer) if row.answer else None
         per_row.append({"question": row.question, "answerable": row.answerable, "answer": answer.answer,
-                        "abstained": answer.abstained, "contains_reference": contains, **report.to_dict()})
+                        "abstained": answer.abstained, "quoted": answer.draft is not None,
+                        "contains_reference": contains, **report.to_dict()})
         if progress:
             progress()
     answerable = [r for r in per_row if r["answerable"]]
@@ -139,6 +142,7 @@ def end_to_end(model, search: SearchBackend, rows: list[QARow], *, judge=None, m
         "citation_precision": _mean(precisions),
         "abstained_when_answerable": _mean([r["abstained"] for r in answerable]),
         "abstained_when_unanswerable": _mean([r["abstained"] for r in unanswerable]),
+        "quoted": _mean([r["quoted"] for r in per_row if not r["abstained"]]),
         "answer_contains_reference": _mean([r["contains_reference"] for r in with_reference]),
         "rows": per_row,
     }
