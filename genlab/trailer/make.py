@@ -24,8 +24,6 @@ from genlab.trailer.segment import segments
 from genlab.trailer.storyboard import Scene, closing_card, scene_request, write_logline, write_scene
 from genlab.trailer.video import Clip, Timing, encode, read_music, subtitles, timeline
 
-STAGES = ("storyboard", "pictures", "narration", "encoding")
-
 
 @dataclass(frozen=True)
 class TrailerConfig:
