@@ -36,7 +36,7 @@ Measured, per half:
      example notebook's QA set (velmora, 43 questions), which chose nothing (quote_velmora).
 
 Rates carry 95 % Wilson intervals. Writes bench/results/ground_hard.json. About 90 minutes
-on 2 cores (end to end 20 of them, dev answers 50); ``python bench/ground_hard.py latency attribution``
+on 2 cores (end to end 20 of them, dev answers 50, the two quote sections 10); ``python bench/ground_hard.py latency attribution``
 runs the sections named and keeps the others' last results. GENLAB_HOME may name a folder
 to keep the notebook and model cache between runs.
 """
@@ -413,10 +413,10 @@ def quote_dev(model, search, rows: list[dict], embedder, progress) -> dict:
 
 def quote_velmora(model) -> dict:
     """genlab's answers on the example notebook's QA set, with and without the quote."""
+    from scipy.stats import binomtest
+
     from genlab.ground.evaluation import end_to_end, load_qa
     from genlab.ground.retrieval import NotebookSearch
-
-    from scipy.stats import binomtest
 
     rows = load_qa(VELMORA.parent / "velmora-qa.jsonl")
     result, contains = {}, {}
