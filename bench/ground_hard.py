@@ -14,7 +14,7 @@ question carries its half: ``dev`` for choosing settings, ``heldout`` for the RE
     genlab   reranked retrieval (hybrid candidates re-fused with their best sentence's
              cosine), the cosine gate and the coverage gate over the 4 found, the first 2
              shown to the model (answer.SHOWN), attribution by words first, and a draft
-             that cites nothing replaced by the closest sentence, quoted (answer.quote_closest)
+             that cites nothing replaced by the closest sentence, quoted (answer.quote_if_uncited)
 
 Measured, per half:
   1. retrieval: the right passage first (hit@1) and among the 4 found (hit@4), the right
@@ -386,8 +386,8 @@ def dev_answers(model, search, rows: list[dict], embedder, progress) -> dict:
 def quote_dev(model, search, rows: list[dict], embedder, progress) -> dict:
     """Dev questions answered as genlab answers them, gates off: the model's draft, and the
     same with a draft that cites nothing replaced by the shown passages' sentence closest to
-    the question (answer.quote_closest; what ``ask`` does by default)."""
-    from genlab.ground.answer import SHOWN, _with_similarity, answer_from, quote_closest
+    the question (answer.quote_if_uncited; what ``ask`` does by default)."""
+    from genlab.ground.answer import SHOWN, _with_similarity, answer_from, quote_if_uncited
 
     right = {"draft": 0, "quoted": 0}
     contains = {"draft": 0, "quoted": 0}
@@ -395,7 +395,7 @@ def quote_dev(model, search, rows: list[dict], embedder, progress) -> dict:
     for n, row in enumerate(rows, 1):
         passages = _with_similarity(search.search(row["question"], RETRIEVED, "reranked"), row["question"], embedder)
         draft = answer_from(model, row["question"], passages[:SHOWN], embedder=embedder)
-        final = draft if draft.abstained or draft.supports else quote_closest(draft, embedder)
+        final = quote_if_uncited(draft, embedder)
         if final is not draft:
             quoted.append({"id": row["id"], "answerable": row["row"].answerable, "draft": draft.answer[:200],
                            "quote": final.answer, "right_page": row.get("source") in cited_pages(final)})

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from fake_backend import FakeBackend
-from genlab.ground.answer import ABSTENTION, ask, ground_text, quote_closest
+from genlab.ground.answer import ABSTENTION, ask, ground_text, quote_if_uncited
 from genlab.ground.backends import Passage, get_search_backend
 from genlab.ground.check import check_groundedness
 from genlab.ground.support import lexical_support
@@ -73,7 +73,7 @@ def test_a_draft_that_cites_nothing_becomes_the_closest_sentence_quoted():
     draft = ground_text("The answer is: The answer is:", passages, load_embedder())
     assert draft.supports == [] and not draft.abstained
     draft.question = "When was the Harrow Point lighthouse built?"
-    quoted = quote_closest(draft, load_embedder())
+    quoted = quote_if_uncited(draft, load_embedder())
     # The heading and the three-word title line say the most about the question; neither is quoted.
     assert quoted.answer == "The lighthouse was built in 1847 by the engineer Ada Rennick."
     assert [(s.start, s.end, s.chunk_indices, s.cited_by) for s in quoted.supports] == [
@@ -82,8 +82,10 @@ def test_a_draft_that_cites_nothing_becomes_the_closest_sentence_quoted():
     assert data["quoted"] is True and data["draft"] == "The answer is: The answer is:"
     assert quoted.with_markers() == quoted.answer + "[1]"
     assert "quoted" not in draft.to_dict()
+    cited = ground_text("It was built in 1847 [1].", passages, load_embedder())
+    assert quote_if_uncited(cited, load_embedder()) is cited                # a draft that cites is kept
     nothing_to_quote = ground_text("No idea.", [Passage("# Fares", "f.md", "Fares", 1, 0, 7)], load_embedder())
-    assert quote_closest(nothing_to_quote, load_embedder()) is nothing_to_quote
+    assert quote_if_uncited(nothing_to_quote, load_embedder()) is nothing_to_quote
 
 
 def test_ask_quotes_only_a_draft_that_cites_nothing(store):

@@ -146,15 +146,16 @@ def ask(model: Model, backend: SearchBackend, question: str, *, k: int = DEFAULT
     if reason := abstain_reason(question, passages, backend, min_similarity, min_coverage):
         return GroundedAnswer(question, ABSTENTION, passages, abstained=True, abstain_reason=reason)
     grounded = answer_from(model, question, passages[:max(shown, 1)], history=history, embedder=embedder)
-    if quote and not grounded.abstained and not grounded.supports:
-        return quote_closest(grounded, embedder)
-    return grounded
+    return quote_if_uncited(grounded, embedder) if quote else grounded
 
 
-def quote_closest(draft: GroundedAnswer, embedder) -> GroundedAnswer:
-    """The sentence of ``draft``'s passages closest in meaning to its question, as the answer,
-    cited to its passage; the model's text is kept as ``draft``. Headings and fragments of
-    fewer than 4 words are never quoted."""
+def quote_if_uncited(draft: GroundedAnswer, embedder) -> GroundedAnswer:
+    """For a draft that cites nothing (not an abstention, no support): the sentence of its
+    passages closest in meaning to its question, as the answer, cited to its passage; the
+    model's text is kept as ``draft``. Any other draft is returned as it is. Headings and
+    fragments of fewer than 4 words are never quoted."""
+    if draft.abstained or draft.supports:
+        return draft
     candidates = [(j, " ".join(sentence.split())) for j, p in enumerate(draft.chunks)
                   for sentence in sentences_or_whole(p.text)
                   if not sentence.lstrip().startswith("#") and len(sentence.split()) >= 4]
