@@ -62,6 +62,7 @@ bench: $(STAMP)
 	$(PY) bench/evaluator_throughput.py
 	$(PY) bench/evolve_samples.py
 	$(PY) bench/evolve_small_model.py
+	$(PY) bench/evolve_room.py
 	$(PY) bench/classify_enum.py
 	$(PY) bench/ttc_tasks.py
 	$(PY) bench/ttc_variance.py

@@ -92,6 +92,11 @@ PAPER_SHAPES = {
         score += bins ** 2 / item ** 3
         return score
     """,
+    "the paper's Fig. 6, the tightest bin by np.where (bench/evolve_room.py)": """
+        gap = bins - item
+        score = 1000 - bins * gap
+        return np.where(bins == np.min(bins), score * item - (gap ** 2) ** 2, score)
+    """,
     "if then return": """
         ratio = item / bins
         if item >= 75.5:
