@@ -31,11 +31,11 @@ import random
 import time
 
 from common import write
-from evolve_small_model import WORK, best_within, run_once
+from evolve_small_model import WORK, best_within, held_out, run_once
 
 from genlab.search.funsearch.config import EvolveConfig
 from genlab.search.funsearch.evaluator import Evaluator
-from genlab.search.funsearch.report import open_run, score_program
+from genlab.search.funsearch.report import open_run
 from genlab.search.funsearch.spec import load_spec
 
 SIGNATURE = "def priority(item: float, bins: np.ndarray) -> np.ndarray:\n"
@@ -85,17 +85,17 @@ def variants(code: str, n: int, rng: random.Random) -> list[str]:
     return out
 
 
+def bins_used(evaluator: Evaluator, score: float) -> float:
+    """Bins used over all training instances, from a training score (minus the mean per instance)."""
+    return round(-score * len(evaluator.inputs), 6)
+
+
 def bins_on(evaluator: Evaluator, code: str) -> float | None:
-    """Bins used over all training instances (the score is minus the mean), None when it fails."""
+    """Bins ``code`` uses over all training instances, None when it fails on any."""
     evaluation = evaluator.evaluate(code)
     if len(evaluation.scores) < len(evaluator.inputs):
         return None
-    return round(-evaluation.score * len(evaluator.inputs), 6)
-
-
-def held_out(spec, code: str) -> dict[str, float]:
-    return {name: round(row["metric"]["value"], 3)
-            for name, row in score_program(spec, code, spec.test_inputs()).items()}
+    return bins_used(evaluator, evaluation.score)
 
 
 def main() -> None:
@@ -119,7 +119,7 @@ def main() -> None:
     rng = random.Random(0)
     started, programs, tried = time.monotonic(), {}, 0
     best = {"bins": best_fit, "code": spec.namespace["BASELINES"]["Best Fit"], "from_sample": None}
-    per_run = []
+    per_run, scored = [], {}   # scored: held-out figures by code (evolve_small_model.held_out's cache)
     for seed in args.seeds:
         key = f"bin-packing-constrained-seed{seed}-{args.minutes:g}min"
         info = run_once(key, EvolveConfig(spec="bin-packing", samples=100_000, max_minutes=args.minutes, seed=seed,
@@ -131,7 +131,7 @@ def main() -> None:
         fresh = list({row["code"]: row for row in rows if row["code"] not in programs}.values())
         lifted = 0
         for row in fresh:
-            base = round(-row["score"] * len(evaluator.inputs), 6)
+            base = bins_used(evaluator, row["score"])
             tuned = base
             for code in variants(row["code"], args.variants, rng):
                 tried += 1
@@ -146,8 +146,8 @@ def main() -> None:
                         "programs_above_best_fit_as_written": sum(programs[r["code"]][0] < best_fit for r in fresh),
                         "programs_above_best_fit_tuned": lifted,
                         "best_as_written": {"sample": run_best["sample"], "code": run_best["code"],
-                                            "bins": round(-run_best["train_score"] * len(evaluator.inputs), 6),
-                                            "held_out": held_out(spec, run_best["code"])}})
+                                            "bins": bins_used(evaluator, run_best["train_score"]),
+                                            "held_out": held_out(spec, run_best["code"], scored)}})
         print(per_run[-1], f"best so far {best['bins']} bins", flush=True)
 
     tuned_bins = [tuned for _, tuned in programs.values()]
@@ -160,10 +160,9 @@ def main() -> None:
                    "best_bins_tuned": min(tuned_bins), "best": best,
                    "programs_above_best_fit_tuned": sum(t < best_fit for t in tuned_bins),
                    "wall_s": round(time.monotonic() - started, 1)},
-        "held_out_for_the_record": {"Best Fit": held_out(spec, spec.namespace["BASELINES"]["Best Fit"]),
-                                    "paper Fig. 6": held_out(spec, FIG6),
-                                    "paper Fig. 6 in the grammar": held_out(spec, FIG6_IN_GRAMMAR),
-                                    "best tuned variant": held_out(spec, best["code"])},
+        "held_out_for_the_record": {name: held_out(spec, code, scored) for name, code in (
+            ("Best Fit", spec.namespace["BASELINES"]["Best Fit"]), ("paper Fig. 6", FIG6),
+            ("paper Fig. 6 in the grammar", FIG6_IN_GRAMMAR), ("best tuned variant", best["code"]))},
     })
 
 
