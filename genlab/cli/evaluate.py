@@ -7,19 +7,13 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from genlab.cli.common import app, err, out
+from genlab.cli.common import app, err, out, progress_bars
 from genlab.errors import ConfigError
 
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate models: reference metrics and LLM autoraters.")
 app.add_typer(eval_app, name="eval")
-
-
-def _bar(label: str):
-    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
-                    transient=True)
 
 
 @eval_app.command("run")
@@ -49,8 +43,8 @@ def run(suite_path: Path = typer.Argument(..., help="The suite YAML file."),
     before = gate.previous_rows(compare_to) if compare_to is not None else None   # a wrong path fails first
     directory = output or Path("evals") / suite_path.stem
     runner = SuiteRunner(suite, RunOptions(directory, concurrency, not no_cache, budget_usd))
-    with _bar(suite_path.name) as progress:
-        task = progress.add_task("rows", total=len(runner.rows()))
+    with progress_bars() as progress:
+        task = progress.add_task(suite_path.name, total=len(runner.rows()))
         summary = runner.run(lambda done, total: progress.update(task, completed=done, total=total))
     rows, pairs = runner.store.done(), runner.store.done("pairs")
     verdict = gate.check(suite, summary, rows, fail_under=fail_under, before=before)
@@ -106,8 +100,8 @@ def judge(dataset: Path = typer.Argument(..., help="JSONL: pairwise {input, outp
 
     kind, rows = read_dataset(dataset)
     model = get_model(judge_model, source="eval-judge")
-    with _bar(dataset.name) as progress:
-        task = progress.add_task("rows", total=len(rows))
+    with progress_bars() as progress:
+        task = progress.add_task(dataset.name, total=len(rows))
         update = lambda done, total: progress.update(task, completed=done)  # noqa: E731
         if kind == "pairwise":
             report = evaluate_pairwise(model, pairwise_metric(metric), rows, concurrency, update)

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from genlab.cli.common import ModelOpt, app, err, out
+from genlab.cli.common import ModelOpt, app, out, progress_bars
 from genlab.errors import ConfigError
 
 
@@ -137,8 +136,7 @@ def bench(
         verifiers["autorater"] = (autorater(judge or llm), {"autorater": autorater_spec})
     everything, stats = {}, {}
     for task in loaded:
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=err, transient=True) as progress:
+        with progress_bars() as progress:
             bar = progress.add_task(task.name, total=None)
             done = run_task(llm, task, config, records=records / f"{task.name}-{split}.jsonl" if records else None,
                             progress=lambda n, total: progress.update(bar, completed=n, total=total))
@@ -205,9 +203,8 @@ def variance(
     llm = get_model(model, source="ttc")
     if any(grid.top_ks) and not llm.backend.supports_top_k:
         raise ConfigError(f"{model} does not take top-k; give --top-k 0")
-    with Progress(TextColumn(f"{task.name} grid"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err, transient=True) as progress:
-        bar = progress.add_task("grid", total=None)
+    with progress_bars() as progress:
+        bar = progress.add_task(f"{task.name} grid", total=None)
         rows = sweep(llm, task, grid, limit=limit, progress=lambda n, total: progress.update(bar, completed=n, total=total))
     table = Table("temperature", "top-p", "top-k", "distinct answers / item", "items disagreeing", "one sample",
                   f"pass@{samples}", f"self-consistency@{samples}",

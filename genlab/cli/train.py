@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from genlab.cli.common import app, err, out
+from genlab.cli.common import app, err, out, progress_bars
 
 if TYPE_CHECKING:
     from genlab.train.trainer import TrainResult
@@ -283,12 +283,9 @@ def embeddings(source: str = typer.Argument(..., help="A notebook name or a fold
 
     Example: genlab distill embeddings velmora -o runs/emb && genlab notebook create v2 --embedder runs/emb
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from genlab.train.embeddings import distill_embeddings
 
-    with Progress(TextColumn("queries"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
-                  transient=True) as bar:
+    with progress_bars() as bar:
         task = bar.add_task("queries", total=None)
         summary = distill_embeddings(source, teacher, output, base=base, max_passages=max_passages,
                                      candidates=candidates, positive=positive, held_out=held_out,
