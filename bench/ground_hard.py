@@ -33,10 +33,13 @@ Measured, per half:
      that no shown passage backs would help the gates;
   7. on dev, the shipped answers (gates off) with and without the quote in place of a draft
      that cites nothing (quote_dev); and the same comparison end to end, gates on, on the
-     example notebook's QA set (velmora, 43 questions), which chose nothing (quote_velmora).
+     example notebook's QA set (velmora, 43 questions), which chose nothing (quote_velmora);
+  8. on dev, retrieval and abstention with MiniLM tuned on pyref Gecko-style (the embedded
+     model writes a question for each of 300 sampled chunks; `genlab distill embeddings
+     pyref --positive seed`), against MiniLM as shipped (gecko_dev).
 
-Rates carry 95 % Wilson intervals. Writes bench/results/ground_hard.json. About 90 minutes
-on 2 cores (end to end 20 of them, dev answers 50, the two quote sections 10); ``python bench/ground_hard.py latency attribution``
+Rates carry 95 % Wilson intervals. Writes bench/results/ground_hard.json. About 100 minutes
+on 2 cores (end to end 20 of them, dev answers 50, the two quote sections 10, gecko_dev 7); ``python bench/ground_hard.py latency attribution``
 runs the sections named and keeps the others' last results. GENLAB_HOME may name a folder
 to keep the notebook and model cache between runs.
 """
@@ -69,7 +72,7 @@ COVERAGE_GRID = [round(0.40 + 0.05 * i, 2) for i in range(10)]
 SYNONYM_GRID = [round(0.60 + 0.05 * i, 2) for i in range(7)]   # cosine that makes an unseen word seen
 MAX_FALSE_ABSTENTIONS = 0.10
 SECTIONS = ("retrieval", "latency", "attribution", "abstention", "rerank", "end_to_end", "dev_answers", "quote_dev",
-            "quote_velmora")
+            "quote_velmora", "gecko_dev")
 LONG_ANSWER = 300          # tokens: what answers were cut at before ANSWER_TOKENS
 
 
@@ -438,6 +441,34 @@ def quote_velmora(model) -> dict:
     return result
 
 
+def gecko_dev(search, rows: list[dict], embedder) -> dict:
+    """Dev retrieval per method and the shipped gates, with the notebook's embedder tuned
+    Gecko-style on pyref's own chunks, against MiniLM as shipped. The positives are the
+    chunks the questions came from: the embedded model's picks follow the position they are
+    shown in (bench/tune_distill.py gecko), so ``positive="llm"`` would end on the same ones."""
+    from genlab.ground.evaluation import relevant_chunks
+    from genlab.ground.notebook import Notebook, list_notebooks
+    from genlab.ground.retrieval import NotebookSearch
+    from genlab.train.embeddings import SUMMARY_FILE, distill_embeddings
+
+    tuned_dir = Path(os.environ["GENLAB_HOME"]) / "gecko-pyref"
+    if not (tuned_dir / SUMMARY_FILE).exists():
+        distill_embeddings("pyref", "local", tuned_dir, positive="seed", resume=True)
+    summary = json.loads((tuned_dir / SUMMARY_FILE).read_text())
+    if "pyref-gecko" not in list_notebooks():
+        Notebook.create("pyref-gecko", str(tuned_dir)).add([PYREF])
+    tuned = NotebookSearch(Notebook.open("pyref-gecko"))
+    answerable = [row for row in rows if row["row"].answerable]
+    result = {"distillation": {k: summary[k] for k in ("mined_passages", "training_triples", "steps",
+                                                       "mining_seconds", "training_seconds")}
+              | {"llm_queries_held_out": {k: v for k, v in summary["held_out"]["llm"].items() if k != "file"}}}
+    for name, notebook_search in (("shipped", search), ("tuned", tuned)):
+        relevant = {row["id"]: relevant_chunks(notebook_search.passages(), row["row"], QA, "chunk") for row in answerable}
+        result[name] = {"retrieval": retrieval(notebook_search, answerable, relevant),
+                        "abstention": abstention(notebook_search, rows, embedder)["genlab"]}
+    return result
+
+
 def main(sections: tuple[str, ...] = SECTIONS) -> None:
     if unknown := set(sections) - set(SECTIONS):
         raise SystemExit(f"unknown sections {sorted(unknown)}; name some of {', '.join(SECTIONS)}")
@@ -542,6 +573,14 @@ def main(sections: tuple[str, ...] = SECTIONS) -> None:
             c = r["answer_contains_reference"]
             print(f"velmora, {name}: contains the reference {c['passed']}/{c['n']}, quotes {r['quotes']['passed']}, "
                   f"claims supported {r['supported_fraction']:.2f}")
+    if "gecko_dev" in sections:
+        data["gecko_dev"] = gecko_dev(search, halves["dev"], embedder)
+        for name in ("shipped", "tuned"):
+            r = data["gecko_dev"][name]
+            print(f"dev, MiniLM {name}: " + "; ".join(f"{m} hit@1 {x['hit@1']['passed']} hit@4 {x['hit@4']['passed']}"
+                                                      for m, x in r["retrieval"].items())
+                  + f"; abstention recall {r['abstention']['recall']['passed']}, "
+                  f"false {r['abstention']['false_abstentions']['passed']}")
     write("ground_hard", data)
 
 
