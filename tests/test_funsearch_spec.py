@@ -74,6 +74,11 @@ def test_bin_packing_baselines_equal_the_paper_exactly():
     assert rows["FunSearch (paper)"]["published"]["Weibull 5k"] == 0.68
 
 
+def test_a_spec_without_baselines_says_what_to_compare_instead():
+    with pytest.raises(SpecError, match="cap-set spec defines no BASELINES.*--run RUN_DIR.*genlab evolve score cap-set"):
+        baselines(load_spec("cap-set"))
+
+
 def test_bin_packing_prompt_hides_plumbing_and_baselines():
     skeleton = load_spec("bin-packing").prompt_skeleton
     assert "def solve" in skeleton

@@ -89,7 +89,8 @@ def baselines(spec: Spec, extra: dict[str, str] | None = None,
     programs = dict(spec.namespace.get("BASELINES", {}))
     programs.update(extra or {})
     if not programs:
-        raise SpecError(f"the {spec.name} spec defines no BASELINES")
+        raise SpecError(f"the {spec.name} spec defines no BASELINES to compare; add --run RUN_DIR for a run's best "
+                        f"program, or score one with genlab evolve score {spec.name} FILE.py")
     datasets = spec.test_inputs()
     evaluator = Evaluator(spec, unsafe_sandbox=unsafe_sandbox)
     rows = []
