@@ -78,6 +78,20 @@ def test_a_grammar_travels_to_a_llama_cpp_style_server(remote, served):
     assert all(text in (" red fish", " green fish", " blue fish") for text in chat.texts)
 
 
+def test_media_parts_travel_to_the_endpoint_which_decides(remote, store):
+    # An endpoint may take images (a vision model); this one serves a text model and says so.
+    image = [{"type": "text", "text": "What is this?"},
+             {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]
+    with pytest.raises(RequestRejected, match="reads text only, not image_url content parts"):
+        remote.chat([{"role": "user", "content": image}], max_tokens=3)
+    local = get_model("local", store=store)
+    with pytest.raises(ConfigError, match="reads text only, not image_url content parts") as info:
+        local.chat([{"role": "user", "content": image}], max_tokens=3)
+    assert info.value.param == "messages"
+    text_parts = local.chat([{"role": "user", "content": image[:1]}], max_tokens=3)
+    assert text_parts.usage.completion_tokens > 0
+
+
 def test_enum_mode_over_json_schema(remote):
     response = remote.chat("Is ice cold?", response_format={"type": "enum", "enum": ["yes", "no"]})
     assert response.text in ("yes", "no")

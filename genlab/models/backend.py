@@ -34,6 +34,9 @@ class Backend:
     supports_structured_output: bool = True
     #: Returns per-token log-probabilities when asked.
     supports_logprobs: bool = True
+    #: Takes message content parts other than text (images, audio, files); the endpoint
+    #: decides which kinds.
+    supports_media: bool = False
     #: Continues a plain prompt better than it answers a chat (evolve's ``--mode auto``).
     prefers_completions: bool = False
     #: Runs on this machine at no charge (tokens are still counted).

@@ -122,6 +122,10 @@ class Model:
                               param="response_format")
         if request.logprobs and not backend.supports_logprobs:
             raise ConfigError(f"{self.name} does not return logprobs", param="logprobs")
+        media = sorted({kind for message in request.messages or () for kind in message.media_parts()})
+        if media and not backend.supports_media:
+            raise ConfigError(f"{self.name} reads text only, not {', '.join(media)} content parts; send text, "
+                              "or use a model that takes them (e.g. gemini:gemini-2.5-flash)", param="messages")
         if not request.is_chat and not backend.supports_completions:
             raise ConfigError(f"{self.name} has no plain completions endpoint; send chat messages instead",
                               param="prompt")

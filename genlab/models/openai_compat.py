@@ -80,6 +80,7 @@ def _usage(raw: Any) -> Usage:
 
 class OpenAICompatBackend(Backend):
     supports_enum = False  # the wrapper sends enum mode as a JSON schema with an enum
+    supports_media = True
 
     def __init__(self, provider: Provider, model_name: str, base_url: str | None = None,
                  api_key: str | None = None):

@@ -25,6 +25,11 @@ class Message(_Strict):
     # A string, or OpenAI content parts ([{"type": "text", "text": ...}, ...]).
     content: str | list[dict[str, Any]] | None = ""
 
+    def media_parts(self) -> list[str]:
+        """The types of the content parts that are not text (image_url, input_audio…)."""
+        parts = self.content if isinstance(self.content, list) else []
+        return [str(p.get("type")) for p in parts if p.get("type") != "text"]
+
     def text(self) -> str:
         """Return the message's text, joining text parts."""
         if isinstance(self.content, list):
