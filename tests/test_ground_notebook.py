@@ -3,6 +3,7 @@ nothing lost on bad input, and retrieval that finds the evidence."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from genlab.errors import ConfigError
-from genlab.ground.notebook import Notebook, list_notebooks
+from genlab.ground.notebook import Notebook, expand_paths, list_notebooks
 from genlab.ground.retrieval import FUSION_DEPTH, RRF_K, NotebookSearch
 from genlab.ground.sources import sentences_or_whole
 from tests.conftest import VELMORA
@@ -61,6 +62,39 @@ def test_one_bad_file_adds_nothing_unless_skipped(velmora, tmp_path):
     assert velmora.chunk_count() == before
     report = velmora.add([tmp_path], skip_bad=True)
     assert len(report.added) == 1 and "empty.txt" in report.skipped[0]
+    assert velmora.chunk_count() == before + 1
+
+
+def test_a_folder_gives_its_sources_not_hidden_ones_nor_linked_folders(tmp_path):
+    (tmp_path / "notes" / "deep").mkdir(parents=True)
+    (tmp_path / "notes" / "deep" / "b.md").write_text("# B\n")
+    (tmp_path / "notes" / "a.txt").write_text("a")
+    (tmp_path / "notes" / "picture.png").write_bytes(b"\x89PNG")
+    (tmp_path / "notes" / ".git").mkdir()
+    (tmp_path / "notes" / ".git" / "c.txt").write_text("c")
+    (tmp_path / "notes" / ".d.txt").write_text("d")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "e.txt").write_text("e")
+    (tmp_path / "notes" / "link.md").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    found = expand_paths([tmp_path / "notes"])
+    assert [p.relative_to(tmp_path / "notes").as_posix() for p in found] == ["a.txt", "deep/b.md"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every folder, so none can be made unreadable")
+def test_an_unreadable_folder_is_named_and_can_be_skipped(velmora, tmp_path):
+    (tmp_path / "good.md").write_text("# Tides\n\nHigh tide in Velmora comes twice a day.\n")
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked" / "secret.txt").write_text("kept from genlab")
+    (tmp_path / "locked").chmod(0)
+    before = velmora.chunk_count()
+    try:
+        with pytest.raises(ConfigError, match=r"nothing was added: .*locked: cannot read this folder.*--skip-bad"):
+            velmora.add([tmp_path])
+        assert velmora.chunk_count() == before
+        report = velmora.add([tmp_path], skip_bad=True)
+    finally:
+        (tmp_path / "locked").chmod(0o755)
+    assert len(report.added) == 1 and "locked: cannot read this folder" in report.skipped[0]
     assert velmora.chunk_count() == before + 1
 
 

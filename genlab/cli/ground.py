@@ -74,7 +74,7 @@ def add(name: str, paths: list[Path] = typer.Argument(..., help="PDF, Markdown, 
         out.print(f"[dim]unchanged {path}[/]")
     for problem in result.skipped:
         err.print(f"[yellow]skipped[/] {problem}")
-    rate = f" ({result.chunks / result.seconds:.0f} chunks/s)" if result.chunks else ""
+    rate = f" ({result.chunks / result.seconds:.3g} chunks/s)" if result.chunks else ""
     out.print(f"{result.chunks} new chunks in {result.seconds:.1f} s{rate}; "
               f"notebook {name} has {notebook.chunk_count()} chunks")
 

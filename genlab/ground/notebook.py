@@ -241,10 +241,10 @@ class Notebook:
         """
         started = time.time()
         report = AddReport()
-        files = expand_paths(paths)
+        errors: list[str] = []
+        files = expand_paths(paths, errors)
         known = {row["path"]: row["sha256"] for row in self._db.execute("SELECT path, sha256 FROM sources")}
         documents: list[Document] = []
-        errors: list[str] = []
         for i, file in enumerate(files):
             try:
                 document = read_source(file)
@@ -318,19 +318,31 @@ class Notebook:
         db.execute("COMMIT")
 
 
-def expand_paths(paths: list[Path]) -> list[Path]:
-    """Files as given, and the supported files inside folders (recursively, sorted, no hidden ones)."""
+def expand_paths(paths: list[Path], errors: list[str] | None = None) -> list[Path]:
+    """Files as given, and the supported files inside folders (recursively, sorted, no hidden
+    ones, symbolic links to folders not followed). A folder inside that cannot be read is an
+    error; with ``errors``, its message goes there instead and the rest is returned."""
     files: list[Path] = []
+    unreadable: list[str] = []
     for path in map(Path, paths):
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.is_file() and supported(p)
-                            and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            found = []
+            for folder, folders, names in os.walk(path, onerror=lambda exc: unreadable.append(
+                    f"{exc.filename}: cannot read this folder ({exc.strerror}); let this user read it, or leave it out")):
+                folders[:] = [name for name in folders if not name.startswith(".")]
+                found += [Path(folder, name) for name in names if not name.startswith(".") and supported(Path(name))]
+            files += sorted(found)
         elif path.exists():
             files.append(path)
         else:
             raise ConfigError(f"{path}: no such file or folder")
+    if unreadable:
+        if errors is None:
+            raise ConfigError("; ".join(unreadable))
+        errors += unreadable
     if not files:
-        raise ConfigError("no PDF, Markdown, text or HTML files found in " + ", ".join(map(str, paths)))
+        raise ConfigError("no PDF, Markdown, text or HTML files found in " + ", ".join(map(str, paths))
+                          + "".join(f" ({message})" for message in unreadable))
     seen, unique = set(), []
     for file in files:
         if (key := file.resolve()) not in seen:
