@@ -13,6 +13,7 @@ import pytest
 
 from genlab.errors import ConfigError
 from genlab.io import write_jsonl
+from genlab.store import Store
 from genlab.train.feedback import export_rows
 from tests.test_cli import genlab
 from tests.test_serve import post_raw
@@ -104,9 +105,13 @@ def test_latest_rating_wins_and_exports_round_trip(store, tmp_path):
 
 def test_chat_thumbs_and_better_answer_are_stored(genlab_home, tmp_path):
     result = genlab("chat", "--temperature", "0", "--max-tokens", "10",
-                    stdin="/up\nSay hi.\n/up\nSay bye.\n/down Goodbye!\n/exit\n")
+                    stdin="/up\nSay hi.\n/up great\n/up\n/dwon\n/help\nSay bye.\n/down Goodbye!\n/exit\n")
     assert result.returncode == 0, result.stderr
     assert "nothing to rate yet" in result.stderr
+    assert "nothing stored: /up takes no text" in result.stderr
+    assert "no command /dwon; /up or /down [better answer] rates the last reply" in result.stderr
+    calls = Store(genlab_home / "genlab.db").execute("SELECT COUNT(*) AS n FROM calls")[0]["n"]
+    assert calls == 2  # neither the typo nor /help reached the model
     exported = genlab("feedback", "export", str(tmp_path / "sft.jsonl"), "--format", "sft")
     assert exported.returncode == 0, exported.stderr
     rows = [json.loads(line) for line in (tmp_path / "sft.jsonl").read_text().splitlines()]

@@ -109,9 +109,11 @@ def test_list_sources_search_and_delete(velmora):
 
 
 def test_chat_answers_each_line_until_exit(velmora):
-    result = genlab("notebook", "chat", "velmora", stdin="How many moons does Jupiter have?\n/exit\nignored\n")
+    result = genlab("notebook", "chat", "velmora",
+                    stdin="/ferry\nHow many moons does Jupiter have?\n/exit\nignored\n")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "The sources do not say."
+    assert result.stdout.strip() == "The sources do not say."   # one answer: the typo was not asked
+    assert "no command /ferry; /help, /exit leaves" in result.stderr
 
 
 def test_a_coverage_outside_zero_to_one_is_refused_before_any_work(genlab_home):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from genlab.models.registry import BUILTIN
@@ -50,3 +52,28 @@ def stage_progress() -> Iterator[Callable[[str, int, int], None]]:
             progress.update(bars[stage], completed=done, total=total)
 
         yield report
+
+
+def chat_lines(intro: str, usage: str, commands: tuple[str, ...] = ()) -> Iterator[str]:
+    """The lines a chat loop answers, typed at a ``you>`` prompt or read from a pipe, until
+    /exit, /quit or Ctrl-D; blank lines are skipped. /help prints ``usage``. A /word that is
+    not one of ``commands`` is refused, so a mistyped command never reaches the model as a
+    message (a line such as "/etc/hosts is what?" is not a /word and goes through)."""
+    interactive = sys.stdin.isatty()
+    usage = escape(usage)  # "[better answer]" is text, not a style
+    if interactive:
+        err.print(f"[dim]{escape(intro)} — {usage}[/]")
+    while True:
+        try:
+            line = input("you> " if interactive else "").strip()
+        except (EOFError, KeyboardInterrupt):
+            return
+        word = line.split(" ", 1)[0]
+        if word in ("/exit", "/quit"):
+            return
+        if word == "/help":
+            err.print(usage)
+        elif re.fullmatch(r"/[A-Za-z]+", word) and word not in commands:
+            err.print(f"[yellow]no command {word}; {usage}[/]")
+        elif line:
+            yield line

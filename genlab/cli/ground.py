@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from genlab.cli.common import ModelOpt, app, err, out, progress_bars, stage_progress
+from genlab.cli.common import ModelOpt, app, chat_lines, err, out, progress_bars, stage_progress
 from genlab.errors import ConfigError
 
 notebook_app = typer.Typer(no_args_is_help=True, help="Notebooks: your sources, indexed for grounded answers.")
@@ -201,19 +201,8 @@ def chat(name: str, model: str = ModelOpt, k: int = KOpt, shown: int = ShownOpt,
     from genlab.models import get_model
 
     llm, search_ = get_model(model, source="ground"), _search(name)
-    interactive = sys.stdin.isatty()
     history: list[dict] = []
-    if interactive:
-        err.print(f"[dim]asking notebook {name} with {model} — /exit leaves[/]")
-    while True:
-        try:
-            line = input("you> " if interactive else "").strip()
-        except (EOFError, KeyboardInterrupt):
-            break
-        if line in ("/exit", "/quit"):
-            break
-        if not line:
-            continue
+    for line in chat_lines(f"asking notebook {name} with {model}", "/help, /exit leaves"):
         answer = ground_ask(llm, search_, line, k=k, shown=shown, history=history[-4:], quote=quote)
         _print_answer(answer)
         history += [{"role": "user", "content": line}, {"role": "assistant", "content": answer.answer}]

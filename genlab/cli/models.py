@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from genlab.cli.common import ModelOpt, app, budget_from, err, out
+from genlab.cli.common import ModelOpt, app, budget_from, chat_lines, err, out
 from genlab.errors import ConfigError
 
 
@@ -128,7 +128,8 @@ def chat(
     """Chat interactively, with streamed answers.
 
     /up or /down rates the last reply (/down BETTER ANSWER also stores the answer you wanted);
-    ratings go to genlab's store for `genlab feedback export`. /reset forgets, /exit or Ctrl-D leaves.
+    ratings go to genlab's store for `genlab feedback export`. /reset forgets, /help lists the commands,
+    /exit or Ctrl-D leaves; a mistyped /command is refused, never sent to the model.
     """
     from genlab.models import build_request, get_model
 
@@ -136,31 +137,24 @@ def chat(
     history: list[dict[str, str]] = [{"role": "system", "content": system}] if system else []
     interactive = sys.stdin.isatty()
     last_reply: str | None = None
-    if interactive:
-        err.print(f"[dim]genlab chat with {model} — /up or /down [better answer] rates the last reply, "
-                  "/reset forgets, /exit leaves[/]")
-    while True:
-        try:
-            line = input("you> " if interactive else "")
-        except (EOFError, KeyboardInterrupt):
-            break
-        if not line.strip():
-            continue
-        if line.strip() in ("/exit", "/quit"):
-            break
-        if line.strip() == "/reset":
+    usage = "/up or /down [better answer] rates the last reply, /reset forgets, /help, /exit leaves"
+    for line in chat_lines(f"genlab chat with {model}", usage, ("/up", "/down", "/reset")):
+        if line == "/reset":
             history = history[:1] if system else []
             last_reply = None
             continue
-        command, _, better = line.strip().partition(" ")
+        command, _, better = line.partition(" ")
         if command in ("/up", "/down"):
             if last_reply is None:
                 err.print("[yellow]nothing to rate yet: ask something first[/]")
-                continue
-            llm.store.add_feedback(last_reply, rating=1 if command == "/up" else -1,
-                                   better=better.strip() or None, source="chat")
-            err.print(f"[dim]stored {'thumbs up' if command == '/up' else 'thumbs down'}"
-                      f"{' with a better answer' if better.strip() else ''}[/]")
+            elif command == "/up" and better:
+                err.print("[yellow]nothing stored: /up takes no text (/down BETTER ANSWER stores the answer you "
+                          "wanted instead)[/]")
+            else:
+                llm.store.add_feedback(last_reply, rating=1 if command == "/up" else -1,
+                                       better=better.strip() or None, source="chat")
+                err.print(f"[dim]stored {'thumbs up' if command == '/up' else 'thumbs down'}"
+                          f"{' with a better answer' if better else ''}[/]")
             continue
         history.append({"role": "user", "content": line})
         request = build_request(messages=history, temperature=temperature, top_p=top_p, top_k=top_k,
