@@ -86,6 +86,13 @@ def test_unreachable_url_is_one_line(monkeypatch):
     assert "Traceback" not in result.stderr
 
 
+def test_what_the_user_typed_is_printed_as_typed(genlab_home):
+    # Rich markup would drop "[bar]" and fail on "[/x]" (a traceback in place of the error).
+    result = genlab("prompt", "--model", "foo[bar][/x]:m", "hi")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: unknown model spec 'foo[bar][/x]:m'")
+
+
 def test_usage_totals(genlab_home):
     genlab("prompt", "--max-tokens", "5", "Hi")
     result = genlab("usage", "--json")
@@ -99,6 +106,7 @@ def test_models_lists_backends_and_key_status():
     result = genlab("models", env={"GEMINI_API_KEY": "x"})
     assert result.returncode == 0
     assert "key in GEMINI_API_KEY" in result.stdout and "set OPENAI_API_KEY" in result.stdout
+    assert "openai:MODEL[@VOICE]" in result.stdout   # brackets are text, not rich markup
     assert "ready" in result.stdout
 
 

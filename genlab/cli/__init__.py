@@ -9,7 +9,7 @@ import sys
 
 # Each module adds its commands to the app; this order is their order in --help.
 from genlab.cli import evolve, models, reason, evaluate, ground, train, trailer  # noqa: F401, I001
-from genlab.cli.common import app, err
+from genlab.cli.common import app, err, labelled
 from genlab.errors import GenlabError
 
 
@@ -33,12 +33,12 @@ def main() -> None:
     except GenlabError as exc:
         if os.environ.get("GENLAB_DEBUG"):
             raise
-        err.print(f"[red]error:[/] {exc}")
+        err.print(labelled("error:", "red", str(exc)))
         sys.exit(1)
     except OSError as exc:
         if os.environ.get("GENLAB_DEBUG") or exc.filename is None or exc.errno not in PATH_FIXES:
             raise
-        err.print(f"[red]error:[/] {exc.filename}: {exc.strerror}; {PATH_FIXES[exc.errno]}")
+        err.print(labelled("error:", "red", f"{exc.filename}: {exc.strerror}; {PATH_FIXES[exc.errno]}"))
         sys.exit(1)
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -9,8 +9,8 @@ from typing import Callable, Iterator
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from genlab.models.registry import BUILTIN
 
@@ -20,8 +20,15 @@ from genlab.models.registry import BUILTIN
 app = typer.Typer(no_args_is_help=True, rich_markup_mode="markdown", add_completion=False,
                   pretty_exceptions_enable=False, help="genlab: LLM engineering techniques on any model, offline by default.")
 # Tables stay readable when output goes to a file or pipe (rich would assume 80 columns).
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# No markup: what genlab prints holds paths, model output and user text, in which rich would
+# take "a[i]" for a style and drop it (or fail on "[/x]"); styles are given as styles.
+out = Console(highlight=False, soft_wrap=True, markup=False, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+
+
+def labelled(label: str, style: str, text: str) -> Text:
+    """A line that starts with a styled label: "error: …", "skipped …"."""
+    return Text.assemble((label, style), " ", text)
 
 ModelOpt = typer.Option("local", "--model", "-m", help="Model spec: " + ", ".join(e.usage for e in BUILTIN if e.kind == "model")
                         + ", or a plugin's (genlab models lists them).")
@@ -36,7 +43,7 @@ def budget_from(usd: float | None, tokens: int | None = None):
 
 def progress_bars() -> Progress:
     """Progress bars on stderr (what, bar, done of total, time) that vanish when the work ends."""
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    return Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     console=err, transient=True)
 
 
@@ -60,9 +67,8 @@ def chat_lines(intro: str, usage: str, commands: tuple[str, ...] = ()) -> Iterat
     not one of ``commands`` is refused, so a mistyped command never reaches the model as a
     message (a line such as "/etc/hosts is what?" is not a /word and goes through)."""
     interactive = sys.stdin.isatty()
-    usage = escape(usage)  # "[better answer]" is text, not a style
     if interactive:
-        err.print(f"[dim]{escape(intro)} — {usage}[/]")
+        err.print(f"{intro} — {usage}", style="dim")
     while True:
         try:
             line = input("you> " if interactive else "").strip()
@@ -74,6 +80,6 @@ def chat_lines(intro: str, usage: str, commands: tuple[str, ...] = ()) -> Iterat
         if word == "/help":
             err.print(usage)
         elif re.fullmatch(r"/[A-Za-z]+", word) and word not in commands:
-            err.print(f"[yellow]no command {word}; {usage}[/]")
+            err.print(f"no command {word}; {usage}", style="yellow")
         elif line:
             yield line

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from genlab.cli.common import app, err, out, progress_bars
+from genlab.cli.common import app, err, labelled, out, progress_bars
 from genlab.errors import ConfigError
 
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate models: reference metrics and LLM autoraters.")
@@ -80,7 +80,7 @@ def run(suite_path: Path = typer.Argument(..., help="The suite YAML file."),
     out.print(f"wrote {directory}/report.html, results.jsonl, results.csv, results.xml")
     if not verdict.held:
         for line in verdict.failures:
-            err.print(f"[red]gate failed:[/] {line}")
+            err.print(labelled("gate failed:", "red", line))
         raise typer.Exit(gate.GATE_FAILED)
     out.print("gate held")
 

@@ -9,9 +9,10 @@ from typing import Optional
 import typer
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 from typer.core import TyperGroup
 
-from genlab.cli.common import ModelOpt, app, budget_from, err, out
+from genlab.cli.common import ModelOpt, app, budget_from, err, labelled, out
 from genlab.errors import ConfigError
 from genlab.search.funsearch.config import EvolveConfig
 
@@ -42,7 +43,7 @@ def _progress_table(progress, run_dir: Path, sampling: str = "", unsafe: str = "
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_row("run", str(run_dir))
     if unsafe:
-        table.add_row("sandbox", f"[bold red]UNSAFE: missing {unsafe}[/]")
+        table.add_row("sandbox", Text(f"UNSAFE: missing {unsafe}", style="bold red"))
     if sampling:
         table.add_row("sampling", sampling)
     table.add_row("samples", f"{progress.samples} / {progress.target}  ({progress.pending} being evaluated)")
@@ -112,12 +113,12 @@ def run(
         name = Path(spec).stem if spec.endswith(".py") else spec
         directory = run_dir or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
         the_run = Run.start(config, directory, budget, unsafe_sandbox=unsafe_sandbox)
-    err.print(f"[bold]genlab evolve[/] {the_run.spec.name} with {the_run.config.model} → {directory}")
+    err.print(labelled("genlab evolve", "bold", f"{the_run.spec.name} with {the_run.config.model} → {directory}"))
     if the_run.sampling_notice:
         err.print(the_run.sampling_notice)
     unsafe = "; ".join(the_run.sandbox_missing)
     if unsafe:  # said before the first candidate runs
-        err.print(f"[bold red]unsafe sandbox (--unsafe-sandbox): candidates run without {unsafe}[/]")
+        err.print(f"unsafe sandbox (--unsafe-sandbox): candidates run without {unsafe}", style="bold red")
     sampling = "constrained (grammar from the spec)" if the_run.constrained else "free"
     last = [0.0]
     with Live(_progress_table(the_run.progress, directory, sampling, unsafe), console=err, refresh_per_second=4,
@@ -135,7 +136,7 @@ def run(
     if not err.is_terminal:
         err.print()  # Live leaves its last line open when it cannot redraw
     if the_run.protections:
-        err.print(f"[dim]sandbox: {'; '.join(the_run.protections)}[/]")
+        err.print(f"sandbox: {'; '.join(the_run.protections)}", style="dim")
     err.print(f"stopped: {progress.stopped_because}. Best program: genlab evolve best {directory}")
 
 
@@ -150,7 +151,7 @@ def show(run_dir: Path = typer.Argument(..., help="A run directory."),
     if as_json:
         out.print_json(data=info)
         return
-    out.print(f"[bold]{info['spec']}[/] · {info['model']} · {info['run_dir']}")
+    out.print(labelled(info["spec"], "bold", f"· {info['model']} · {info['run_dir']}"))
     out.print(f"samples {info['samples']} / {info['target']} · evaluated {info['evaluated'] or 0} · "
               f"valid {info['valid'] or 0} · pending {info['pending'] or 0}")
     out.print(f"best score {_fmt(info['best'])} (seed {_fmt(info['seed_score'])}) · "
@@ -178,7 +179,7 @@ def best(run_dir: Path = typer.Argument(..., help="A run directory.")) -> None:
     store, _ = open_run(run_dir)
     sample = best_sample(store)
     out.out(sample["code"].rstrip())
-    err.print(f"[dim]sample {sample['id']} · score {sample['score']}[/]")
+    err.print(f"sample {sample['id']} · score {sample['score']}", style="dim")
 
 
 @evolve_app.command()
@@ -258,7 +259,8 @@ def baselines(spec: str = typer.Argument("bin-packing", help="Spec name or file.
         else f"{the_spec.name}: mean score on held-out sets"
     out.print(table)
     if sample is not None:
-        out.print(f"\n[bold]The run's best program[/] (sample {sample['id']}, training score {sample['score']}):\n")
+        out.print()
+        out.print(labelled("The run's best program", "bold", f"(sample {sample['id']}, training score {sample['score']}):\n"))
         out.out(sample["code"].rstrip(), highlight=False)
         report = Path(run_dir) / "report.md"
         where = (f"{report} (best score against samples: {report.with_suffix('.png')})" if report.exists()

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from genlab.cli.common import ModelOpt, app, chat_lines, err, out, progress_bars, stage_progress
+from genlab.cli.common import ModelOpt, app, chat_lines, err, labelled, out, progress_bars, stage_progress
 from genlab.errors import ConfigError
 
 notebook_app = typer.Typer(no_args_is_help=True, help="Notebooks: your sources, indexed for grounded answers.")
@@ -71,9 +71,9 @@ def add(name: str, paths: list[Path] = typer.Argument(..., help="PDF, Markdown, 
     for path in result.updated:
         out.print(f"re-indexed {path} (changed)")
     for path in result.unchanged:
-        out.print(f"[dim]unchanged {path}[/]")
+        out.print(f"unchanged {path}", style="dim")
     for problem in result.skipped:
-        err.print(f"[yellow]skipped[/] {problem}")
+        err.print(labelled("skipped", "yellow", problem))
     rate = f" ({result.chunks / result.seconds:.3g} chunks/s)" if result.chunks else ""
     out.print(f"{result.chunks} new chunks in {result.seconds:.1f} s{rate}; "
               f"notebook {name} has {notebook.chunk_count()} chunks")
@@ -103,7 +103,7 @@ def sources(name: str) -> None:
 
     table = Table("id", "title", "kind", "pages", "chunks", "characters", "path")
     for s in Notebook.open(name).sources():
-        table.add_row(str(s.id), escape(s.title), s.kind, str(s.pages), str(s.chunks), str(s.chars), escape(s.path))
+        table.add_row(str(s.id), s.title, s.kind, str(s.pages), str(s.chunks), str(s.chars), s.path)
     out.print(table)
 
 
@@ -127,25 +127,25 @@ def search(name: str, query: str, k: int = typer.Option(5, "-k", min=1),
 
     table = Table("#", "score", "cosine", "source", "page", "span", "text")
     for i, p in enumerate(NotebookSearch.open(name, method).search(query, k), 1):
-        table.add_row(str(i), f"{p.score:.3f}", f"{p.similarity:.2f}", escape(p.title), str(p.page or ""),
-                      f"{p.start}–{p.end}", escape(" ".join(p.text.split())[:100]))
+        table.add_row(str(i), f"{p.score:.3f}", f"{p.similarity:.2f}", p.title, str(p.page or ""),
+                      f"{p.start}–{p.end}", " ".join(p.text.split())[:100])
     out.print(table)
 
 
 def _print_answer(answer, check=None) -> None:
     style = "yellow" if answer.abstained else "bold"
-    out.print(f"[{style}]{escape(answer.with_markers())}[/]")
+    out.print(answer.with_markers(), style=style)
     if answer.abstained and answer.abstain_reason:
-        err.print(f"[dim]({escape(answer.abstain_reason)})[/]")    # stdout stays the answer alone
+        err.print(f"({answer.abstain_reason})", style="dim")    # stdout stays the answer alone
     cited = sorted({i for s in answer.supports for i in s.chunk_indices})
     for i in cited:
         p = answer.chunks[i]
-        out.print(f"  [cyan][{i + 1}][/] {escape(p.where)}, characters {p.start}–{p.end}: "
-                  f"[dim]{escape(' '.join(p.text.split())[:160])}[/]")
+        out.print(Text.assemble("  ", (f"[{i + 1}]", "cyan"), f" {p.where}, characters {p.start}–{p.end}: ",
+                                (" ".join(p.text.split())[:160], "dim")))
     if answer.draft is not None:
-        err.print("[dim](quoted from the sources: the model's answer cited nothing they hold; --no-quote shows it)[/]")
+        err.print("(quoted from the sources: the model's answer cited nothing they hold; --no-quote shows it)", style="dim")
     elif not answer.abstained and not answer.supports:
-        err.print("[yellow]no sentence of this answer is backed by a retrieved passage[/]")
+        err.print("no sentence of this answer is backed by a retrieved passage", style="yellow")
     if check is not None:
         fraction, precision = check.supported_fraction, check.citation_precision
         out.print(f"groundedness: {_pct(fraction)} of claims supported, citation precision {_pct(precision)}")
@@ -264,7 +264,7 @@ def _write_document(document, output: Optional[Path], question_headings: bool = 
         output.with_suffix(".json").write_text(json.dumps(document.to_dict(), indent=2, ensure_ascii=False))
         out.print(f"wrote {output} and {output.with_suffix('.json')}")
     else:
-        out.print(escape(text))
+        out.print(text)
 
 
 @notebook_app.command()

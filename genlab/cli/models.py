@@ -10,8 +10,9 @@ from typing import Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from genlab.cli.common import ModelOpt, app, budget_from, chat_lines, err, out
+from genlab.cli.common import ModelOpt, app, budget_from, chat_lines, err, labelled, out
 from genlab.errors import ConfigError
 
 
@@ -105,14 +106,14 @@ def prompt(
             out.print_json(data=response.to_dict())
         else:
             for choice in response.choices:
-                out.print(f"[bold][{choice.index}][/] {choice.text}")
+                out.print(labelled(f"[{choice.index}]", "bold", choice.text))
     else:
         stream = llm.execute(request, stream=True, cache=cache)
         for chunk in stream:
             out.out(chunk.text, end="")
         out.out("")
         response = stream.response
-    err.print(f"[dim]{_usage_line(response)}[/]")
+    err.print(_usage_line(response), style="dim")
 
 
 @app.command()
@@ -146,29 +147,29 @@ def chat(
         command, _, better = line.partition(" ")
         if command in ("/up", "/down"):
             if last_reply is None:
-                err.print("[yellow]nothing to rate yet: ask something first[/]")
+                err.print("nothing to rate yet: ask something first", style="yellow")
             elif command == "/up" and better:
-                err.print("[yellow]nothing stored: /up takes no text (/down BETTER ANSWER stores the answer you "
-                          "wanted instead)[/]")
+                err.print("nothing stored: /up takes no text (/down BETTER ANSWER stores the answer you "
+                          "wanted instead)", style="yellow")
             else:
                 llm.store.add_feedback(last_reply, rating=1 if command == "/up" else -1,
                                        better=better.strip() or None, source="chat")
-                err.print(f"[dim]stored {'thumbs up' if command == '/up' else 'thumbs down'}"
-                          f"{' with a better answer' if better else ''}[/]")
+                err.print(f"stored {'thumbs up' if command == '/up' else 'thumbs down'}"
+                          f"{' with a better answer' if better else ''}", style="dim")
             continue
         history.append({"role": "user", "content": line})
         request = build_request(messages=history, temperature=temperature, top_p=top_p, top_k=top_k,
                                 seed=seed, max_tokens=max_tokens)
         stream = llm.execute(request, stream=True)
         if interactive:
-            out.print("[bold]model>[/] ", end="")
+            out.print(labelled("model>", "bold", ""), end="")
         for chunk in stream:
             out.out(chunk.text, end="")
         out.out("")
         llm.store.record_response(stream.response.id, model, history, [stream.response.text], source="chat")
         last_reply = stream.response.id
         history.append({"role": "assistant", "content": stream.response.text})
-        err.print(f"[dim]{_usage_line(stream.response)}[/]")
+        err.print(_usage_line(stream.response), style="dim")
 
 
 @app.command()
@@ -183,7 +184,7 @@ def models() -> None:
     for kind in ("model", "image", "speech"):
         for usage, description, status in describe_entries(kind):
             style = "red" if status.startswith("error") else "yellow" if status.startswith("set ") else ""
-            table.add_row(kind, usage, description, f"[{style}]{status}[/]" if style else status)
+            table.add_row(kind, usage, description, Text(status, style=style))
     out.print(table)
     out.print(f"in-process models use {thread_count()} threads (GENLAB_THREADS)")
 

@@ -40,7 +40,7 @@ def export(output: Path = typer.Argument(..., help="The JSONL file to write."),
     write_jsonl(rows, output)
     out.print(f"wrote {len(rows)} {fmt} rows to {output}")
     if unused:
-        err.print(f"[dim]{unused} feedback rows do not fit the {fmt} format and were left out[/]")
+        err.print(f"{unused} feedback rows do not fit the {fmt} format and were left out", style="dim")
 
 
 @feedback_app.command("stats")
@@ -138,7 +138,7 @@ def _report(result: TrainResult) -> None:
 
 
 def _say(message: str) -> None:
-    err.print(f"[dim]{message}[/]")
+    err.print(message, style="dim")
 
 
 @train_command(tune_app)
