@@ -51,6 +51,17 @@ def test_good_suite_loads(tmp_path):
     (GOOD + "judge: {modle: local}\n", "key judge.modle: Extra inputs are not permitted"),
     (GOOD.replace("models: [local]", "models: [{model: local}]"), "line 3, key models: a model is a spec, or {model: SPEC, label: SHORT_NAME}"),
     (GOOD + "labels: {other: x}\n", "key labels: 'other' is not one of the suite's models"),
+    (GOOD.replace("{type: contains, value: hi}", "{type: rouge-l}"),
+     "line 7, key tests.0.assert.0: rouge-l needs a value: what to compare the output with"),
+    (GOOD.replace("{type: contains, value: hi}", "{type: contains, value: hi, threshold: 0.5}"),
+     "contains passes or fails, so a threshold means nothing here; drop it"),
+    (GOOD.replace("{type: contains, value: hi}", "{type: latency, value: soon}"),
+     "latency needs a number of seconds >= 0 as its value, got 'soon'"),
+    (GOOD.replace("{type: contains, value: hi}", "{type: not-regex, value: '(['}"), "regex '([' is not a valid pattern"),
+    (GOOD.replace("{type: contains, value: hi}", "{type: is-json, value: {type: objectx}}"),
+     "is-json's value is not a valid JSON schema"),
+    (GOOD.replace("{type: contains, value: hi}", "{type: cost, value: '{{word}}'}"),
+     "test 0, assertion 0: cost needs a number of US dollars >= 0 as its value, got 'hi'"),
 ])
 def test_bad_suites(tmp_path, text, message):
     assert message in error(tmp_path, text)

@@ -72,7 +72,31 @@ def contains_all(output: str, value: Any, ctx: Context) -> Score:
     return _binary(not missing, "all found" if not missing else f"missing {missing}")
 
 
+def check_value(kind: str, value: Any) -> None:
+    """Raise ConfigError when ``value`` cannot be used by an assertion of this type (a
+    number for latency and cost, a pattern for regex, a JSON schema for is-json)."""
+    if kind in ("latency", "cost"):
+        try:
+            if float(value) >= 0:
+                return
+        except (TypeError, ValueError):
+            pass
+        unit = "seconds" if kind == "latency" else "US dollars"
+        raise ConfigError(f"{kind} needs a number of {unit} >= 0 as its value, got {value!r}")
+    if kind == "regex":
+        try:
+            re.compile(str(value))
+        except re.error as exc:
+            raise ConfigError(f"regex {str(value)!r} is not a valid pattern: {exc}") from None
+    if kind == "is-json" and value:
+        try:
+            jsonschema.validators.validator_for(value).check_schema(value)
+        except (jsonschema.SchemaError, TypeError, AttributeError) as exc:
+            raise ConfigError(f"is-json's value is not a valid JSON schema: {getattr(exc, 'message', exc)}") from None
+
+
 def regex(output: str, value: Any, ctx: Context) -> Score:
+    check_value("regex", value)
     ok = re.search(str(value), output) is not None
     return _binary(ok, f"{'matches' if ok else 'does not match'} /{value}/")
 
@@ -147,11 +171,13 @@ def levenshtein(output: str, value: Any, ctx: Context) -> Score:
 
 
 def latency(output: str, value: Any, ctx: Context) -> Score:
+    check_value("latency", value)
     ok = ctx.latency_s <= float(value)
     return _binary(ok, f"{ctx.latency_s:.2f} s {'<=' if ok else '>'} {float(value):g} s")
 
 
 def cost(output: str, value: Any, ctx: Context) -> Score:
+    check_value("cost", value)
     if ctx.cost_usd is None:
         return _binary(False, "cost unknown for this model (no price)")
     ok = ctx.cost_usd <= float(value)

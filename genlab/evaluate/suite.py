@@ -33,7 +33,7 @@ from genlab.errors import ConfigError, SuiteError  # noqa: F401  (SuiteError re-
 from genlab.io import read_jsonl, validation_problems
 from genlab.evaluate.autorater import VERDICT_TOKENS, JudgeSettings
 from genlab.evaluate.builtin import pairwise_metric, pointwise_metric
-from genlab.evaluate.metrics import ASSERTIONS
+from genlab.evaluate.metrics import ASSERTIONS, SIMILARITY, check_value
 
 MODEL_GRADED = {"rubric"}
 _VAR = re.compile(r"\{\{\s*(\w+)\s*\}\}")
@@ -62,6 +62,24 @@ class AssertionSpec(_Strict):
         if base not in ASSERTIONS and base not in MODEL_GRADED:
             raise ValueError(f"unknown assertion type {kind!r}; known: {', '.join([*ASSERTIONS, *MODEL_GRADED])}")
         return kind
+
+    @model_validator(mode="after")
+    def _value_fits_type(self) -> "AssertionSpec":
+        """What can be checked before the run: a value that is there and can be used. A value
+        with {{variables}} is known only per test, where the metric itself checks it."""
+        base = self.type.removeprefix("not-")
+        if self.threshold is not None and base not in {*SIMILARITY, "python", *MODEL_GRADED}:
+            raise ValueError(f"{self.type} passes or fails, so a threshold means nothing here; drop it "
+                             f"(thresholds are for {', '.join(SIMILARITY)}, python and rubric)")
+        if base in MODEL_GRADED or isinstance(self.value, str) and _VAR.search(self.value):
+            return self
+        if self.value is None and base != "is-json":
+            raise ValueError(f"{self.type} needs a value: what to compare the output with")
+        try:
+            check_value(base, self.value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return self
 
 
 class TestSpec(_Strict):
@@ -304,6 +322,11 @@ def _check(suite: Suite, root) -> None:
                 if missing:
                     raise SuiteError(f"{path}: test {number}, assertion {a} ({assertion.type}) uses "
                                      f"{{{{{sorted(missing)[0]}}}}}, which the test does not define")
+            if isinstance(assertion.value, str) and assertion.type not in MODEL_GRADED:
+                try:
+                    check_value(assertion.type.removeprefix("not-"), render(assertion.value, variables))
+                except ConfigError as exc:
+                    raise SuiteError(f"{path}: test {number}, assertion {a}: {exc}") from None
             if assertion.type in MODEL_GRADED:
                 if assertion.metric is None:
                     raise SuiteError(f"{path}: test {number}, assertion {a}: type rubric needs a metric "
