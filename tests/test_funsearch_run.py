@@ -171,6 +171,7 @@ def test_bad_spec_fails_before_any_model_call(tmp_path, genlab_home):
     (["--constrain", "-m", "openai:gpt-4o-mini"], "--constrain needs a backend that takes grammars"),
     (["--max-minutes", "0"], "--max-minutes must be more than 0"),      # it started a run that stopped at once
     (["--max-tokens", "0"], "--max-tokens must be at least 1"),
+    (["--eval-workers", "0"], "--eval-workers must be at least 1"),    # it was taken for "the default"
 ])
 def test_bad_run_options_fail_before_anything_is_created(tmp_path, genlab_home, args, message):
     env = {**os.environ, "OPENAI_API_KEY": "sk-unused"}

@@ -19,7 +19,7 @@ app.add_typer(eval_app, name="eval")
 @eval_app.command("run")
 def run(suite_path: Path = typer.Argument(..., help="The suite YAML file."),
         output: Optional[Path] = typer.Option(None, "--out", help="Results directory (default evals/SUITE)."),
-        concurrency: Optional[int] = typer.Option(None, "--concurrency", help="Rows at once (default: the suite's)."),
+        concurrency: Optional[int] = typer.Option(None, "--concurrency", min=1, help="Rows at once (default: the suite's)."),
         no_cache: bool = typer.Option(False, "--no-cache", help="Call the models even for stored answers."),
         budget_usd: Optional[float] = typer.Option(None, "--budget-usd"),
         fail_under: Optional[float] = typer.Option(None, "--fail-under", min=0.0, max=1.0, help="Pass when at least this share of "
@@ -91,7 +91,7 @@ def judge(dataset: Path = typer.Argument(..., help="JSONL: pairwise {input, outp
           judge_model: str = typer.Option("local", "--judge", "-j", help="The judge's model spec."),
           metric: str = typer.Option("text_quality", "--metric", help="Built-in metric (pairwise_ prefix added "
                                      "for pairwise data)."),
-          concurrency: int = typer.Option(2, "--concurrency"),
+          concurrency: int = typer.Option(2, "--concurrency", min=1),
           as_json: bool = typer.Option(False, "--json")) -> None:
     """Measure a judge against human labels: accuracy over both orders, position consistency, ties."""
     from genlab.evaluate.builtin import pairwise_metric, pointwise_metric

@@ -104,7 +104,7 @@ def run(
     else:
         if spec is None:
             raise ConfigError("give a spec (bin-packing, cap-set, or a spec file) or --resume RUN_DIR")
-        options = {"eval_workers": eval_workers} if eval_workers else {}
+        options = {"eval_workers": eval_workers} if eval_workers is not None else {}
         config = EvolveConfig(spec=spec, model=model, samples=DEFAULTS.samples if samples is None else samples,
                               budget_usd=budget_usd, workers=workers,
                               seed=seed, seed_model=seed_model, max_minutes=max_minutes, max_tokens=max_tokens, mode=mode,

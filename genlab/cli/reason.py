@@ -42,7 +42,7 @@ def classify(
     cot: bool = typer.Option(False, "--cot", help="Reason first (free text), then answer with the label."),
     method: str = typer.Option("enum", "--method", help="enum (constrained) or free (free text, parsed)."),
     field_name: str = typer.Option("text", "--field", help="Which JSON field holds the text."),
-    concurrency: int = typer.Option(4, "--concurrency", help="Texts classified at once."),
+    concurrency: int = typer.Option(4, "--concurrency", min=1, help="Texts classified at once."),
 ) -> None:
     """Label each input with exactly one of the labels; JSONL out, in input order.
 
