@@ -65,6 +65,12 @@ def test_user_mistakes_are_one_line_errors(genlab_home, tmp_path):
     assert result.returncode == 1 and "missing.pdf: no such file or folder" in result.stderr
     result = genlab("notebook", "audio", "n", "--out", str(tmp_path / "x.mp3"))
     assert result.returncode == 1 and "genlab writes the audio overview as WAV" in result.stderr
+    # Notebook n has no sources: asking it is a mistake to name, not a question the sources miss.
+    for args in (("ask", "n", "Why?"), ("ask", "notebook:n", "Why?"), ("notebook", "search", "n", "ferry"),
+                 ("notebook", "briefing", "n")):
+        result = genlab(*args)
+        assert result.returncode == 1 and result.stdout == "", args
+        assert "error: notebook n has no sources yet; add some with `genlab notebook add n" in result.stderr
 
 
 def test_eval_prints_retrieval_metrics_per_retriever(velmora, tmp_path):

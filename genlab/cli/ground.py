@@ -30,12 +30,17 @@ QuoteOpt = typer.Option(True, "--quote/--no-quote", help="When the model's answe
                         "answer with their sentence closest to the question, quoted (--json keeps the draft).")
 
 
-def _search(source: str):
-    """A notebook name, or any search-backend spec (it has a ':')."""
+def _search(source: str, method: str | None = None):
+    """A notebook name (searched by ``method``, default reranked), or any search-backend spec
+    (it has a ':')."""
     from genlab.ground.backends import get_search_backend
-    from genlab.ground.retrieval import NotebookSearch
+    from genlab.ground.retrieval import DEFAULT_METHOD, NotebookSearch
 
-    return get_search_backend(source) if ":" in source else NotebookSearch.open(source)
+    backend = get_search_backend(source) if ":" in source else NotebookSearch.open(source, method or DEFAULT_METHOD)
+    if isinstance(backend, NotebookSearch) and not backend.chunks:
+        name = backend.notebook.name
+        raise ConfigError(f"notebook {name} has no sources yet; add some with `genlab notebook add {name} FILE|DIR…`")
+    return backend
 
 
 def _not_empty(text: str, what: str) -> None:
@@ -123,10 +128,8 @@ def search(name: str, query: str, k: int = typer.Option(5, "-k", min=1),
            method: str = typer.Option("reranked", "--method", help="bm25, dense, hybrid or reranked.")) -> None:
     """Show what retrieval finds, without a model.  Example: genlab notebook search velmora "ferry fares" """
     _not_empty(query, "query")
-    from genlab.ground.retrieval import NotebookSearch
-
     table = Table("#", "score", "cosine", "source", "page", "span", "text")
-    for i, p in enumerate(NotebookSearch.open(name, method).search(query, k), 1):
+    for i, p in enumerate(_search(name, method).search(query, k), 1):
         table.add_row(str(i), f"{p.score:.3f}", f"{p.similarity:.2f}", p.title, str(p.page or ""),
                       f"{p.start}–{p.end}", " ".join(p.text.split())[:100])
     out.print(table)
