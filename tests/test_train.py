@@ -277,6 +277,14 @@ def test_cli_tune_sft_and_its_errors(sft_data, held_out_suite, tmp_path):
     result = genlab("tune", "dpo", str(bad), "-o", str(tmp_path / "dpo"))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "bad.jsonl:1: a preference row needs {prompt, chosen, rejected}" in result.stderr
+    for flags, message in ((("--lr", "-1"), "--lr must be more than 0 (got -1)"),   # torch's traceback before
+                           (("--max-minutes", "0"), "--max-minutes must be more than 0"),
+                           (("--held-out", str(sft_data)), "give a genlab eval suite (YAML) whose tests are")):
+        result = genlab("tune", "sft", str(sft_data), "-o", str(tmp_path / "refused"), *flags)
+        assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
+        assert not (tmp_path / "refused").exists()
+    result = genlab("distill", "embeddings", "velmora", "-o", str(tmp_path / "refused"), "--lr", "0")
+    assert result.returncode == 1 and "--lr must be more than 0 (got 0)" in result.stderr
 
 
 def test_grpo_optimises_the_policy_against_a_reward_model(trained, tmp_path):

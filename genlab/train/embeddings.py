@@ -250,6 +250,8 @@ def distill_embeddings(source: str, teacher_spec: str, output: Path, *, base: st
 
     if positive not in POSITIVES:
         raise ConfigError(f"positive must be one of {', '.join(POSITIVES)}, not {positive!r}")
+    if not learning_rate > 0:
+        raise ConfigError(f"--lr must be more than 0 (got {learning_rate:g})")
     if output.exists() and not output.is_dir():
         raise ConfigError(f"--output {output} is a file; give a folder for the tuned embedder")
     if output.exists() and (output / SUMMARY_FILE).exists() and not resume:

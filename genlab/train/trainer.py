@@ -41,6 +41,13 @@ class TrainOptions:
     seed: int = 0
     held_out: Path | None = None      # a genlab eval suite run on the starting and the trained model
 
+    def __post_init__(self) -> None:
+        if not self.learning_rate > 0:
+            raise ConfigError(f"--lr must be more than 0 (got {self.learning_rate:g}); 2e-5 suits full "
+                              "fine-tuning, 1e-4 LoRA")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ConfigError(f"--max-minutes must be more than 0 (got {self.max_minutes:g})")
+
 
 @dataclass(frozen=True)
 class WeightChange:
@@ -155,6 +162,9 @@ def check_output(options: TrainOptions) -> None:
     if options.held_out is not None:
         from genlab.evaluate.suite import load_suite
 
+        if options.held_out.suffix.lower() in (".jsonl", ".json", ".csv"):
+            raise ConfigError(f"--held-out {options.held_out}: give a genlab eval suite (YAML) whose tests are the "
+                              "held-out rows, e.g. examples/tune/format.yaml with `tests: rows.jsonl`")
         load_suite(options.held_out)
     found = checkpoints(options.output)
     if options.resume and not found:
