@@ -41,6 +41,9 @@ def test_prompt_with_schema_file(tmp_path):
     result = genlab("prompt", "--json-schema", str(schema), "Name a colour.")
     assert result.returncode == 0, result.stderr
     assert isinstance(json.loads(result.stdout)["colour"], str)
+    inline = genlab("prompt", "--json-schema", schema.read_text(), "Name a colour.")   # the schema itself
+    assert inline.returncode == 0, inline.stderr
+    assert isinstance(json.loads(inline.stdout)["colour"], str)
 
 
 def test_cached_prompt_is_a_cache_hit(genlab_home):
@@ -59,6 +62,8 @@ def test_cached_prompt_is_a_cache_hit(genlab_home):
     (("prompt", "--budget-tokens", "0", "hi"), "error: the budget of 0 tokens is spent"),
     (("prompt", "-m", "local:/missing.gguf", "hi"), "error: no GGUF file at /missing.gguf"),
     (("prompt", ""), "error: the prompt is empty"),
+    (("prompt", "--stop", "", "hi"), "error: invalid request: stop: a stop sequence must not be empty"),
+    (("prompt", "--json-schema", '{"type": object}', "hi"), "error: the inline schema is not valid JSON"),
     (("serve", "-m", "foo:bar"), "error: unknown model spec 'foo:bar'"),
 ])
 def test_user_errors_are_one_line_without_traceback(args, message):

@@ -36,19 +36,22 @@ def _usage_line(response) -> str:
             f"{u.completion_tokens} completion · {cost} · {response.latency_s:.2f} s{rate}")
 
 
-def _read_schema(path: Path) -> dict:
+def _read_schema(given: str) -> dict:
+    """A JSON schema from a file, or written inline (it starts with '{')."""
+    inline = given.lstrip().startswith("{")
     try:
-        schema = json.loads(path.read_text())
+        schema = json.loads(given if inline else Path(given).read_text())
     except OSError as exc:
-        raise ConfigError(f"cannot read the schema file {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read the schema file {given}: {exc.strerror}") from None
     except ValueError as exc:
-        raise ConfigError(f"{path} is not valid JSON ({exc}); fix the file") from None
+        where = "the inline schema" if inline else given
+        raise ConfigError(f"{where} is not valid JSON ({exc}); fix it") from None
     if isinstance(schema, dict) and "schema" in schema and isinstance(schema["schema"], dict):
         return {"type": "json_schema", "json_schema": schema}
-    return {"type": "json_schema", "json_schema": {"name": path.stem, "schema": schema}}
+    return {"type": "json_schema", "json_schema": {"name": "output" if inline else Path(given).stem, "schema": schema}}
 
 
-def _response_format(json_schema: Optional[Path], enum: Optional[str]) -> dict | None:
+def _response_format(json_schema: Optional[str], enum: Optional[str]) -> dict | None:
     if json_schema and enum:
         raise ConfigError("give --json-schema or --enum, not both")
     if json_schema:
@@ -70,7 +73,8 @@ def prompt(
     n: int = typer.Option(1, "-n", help="Number of answers."),
     stop: Optional[list[str]] = typer.Option(None, "--stop", help="Stop sequence (repeatable)."),
     max_tokens: Optional[int] = MaxTokensOpt,
-    json_schema: Optional[Path] = typer.Option(None, "--json-schema", help="JSON schema file the answer must match."),
+    json_schema: Optional[str] = typer.Option(None, "--json-schema", help="JSON schema the answer must match: a "
+                                              "file, or the schema itself ('{\"type\": \"object\", …}')."),
     enum: Optional[str] = typer.Option(None, "--enum", help="Comma-separated labels; the answer is exactly one."),
     as_json: bool = typer.Option(False, "--json", help="Print the whole response as JSON."),
     cache: bool = typer.Option(False, "--cache/--no-cache", help="Reuse a stored answer (greedy or seeded only)."),

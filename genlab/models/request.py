@@ -120,6 +120,13 @@ class Request(_Strict):
     def _stop_list(cls, stop: Any) -> Any:
         return [stop] if isinstance(stop, str) else stop
 
+    @field_validator("stop")
+    @classmethod
+    def _no_empty_stop(cls, stop: list[str] | None) -> list[str] | None:
+        if stop and "" in stop:
+            raise ValueError("a stop sequence must not be empty (it would end every answer at once)")
+        return stop
+
     @model_validator(mode="after")
     def _one_input(self) -> "Request":
         if (self.messages is None) == (self.prompt is None):
