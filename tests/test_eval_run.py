@@ -108,7 +108,8 @@ def test_interrupted_run_resumes_without_repeating_rows(example_run):
 
 
 def test_view_serves_the_reports_read_only(example_run):
-    """`genlab eval view` over real HTTP: the listed report page, POST refused, a taken port refused."""
+    """`genlab eval view` over real HTTP: the listed report page, only report files, only to this
+    machine's names, POST refused, a taken port refused."""
     from conftest import announced_port
 
     home, out = example_run
@@ -118,6 +119,20 @@ def test_view_serves_the_reports_read_only(example_run):
         port = announced_port(proc, rb"serving .* at http://127\.0\.0\.1:(\d+)/ ")
         page = urllib.request.urlopen(f"http://127.0.0.1:{port}/{out.name}/report.html", timeout=10).read().decode()
         assert page.startswith("<!doctype html>")
+        index = urllib.request.urlopen(f"http://localhost:{port}/", timeout=10).read().decode()
+        assert f'<a href="{out.name}/report.html">{out.name}</a>' in index
+        # Only the files a run writes: not the rest of the folder, not a way out of it.
+        (out.parent / "secrets.env").write_text("KEY=1")
+        for path in ("/secrets.env", f"/{out.name}/../secrets.env", "/../../etc/passwd"):
+            with pytest.raises(urllib.error.HTTPError) as hidden:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10)
+            assert hidden.value.code == 404, path
+        # A page elsewhere that points its own domain at 127.0.0.1 (DNS rebinding) reads nothing.
+        rebound = urllib.request.Request(f"http://127.0.0.1:{port}/{out.name}/report.html",
+                                         headers={"Host": f"attacker.example:{port}"})
+        with pytest.raises(urllib.error.HTTPError) as refused_host:
+            urllib.request.urlopen(rebound, timeout=10)
+        assert refused_host.value.code == 403
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/x", data=b"{}"), timeout=10)
         assert refused.value.code == 405

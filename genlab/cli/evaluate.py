@@ -129,24 +129,14 @@ def judge(dataset: Path = typer.Argument(..., help="JSONL: pairwise {input, outp
 def view(directory: Path = typer.Argument(Path("evals"), help="A results directory (or the parent of several)."),
          port: int = typer.Option(8765, "--port", min=0, max=65535, help="0: any free port (printed).")) -> None:
     """Serve past reports read-only on http://127.0.0.1:PORT (Ctrl-C stops)."""
-    import functools
     import http.server
 
+    from genlab.evaluate.report import report_handler
     from genlab.machine import listen_socket
 
     if not directory.is_dir():
         raise ConfigError(f"no results directory {directory}; run: genlab eval run SUITE.yaml")
-
-    class ReadOnly(http.server.SimpleHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - the http.server naming
-            self.send_error(405, "read-only")
-
-        do_PUT = do_DELETE = do_POST
-
-        def log_message(self, *args):
-            pass
-
-    handler = functools.partial(ReadOnly, directory=str(directory.resolve()))
+    handler = report_handler(directory)
     with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler, bind_and_activate=False) as server:
         server.socket.close()
         server.socket = listen_socket("127.0.0.1", port)      # a port in use: one line naming the fix

@@ -185,3 +185,61 @@ def _check_line(a: dict) -> str:
         return (f"<div class='reason'><span class='error'>⚠ {_e(a['type'])} errored</span> — {_e(a['error'][:300])}"
                 f"<br>judge said: <code>{_e(str(a.get('raw', ''))[:300])}</code></div>")
     return f"<div class='reason'>{'✔' if a['passed'] else '✘'} {_e(a['type'])} {a['score']:.2f} — {_e(a['reason'][:300])}</div>"
+
+
+#: What `genlab eval view` serves: the files a run writes (`genlab eval run --out`), nothing else.
+REPORT_FILES = ("report.html", "results.jsonl", "results.csv", "results.xml")
+
+
+def report_handler(directory: Path):
+    """An `http.server` handler for the runs under ``directory``, read-only: an index of their
+    reports at /, the files in `REPORT_FILES`, and nothing else in the folder (a results folder
+    may sit in a project beside its secrets). It answers only requests addressed to this
+    machine by name (127.0.0.1, localhost, ::1): a web page elsewhere cannot read the reports
+    by pointing its own domain at 127.0.0.1 (DNS rebinding)."""
+    import http.server
+    import io
+    from urllib.parse import quote
+
+    from genlab.serve.guard import LOOPBACK_NAMES, host_of
+
+    root = directory.resolve()
+
+    class ReportHandler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(root), **kwargs)
+
+        def send_head(self):
+            if host_of(self.headers.get("Host", "")) not in LOOPBACK_NAMES:
+                self.send_error(403, "this viewer answers only to 127.0.0.1 and localhost")
+                return None
+            if self.path.split("?", 1)[0] == "/":
+                return self._index()
+            target = Path(self.translate_path(self.path)).resolve()
+            if target.name not in REPORT_FILES or not target.is_relative_to(root) or not target.is_file():
+                self.send_error(404, "no such report (only the files genlab eval run writes are served)")
+                return None
+            return super().send_head()
+
+        def _index(self):
+            reports = sorted(p.relative_to(root) for p in root.rglob("report.html"))
+            links = "".join(f'<li><a href="{quote(str(p))}">{html.escape(str(p.parent) if p.parent.name else root.name)}'
+                            "</a></li>" for p in reports)
+            body = (f"<!doctype html><html><head><meta charset='utf-8'><title>genlab eval reports</title>"
+                    f"<style>{CSS}</style></head><body><h1>genlab eval reports</h1>"
+                    f"<ul>{links or '<li>none yet: genlab eval run SUITE.yaml --out DIR</li>'}</ul></body></html>").encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            return io.BytesIO(body)
+
+        def do_POST(self):  # noqa: N802 - the http.server naming
+            self.send_error(405, "read-only")
+
+        do_PUT = do_DELETE = do_PATCH = do_POST
+
+        def log_message(self, *args):
+            pass
+
+    return ReportHandler
