@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from genlab.errors import ConfigError
 from genlab.search.funsearch.config import EvolveConfig
-from genlab.search.funsearch.runner import evolve
+from genlab.search.funsearch.runner import Run, evolve
 
 # Seeds the model calls (seed_model), so a failure can be replayed. Any seed will do: under the
 # grammar nearly every sample is a valid program (bench/results/evolve_small_model.json).
@@ -186,6 +187,14 @@ def test_resume_of_a_missing_run(tmp_path):
     assert result.returncode == 1 and "no run at" in result.stderr
 
 
+def test_resume_refuses_settings_it_cannot_change_rather_than_ignoring_them(tmp_path):
+    result = genlab("evolve", "bin-packing", "--resume", str(tmp_path / "run"), "-m", "gemini:gemini-2.5-flash",
+                    "--max-tokens", "99", "--samples", "9")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "--resume continues a run with the settings it started with, so SPEC, --model, --max-tokens cannot" \
+        in result.stderr
+
+
 def test_budget_stops_drawing(served, genlab_home, monkeypatch, tmp_path):
     # Price the served model through a user price file, so each call costs real (fake) money:
     # a prompt's worst case (4 samples x 64 tokens, every prompt byte a token) is about $0.27,
@@ -207,9 +216,17 @@ def test_budget_stops_drawing(served, genlab_home, monkeypatch, tmp_path):
     worst, left = map(float, re.search(r"up to \$([\d.]+) and \$([\d.]+)", progress.stopped_because).groups())
     assert worst > left and left == pytest.approx(0.5 - progress.cost_usd, abs=1e-4)  # stopped only when needed
 
+    # Resumed, the run keeps its budget, and what it spent counts: no prompt fits what is left.
+    resumed = Run.resume(tmp_path / "run").execute()
+    assert resumed.stopped_because.startswith("budget spent") and resumed.samples == progress.samples
+    # A larger total lets it draw on, until that total would be overspent.
+    raised = Run.resume(tmp_path / "run", budget_usd=1.0).execute()
+    assert raised.samples > progress.samples and progress.cost_usd < raised.cost_usd <= 1.0
+    with pytest.raises(ConfigError, match="a resumed run keeps its model"):
+        Run.resume(tmp_path / "run", model="local")
+
 
 def test_a_run_refuses_a_sandbox_that_cannot_isolate_unless_accepted(tmp_path, monkeypatch):
-    from genlab.errors import ConfigError
     from genlab.search.funsearch import runner
     from genlab.search.funsearch.sandbox import Limits, Sandbox
 

@@ -14,7 +14,7 @@ from typer.core import TyperGroup
 
 from genlab.cli.common import ModelOpt, app, budget_from, err, labelled, out
 from genlab.errors import ConfigError
-from genlab.search.funsearch.config import EvolveConfig
+from genlab.search.funsearch.config import RESUME_MAY_CHANGE, EvolveConfig
 
 #: The defaults of a run live on EvolveConfig (its class attributes); the flags read them.
 DEFAULTS = EvolveConfig
@@ -57,11 +57,13 @@ def _progress_table(progress, run_dir: Path, sampling: str = "", unsafe: str = "
 
 @evolve_app.command("run")
 def run(
+    ctx: typer.Context,
     spec: Optional[str] = typer.Argument(None, help="bin-packing, cap-set, or a spec file."),
     model: str = ModelOpt,
     samples: Optional[int] = typer.Option(None, "--samples", "-n", help=f"Samples to draw in total (default {DEFAULTS.samples}; "
-                                          "with --resume, raises the run's target)."),
-    budget_usd: Optional[float] = typer.Option(None, "--budget-usd", help="Stop drawing once this much is spent."),
+                                          "with --resume, the run's new target)."),
+    budget_usd: Optional[float] = typer.Option(None, "--budget-usd", help="Stop drawing once the run has spent this much "
+                                               "(with --resume: in all, counting what it spent before)."),
     workers: int = typer.Option(DEFAULTS.workers, "--workers", help="Model calls in flight at once."),
     eval_workers: Optional[int] = typer.Option(None, "--eval-workers", help="Sandboxed evaluations at once "
                                                "(default: one per core)."),
@@ -97,11 +99,20 @@ def run(
     """
     from genlab.search.funsearch.runner import Run
 
-    budget = budget_from(budget_usd)
     if resume is not None:
-        the_run = Run.resume(resume, budget=budget, samples=samples, unsafe_sandbox=unsafe_sandbox)
+        given = {param.name: param for param in ctx.command.params
+                 if getattr(ctx.get_parameter_source(param.name), "name", "") == "COMMANDLINE"}
+        kept = [param.opts[0] if param.param_type_name == "option" else param.name.upper()
+                for name, param in given.items() if name not in ("resume", "unsafe_sandbox", *RESUME_MAY_CHANGE)]
+        if kept:
+            raise ConfigError(f"--resume continues a run with the settings it started with, so {', '.join(kept)} cannot "
+                              "change it; drop them, or start a new run (a resumed run takes --samples, --max-minutes, "
+                              "--budget-usd, --workers and --eval-workers)")
+        the_run = Run.resume(resume, unsafe_sandbox=unsafe_sandbox,
+                             **{name: ctx.params[name] for name in RESUME_MAY_CHANGE if name in given})
         directory = resume
     else:
+        budget = budget_from(budget_usd)
         if spec is None:
             raise ConfigError("give a spec (bin-packing, cap-set, or a spec file) or --resume RUN_DIR")
         options = {"eval_workers": eval_workers} if eval_workers is not None else {}

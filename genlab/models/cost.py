@@ -93,11 +93,12 @@ class Budget:
     the limit; the call that crosses it completes.
     """
 
-    def __init__(self, usd: float | None = None, tokens: int | None = None):
+    def __init__(self, usd: float | None = None, tokens: int | None = None, spent_usd: float = 0.0):
+        """``spent_usd``: what earlier sessions of the same work spent (a resumed run's budget is its total)."""
         if usd is not None and usd < 0 or tokens is not None and tokens < 0:
             raise ConfigError("a budget must be positive; e.g. --budget-usd 0.50")
         self.usd, self.tokens = usd, tokens
-        self.spent_usd, self.spent_tokens, self.calls = 0.0, 0, 0
+        self.spent_usd, self.spent_tokens, self.calls = spent_usd, 0, 0
         self.reserved_usd, self.reserved_tokens = 0.0, 0
         self._lock = threading.Lock()
 

@@ -14,6 +14,11 @@ def _default_eval_workers() -> int:
     return usable_cores()
 
 
+#: What `genlab evolve --resume` may change: how long and how widely the run goes on, and what
+#: it may spend, never what it searches (the spec, model, prompts, sandbox limits, seeds).
+RESUME_MAY_CHANGE = ("samples", "max_minutes", "budget_usd", "workers", "eval_workers")
+
+
 @dataclass(frozen=True)
 class EvolveConfig:
     """One run of `genlab evolve`. Sampling defaults are the paper's (4 per prompt, T=1.0, top-p 0.95)."""

@@ -21,7 +21,7 @@ from typing import Any, Callable
 from genlab import __version__
 from genlab.errors import BudgetExceeded, ConfigError, GenlabError, ModelError
 from genlab.models import Budget, Model, get_model
-from genlab.search.funsearch.config import EvolveConfig
+from genlab.search.funsearch.config import RESUME_MAY_CHANGE, EvolveConfig
 from genlab.search.funsearch.database import Program, ProgramsDatabase
 from genlab.search.funsearch.evaluator import Evaluation, Evaluator
 from genlab.search.funsearch.prompt import build_prompt
@@ -134,15 +134,21 @@ class Run:
         return cls(store, spec, config, model, checked)
 
     @classmethod
-    def resume(cls, run_dir: Path, budget: Budget | None = None, samples: int | None = None,
-               unsafe_sandbox: bool = False) -> "Run":
-        """Reopen a run; ``samples`` raises its target."""
+    def resume(cls, run_dir: Path, unsafe_sandbox: bool = False, **changes: Any) -> "Run":
+        """Reopen a run. ``changes`` set what `RESUME_MAY_CHANGE` names (its target, time
+        limit, budget and parallelism) and are kept. The run's budget is its total: what it
+        spent before counts against it."""
         store = RunStore(run_dir, create=False)
         meta = store.meta()
         config = EvolveConfig.from_dict(meta["config"])
-        if samples is not None:
-            config = EvolveConfig.from_dict({**config.to_dict(), "samples": samples})
+        refused = sorted(set(changes) - set(RESUME_MAY_CHANGE))
+        if refused:
+            raise ConfigError(f"a resumed run keeps its {', '.join(refused)}; start a new run to change them")
+        if changes:
+            config = EvolveConfig.from_dict({**config.to_dict(), **changes})
             store.set_meta({"config": config.to_dict()})
+        budget = None if config.budget_usd is None else Budget(config.budget_usd,
+                                                               spent_usd=store.counts()["cost_usd"] or 0.0)
         # The spec as it was when the run started, so its scores stay comparable.
         spec = parse_spec(meta["spec_source"], meta["spec_path"], meta["spec_name"])
         model = get_model(config.model, budget=budget, source="evolve")
