@@ -70,6 +70,8 @@ def test_cli_plain_lines_cot_and_other_field():
     (("classify", "-l", "yes,no", "--examples", "/nope.jsonl"), "x\n", "/nope.jsonl: cannot read the few-shot examples file"),
     (("ttc", "bench", "arithmetic", "--ks", "0,3"), None, "every k in --ks must be at least 1"),
     (("ttc", "bench", "nope"), None, "no task 'nope'"),
+    (("ttc", "bench", "arithmetic", "--plot", "curves.txt"), None,        # it failed after the whole run
+     "--plot curves.txt: give a file name ending in .png, .svg or .pdf"),
 ])
 def test_bad_input_is_one_line(args, stdin, message):
     result = genlab(*args, stdin=stdin)

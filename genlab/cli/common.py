@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Callable, Iterator
 
 import typer
@@ -12,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from genlab.errors import ConfigError
 from genlab.models.registry import BUILTIN
 
 # Help is Markdown, which joins a paragraph's lines; typer's "rich" mode keeps the docstrings'
@@ -32,6 +34,23 @@ def labelled(label: str, style: str, text: str) -> Text:
 
 ModelOpt = typer.Option("local", "--model", "-m", help="Model spec: " + ", ".join(e.usage for e in BUILTIN if e.kind == "model")
                         + ", or a plugin's (genlab models lists them).")
+
+
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+def output_file(path: Path | None, option: str, *suffixes: str) -> Path | None:
+    """Check where a command will write before its work: the name ends as it must and its
+    folder exists (it is made), so a long run never ends on an error about the path."""
+    if path is None:
+        return None
+    if suffixes and path.suffix.lower() not in suffixes:
+        endings = ", ".join(suffixes[:-1]) + " or " + suffixes[-1] if len(suffixes) > 1 else suffixes[0]
+        raise ConfigError(f"{option} {path}: give a file name ending in {endings}")
+    if path.is_dir():
+        raise ConfigError(f"{option} {path} is a folder; give a file name")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def budget_from(usd: float | None, tokens: int | None = None):

@@ -11,7 +11,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from genlab.cli.common import ModelOpt, app, chat_lines, err, labelled, out, progress_bars, stage_progress
+from genlab.cli.common import (ModelOpt, app, chat_lines, err, labelled, out, output_file, progress_bars,
+                               stage_progress)
 from genlab.errors import ConfigError
 
 notebook_app = typer.Typer(no_args_is_help=True, help="Notebooks: your sources, indexed for grounded answers.")
@@ -229,6 +230,7 @@ def eval_(name: str, qa: Path = typer.Argument(..., help="QA JSONL: question, ev
 
     rows = load_qa(qa)
     search_ = _search(name)
+    output = output_file(output, "--out", ".json")
     answerable = sum(r.answerable for r in rows)
     methods = retrieval_methods(search_)
     with progress_bars() as progress:
@@ -277,9 +279,10 @@ def briefing(name: str, model: str = ModelOpt,
     from genlab.ground.outputs import briefing as make_briefing
     from genlab.models import get_model
 
+    search_, output = _search(name), output_file(output, "--out", ".md")
     with progress_bars() as progress:
         task = progress.add_task("sources", total=None)
-        document = make_briefing(get_model(model, source="ground"), _search(name),
+        document = make_briefing(get_model(model, source="ground"), search_,
                                  progress=lambda done, total: progress.update(task, completed=done, total=total))
     _write_document(document, output)
 
@@ -291,9 +294,10 @@ def faq(name: str, model: str = ModelOpt, items: int = typer.Option(6, "--items"
     from genlab.ground.outputs import faq as make_faq
     from genlab.models import get_model
 
+    search_, output = _search(name), output_file(output, "--out", ".md")
     with progress_bars() as progress:
         task = progress.add_task("questions", total=items)
-        document = make_faq(get_model(model, source="ground"), _search(name), items=items,
+        document = make_faq(get_model(model, source="ground"), search_, items=items,
                             progress=lambda done, total: progress.update(task, completed=done))
     _write_document(document, output, question_headings=True)
 
@@ -313,9 +317,10 @@ def audio(name: str, model: str = ModelOpt, items: int = typer.Option(4, "--item
 
     check_output_path(output)    # fail before any model call: bad name, or no voice engine
     espeak_binary()
+    search_, output = _search(name), output_file(output, "--out", ".wav")
     with progress_bars() as progress:
         task = progress.add_task("script", total=items)
-        turns, document = audio_script(get_model(model, source="ground"), _search(name), items=items,
+        turns, document = audio_script(get_model(model, source="ground"), search_, items=items,
                                        progress=lambda done, total: progress.update(task, completed=done))
     record = speak(turns, output)
     lines = [f"# Audio overview: {name}", ""]

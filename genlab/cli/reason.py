@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from genlab.cli.common import ModelOpt, app, out, progress_bars
+from genlab.cli.common import PLOT_SUFFIXES, ModelOpt, app, out, output_file, progress_bars
 from genlab.errors import ConfigError
 
 
@@ -100,7 +100,7 @@ def bench(
                                                      "(a folder from genlab tune reward)."),
     verify_chains: Optional[int] = typer.Option(None, "--verify-chains", min=1, help="How many of each item's "
                                                 "chains --autorater and --reward-model score (default: all)."),
-    plot_path: Optional[Path] = typer.Option(None, "--plot", help="Write accuracy vs tokens as a PNG."),
+    plot_path: Optional[Path] = typer.Option(None, "--plot", help="Write accuracy vs tokens (.png, .svg or .pdf)."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write every curve point as JSON."),
 ) -> None:
     """Accuracy against tokens per item: direct, chain of thought, self-consistency@k, best-of-k and pass@k.
@@ -134,6 +134,7 @@ def bench(
     llm = get_model(model, source="ttc")
     if autorater_spec is not None:
         verifiers["autorater"] = (autorater(judge or llm), {"autorater": autorater_spec})
+    plot_path, json_path = output_file(plot_path, "--plot", *PLOT_SUFFIXES), output_file(json_path, "--json", ".json")
     everything, stats = {}, {}
     for task in loaded:
         with progress_bars() as progress:
@@ -184,7 +185,7 @@ def variance(
     samples: int = typer.Option(8, "--samples", help="Samples per item and setting."),
     split: str = typer.Option("test", "--split", help="test, dev or all."),
     limit: Optional[int] = typer.Option(30, "--limit", min=1, help="Items of the task to sample."),
-    plot_path: Optional[Path] = typer.Option(None, "--plot", help="Write the grid as a PNG."),
+    plot_path: Optional[Path] = typer.Option(None, "--plot", help="Write the grid as a plot (.png, .svg or .pdf)."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the grid as JSON."),
 ) -> None:
     """How temperature, top-p and top-k change the answers: distinct answers per item and accuracy.
@@ -203,6 +204,7 @@ def variance(
     llm = get_model(model, source="ttc")
     if any(grid.top_ks) and not llm.backend.supports_top_k:
         raise ConfigError(f"{model} does not take top-k; give --top-k 0")
+    plot_path, json_path = output_file(plot_path, "--plot", *PLOT_SUFFIXES), output_file(json_path, "--json", ".json")
     with progress_bars() as progress:
         bar = progress.add_task(f"{task.name} grid", total=None)
         rows = sweep(llm, task, grid, limit=limit, progress=lambda n, total: progress.update(bar, completed=n, total=total))

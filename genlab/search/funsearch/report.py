@@ -125,6 +125,9 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, test: bool 
     store, spec = open_run(run_dir)
     info = summary(store)
     out = Path(out) if out else Path(run_dir) / "report.md"
+    if out.suffix.lower() != ".md":
+        raise ConfigError(f"--out {out}: give a Markdown file name ending in .md (the plot goes beside it, .png)")
+    out.parent.mkdir(parents=True, exist_ok=True)
     xs, ys = _best_so_far(store)
     plot = out.with_suffix(".png")
     fig, ax = plt.subplots(figsize=(7, 3.5), dpi=120)
