@@ -188,7 +188,7 @@ def _check_line(a: dict) -> str:
 
 
 #: What `genlab eval view` serves: the files a run writes (`genlab eval run --out`), nothing else.
-REPORT_FILES = ("report.html", "results.jsonl", "results.csv", "results.xml")
+REPORT_FILES = ("report.html", "results.jsonl", "results.csv", "results.xml", "summary.json")
 
 
 def report_handler(directory: Path):
