@@ -247,6 +247,7 @@ def serve(
     from genlab.models.backend import redact
     from genlab.serve import ServeLimits, serve as run_server
 
+    model = list(dict.fromkeys(model))    # a spec given twice is one model: clients name it once
     limits = ServeLimits(slots=slots, queue=queue, queue_timeout_s=queue_timeout, max_tokens=max_tokens,
                          max_total_tokens=max(max_tokens, ServeLimits.max_total_tokens),
                          max_body_bytes=max_body_kb * 1024)
