@@ -26,9 +26,10 @@ class Message(_Strict):
     content: str | list[dict[str, Any]] | None = ""
 
     def media_parts(self) -> list[str]:
-        """The types of the content parts that are not text (image_url, input_audio…)."""
+        """The types of the content parts that are not text (image_url, input_audio…); an
+        assistant's refusal part is text too."""
         parts = self.content if isinstance(self.content, list) else []
-        return [str(p.get("type")) for p in parts if p.get("type") != "text"]
+        return [str(p.get("type")) for p in parts if p.get("type") not in ("text", "refusal")]
 
     def text(self) -> str:
         """Return the message's text, joining text parts."""
