@@ -131,7 +131,7 @@ def view(directory: Path = typer.Argument(Path("evals"), help="A results directo
     """Serve past reports read-only on http://127.0.0.1:PORT (Ctrl-C stops)."""
     import http.server
 
-    from genlab.evaluate.report import report_handler
+    from genlab.evaluate.report import report_handler, report_pages
     from genlab.machine import listen_socket
 
     if not directory.is_dir():
@@ -141,9 +141,8 @@ def view(directory: Path = typer.Argument(Path("evals"), help="A results directo
         server.socket.close()
         server.socket = listen_socket("127.0.0.1", port)      # a port in use: one line naming the fix
         port = server.socket.getsockname()[1]
-        reports = sorted(p.relative_to(directory) for p in directory.rglob("report.html"))
         err.print(f"serving {directory} at http://127.0.0.1:{port}/ (Ctrl-C stops)")
-        for report in reports:
+        for report in report_pages(directory):
             err.print(f"  http://127.0.0.1:{port}/{report}")
         try:
             server.serve_forever()

@@ -317,7 +317,7 @@ def audio(name: str, model: str = ModelOpt, items: int = typer.Option(4, "--item
 
     check_output_path(output)    # fail before any model call: bad name, or no voice engine
     espeak_binary()
-    search_, output = _search(name), output_file(output, "--out", ".wav")
+    search_, output = _search(name), output_file(output, "--out")   # .wav: checked above
     with progress_bars() as progress:
         task = progress.add_task("script", total=items)
         turns, document = audio_script(get_model(model, source="ground"), search_, items=items,

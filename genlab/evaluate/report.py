@@ -191,6 +191,11 @@ def _check_line(a: dict) -> str:
 REPORT_FILES = ("report.html", "results.jsonl", "results.csv", "results.xml", "summary.json")
 
 
+def report_pages(directory: Path) -> list[Path]:
+    """The runs' HTML reports under ``directory``, relative to it."""
+    return sorted(p.relative_to(directory) for p in directory.rglob("report.html"))
+
+
 def report_handler(directory: Path):
     """An `http.server` handler for the runs under ``directory``, read-only: an index of their
     reports at /, the files in `REPORT_FILES`, and nothing else in the folder (a results folder
@@ -222,9 +227,8 @@ def report_handler(directory: Path):
             return super().send_head()
 
         def _index(self):
-            reports = sorted(p.relative_to(root) for p in root.rglob("report.html"))
             links = "".join(f'<li><a href="{quote(str(p))}">{html.escape(str(p.parent) if p.parent.name else root.name)}'
-                            "</a></li>" for p in reports)
+                            "</a></li>" for p in report_pages(root))
             body = (f"<!doctype html><html><head><meta charset='utf-8'><title>genlab eval reports</title>"
                     f"<style>{CSS}</style></head><body><h1>genlab eval reports</h1>"
                     f"<ul>{links or '<li>none yet: genlab eval run SUITE.yaml --out DIR</li>'}</ul></body></html>").encode()
