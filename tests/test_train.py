@@ -496,7 +496,8 @@ def test_gecko_refuses_a_qa_file_whose_evidence_is_not_in_the_corpus_before_any_
     assert result.returncode == 1 and "qa.jsonl:1" in result.stderr and "no passage of velmora contains" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "emb").exists()
     bad = genlab("distill", "embeddings", "velmora", "-o", str(tmp_path / "emb"), "--positive", "best")
-    assert bad.returncode == 1 and "positive must be one of llm, seed" in bad.stderr
+    assert bad.returncode == 1 and "--positive must be one of llm, seed" in bad.stderr
+    assert bad.stderr.startswith("error:")    # no blank line left by a progress bar in a log
 
 
 def test_compare_tuned_against_base_with_a_judge_and_a_reward_model(trained, tmp_path):

@@ -61,9 +61,10 @@ def budget_from(usd: float | None, tokens: int | None = None):
 
 
 def progress_bars() -> Progress:
-    """Progress bars on stderr (what, bar, done of total, time) that vanish when the work ends."""
+    """Progress bars on stderr (what, bar, done of total, time) that vanish when the work ends.
+    Off where stderr is not a terminal: a log gets no bars, and no blank line where they were."""
     return Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=err, transient=True)
+                    console=err, transient=True, disable=not err.is_terminal)
 
 
 @contextmanager

@@ -249,7 +249,7 @@ def distill_embeddings(source: str, teacher_spec: str, output: Path, *, base: st
     from genlab.torch_setup import prepare_torch
 
     if positive not in POSITIVES:
-        raise ConfigError(f"positive must be one of {', '.join(POSITIVES)}, not {positive!r}")
+        raise ConfigError(f"--positive must be one of {', '.join(POSITIVES)}, not {positive!r}")
     if not learning_rate > 0:
         raise ConfigError(f"--lr must be more than 0 (got {learning_rate:g})")
     if output.exists() and not output.is_dir():
