@@ -30,7 +30,7 @@ def read_jsonl(path: str | Path, what: str = "data file", error: type[ConfigErro
     """Yield (line number, object) for each non-empty line; a line that is not a JSON object
     raises ``error`` naming ``path:line``."""
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()   # -sig: a BOM some editors write
     except OSError as exc:
         raise error(f"{path}: cannot read the {what} ({exc.strerror or exc})") from exc
     except UnicodeDecodeError:

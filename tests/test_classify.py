@@ -78,6 +78,19 @@ def test_bad_input_is_one_line(args, stdin, message):
     assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
 
 
+def test_files_saved_with_a_byte_order_mark_read_as_text(tmp_path):
+    # Some editors start UTF-8 files with a BOM; it is not part of the first row.
+    bom = "\ufeff"
+    (tmp_path / "examples.jsonl").write_text(bom + '{"text": "Goal!", "label": "sports"}\n', encoding="utf-8")
+    (tmp_path / "labels.txt").write_text(bom + "sports\nweather\n", encoding="utf-8")
+    (tmp_path / "texts.txt").write_text(bom + "It snowed.\n", encoding="utf-8")
+    result = genlab("classify", str(tmp_path / "texts.txt"), "-l", str(tmp_path / "labels.txt"),
+                    "--examples", str(tmp_path / "examples.jsonl"))
+    assert result.returncode == 0, result.stderr
+    row = json.loads(result.stdout)
+    assert row["text"] == "It snowed." and row["label"] in ("sports", "weather")
+
+
 def test_a_few_shot_file_names_the_line_that_lacks_a_label(tmp_path):
     examples = tmp_path / "examples.jsonl"
     examples.write_text('{"text": "Goal in the last minute!", "label": "sports"}\n\n{"text": "Rain all day"}\n')

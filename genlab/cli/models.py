@@ -40,7 +40,7 @@ def _read_schema(given: str) -> dict:
     """A JSON schema from a file, or written inline (it starts with '{')."""
     inline = given.lstrip().startswith("{")
     try:
-        schema = json.loads(given if inline else Path(given).read_text())
+        schema = json.loads(given if inline else Path(given).read_text(encoding="utf-8-sig"))
     except OSError as exc:
         raise ConfigError(f"cannot read the schema file {given}: {exc.strerror}") from None
     except ValueError as exc:

@@ -17,7 +17,7 @@ from genlab.errors import ConfigError
 def _read_labels(labels: str) -> list[str]:
     path = Path(labels)
     if path.is_file():
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8-sig")
         return [line for line in text.splitlines() if line.strip()]
     return labels.split(",")
 
@@ -28,7 +28,7 @@ def _open_lines(source: str):
             raise ConfigError("no input on stdin; pipe JSONL or text lines in, or give a file")
         return sys.stdin.read().splitlines(), "stdin"
     try:
-        return Path(source).read_text().splitlines(), source
+        return Path(source).read_text(encoding="utf-8-sig").splitlines(), source
     except OSError as exc:
         raise ConfigError(f"cannot read {source}: {exc.strerror}") from None
 

@@ -234,7 +234,7 @@ def load_suite(path: str | Path, overrides: dict | None = None) -> Suite:
     before validation, so the result is checked like any suite and its digest differs."""
     path = Path(path)
     try:
-        source = path.read_text()
+        source = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise SuiteError(f"cannot read {path}: {exc.strerror}") from None
     try:
@@ -279,7 +279,7 @@ def _load_tests(spec: SuiteSpec, path: Path, root) -> list[TestSpec]:
         for _, row in read_jsonl(file, "tests file", error=SuiteError):
             rows.append(row if "vars" in row or "assert" in row else {"vars": row})
     elif file.suffix == ".csv":
-        with open(file, newline="") as f:
+        with open(file, newline="", encoding="utf-8-sig") as f:
             for row in csv.DictReader(f):
                 expected = row.pop("__expected", None)
                 test: dict[str, Any] = {"vars": row}

@@ -71,7 +71,7 @@ def score_program(spec: Spec, code: str, datasets: dict[str, dict] | None = None
 def read_program(spec: Spec, path: str | Path) -> str:
     """Read the evolved function from a file holding it (alone or inside other code)."""
     try:
-        source = Path(path).read_text()
+        source = Path(path).read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
     try:

@@ -149,7 +149,7 @@ def load_spec(spec: str) -> Spec:
         if not path.is_file():
             raise SpecError(f"no spec '{spec}': give a path to a spec file or one of: {', '.join(BUILTIN_SPECS)}")
     try:
-        source = path.read_text()
+        source = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read {path}: {exc}") from None
     return parse_spec(source, str(path), name)
