@@ -23,6 +23,19 @@ from typing import Iterable, Iterator
 from genlab.errors import ConfigError, StoreError
 
 
+# -- text files --------------------------------------------------------------------------
+
+def read_text(path: str | Path, error: type[ConfigError] = ConfigError) -> str:
+    """A user's text file as text: UTF-8, without the byte order mark some editors write. One
+    that cannot be read, or is not UTF-8, raises ``error`` naming the file and the fix."""
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise error(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{path} is not UTF-8 text (byte {exc.start}); convert it with `iconv -t utf-8` first") from None
+
+
 # -- JSONL -------------------------------------------------------------------------------
 
 def read_jsonl(path: str | Path, what: str = "data file", error: type[ConfigError] = ConfigError

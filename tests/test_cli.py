@@ -91,6 +91,16 @@ def test_unreachable_url_is_one_line(monkeypatch):
     assert "Traceback" not in result.stderr
 
 
+def test_a_file_that_is_not_utf8_is_one_line_naming_the_fix(tmp_path):
+    latin = tmp_path / "notes.txt"
+    latin.write_bytes("café\n".encode("latin-1"))
+    for args in (("classify", str(latin), "-l", "a,b"), ("classify", "-l", str(latin)), ("eval", "run", str(latin)),
+                 ("evolve", "score", "bin-packing", str(latin)), ("evolve", str(latin))):
+        result = genlab(*args, stdin="x\n")
+        assert result.returncode == 1 and "Traceback" not in result.stderr, args   # a UnicodeDecodeError before
+        assert result.stderr.startswith(f"error: {latin} is not UTF-8 text (byte 3); convert it with `iconv -t utf-8`")
+
+
 def test_what_the_user_typed_is_printed_as_typed(genlab_home):
     # Rich markup would drop "[bar]" and fail on "[/x]" (a traceback in place of the error).
     result = genlab("prompt", "--model", "foo[bar][/x]:m", "hi")

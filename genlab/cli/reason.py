@@ -12,12 +12,13 @@ from rich.table import Table
 
 from genlab.cli.common import PLOT_SUFFIXES, ModelOpt, app, out, output_file, progress_bars
 from genlab.errors import ConfigError
+from genlab.io import read_text
 
 
 def _read_labels(labels: str) -> list[str]:
     path = Path(labels)
     if path.is_file():
-        text = path.read_text(encoding="utf-8-sig")
+        text = read_text(path)
         return [line for line in text.splitlines() if line.strip()]
     return labels.split(",")
 
@@ -27,10 +28,7 @@ def _open_lines(source: str):
         if sys.stdin.isatty():
             raise ConfigError("no input on stdin; pipe JSONL or text lines in, or give a file")
         return sys.stdin.read().splitlines(), "stdin"
-    try:
-        return Path(source).read_text(encoding="utf-8-sig").splitlines(), source
-    except OSError as exc:
-        raise ConfigError(f"cannot read {source}: {exc.strerror}") from None
+    return read_text(source).splitlines(), source
 
 
 @app.command()

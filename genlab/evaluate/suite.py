@@ -30,7 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from genlab.errors import ConfigError, SuiteError  # noqa: F401  (SuiteError re-exported)
-from genlab.io import read_jsonl, validation_problems
+from genlab.io import read_jsonl, read_text, validation_problems
 from genlab.evaluate.autorater import VERDICT_TOKENS, JudgeSettings
 from genlab.evaluate.builtin import pairwise_metric, pointwise_metric
 from genlab.evaluate.metrics import ASSERTIONS, SIMILARITY, check_value
@@ -233,10 +233,7 @@ def load_suite(path: str | Path, overrides: dict | None = None) -> Suite:
     ``overrides`` replace top-level keys (``genlab tune compare`` sets models and compare)
     before validation, so the result is checked like any suite and its digest differs."""
     path = Path(path)
-    try:
-        source = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise SuiteError(f"cannot read {path}: {exc.strerror}") from None
+    source = read_text(path, SuiteError)
     try:
         root = yaml.compose(source)
         data = yaml.safe_load(source)

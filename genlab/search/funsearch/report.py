@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from genlab.errors import ConfigError
+from genlab.io import read_text
 from genlab.search.funsearch.code import parse_function
 from genlab.search.funsearch.evaluator import Evaluator
 from genlab.search.funsearch.runstore import RunStore
@@ -70,10 +71,7 @@ def score_program(spec: Spec, code: str, datasets: dict[str, dict] | None = None
 
 def read_program(spec: Spec, path: str | Path) -> str:
     """Read the evolved function from a file holding it (alone or inside other code)."""
-    try:
-        source = Path(path).read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    source = read_text(path)
     try:
         return str(parse_function(source, spec.function_name))
     except SyntaxError as exc:

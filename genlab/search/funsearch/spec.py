@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from genlab.errors import SpecError
+from genlab.io import read_text
 from genlab.search.funsearch.code import Function, parse_function
 from genlab.search.funsearch.grammar import GrammarConfig
 
@@ -148,10 +149,7 @@ def load_spec(spec: str) -> Spec:
         name = path.stem
         if not path.is_file():
             raise SpecError(f"no spec '{spec}': give a path to a spec file or one of: {', '.join(BUILTIN_SPECS)}")
-    try:
-        source = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"cannot read {path}: {exc}") from None
+    source = read_text(path, SpecError)
     return parse_spec(source, str(path), name)
 
 
