@@ -53,6 +53,13 @@ def test_bad_user_price_file_is_named(genlab_home):
     _load.cache_clear()
     with pytest.raises(ConfigError, match="prices.json is not a price table"):
         price_table()
+    # An entry that is not a table, or whose costs are not numbers, was a TypeError at the first priced call.
+    for entry in (5, {"input_cost_per_token": "cheap"}):
+        (genlab_home / "prices.json").write_text(json.dumps({"models": {"my-model": entry}}))
+        _load.cache_clear()
+        with pytest.raises(ConfigError, match="the entry for 'my-model' is not a table with numbers for its costs"):
+            price_table()
+    _load.cache_clear()
 
 
 def test_budget_stops_calls_once_spent():

@@ -27,8 +27,13 @@ def _load(user_file: Path) -> dict[str, dict]:
     prices = dict(shipped["models"])
     if user_file.is_file():
         try:
-            prices.update(json.loads(user_file.read_text())["models"])
-        except (ValueError, KeyError, TypeError) as exc:
+            user = json.loads(user_file.read_text(encoding="utf-8-sig"))["models"]
+            wrong = next((name for name, entry in user.items() if not isinstance(entry, dict)
+                          or not all(isinstance(v, (int, float)) for k, v in entry.items() if "cost" in k)), None)
+            if wrong is not None:
+                raise ValueError(f"the entry for {wrong!r} is not a table with numbers for its costs")
+            prices.update(user)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(f"{user_file} is not a price table ({exc}); "
                               'it must look like {"models": {"NAME": {"input_cost_per_token": ...}}}') from exc
     return prices
