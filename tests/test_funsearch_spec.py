@@ -1,5 +1,8 @@
 """Spec files: the format, and clear errors for bad ones before any model call."""
 
+import re
+from pathlib import Path
+
 import pytest
 
 from genlab.search.funsearch.evaluator import Evaluator
@@ -77,6 +80,9 @@ def test_bin_packing_baselines_equal_the_paper_exactly():
 def test_a_spec_without_baselines_says_what_to_compare_instead():
     with pytest.raises(SpecError, match="cap-set spec defines no BASELINES.*--run RUN_DIR.*genlab evolve score cap-set"):
         baselines(load_spec("cap-set"))
+    knapsack = str(Path(__file__).resolve().parent.parent / "examples" / "specs" / "knapsack.py")
+    with pytest.raises(SpecError, match=f"genlab evolve score {re.escape(knapsack)} FILE.py"):   # its path, not its name
+        baselines(load_spec(knapsack))
 
 
 def test_bin_packing_prompt_hides_plumbing_and_baselines():

@@ -13,7 +13,7 @@ from genlab.io import read_text
 from genlab.search.funsearch.code import parse_function
 from genlab.search.funsearch.evaluator import Evaluator
 from genlab.search.funsearch.runstore import RunStore
-from genlab.search.funsearch.spec import Spec, SpecError, parse_spec
+from genlab.search.funsearch.spec import BUILTIN_SPECS, Spec, SpecError, parse_spec
 
 
 def open_run(run_dir: str | Path) -> tuple[RunStore, Spec]:
@@ -87,8 +87,9 @@ def baselines(spec: Spec, extra: dict[str, str] | None = None,
     programs = dict(spec.namespace.get("BASELINES", {}))
     programs.update(extra or {})
     if not programs:
+        given = spec.name if spec.name in BUILTIN_SPECS else spec.path   # what `evolve score` takes
         raise SpecError(f"the {spec.name} spec defines no BASELINES to compare; add --run RUN_DIR for a run's best "
-                        f"program, or score one with genlab evolve score {spec.name} FILE.py")
+                        f"program, or score one with genlab evolve score {given} FILE.py")
     datasets = spec.test_inputs()
     evaluator = Evaluator(spec, unsafe_sandbox=unsafe_sandbox)
     rows = []
