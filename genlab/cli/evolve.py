@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
-from genlab.cli.common import ModelOpt, app, budget_from, err, labelled, out
+from genlab.cli.common import ModelOpt, app, err, labelled, out
 from genlab.errors import ConfigError
 from genlab.search.funsearch.config import RESUME_MAY_CHANGE, EvolveConfig
 
@@ -112,7 +112,6 @@ def run(
                              **{name: ctx.params[name] for name in RESUME_MAY_CHANGE if name in given})
         directory = resume
     else:
-        budget = budget_from(budget_usd)
         if spec is None:
             raise ConfigError("give a spec (bin-packing, cap-set, or a spec file) or --resume RUN_DIR")
         options = {"eval_workers": eval_workers} if eval_workers is not None else {}
@@ -123,7 +122,7 @@ def run(
                               timeout_s=timeout, memory_mb=memory_mb, backend=backend, **options)
         name = Path(spec).stem if spec.endswith(".py") else spec
         directory = run_dir or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        the_run = Run.start(config, directory, budget, unsafe_sandbox=unsafe_sandbox)
+        the_run = Run.start(config, directory, unsafe_sandbox=unsafe_sandbox)
     err.print(labelled("genlab evolve", "bold", f"{the_run.spec.name} with {the_run.config.model} → {directory}"))
     if the_run.sampling_notice:
         err.print(the_run.sampling_notice)

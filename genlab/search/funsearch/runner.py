@@ -119,14 +119,13 @@ class Run:
     # -- opening ------------------------------------------------------------------
 
     @classmethod
-    def start(cls, config: EvolveConfig, run_dir: Path, budget: Budget | None = None,
-              unsafe_sandbox: bool = False) -> "Run":
+    def start(cls, config: EvolveConfig, run_dir: Path, unsafe_sandbox: bool = False) -> "Run":
         """Check everything, then create a new run directory (before any model call)."""
         spec = load_spec(config.spec)
         if (Path(run_dir) / "run.db").exists():
             raise ConfigError(f"{run_dir} already holds a run; continue it with: genlab evolve --resume {run_dir}")
         spec.seed_program(config.seed_program)  # refuse an unknown seed program before creating anything
-        model = get_model(config.model, budget=budget, source="evolve")
+        model = get_model(config.model, budget=_budget(config), source="evolve")
         checked = Checked.of(spec, config, model, unsafe_sandbox)
         store = RunStore(run_dir, create=True)
         store.set_meta({"config": config.to_dict(), "spec_name": spec.name, "spec_path": spec.path,
@@ -147,11 +146,10 @@ class Run:
         if changes:
             config = EvolveConfig.from_dict({**config.to_dict(), **changes})
             store.set_meta({"config": config.to_dict()})
-        budget = None if config.budget_usd is None else Budget(config.budget_usd,
-                                                               spent_usd=store.counts()["cost_usd"] or 0.0)
         # The spec as it was when the run started, so its scores stay comparable.
         spec = parse_spec(meta["spec_source"], meta["spec_path"], meta["spec_name"])
-        model = get_model(config.model, budget=budget, source="evolve")
+        model = get_model(config.model, budget=_budget(config, spent_usd=store.counts()["cost_usd"] or 0.0),
+                          source="evolve")
         return cls(store, spec, config, model, Checked.of(spec, config, model, unsafe_sandbox))
 
     # -- the loop -------------------------------------------------------------------
@@ -343,11 +341,15 @@ class Run:
             self.has_work.notify_all()
 
 
+def _budget(config: EvolveConfig, spent_usd: float = 0.0) -> Budget | None:
+    """The run's budget: ``config.budget_usd`` in all, of which ``spent_usd`` is spent already."""
+    return None if config.budget_usd is None else Budget(config.budget_usd, spent_usd=spent_usd)
+
+
 def evolve(config: EvolveConfig, run_dir: Path, *, on_progress=None,
            unsafe_sandbox: bool = False) -> tuple[Run, Progress]:
     """Start a run and execute it (the Python API behind `genlab evolve`)."""
-    budget = Budget(usd=config.budget_usd) if config.budget_usd is not None else None
-    run = Run.start(config, run_dir, budget, unsafe_sandbox=unsafe_sandbox)
+    run = Run.start(config, run_dir, unsafe_sandbox=unsafe_sandbox)
     return run, run.execute(on_progress)
 
 
