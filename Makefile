@@ -63,11 +63,14 @@ bench: $(STAMP)
 	$(PY) bench/evolve_samples.py
 	$(PY) bench/evolve_small_model.py
 	$(PY) bench/evolve_room.py
+	$(PY) bench/evolve_levers.py
 	$(PY) bench/classify_enum.py
 	$(PY) bench/ttc_tasks.py
+	$(PY) bench/ttc_verifiers.py
 	$(PY) bench/ttc_variance.py
 	$(PY) bench/eval_suite.py
 	$(PY) bench/ground_retrieval.py
+	$(PY) bench/ground_hard.py
 	$(PY) bench/tune_distill.py
 	$(PY) bench/trailer.py
 

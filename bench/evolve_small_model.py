@@ -12,6 +12,7 @@ First Fit and Best Fit computed in the same script. Then one constrained cap-set
     .venv/bin/python bench/evolve_small_model.py [--minutes 10] [--seeds 0 1 2]
     .venv/bin/python bench/evolve_small_model.py --seed-program best-fit --modes constrained --no-cap-set
     .venv/bin/python bench/evolve_small_model.py --temperature 1.5 --modes constrained --no-cap-set
+    .venv/bin/python bench/evolve_small_model.py --min-statements 1 --modes constrained --no-cap-set
 
 These measure one more lever each (starting from Best Fit, as the paper's bin-packing runs
 did; a higher temperature, which the grammar makes cheap) and write their JSON beside the
@@ -103,15 +104,22 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=["constrained", "free"], choices=["constrained", "free"])
     parser.add_argument("--temperature", type=float, default=None, help="sampling temperature (default: the "
                         "paper's 1.0)")
+    parser.add_argument("--min-statements", type=int, default=0, help="the body must start with this many "
+                        "assignments (the spec's GRAMMAR['min_statements'])")
     args = parser.parse_args()
     suffix = (f"-from-{args.seed_program}" if args.seed_program else "") + \
-        (f"-t{args.temperature:g}" if args.temperature is not None else "")
+        (f"-t{args.temperature:g}" if args.temperature is not None else "") + \
+        (f"-statements{args.min_statements}" if args.min_statements else "")
     sampling = {"temperature": args.temperature} if args.temperature is not None else {}
     WORK.mkdir(parents=True, exist_ok=True)
     done_path = WORK / "done.json"
     done = json.loads(done_path.read_text()) if done_path.exists() else {}
 
     spec = load_spec("bin-packing")
+    evolved_spec = "bin-packing"
+    if args.min_statements:  # the same spec, with a GRAMMAR that asks for statements first
+        evolved_spec = str(WORK / f"bin_packing_statements{args.min_statements}.py")
+        Path(evolved_spec).write_text(spec.source + f"\n\nGRAMMAR = {{'min_statements': {args.min_statements}}}\n")
     scored: dict[str, dict] = {}
     rows = {row["name"]: {d: r["metric"]["value"] for d, r in row["results"].items()}
             for row in baselines(spec) if "results" in row}
@@ -125,7 +133,7 @@ def main() -> None:
     for mode in args.modes:
         for seed in args.seeds:
             key = f"bin-packing-{mode}-seed{seed}-{args.minutes:g}min{suffix}"
-            config = EvolveConfig(spec="bin-packing", samples=100_000, max_minutes=args.minutes, seed=seed,
+            config = EvolveConfig(spec=evolved_spec, samples=100_000, max_minutes=args.minutes, seed=seed,
                                   constrain=mode == "constrained", seed_program=args.seed_program, **sampling)
             info = run_once(key, config, done)
             store, _ = open_run(info["run_dir"])
@@ -186,7 +194,7 @@ def main() -> None:
                                                 "Best Fit": best_fit_train})
     write(f"evolve_small_model{suffix}", {
         "minutes": args.minutes, "seeds": args.seeds, "at_samples": AT_SAMPLES, "seed_program": args.seed_program,
-        "temperature": args.temperature or EvolveConfig.temperature,
+        "temperature": args.temperature or EvolveConfig.temperature, "min_statements": args.min_statements,
         "baselines": {"First Fit": first_fit, "Best Fit": best_fit}, "best_fit_train_score": best_fit_train,
         "published": spec.namespace["PUBLISHED"], "summary": summary, "runs": runs, "cap_set": cap_set,
     })

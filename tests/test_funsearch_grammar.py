@@ -166,12 +166,28 @@ def test_a_spec_can_extend_or_replace_the_vocabulary():
     assert not grammar.matches(body("return np.exp(caps)"))
 
 
+def test_a_spec_can_ask_for_statements_before_the_return():
+    source = OTHER_NAMES.replace("import funsearch", "import funsearch\n\nGRAMMAR = {'min_statements': 1}")
+    grammar = grammar_of(parse_spec(source, "other.py", "other"))
+    assert grammar.matches(body("score = caps - load\nreturn score"))
+    assert grammar.matches(body("score = caps\nif load > 2:\n    return score\nreturn 0"))
+    assert not grammar.matches(body("return caps - load"))
+    assert not grammar.matches(body("if load > 2:\n    return caps\nreturn 0"))
+    rng = random.Random(0)
+    for _ in range(50):
+        first = ast.parse(f"def f(load, caps):\n{grammar.sample(rng)}").body[0].body[0]
+        assert isinstance(first, ast.Assign)
+    with pytest.raises(Unsupported, match="every local name is a parameter"):
+        build_grammar("score, gap, fit, ratio", None, "import numpy as np\n", GrammarConfig(min_statements=1))
+
+
 @pytest.mark.parametrize("grammar, message", [
     ("[1, 2]", "GRAMMAR must be a dict"),
     ("{'vocabulary': {}}", "GRAMMAR has no key 'vocabulary'; use: conditions, functions,"),
     ("{'functions': {'np.log2': 3}}", "GRAMMAR['functions'] maps a name like 'np.log2' to its number of arguments"),
     ("{'locals': ['not a name']}", "GRAMMAR['locals'] must be a non-empty list of Python names"),
     ("{'max_statements': 50}", "GRAMMAR['max_statements'] must be an integer from 0 to 6"),
+    ("{'max_statements': 2, 'min_statements': 3}", "GRAMMAR['min_statements'] must be an integer from 0 to 2"),
     ("{'where': 'yes'}", "GRAMMAR['where'] must be True or False"),
 ])
 def test_a_malformed_grammar_setting_fails_when_the_spec_loads(grammar, message):

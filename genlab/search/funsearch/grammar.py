@@ -9,7 +9,7 @@ only: samples still run in the sandbox and are scored as before.
 
 The subset, all of it derived from the spec:
 
-    body       up to ``max_statements`` statements, then a return (or an if-chain of returns)
+    body       ``min_statements`` to ``max_statements`` statements, then a return (or an if-chain)
     statement  NAME = expr  |  NAME += expr  (and -=, *=), NAME one of ``locals``
     if-chain   if cond: return expr  [elif cond: return expr]…  [else: return expr | return expr]
     expr       + - * / over terms; a term is a parameter, a local assigned earlier in the
@@ -55,6 +55,7 @@ class GrammarConfig:
     replace: bool = False            # True: ``functions`` replaces the default vocabulary instead of extending it
     locals: tuple[str, ...] = DEFAULT_LOCALS
     max_statements: int = 3          # statements before the return (bounds a sample's size)
+    min_statements: int = 0          # statements the body must start with (1: no bare ``return``)
     max_depth: int = 2               # nesting of calls and parentheses inside an expression
     max_terms: int = 4               # terms in one sum, factors in one product (each)
     where: bool = True               # offer np.where(cond, a, b) when numpy is imported
@@ -83,7 +84,8 @@ class GrammarConfig:
         for key in ("replace", "where", "conditions"):
             if not isinstance(getattr(config, key), bool):
                 raise ConfigError(f"{where}: GRAMMAR['{key}'] must be True or False")
-        for key, low, high in (("max_statements", 0, 6), ("max_depth", 0, 4), ("max_terms", 1, 8)):
+        for key, low, high in (("max_statements", 0, 6), ("min_statements", 0, config.max_statements),
+                               ("max_depth", 0, 4), ("max_terms", 1, 8)):
             number = getattr(config, key)
             if not isinstance(number, int) or not low <= number <= high:
                 raise ConfigError(f"{where}: GRAMMAR['{key}'] must be an integer from {low} to {high}")
@@ -143,6 +145,8 @@ def build_grammar(args: str, return_type: str | None, source: str, config: Gramm
         raise Unsupported(f"it returns {return_type}, and the grammar writes numbers and arrays only")
     params = parameters(args)
     local_names = [n for n in config.locals if n not in params]
+    if config.min_statements and not local_names:
+        raise Unsupported("GRAMMAR asks for statements, but every local name is a parameter")
     modules = imported_modules(source)
     functions = _functions(modules, config)
     numpy_alias = next((alias for alias, real in modules.items() if real == "numpy"), None)
@@ -191,10 +195,11 @@ class _GrammarWriter:
             return name
         self.rules[name] = ""  # reserve: rules refer to each other
         expr = self._expr(self.config.max_depth, mask)
-        ret = f'"    return " {expr} "\\n"'
-        options = [ret]
-        if self.config.conditions:
-            options.append(self._if_chain(mask))
+        options = []
+        if count >= self.config.min_statements:
+            options.append(f'"    return " {expr} "\\n"')
+            if self.config.conditions:
+                options.append(self._if_chain(mask))
         if count < self.config.max_statements:
             for i, local in enumerate(self.local_names):
                 bit = 1 << i
