@@ -13,6 +13,7 @@ First Fit and Best Fit computed in the same script. Then one constrained cap-set
     .venv/bin/python bench/evolve_small_model.py --seed-program best-fit --modes constrained --no-cap-set
     .venv/bin/python bench/evolve_small_model.py --temperature 1.5 --modes constrained --no-cap-set
     .venv/bin/python bench/evolve_small_model.py --min-statements 1 --modes constrained --no-cap-set
+    .venv/bin/python bench/evolve_small_model.py --min-statements 1 --temperature 1.5 --modes constrained --no-cap-set
 
 These measure one more lever each (starting from Best Fit, as the paper's bin-packing runs
 did; a higher temperature, which the grammar makes cheap) and write their JSON beside the
@@ -190,8 +191,12 @@ def main() -> None:
         cap_store.close()
 
     first_fit_train = score_program(spec, spec.namespace["BASELINES"]["First Fit"], {"train": spec.inputs()})
+    lever = ", ".join(part for part in (
+        f"from {args.seed_program}" if args.seed_program else "",
+        f"temperature {args.temperature:g}" if args.temperature is not None else "",
+        f"at least {args.min_statements} statement(s) first" if args.min_statements else "") if part)
     plot(runs, f"evolve_small_model{suffix}", {"First Fit": first_fit_train["train"]["score"],
-                                                "Best Fit": best_fit_train})
+                                                "Best Fit": best_fit_train}, f" ({lever})" if lever else "")
     write(f"evolve_small_model{suffix}", {
         "minutes": args.minutes, "seeds": args.seeds, "at_samples": AT_SAMPLES, "seed_program": args.seed_program,
         "temperature": args.temperature or EvolveConfig.temperature, "min_statements": args.min_statements,
@@ -200,7 +205,7 @@ def main() -> None:
     })
 
 
-def plot(runs: list[dict], name: str, references: dict[str, float]) -> None:
+def plot(runs: list[dict], name: str, references: dict[str, float], lever: str = "") -> None:
     """Best training score against samples and against time, one line per run, with the baselines'."""
     import matplotlib
 
@@ -222,8 +227,10 @@ def plot(runs: list[dict], name: str, references: dict[str, float]) -> None:
             ts.append((row["created"] - start) / 60)
             ys.append(max(seed_score, best) if best is not None else seed_score)
         label = f"{r['mode']} (seed {r['seed']})"
-        axes[0].step(xs, ys, where="post", color=colors[r["mode"]], alpha=0.8, label=label)
-        axes[1].step(ts, ys, where="post", color=colors[r["mode"]], alpha=0.8, label=label)
+        style = dict(where="post", color=colors[r["mode"]], alpha=0.8, label=label,
+                     linestyle=("-", "--", "-.")[r["seed"] % 3])  # runs that end alike stay apart
+        axes[0].step(xs, ys, **style)
+        axes[1].step(ts, ys, **style)
         store.close()
     for label, value in references.items():
         for ax in axes:
@@ -236,7 +243,8 @@ def plot(runs: list[dict], name: str, references: dict[str, float]) -> None:
         ax.set_ylabel("best training score (−bins)")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.suptitle("genlab evolve bin-packing on SmolLM2-135M, 2 cores: grammar-constrained vs free sampling")
+    modes = " vs ".join(dict.fromkeys(r["mode"] for r in runs))
+    fig.suptitle(f"genlab evolve bin-packing on SmolLM2-135M, 2 cores: {modes} sampling{lever}")
     fig.tight_layout()
     path = RESULTS / f"{name}.png"
     fig.savefig(path)
