@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import re
 import time
 from pathlib import Path
 
@@ -39,7 +38,7 @@ from common import write
 from genlab.models.local import embedded_gguf, load_server
 from genlab.search.funsearch.config import EvolveConfig
 from genlab.search.funsearch.evaluator import Evaluator
-from genlab.search.funsearch.grammar import grammar_for
+from genlab.search.funsearch.grammar import GrammarConfig, build_grammar, grammar_for
 from genlab.search.funsearch.report import open_run, score_program
 from genlab.search.funsearch.runner import evolve
 from genlab.search.funsearch.spec import load_spec
@@ -55,15 +54,14 @@ SAMPLERS = {
 }
 
 
-def lever_grammar(grammar: str, lever: str) -> str:
-    """The spec's body grammar, or a variant whose root forces a statement or a condition first."""
-    if lever == "condition":
-        return grammar.replace("root ::= body-0-0", "root ::= if-0")
+def lever_grammar(spec, lever: str) -> str:
+    """The spec's body grammar, or a variant that forces a statement or a condition first."""
+    seed = spec.seed_function
     if lever == "statement":
-        rules = dict(line.split(" ::= ", 1) for line in grammar.splitlines() if " ::= " in line)
-        assignments = [option for option in rules["body-0-0"].split(" | ")
-                       if re.match(r'"    \w+ = "', option)]
-        return grammar.replace("root ::= body-0-0", "root ::= " + " | ".join(assignments))
+        return build_grammar(seed.args, seed.return_type, spec.source, GrammarConfig(min_statements=1))
+    grammar = grammar_for(spec)
+    if lever == "condition":  # the root is the if-chain rule alone
+        return grammar.replace("root ::= body-0-0", "root ::= if-0")
     return grammar
 
 
@@ -90,12 +88,11 @@ def main() -> None:
     best_fit = -score_program(spec, spec.namespace["BASELINES"]["Best Fit"], {"train": train})["train"]["score"]
     best_fit_bins = round(best_fit * len(train))
     prompts = prompts_of_a_run(args.prompts)
-    grammar = grammar_for(spec)
     server = load_server(embedded_gguf())
     header = spec.function_name + "(item, bins):\n"
     results = {}
     for lever, options in SAMPLERS.items():
-        lever_gbnf = lever_grammar(grammar, lever)
+        lever_gbnf = lever_grammar(spec, lever)
         started, drawn, bins_counts, behaviours, examples = time.monotonic(), 0, collections.Counter(), set(), {}
         for p, prompt in enumerate(prompts):
             for choice in range(SAMPLES_PER_PROMPT):
