@@ -110,7 +110,8 @@ def main() -> None:
     args = parser.parse_args()
     suffix = (f"-from-{args.seed_program}" if args.seed_program else "") + \
         (f"-t{args.temperature:g}" if args.temperature is not None else "") + \
-        (f"-statements{args.min_statements}" if args.min_statements else "")
+        (f"-statements{args.min_statements}" if args.min_statements else "") + \
+        ("" if args.seeds == [0, 1, 2] else "-seeds" + "-".join(map(str, args.seeds)))  # a confirmation run
     sampling = {"temperature": args.temperature} if args.temperature is not None else {}
     WORK.mkdir(parents=True, exist_ok=True)
     done_path = WORK / "done.json"
