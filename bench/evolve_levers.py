@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -69,8 +70,7 @@ def prompts_of_a_run(count: int) -> list[str]:
     run_dir = WORK / "prompts-seed0-3min"
     if not (run_dir / "done").exists():
         if run_dir.exists():
-            for path in sorted(run_dir.rglob("*"), reverse=True):
-                path.unlink() if path.is_file() else path.rmdir()
+            shutil.rmtree(run_dir)
         evolve(EvolveConfig(spec="bin-packing", samples=100_000, max_minutes=3, seed=0, constrain=True), run_dir)
         (run_dir / "done").touch()
     store, _ = open_run(run_dir)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -80,9 +81,7 @@ def run_once(key: str, config: EvolveConfig, done: dict) -> dict:
         return done[key]
     run_dir = WORK / key
     if run_dir.exists():  # an unfinished run from an interrupted bench: start it again cleanly
-        for path in sorted(run_dir.rglob("*"), reverse=True):
-            path.unlink() if path.is_file() else path.rmdir()
-        run_dir.rmdir()
+        shutil.rmtree(run_dir)
     started = time.monotonic()
     run, progress = evolve(config, run_dir)
     info = describe(progress)
