@@ -5,12 +5,20 @@ handful of ways (First Fit, Best Fit, Worst Fit again; see bench/evolve_small_mo
 This screens levers that might break that habit, on the same prompts, before any of them
 is worth a full 3 x 10-minute comparison:
 
-    base          the grammar and sampling genlab uses (temperature 1.0, top-p 0.95)
+    base          the grammar and sampling genlab uses (temperature 1.0, top-p 0.95, and
+                    llama.cpp's own top-k 40 and min-p 0.05)
     dry           + llama.cpp's DRY sampler, which penalises continuing a sequence already in
                     the context (multiplier 0.8, base 1.75, allowed length 2, whole context)
     presence      + presence penalty 1.0 over the last 256 tokens (the prompt's programs)
     statement     grammar: the body must start with an assignment (gap = ..., score = ...)
     condition     grammar: the body must be an if/elif/else chain of returns
+    comment       grammar: the body starts with a one-line comment in words, which the model
+                    writes before the code (a plan it then conditions on)
+    gap-given     grammar: the body starts with `gap = bins - item` (written for the model, as a
+                    skeleton would compute a feature), then the model's own statements
+    untruncated   llama.cpp's own truncation off (top-k 40 and min-p 0.05 are its defaults,
+                    applied before temperature and never asked for by genlab): top-k 0, min-p 0
+    model-only    untruncated and top-p 1: the model's distribution, only the grammar filters
 
 The prompts are the last PROMPTS of a seeded 3-minute constrained run of bin-packing
 (made here, under runs/bench-evolve-levers/, reused if present), i.e. prompts built from
@@ -19,7 +27,9 @@ prompt with the same seeds; every sample runs in genlab's sandbox on the trainin
 instances only (no held-out set is touched). Reported: valid samples, distinct behaviours
 (per-instance bin counts), the best total bins, and how many samples beat Best Fit.
 
-    .venv/bin/python bench/evolve_levers.py [--prompts 30]
+    .venv/bin/python bench/evolve_levers.py [--prompts 30] [--levers untruncated model-only]
+
+With --levers, only the named levers run; the others keep their last results.
 
 DRY and the presence penalty are llama.cpp server options that genlab's Request does not
 carry, so this script calls the embedded llama.cpp server directly.
@@ -34,7 +44,7 @@ import shutil
 import time
 from pathlib import Path
 
-from common import write
+from common import RESULTS, write
 
 from genlab.models.local import embedded_gguf, load_server
 from genlab.search.funsearch.config import EvolveConfig
@@ -52,17 +62,25 @@ SAMPLERS = {
     "presence": {"presence_penalty": 1.0, "repeat_last_n": 256},
     "statement": {},
     "condition": {},
+    "comment": {},
+    "gap-given": {},
+    "untruncated": {"top_k": 0, "min_p": 0.0},
+    "model-only": {"top_k": 0, "min_p": 0.0, "top_p": 1.0},
 }
 
 
 def lever_grammar(spec, lever: str) -> str:
-    """The spec's body grammar, or a variant that forces a statement or a condition first."""
+    """The spec's body grammar, or a variant that fixes how the body starts."""
     seed = spec.seed_function
     if lever == "statement":
         return build_grammar(seed.args, seed.return_type, spec.source, GrammarConfig(min_statements=1))
     grammar = grammar_for(spec)
     if lever == "condition":  # the root is the if-chain rule alone
         return grammar.replace("root ::= body-0-0", "root ::= if-0")
+    if lever == "comment":
+        return grammar.replace("root ::= body-0-0", 'root ::= "    # " [a-zA-Z ,.]{10,70} "\\n" body-0-0')
+    if lever == "gap-given":  # body-2-1: the state of the grammar after `gap = ...`
+        return grammar.replace("root ::= body-0-0", 'root ::= "    gap = bins - item\\n" body-2-1')
     return grammar
 
 
@@ -81,6 +99,7 @@ def prompts_of_a_run(count: int) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--prompts", type=int, default=30)
+    parser.add_argument("--levers", nargs="+", choices=SAMPLERS, default=list(SAMPLERS))
     args = parser.parse_args()
     spec = load_spec("bin-packing")
     train = spec.inputs()
@@ -90,8 +109,10 @@ def main() -> None:
     prompts = prompts_of_a_run(args.prompts)
     server = load_server(embedded_gguf())
     header = spec.function_name + "(item, bins):\n"
-    results = {}
-    for lever, options in SAMPLERS.items():
+    last = RESULTS / "evolve_levers.json"
+    results = json.loads(last.read_text())["levers"] if last.exists() else {}
+    for lever in args.levers:
+        options = SAMPLERS[lever]
         lever_gbnf = lever_grammar(spec, lever)
         started, drawn, bins_counts, behaviours, examples = time.monotonic(), 0, collections.Counter(), set(), {}
         for p, prompt in enumerate(prompts):
@@ -117,7 +138,8 @@ def main() -> None:
                           "most_common_bins": bins_counts.most_common(4), "best_example": examples.get(best)}
         print(lever, json.dumps({k: v for k, v in results[lever].items() if k != "best_example"}), flush=True)
     write("evolve_levers", {"prompts": len(prompts), "samples_per_prompt": SAMPLES_PER_PROMPT,
-                            "training_bins": {"Best Fit": best_fit_bins}, "levers": results})
+                            "training_bins": {"Best Fit": best_fit_bins},
+                            "levers": {lever: results[lever] for lever in SAMPLERS if lever in results}})
 
 
 if __name__ == "__main__":
