@@ -15,9 +15,12 @@ First Fit and Best Fit computed in the same script. Then one constrained cap-set
     .venv/bin/python bench/evolve_small_model.py --min-statements 1 --modes constrained --no-cap-set
     .venv/bin/python bench/evolve_small_model.py --min-statements 1 --temperature 1.5 --modes constrained --no-cap-set
 
+    .venv/bin/python bench/evolve_small_model.py --label typed-if --modes constrained
+
 These measure one more lever each (starting from Best Fit, as the paper's bin-packing runs
 did; a higher temperature, which the grammar makes cheap) and write their JSON beside the
-first, named after the lever.
+first, named after the lever. --label names a comparison made after a change to genlab
+itself (its runs and JSON get the label, so the earlier ones are neither reused nor replaced).
 
 Finished runs are kept under runs/bench-evolve-small-model/ and reused when the script
 is started again (delete that folder to start over).
@@ -106,8 +109,10 @@ def main() -> None:
                         "paper's 1.0)")
     parser.add_argument("--min-statements", type=int, default=0, help="the body must start with this many "
                         "assignments (the spec's GRAMMAR['min_statements'])")
+    parser.add_argument("--label", default=None, help="names a comparison after a change to genlab itself")
     args = parser.parse_args()
-    suffix = (f"-from-{args.seed_program}" if args.seed_program else "") + \
+    suffix = (f"-{args.label}" if args.label else "") + \
+        (f"-from-{args.seed_program}" if args.seed_program else "") + \
         (f"-t{args.temperature:g}" if args.temperature is not None else "") + \
         (f"-statements{args.min_statements}" if args.min_statements else "") + \
         ("" if args.seeds == [0, 1, 2] else "-seeds" + "-".join(map(str, args.seeds)))  # a confirmation run
@@ -179,7 +184,7 @@ def main() -> None:
 
     cap_set = None
     if not args.no_cap_set:
-        key = f"cap-set-constrained-seed0-{args.minutes:g}min"
+        key = f"cap-set-constrained-seed0-{args.minutes:g}min{suffix}"
         info = run_once(key, EvolveConfig(spec="cap-set", samples=100_000, max_minutes=args.minutes, seed=0,
                                           constrain=True), done)
         cap_store, _ = open_run(info["run_dir"])
@@ -192,13 +197,15 @@ def main() -> None:
 
     first_fit_train = score_program(spec, spec.namespace["BASELINES"]["First Fit"], {"train": spec.inputs()})
     lever = ", ".join(part for part in (
+        args.label or "",
         f"from {args.seed_program}" if args.seed_program else "",
         f"temperature {args.temperature:g}" if args.temperature is not None else "",
         f"at least {args.min_statements} statement(s) first" if args.min_statements else "") if part)
     plot(runs, f"evolve_small_model{suffix}", {"First Fit": first_fit_train["train"]["score"],
                                                 "Best Fit": best_fit_train}, f" ({lever})" if lever else "")
     write(f"evolve_small_model{suffix}", {
-        "minutes": args.minutes, "seeds": args.seeds, "at_samples": AT_SAMPLES, "seed_program": args.seed_program,
+        "label": args.label, "minutes": args.minutes, "seeds": args.seeds, "at_samples": AT_SAMPLES,
+        "seed_program": args.seed_program,
         "temperature": args.temperature or EvolveConfig.temperature, "min_statements": args.min_statements,
         "baselines": {"First Fit": first_fit, "Best Fit": best_fit}, "best_fit_train_score": best_fit_train,
         "published": spec.namespace["PUBLISHED"], "summary": summary, "runs": runs, "cap_set": cap_set,

@@ -5,6 +5,7 @@ import random
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from genlab.errors import ConfigError
@@ -224,3 +225,31 @@ def test_constrain_is_refused_where_the_backend_takes_no_grammar(monkeypatch):
     with pytest.raises(ConfigError, match="--constrain needs a backend that takes grammars"):
         choose_grammar(spec, True, gemini)
     assert choose_grammar(spec, False, get_model("local")) == (None, None)
+
+
+def test_an_if_compares_scalars_where_a_parameter_is_an_array(bin_packing):
+    # numpy refuses `if bins > item:` (an array has no single truth value): most failed
+    # constrained samples of the embedded model failed that way.
+    spec, grammar = bin_packing
+    assert not grammar.matches(body("if bins > item:\n    return bins\nreturn 0"))
+    assert not grammar.matches(body("gap = bins - item\nif gap < 5:\n    return 1\nreturn 0"))  # a local may be an array
+    assert grammar.matches(body("if np.max(bins) - item > np.log(item) * 3:\n    return -bins\nreturn bins"))
+    assert grammar.matches(body("return np.where(bins - item < 5, 1, 0)"))  # np.where takes arrays
+    rng, chains = random.Random(0), 0
+    bins = np.array([150.0, 120.0, 100.0, 30.0])
+    for _ in range(400):
+        text = grammar.sample(rng)
+        chains += text.startswith("    if ")
+        namespace = {"np": np}
+        exec(f"def f(item, bins):\n{text}", namespace)
+        with np.errstate(all="ignore"):
+            try:
+                namespace["f"](30.0, bins)
+            except ValueError as exc:
+                assert "truth value" not in str(exc), text
+            except (ArithmeticError, TypeError):
+                pass  # item / (item - item), or np.mod of the complex (-1.0) ** 0.5: numbers, not the grammar
+    assert chains > 20
+    spec_of_scalars = OTHER_NAMES.replace("caps: np.ndarray", "caps: float")
+    assert grammar_of(parse_spec(spec_of_scalars, "other.py", "other")).matches(
+        body("score = caps - load\nif score > 2:\n    return score\nreturn 0"))  # all numbers: as before

@@ -15,7 +15,16 @@ The subset, all of it derived from the spec:
     expr       + - * / over terms; a term is a parameter, a local assigned earlier in the
                body, a number, (expr), f(expr), g(expr, expr), np.where(cond, expr, expr),
                optionally ** 2, ** 3 or ** 0.5
-    cond       expr < > <= >= == != expr
+    cond       expr < > <= >= == != expr; in an if-chain both sides are scalars (see below)
+
+An ``if`` needs one truth value, and a comparison of arrays has none (numpy refuses
+``if bins > item:``, which was how 112 of 120 failed constrained samples of the
+embedded model failed).
+So where a parameter is annotated as something other than a number (``bins: np.ndarray``,
+``el: tuple``), an if-chain's conditions compare scalars only: numbers, the parameters
+annotated or left as numbers, element-wise functions of these, and reductions
+(``np.max(bins)``) of any expression. Locals may hold arrays, so they are left out of
+those conditions; ``np.where`` takes array conditions as before.
 
 Only names that exist can be written: the evolved function's parameters, the locals
 assigned by earlier statements (the grammar tracks which, so a sample never reads a
@@ -43,8 +52,12 @@ DEFAULT_FUNCTIONS: dict[str, dict[str, int]] = {
 }
 #: Names the body may assign. Short and common, so a small model picks them readily.
 DEFAULT_LOCALS = ("score", "gap", "fit", "ratio")
+#: The numpy functions that reduce an array to a scalar (the rest are element-wise).
+REDUCTIONS = ("max", "min", "mean", "sum")
 #: Return types the subset can produce (numbers and numpy arrays).
 NUMERIC_RETURNS = {"float", "int", "np.ndarray", "numpy.ndarray", "ndarray", "np.float64", "complex"}
+#: Parameter annotations that hold one number, so an ``if`` may compare them.
+SCALAR_TYPES = {"float", "int", "bool", "complex", "np.float64", "numpy.float64", "np.int64", "numpy.int64"}
 
 
 @dataclass(frozen=True)
@@ -118,8 +131,8 @@ def imported_modules(source: str) -> dict[str, str]:
     return modules
 
 
-def parameters(args: str) -> list[str]:
-    """Return the plain parameter names of a header's argument text, or raise Unsupported."""
+def parameters(args: str) -> dict[str, str | None]:
+    """Return {plain parameter name: its annotation or None} of a header's argument text, or raise Unsupported."""
     try:
         fn = ast.parse(f"def f({args}): pass").body[0]
     except SyntaxError as exc:
@@ -127,10 +140,9 @@ def parameters(args: str) -> list[str]:
     a = fn.args
     if a.vararg or a.kwarg or a.kwonlyargs or a.posonlyargs:
         raise Unsupported("the evolved function takes *args, **kwargs or keyword-only parameters")
-    names = [arg.arg for arg in a.args]
-    if not names:
+    if not a.args:
         raise Unsupported("the evolved function takes no parameters")
-    return names
+    return {arg.arg: ast.unparse(arg.annotation) if arg.annotation else None for arg in a.args}
 
 
 def build_grammar(args: str, return_type: str | None, source: str, config: GrammarConfig | None = None) -> str:
@@ -150,7 +162,10 @@ def build_grammar(args: str, return_type: str | None, source: str, config: Gramm
     modules = imported_modules(source)
     functions = _functions(modules, config)
     numpy_alias = next((alias for alias, real in modules.items() if real == "numpy"), None)
-    return _GrammarWriter(params, local_names, functions, numpy_alias if config.where else None, config).write()
+    reductions = {f"{numpy_alias}.{name}" for name in REDUCTIONS} & set(functions) if numpy_alias else set()
+    scalars = [name for name, annotation in params.items() if annotation is None or annotation in SCALAR_TYPES]
+    return _GrammarWriter(list(params), local_names, functions, numpy_alias if config.where else None, config,
+                          scalars if len(scalars) < len(params) else None, reductions).write()
 
 
 def _functions(modules: dict[str, str], config: GrammarConfig) -> dict[str, int]:
@@ -172,9 +187,10 @@ class _GrammarWriter:
     """Writes the rules; a set of assigned locals is a bit mask, so each rule knows its names."""
 
     def __init__(self, params: list[str], local_names: list[str], functions: dict[str, int],
-                 numpy_alias: str | None, config: GrammarConfig):
+                 numpy_alias: str | None, config: GrammarConfig, scalars: list[str] | None, reductions: set[str]):
         self.params, self.local_names, self.functions = params, local_names, functions
         self.numpy_alias, self.config = numpy_alias, config
+        self.scalars, self.reductions = scalars, reductions  # scalars None: every parameter is a number
         self.rules: dict[str, str] = {}
 
     def write(self) -> str:
@@ -214,50 +230,58 @@ class _GrammarWriter:
     def _if_chain(self, mask: int) -> str:
         name = f"if-{mask}"
         if name not in self.rules:
-            expr, cond = self._expr(self.config.max_depth, mask), self._cond(self.config.max_depth, mask)
+            expr = self._expr(self.config.max_depth, mask)
+            cond = self._cond(self.config.max_depth, mask, scalar=self.scalars is not None)
             branch = f'":\\n        return " {expr} "\\n"'
             self.rules[name] = (f'"    if " {cond} {branch} ("    elif " {cond} {branch})? '
                                 f'("    else" {branch} | "    return " {expr} "\\n")')
         return name
 
-    # -- expressions, by nesting level -----------------------------------------------
+    # -- expressions, by nesting level; scalar ones (prefix s) for an if-chain's conditions --
 
-    def _expr(self, depth: int, mask: int) -> str:
-        name = f"expr-{depth}-{mask}"
+    def _expr(self, depth: int, mask: int, scalar: bool = False) -> str:
+        kind = "s" if scalar else ""
+        name = f"{kind}expr-{depth}-{mask}"
         if name not in self.rules:
-            term, factor = f"term-{depth}-{mask}", f"factor-{depth}-{mask}"
+            term, factor = f"{kind}term-{depth}-{mask}", f"{kind}factor-{depth}-{mask}"
             more = self.config.max_terms - 1
             self.rules[name] = f"{term} (addop {term}){{0,{more}}}"
             self.rules[term] = f"{factor} (mulop {factor}){{0,{more}}}"
-            self.rules[factor] = f'"-"? {self._primary(depth, mask)} power?'
+            self.rules[factor] = f'"-"? {self._primary(depth, mask, scalar)} power?'
         return name
 
-    def _primary(self, depth: int, mask: int) -> str:
-        name = f"primary-{depth}-{mask}"
+    def _primary(self, depth: int, mask: int, scalar: bool) -> str:
+        name = f"{'s' if scalar else ''}primary-{depth}-{mask}"
         if name in self.rules:
             return name
-        atoms = [_literal(p) for p in self.params]
-        atoms += [_literal(n) for i, n in enumerate(self.local_names) if mask & (1 << i)]
+        if scalar:
+            atoms = [_literal(p) for p in self.scalars]
+        else:
+            atoms = [_literal(p) for p in self.params]
+            atoms += [_literal(n) for i, n in enumerate(self.local_names) if mask & (1 << i)]
         atoms.append("num")
         if depth > 0:
-            inner = self._expr(depth - 1, mask)
+            inner = self._expr(depth - 1, mask, scalar)
             atoms.append(f'"(" {inner} ")"')
-            unary = [f for f, arity in self.functions.items() if arity == 1]
+            unary = [f for f, arity in self.functions.items() if arity == 1 and not (scalar and f in self.reductions)]
             binary = [f for f, arity in self.functions.items() if arity == 2]
             if unary:
                 atoms.append(f'({_alternatives([_literal(f) for f in unary])}) "(" {inner} ")"')
             if binary:
                 atoms.append(f'({_alternatives([_literal(f) for f in binary])}) "(" {inner} ", " {inner} ")"')
-            if self.numpy_alias:
+            if scalar and self.reductions:  # a reduction of any expression is a scalar
+                reductions = _alternatives([_literal(f) for f in sorted(self.reductions)])
+                atoms.append(f'({reductions}) "(" {self._expr(depth - 1, mask)} ")"')
+            if not scalar and self.numpy_alias:
                 cond = self._cond(depth - 1, mask)
                 atoms.append(f'"{self.numpy_alias}.where(" {cond} ", " {inner} ", " {inner} ")"')
         self.rules[name] = _alternatives(atoms)
         return name
 
-    def _cond(self, depth: int, mask: int) -> str:
-        name = f"cond-{depth}-{mask}"
+    def _cond(self, depth: int, mask: int, scalar: bool = False) -> str:
+        name = f"{'s' if scalar else ''}cond-{depth}-{mask}"
         if name not in self.rules:
-            expr = self._expr(depth, mask)
+            expr = self._expr(depth, mask, scalar)
             self.rules[name] = f"{expr} cmp {expr}"
         return name
 
