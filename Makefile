@@ -62,6 +62,7 @@ bench: $(STAMP)
 	$(PY) bench/evaluator_throughput.py
 	$(PY) bench/evolve_samples.py
 	$(PY) bench/evolve_small_model.py
+	$(PY) bench/evolve_validation.py
 	$(PY) bench/evolve_room.py
 	$(PY) bench/evolve_levers.py
 	$(PY) bench/classify_enum.py

@@ -31,6 +31,11 @@ instances only (no held-out set is touched). Reported: valid samples, distinct b
 
 With --levers, only the named levers run; the others keep their last results.
 
+The committed results were measured on bin-packing's first training set, 20 instances of
+120 items (Best Fit: 1,043 bins). The spec now evolves on five instances each of 120, 250,
+500 and 1000 items (README: "What the search is judged on"), so a rerun measures that
+set. Rerun every lever then, not some: --levers merges into results from the other set.
+
 DRY and the presence penalty are llama.cpp server options that genlab's Request does not
 carry, so this script calls the embedded llama.cpp server directly.
 """

@@ -16,11 +16,14 @@ First Fit and Best Fit computed in the same script. Then one constrained cap-set
     .venv/bin/python bench/evolve_small_model.py --min-statements 1 --temperature 1.5 --modes constrained --no-cap-set
 
     .venv/bin/python bench/evolve_small_model.py --label typed-if --modes constrained
+    .venv/bin/python bench/evolve_small_model.py --label train-sizes --modes constrained --no-cap-set
 
 These measure one more lever each (starting from Best Fit, as the paper's bin-packing runs
 did; a higher temperature, which the grammar makes cheap) and write their JSON beside the
 first, named after the lever. --label names a comparison made after a change to genlab
-itself (its runs and JSON get the label, so the earlier ones are neither reused nor replaced).
+itself (its runs and JSON get the label, so the earlier ones are neither reused nor replaced):
+typed `if` conditions in the grammar, then the training set of 120- to 1000-item instances.
+bench/evolve_validation.py scores each comparison's best programs on generated instances.
 
 Finished runs are kept under runs/bench-evolve-small-model/ and reused when the script
 is started again (delete that folder to start over).
