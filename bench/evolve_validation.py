@@ -62,14 +62,13 @@ def main() -> None:
                          "held_out_beats_best_fit_on_or1_or4": best["beats_best_fit_on_or1_or4"]})
         for mode in dict.fromkeys(r["mode"] for r in runs):
             mine = [r for r in runs if r["mode"] == mode]
-            comparisons[f"{path.stem} {mode}"] = {
+            summary = comparisons[f"{path.stem} {mode}"] = {
                 "runs": mine,
                 "beats_best_fit_at_every_size": sum(r["beats_best_fit_at_every_size"] for r in mine),
                 "bins_saved_total": [sum(r["bins_saved_vs_best_fit"].values()) for r in mine],
             }
-            print(f"{path.stem} {mode}: beats Best Fit at every size in "
-                  f"{comparisons[f'{path.stem} {mode}']['beats_best_fit_at_every_size']} of {len(mine)}; "
-                  f"bins saved {comparisons[f'{path.stem} {mode}']['bins_saved_total']}")
+            print(f"{path.stem} {mode}: beats Best Fit at every size in {summary['beats_best_fit_at_every_size']} "
+                  f"of {len(mine)}; bins saved {summary['bins_saved_total']}")
     write("evolve_validation", {
         "validation": {"seed": SEED, "sizes": SIZES, "instances_per_size": 20, "capacity": 150,
                        "item_sizes": [20, 100]},

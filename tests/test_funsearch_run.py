@@ -14,6 +14,7 @@ import pytest
 from genlab.errors import ConfigError
 from genlab.search.funsearch.config import EvolveConfig
 from genlab.search.funsearch.runner import Run, evolve
+from genlab.search.funsearch.spec import load_spec
 
 # Seeds the model calls (seed_model), so a failure can be replayed. Any seed will do: under the
 # grammar nearly every sample is a valid program (bench/results/evolve_small_model.json).
@@ -34,8 +35,6 @@ def rows(run_dir: Path) -> list[dict]:
 
 def first_fit_score() -> float:
     """The seed (`return 0.0`) packs First Fit: minus the mean bins over the training instances, counted here."""
-    from genlab.search.funsearch.spec import load_spec
-
     def bins(instance: dict) -> int:
         loads: list[int] = []
         for item in instance["items"]:
