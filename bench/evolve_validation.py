@@ -20,6 +20,7 @@ import json
 import numpy as np
 from common import RESULTS, write
 
+from genlab.search.funsearch.evaluator import Evaluator
 from genlab.search.funsearch.report import score_program
 from genlab.search.funsearch.spec import load_spec
 
@@ -33,8 +34,8 @@ def validation_sets() -> dict[str, dict]:
                            for i in range(20)} for n in SIZES}
 
 
-def figures(spec, code: str, sets: dict) -> dict:
-    results = score_program(spec, code, sets)
+def figures(spec, code: str, sets: dict, evaluator: Evaluator) -> dict:
+    results = score_program(spec, code, sets, evaluator)
     return {name: {"excess_pct": row["metric"]["value"], "bins": -row["score"] * len(sets[name])}
             for name, row in results.items()}
 
@@ -42,7 +43,8 @@ def figures(spec, code: str, sets: dict) -> dict:
 def main() -> None:
     spec = load_spec("bin-packing")
     sets = validation_sets()
-    baselines = {name: figures(spec, code, sets) for name, code in spec.namespace["BASELINES"].items()}
+    evaluator = Evaluator(spec)  # one sandbox check for all the programs
+    baselines = {name: figures(spec, code, sets, evaluator) for name, code in spec.namespace["BASELINES"].items()}
     best_fit = baselines["Best Fit"]
     scored: dict[str, dict] = {}
     comparisons = {}
@@ -52,7 +54,7 @@ def main() -> None:
         for run in data["runs"]:
             best = run["at_end"]
             if best["code"] not in scored:
-                scored[best["code"]] = figures(spec, best["code"], sets)
+                scored[best["code"]] = figures(spec, best["code"], sets, evaluator)
             mine = scored[best["code"]]
             saved = {name: round(best_fit[name]["bins"] - mine[name]["bins"]) for name in sets}
             runs.append({"mode": run["mode"], "seed": run["seed"], "sample": best["sample"],
