@@ -218,32 +218,35 @@ def test_resume_refuses_settings_it_cannot_change_rather_than_ignoring_them(tmp_
 
 
 def test_budget_stops_drawing(served, genlab_home, monkeypatch, tmp_path):
-    # Price the served model through a user price file, so each call costs real (fake) money:
-    # a prompt's worst case (4 samples x 64 tokens, every prompt byte a token) is about $0.27,
-    # so it stops as soon as another prompt could overspend $0.50, which it never does.
+    # Price the served model through a user price file, so each call costs real (fake) money.
+    # Each prompt reserves its worst case, about $1.13 (4 choices x (its ~2,200 bytes as tokens
+    # + 64 for the template) at $1e-4, and 4 x 64 tokens at $1e-3), and really costs $0.23 to $0.49
+    # (llama.cpp counts its ~590 prompt tokens once per choice). So a $1.50 budget admits one or
+    # two prompts and the 60 samples asked for can never be reached, however long the answers.
     genlab_home.mkdir(parents=True, exist_ok=True)
     (genlab_home / "prices.json").write_text(json.dumps({"models": {"local": {
-        "input_cost_per_token": 1e-5, "output_cost_per_token": 1e-3}}}))
+        "input_cost_per_token": 1e-4, "output_cost_per_token": 1e-3}}}))
     monkeypatch.setenv("GENLAB_API_KEY", served.key)
-    config = EvolveConfig(spec="bin-packing", model=f"{served.base_url}#local", samples=12, seed=1,
-                          max_tokens=64, budget_usd=0.5)
+    config = EvolveConfig(spec="bin-packing", model=f"{served.base_url}#local", samples=60, seed=1,
+                          max_tokens=64, budget_usd=1.5)
     run, progress = evolve(config, tmp_path / "run")
     assert progress.stopped_because.startswith("budget spent")
-    assert "could cost up to" in progress.stopped_because and 0 < progress.cost_usd <= 0.5
-    assert 4 <= progress.samples < 12 and progress.samples % 4 == 0
+    assert "could cost up to" in progress.stopped_because and 0 < progress.cost_usd <= 1.5
+    assert 4 <= progress.samples <= 8 and progress.samples % 4 == 0
     prompts = sqlite3.connect(tmp_path / "run" / "run.db").execute("SELECT COUNT(*), SUM(cost_usd) FROM prompts")
     count, cost = prompts.fetchone()
     assert count == progress.samples // 4 and cost == pytest.approx(progress.cost_usd)
     import re
     worst, left = map(float, re.search(r"up to \$([\d.]+) and \$([\d.]+)", progress.stopped_because).groups())
-    assert worst > left and left == pytest.approx(0.5 - progress.cost_usd, abs=1e-4)  # stopped only when needed
+    assert worst > left and left == pytest.approx(1.5 - progress.cost_usd, abs=1e-4)  # stopped only when needed
 
     # Resumed, the run keeps its budget, and what it spent counts: no prompt fits what is left.
     resumed = Run.resume(tmp_path / "run").execute()
     assert resumed.stopped_because.startswith("budget spent") and resumed.samples == progress.samples
     # A larger total lets it draw on, until that total would be overspent.
-    raised = Run.resume(tmp_path / "run", budget_usd=1.0).execute()
-    assert raised.samples > progress.samples and progress.cost_usd < raised.cost_usd <= 1.0
+    raised = Run.resume(tmp_path / "run", budget_usd=2.5).execute()
+    assert raised.stopped_because.startswith("budget spent")
+    assert raised.samples > progress.samples and progress.cost_usd < raised.cost_usd <= 2.5
     with pytest.raises(ConfigError, match="a resumed run keeps its model"):
         Run.resume(tmp_path / "run", model="local")
 

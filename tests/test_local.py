@@ -9,6 +9,7 @@ import pytest
 from genlab.errors import ConfigError, RequestRejected
 from genlab.models import get_model
 from genlab.models.local import embedded_gguf
+from genlab.models.model import build_request
 
 TOPICS = ["the ocean", "a cat", "tax law", "volcanoes", "jazz", "a bicycle", "chess", "the moon", "bread",
           "rain", "a library", "electricity", "a dragon", "football", "winter", "a robot", "coffee",
@@ -52,6 +53,19 @@ def test_seed_reproducible_at_temperature_one_and_n_choices_differ(local):
     b = local.chat("Write a one-line story.", temperature=1.0, seed=7, max_tokens=30, n=3)
     assert a.texts == b.texts
     assert len(set(a.texts)) > 1
+
+
+@pytest.mark.parametrize("messages, n", [
+    ([{"role": "user", "content": "hi"}], 1),  # the template's own system prompt outweighs the bytes
+    ([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name a colour."}], 1),
+    ([{"role": "user", "content": "Describe the sea. " * 40}], 4),  # llama.cpp reads the prompt per choice
+])
+def test_a_budget_reserves_at_least_what_the_call_uses(local, messages, n):
+    # A USD budget is a hard ceiling only if the reserved worst case bounds the real usage.
+    request = build_request(messages=messages, n=n, max_tokens=8, temperature=1.0, seed=1)
+    worst = local._worst_case(request)
+    used = local.execute(request).usage
+    assert used.prompt_tokens <= worst.prompt_tokens and used.completion_tokens <= worst.completion_tokens
 
 
 def test_stop_sequence_ends_the_answer(local):

@@ -26,6 +26,10 @@ from genlab.models.request import EnumFormat, Request
 from genlab.models.response import Choice, Chunk, Response, Usage
 from genlab.store import CallRecord, Store
 
+# Tokens a template may add to any prompt: SmolLM2's inserts a 20-token system prompt when
+# the messages have none, so a two-byte "hi" is 31 tokens.
+TEMPLATE_TOKENS = 64
+
 log = logging.getLogger("genlab.models")
 
 #: Calls one Model lets run at once (each waits for a slot beyond that).
@@ -219,14 +223,17 @@ class Model:
         holder["response"] = response
 
     def _worst_case(self, request: Request) -> Usage:
-        """The most a call can use: every prompt byte a token (a token is at least one byte,
-        plus a few for the chat template) and every choice at its token limit."""
+        """The most a call can use: every prompt byte a token (a token is at least one byte)
+        plus what a chat template adds, counted once per choice, and every choice at its token
+        limit. Once per choice because a backend without native ``n`` (llama.cpp among them)
+        reads, and reports, the prompt for each choice."""
         if request.is_chat:
             prompt = sum(len(json.dumps(m.content, ensure_ascii=False).encode()) + 8 for m in request.messages)
         else:
             prompt = len(request.prompt.encode())
+        prompt += TEMPLATE_TOKENS
         limit = request.max_tokens or self.backend.default_max_tokens or ASSUMED_MAX_TOKENS
-        return Usage(prompt, 0, request.n * limit)
+        return Usage(request.n * prompt, 0, request.n * limit)
 
     def _log(self, key: str, response: Response, error: str | None) -> None:
         u = response.usage
