@@ -17,12 +17,16 @@ First Fit and Best Fit computed in the same script. Then one constrained cap-set
 
     .venv/bin/python bench/evolve_small_model.py --label typed-if --modes constrained
     .venv/bin/python bench/evolve_small_model.py --label train-sizes --modes constrained --no-cap-set
+    .venv/bin/python bench/evolve_small_model.py --label train-sizes --cluster-temperature 0.3 --modes constrained --no-cap-set
 
 These measure one more lever each (starting from Best Fit, as the paper's bin-packing runs
 did; a higher temperature, which the grammar makes cheap) and write their JSON beside the
 first, named after the lever. --label names a comparison made after a change to genlab
 itself (its runs and JSON get the label, so the earlier ones are neither reused nor replaced):
-typed `if` conditions in the grammar, then the training set of 120- to 1000-item instances.
+typed `if` conditions in the grammar, then the training set of 120- to 1000-item instances
+(on which the database's cluster-sampling temperature was tried). Each run's summary counts
+where its samples landed against First Fit and Best Fit on training, and traces the best
+program's lineage.
 bench/evolve_validation.py scores each comparison's best programs on generated instances.
 
 Finished runs are kept under runs/bench-evolve-small-model/ and reused when the script
@@ -41,6 +45,7 @@ from common import RESULTS, write
 from scipy.stats import binomtest
 
 from genlab.search.funsearch.config import EvolveConfig
+from genlab.search.funsearch.database import DatabaseConfig
 from genlab.search.funsearch.report import baselines, open_run, score_program
 from genlab.search.funsearch.runner import describe, evolve
 from genlab.search.funsearch.spec import load_spec
@@ -61,16 +66,36 @@ def best_within(store, limit: int | None) -> dict:
             "samples_drawn": len(rows), "at_s": (rows[-1]["created"] - start) if rows else 0.0}
 
 
-def search_facts(store, target: float) -> dict:
-    """When a run first matched ``target`` (Best Fit's training score), and how many behaviours it found."""
+def search_facts(store, target: float, floor: float) -> dict:
+    """When a run first matched ``target`` (Best Fit's training score), how many behaviours it
+    found, and where its samples landed: on Best Fit, between ``floor`` (First Fit) and it, above it."""
     start = store.meta()["created"]
     rows = store.query("SELECT score, scores, created FROM samples WHERE prompt_id IS NOT NULL ORDER BY id")
     first = next(((i, row["created"] - start) for i, row in enumerate(rows, start=1)
                   if row["score"] is not None and row["score"] >= target), None)
     behaviours = {row["scores"] for row in rows if row["score"] is not None}
+    scores = [row["score"] for row in rows if row["score"] is not None]
     return {"first_sample_matching_best_fit_train": first[0] if first else None,
             "first_s_matching_best_fit_train": round(first[1], 1) if first else None,
-            "distinct_behaviours": len(behaviours)}
+            "distinct_behaviours": len(behaviours),
+            "samples_like_best_fit_train": sum(abs(v - target) < 1e-9 for v in scores),
+            "samples_between_first_and_best_fit_train": sum(floor + 1e-9 < v < target - 1e-9 for v in scores),
+            "samples_better_than_best_fit_train": sum(v > target + 1e-9 for v in scores)}
+
+
+def lineage(store, sample_id: int) -> list[dict]:
+    """The best program's ancestry, following its better-scoring parent back to the seed."""
+    chain = []
+    while sample_id is not None:
+        row = store.query("SELECT id, prompt_id, island, parent_ids, score FROM samples WHERE id = ?",
+                          (sample_id,))[0]
+        chain.append({"sample": row["id"], "prompt": row["prompt_id"], "island": row["island"],
+                      "train_score": row["score"]})
+        parents = [p for p in json.loads(row["parent_ids"]) if p != sample_id]
+        scored = store.query(f"SELECT id, score FROM samples WHERE id IN ({','.join('?' * len(parents))})",
+                             tuple(parents)) if parents else []
+        sample_id = max(scored, key=lambda r: (r["score"], r["id"]))["id"] if scored else None
+    return chain
 
 
 def held_out(spec, code: str, cache: dict) -> dict[str, float]:
@@ -112,14 +137,19 @@ def main() -> None:
                         "paper's 1.0)")
     parser.add_argument("--min-statements", type=int, default=0, help="the body must start with this many "
                         "assignments (the spec's GRAMMAR['min_statements'])")
+    parser.add_argument("--cluster-temperature", type=float, default=None, help="the database's cluster "
+                        "sampling temperature (default: the paper's 0.1)")
     parser.add_argument("--label", default=None, help="names a comparison after a change to genlab itself")
     args = parser.parse_args()
     suffix = (f"-{args.label}" if args.label else "") + \
         (f"-from-{args.seed_program}" if args.seed_program else "") + \
         (f"-t{args.temperature:g}" if args.temperature is not None else "") + \
         (f"-statements{args.min_statements}" if args.min_statements else "") + \
+        (f"-ct{args.cluster_temperature:g}" if args.cluster_temperature is not None else "") + \
         ("" if args.seeds == [0, 1, 2] else "-seeds" + "-".join(map(str, args.seeds)))  # a confirmation run
     sampling = {"temperature": args.temperature} if args.temperature is not None else {}
+    if args.cluster_temperature is not None:
+        sampling["database"] = DatabaseConfig(cluster_sampling_temperature_init=args.cluster_temperature)
     WORK.mkdir(parents=True, exist_ok=True)
     done_path = WORK / "done.json"
     done = json.loads(done_path.read_text()) if done_path.exists() else {}
@@ -135,6 +165,8 @@ def main() -> None:
     first_fit, best_fit = rows["First Fit"], rows["Best Fit"]
     best_fit_train = score_program(spec, spec.namespace["BASELINES"]["Best Fit"], {"train": spec.inputs()})
     best_fit_train = best_fit_train["train"]["score"]
+    first_fit_train = score_program(spec, spec.namespace["BASELINES"]["First Fit"], {"train": spec.inputs()})
+    first_fit_train = first_fit_train["train"]["score"]
     datasets = list(first_fit)
     print("First Fit", first_fit, "\nBest Fit", best_fit)
 
@@ -148,7 +180,7 @@ def main() -> None:
             store, _ = open_run(info["run_dir"])
             entry = {"mode": mode, "seed": seed, **{k: info[k] for k in (
                 "samples", "evaluated", "valid", "valid_pct", "samples_per_s", "wall_s", "prompt_tokens",
-                "completion_tokens", "best", "stopped_because", "run_dir")}, **search_facts(store, best_fit_train)}
+                "completion_tokens", "best", "stopped_because", "run_dir")}, **search_facts(store, best_fit_train, first_fit_train)}
             for label, limit in ((f"at_{AT_SAMPLES}_samples", AT_SAMPLES), ("at_end", None)):
                 best = best_within(store, limit)
                 figures = held_out(spec, best["code"], scored)
@@ -157,6 +189,7 @@ def main() -> None:
                 best["beats_best_fit_on_or1_or4"] = all(figures[d] < best_fit[d] for d in datasets if d.startswith("OR"))
                 best["equals_best_fit"] = all(abs(figures[d] - best_fit[d]) < 1e-9 for d in datasets)
                 entry[label] = best
+            entry["at_end"]["lineage"] = lineage(store, entry["at_end"]["sample"])
             runs.append(entry)
             print(f"  {mode} seed {seed}: at {AT_SAMPLES} samples {entry[f'at_{AT_SAMPLES}_samples']['held_out']}"
                   f"\n  {mode} seed {seed}: at the end    {entry['at_end']['held_out']}")
@@ -177,6 +210,9 @@ def main() -> None:
             "first_sample_matching_best_fit_train": [r["first_sample_matching_best_fit_train"] for r in mine],
             "first_s_matching_best_fit_train": [r["first_s_matching_best_fit_train"] for r in mine],
             "distinct_behaviours": [r["distinct_behaviours"] for r in mine],
+            **{key: [r[key] for r in mine] for key in (
+                "samples_like_best_fit_train", "samples_between_first_and_best_fit_train",
+                "samples_better_than_best_fit_train")},
             "beats_first_fit_on_all_at_end": sum(r["at_end"]["beats_first_fit_on_all"] for r in mine),
             "beats_best_fit_on_or1_or4_at_end": sum(r["at_end"]["beats_best_fit_on_or1_or4"] for r in mine),
             "beats_first_fit_on_all_at_150": sum(r[f"at_{AT_SAMPLES}_samples"]["beats_first_fit_on_all"]
@@ -198,18 +234,20 @@ def main() -> None:
         print(f"cap set n=8: best {best['train_score']} (trivial 256, paper 512)")
         cap_store.close()
 
-    first_fit_train = score_program(spec, spec.namespace["BASELINES"]["First Fit"], {"train": spec.inputs()})
     lever = ", ".join(part for part in (
         args.label or "",
         f"from {args.seed_program}" if args.seed_program else "",
         f"temperature {args.temperature:g}" if args.temperature is not None else "",
-        f"at least {args.min_statements} statement(s) first" if args.min_statements else "") if part)
-    plot(runs, f"evolve_small_model{suffix}", {"First Fit": first_fit_train["train"]["score"],
+        f"at least {args.min_statements} statement(s) first" if args.min_statements else "",
+        f"cluster temperature {args.cluster_temperature:g}" if args.cluster_temperature is not None else "")
+        if part)
+    plot(runs, f"evolve_small_model{suffix}", {"First Fit": first_fit_train,
                                                 "Best Fit": best_fit_train}, f" ({lever})" if lever else "")
     write(f"evolve_small_model{suffix}", {
         "label": args.label, "minutes": args.minutes, "seeds": args.seeds, "at_samples": AT_SAMPLES,
         "seed_program": args.seed_program,
         "temperature": args.temperature or EvolveConfig.temperature, "min_statements": args.min_statements,
+        "cluster_temperature": args.cluster_temperature or DatabaseConfig.cluster_sampling_temperature_init,
         "baselines": {"First Fit": first_fit, "Best Fit": best_fit}, "best_fit_train_score": best_fit_train,
         "published": spec.namespace["PUBLISHED"], "summary": summary, "runs": runs, "cap_set": cap_set,
     })
