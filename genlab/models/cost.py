@@ -92,10 +92,11 @@ class Budget:
     """A spending limit in USD and/or tokens, shared by every model (and thread) that uses it.
 
     USD is a hard ceiling: each call reserves its worst-case cost when it starts (every
-    prompt byte a token, every choice at its token limit) and settles the real cost when
-    it ends, so concurrent calls cannot together overspend. Tokens are a soft stop: a
-    call is refused once the tokens spent plus those reserved by calls in flight reach
-    the limit; the call that crosses it completes.
+    prompt byte a token, once per choice, every choice at its token limit; see
+    `Model._worst_case`) and settles the real cost when it ends, so concurrent calls
+    cannot together overspend. Tokens are a soft stop: a call is refused once the tokens
+    spent plus those reserved by calls in flight reach the limit; the call that crosses
+    it completes.
     """
 
     def __init__(self, usd: float | None = None, tokens: int | None = None, spent_usd: float = 0.0):
