@@ -75,12 +75,20 @@ def search_facts(store, target: float, floor: float) -> dict:
                   if row["score"] is not None and row["score"] >= target), None)
     behaviours = {row["scores"] for row in rows if row["score"] is not None}
     scores = [row["score"] for row in rows if row["score"] is not None]
+    # What a prompt offers besides its best program: the weaker of the two shown.
+    by_id = {row["id"]: row["score"] for row in store.query("SELECT id, score FROM samples")}
+    weaker = [min(by_id[i] for i in json.loads(row["parent_ids"]))
+              for row in store.query("SELECT parent_ids FROM prompts") if len(json.loads(row["parent_ids"])) > 1]
     return {"first_sample_matching_best_fit_train": first[0] if first else None,
             "first_s_matching_best_fit_train": round(first[1], 1) if first else None,
             "distinct_behaviours": len(behaviours),
             "samples_like_best_fit_train": sum(abs(v - target) < 1e-9 for v in scores),
             "samples_between_first_and_best_fit_train": sum(floor + 1e-9 < v < target - 1e-9 for v in scores),
-            "samples_better_than_best_fit_train": sum(v > target + 1e-9 for v in scores)}
+            "samples_better_than_best_fit_train": sum(v > target + 1e-9 for v in scores),
+            "prompts_whose_weaker_program_is": {"worse_than_first_fit": sum(v < floor - 1e-9 for v in weaker),
+                                                "first_fit": sum(abs(v - floor) < 1e-9 for v in weaker),
+                                                "between": sum(floor + 1e-9 < v < target - 1e-9 for v in weaker),
+                                                "best_fit_or_better": sum(v >= target - 1e-9 for v in weaker)}}
 
 
 def lineage(store, sample_id: int) -> list[dict]:
@@ -212,7 +220,7 @@ def main() -> None:
             "distinct_behaviours": [r["distinct_behaviours"] for r in mine],
             **{key: [r[key] for r in mine] for key in (
                 "samples_like_best_fit_train", "samples_between_first_and_best_fit_train",
-                "samples_better_than_best_fit_train")},
+                "samples_better_than_best_fit_train", "prompts_whose_weaker_program_is")},
             "beats_first_fit_on_all_at_end": sum(r["at_end"]["beats_first_fit_on_all"] for r in mine),
             "beats_best_fit_on_or1_or4_at_end": sum(r["at_end"]["beats_best_fit_on_or1_or4"] for r in mine),
             "beats_first_fit_on_all_at_150": sum(r[f"at_{AT_SAMPLES}_samples"]["beats_first_fit_on_all"]
