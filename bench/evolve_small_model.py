@@ -77,8 +77,8 @@ def search_facts(store, target: float, floor: float) -> dict:
     scores = [row["score"] for row in rows if row["score"] is not None]
     # What a prompt offers besides its best program: the weaker of the two shown.
     by_id = {row["id"]: row["score"] for row in store.query("SELECT id, score FROM samples")}
-    weaker = [min(by_id[i] for i in json.loads(row["parent_ids"]))
-              for row in store.query("SELECT parent_ids FROM prompts") if len(json.loads(row["parent_ids"])) > 1]
+    shown = [json.loads(row["parent_ids"]) for row in store.query("SELECT parent_ids FROM prompts")]
+    weaker = [min(by_id[i] for i in ids) for ids in shown if len(ids) > 1]
     return {"first_sample_matching_best_fit_train": first[0] if first else None,
             "first_s_matching_best_fit_train": round(first[1], 1) if first else None,
             "distinct_behaviours": len(behaviours),
@@ -188,7 +188,8 @@ def main() -> None:
             store, _ = open_run(info["run_dir"])
             entry = {"mode": mode, "seed": seed, **{k: info[k] for k in (
                 "samples", "evaluated", "valid", "valid_pct", "samples_per_s", "wall_s", "prompt_tokens",
-                "completion_tokens", "best", "stopped_because", "run_dir")}, **search_facts(store, best_fit_train, first_fit_train)}
+                "completion_tokens", "best", "stopped_because", "run_dir")},
+                **search_facts(store, best_fit_train, first_fit_train)}
             for label, limit in ((f"at_{AT_SAMPLES}_samples", AT_SAMPLES), ("at_end", None)):
                 best = best_within(store, limit)
                 figures = held_out(spec, best["code"], scored)
