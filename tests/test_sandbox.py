@@ -74,8 +74,9 @@ def test_it_sees_no_host_directories_and_no_processes():
     _, outcome = run("import os\nreturn sorted(os.listdir('/')), os.listdir('/proc'), os.listdir('/tmp'), "
                      "os.listdir('/home'), os.listdir('/root'), os.listdir('/run'), os.listdir('/etc')")
     top, proc, tmp, home, root, run_dir, etc = outcome.solution
-    assert proc == [] and tmp == [] and run_dir == [] and etc == []
-    # /home and /root hold nothing but the way to the Python installation (a venv may live there).
+    assert proc == [] and run_dir == [] and etc == []
+    # /tmp, /home and /root hold nothing but the way to the Python installation (a venv may live there).
+    assert set(tmp) <= _first_parts("/tmp")
     assert set(home) <= _first_parts("/home") and set(root) <= _first_parts("/root")
     assert set(top) <= {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "dev", "proc", "run", "var",
                         "etc", "home", "root", "tmp"} | _first_parts("/")
@@ -89,6 +90,17 @@ def _first_parts(under: str) -> set:
     dirs |= {os.path.realpath(d) for d in dirs} | {p for p in sys.path if "-packages" in p}
     prefix = under.rstrip("/") + "/"
     return {d[len(prefix):].split("/")[0] for d in dirs if d.startswith(prefix)}
+
+
+def test_an_environment_under_tmp_is_visible_read_only(tmp_path, monkeypatch):
+    # A clone in /tmp puts its virtual environment under the /tmp that the sandbox replaces.
+    packages = tmp_path / "site-packages"
+    packages.mkdir()
+    (packages / "tmp_installed.py").write_text("ANSWER = 42\n")
+    monkeypatch.syspath_prepend(str(packages))
+    result, outcome = run(f"import tmp_installed\nopen({str(packages / 'x.py')!r}, 'w')\n")
+    assert result.missing == [] and "Read-only file system" in outcome.error
+    assert run("import tmp_installed\nreturn tmp_installed.ANSWER")[1].solution == 42
 
 
 def test_reading_the_projects_files(tmp_path):

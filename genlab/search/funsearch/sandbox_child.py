@@ -118,6 +118,10 @@ def new_root(job: dict, protections: list) -> None:
     root = os.path.join(job["workdir"], "root")
     os.mkdir(root)
     _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
+    # The private /tmp first: a virtual environment under the host's /tmp (a clone in /tmp)
+    # is then bound inside it, read-only, instead of colliding with it.
+    os.makedirs(root + "/tmp")
+    _mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=1777")
     bound: list = []
     for src in SYSTEM_DIRS + python_dirs(job):
         if any(src == b or src.startswith(b.rstrip("/") + "/") for b in bound) or not os.path.lexists(src):
@@ -138,8 +142,6 @@ def new_root(job: dict, protections: list) -> None:
             _mount(device, root + device, None, MS_BIND)
     for empty in ("/proc", "/run", "/var/run", "/etc", "/home", "/root"):
         os.makedirs(root + empty, exist_ok=True)
-    os.makedirs(root + "/tmp")
-    _mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=1777")
     os.symlink("/tmp", root + "/var/tmp")
     os.symlink("/tmp", root + "/dev/shm")
     # Every mount in the new root read-only, except its /tmp.
