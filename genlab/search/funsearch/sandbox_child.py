@@ -254,8 +254,8 @@ def _send(fd: int, payload: dict) -> None:
 
 
 def preload(job: dict) -> None:
-    """Import what the program needs while every path is still visible (the virtual
-    environment may live under /tmp, which the sandbox replaces)."""
+    """Import what the program needs while every path is still readable (once it is uid
+    65534, the candidate cannot read an environment under a private home directory)."""
     import importlib
 
     sys.path[:0] = [p for p in job.get("sys_path", []) if p not in sys.path]
