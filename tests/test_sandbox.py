@@ -17,7 +17,12 @@ LIMITS = Limits(timeout_s=2.0, memory_mb=1024, file_mb=4, processes=16)
 ISOLATION = probe(Sandbox(LIMITS))
 # Every attack test below runs as root and as a normal user alike; only a machine whose
 # kernel refuses the namespaces (a container without user namespaces) skips them, and
-# there genlab evolve itself refuses to run without --unsafe-sandbox.
+# there genlab evolve itself refuses to run without --unsafe-sandbox. CI sets
+# GENLAB_REQUIRE_SANDBOX, so that a sandbox broken on a machine that can isolate fails the run
+# instead of showing as skips (a venv under /tmp once broke it that way, seen as 36 skips).
+if not ISOLATION.isolated and os.environ.get("GENLAB_REQUIRE_SANDBOX"):
+    pytest.fail("GENLAB_REQUIRE_SANDBOX is set, but the sandbox cannot isolate here: "
+                + "; ".join(ISOLATION.missing), pytrace=False)
 pytestmark = pytest.mark.skipif(not ISOLATION.isolated, reason="this machine cannot isolate: "
                                 + "; ".join(ISOLATION.missing))
 
