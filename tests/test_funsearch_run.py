@@ -116,7 +116,7 @@ def resumed_run(tmp_path_factory):
     run_dir = home / "run"
     env = {**os.environ, "GENLAB_HOME": str(home)}
     args = ["evolve", "bin-packing", "--samples", "12", "--seed", str(SEED), "--max-tokens", str(MAX_TOKENS),
-            "--run-dir", str(run_dir)]
+            "--islands", "2", "--run-dir", str(run_dir)]
     log = open(home / "evolve.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "genlab.cli", *args], env=env, start_new_session=True,
                             stdout=log, stderr=log)
@@ -153,6 +153,10 @@ def test_kill_9_and_resume_loses_and_duplicates_nothing(resumed_run):
     seqs = sorted(r["registered_seq"] for r in after if r["registered_seq"] is not None)
     assert seqs == list(range(len(seqs)))
     assert sum(1 for r in after if r["score"] is not None and r["prompt_id"] is not None) == len(seqs)
+    # --islands reached the database, and the resumed run kept it
+    meta = sqlite3.connect(run_dir / "run.db").execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
+    assert json.loads(meta[0])["database"]["num_islands"] == 2
+    assert {r["island"] for r in after if r["prompt_id"] is not None} <= {0, 1}
 
 
 def test_show_best_report_and_score(resumed_run, tmp_path):
@@ -195,6 +199,7 @@ def test_bad_spec_fails_before_any_model_call(tmp_path, genlab_home):
     (["--max-minutes", "0"], "--max-minutes must be more than 0"),      # it started a run that stopped at once
     (["--max-tokens", "0"], "--max-tokens must be at least 1"),
     (["--eval-workers", "0"], "--eval-workers must be at least 1"),    # it was taken for "the default"
+    (["--islands", "0"], "--islands must be at least 1"),
 ])
 def test_bad_run_options_fail_before_anything_is_created(tmp_path, genlab_home, args, message):
     env = {**os.environ, "OPENAI_API_KEY": "sk-unused"}

@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 from genlab.cli.common import ModelOpt, app, err, labelled, out
 from genlab.errors import ConfigError
 from genlab.search.funsearch.config import RESUME_MAY_CHANGE, EvolveConfig
+from genlab.search.funsearch.database import DatabaseConfig
 
 #: The defaults of a run live on EvolveConfig (its class attributes); the flags read them.
 DEFAULTS = EvolveConfig
@@ -68,10 +69,13 @@ def run(
     eval_workers: Optional[int] = typer.Option(None, "--eval-workers", help="Sandboxed evaluations at once "
                                                "(default: one per core)."),
     seed: int = typer.Option(DEFAULTS.seed, "--seed", help="Seeds the database's choices."),
+    islands: int = typer.Option(DatabaseConfig.num_islands, "--islands", help="Islands of the programs database; "
+                                "each evolves apart from the others, so fewer go more generations deep in a short run."),
     seed_program: Optional[str] = typer.Option(None, "--seed-program", help="Start from one of the spec's "
                                                "baselines instead of its own seed (bin-packing: first-fit, best-fit)."),
     seed_model: bool = typer.Option(DEFAULTS.seed_model, "--seed-model", help="Also seed every model call: reproducible "
-                                    "samples on the embedded model, without its prompt cache (slower)."),
+                                    "samples on the embedded model, one call at a time and without its prompt cache, so every sample "
+                                    "reads the whole prompt again (about 1.6 s more per sample on 2 cores)."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where the run is stored "
                                            "(default: runs/SPEC-TIME)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this directory."),
@@ -119,7 +123,8 @@ def run(
                               budget_usd=budget_usd, workers=workers,
                               seed=seed, seed_model=seed_model, max_minutes=max_minutes, max_tokens=max_tokens, mode=mode,
                               constrain=constrain, seed_program=seed_program,
-                              timeout_s=timeout, memory_mb=memory_mb, backend=backend, **options)
+                              timeout_s=timeout, memory_mb=memory_mb, backend=backend,
+                              database=DatabaseConfig(num_islands=islands), **options)
         name = Path(spec).stem if spec.endswith(".py") else spec
         directory = run_dir or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
         the_run = Run.start(config, directory, unsafe_sandbox=unsafe_sandbox)

@@ -60,8 +60,8 @@ class EvolveConfig:
             (self.memory_mb >= 256, "--memory-mb must be at least 256"),
             (self.mode in ("auto", "completion", "chat"), "--mode must be completion, chat or auto"),
             (self.backend in ("local", "ray"), "--backend must be local or ray"),
-            (self.database.num_islands >= 1 and self.database.functions_per_prompt >= 1,
-             "islands and functions per prompt must be at least 1"),
+            (self.database.num_islands >= 1, "--islands must be at least 1"),
+            (self.database.functions_per_prompt >= 1, "functions per prompt must be at least 1"),
         ]
         for ok, message in checks:
             if not ok:
