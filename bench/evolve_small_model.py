@@ -18,13 +18,14 @@ First Fit and Best Fit computed in the same script. Then one constrained cap-set
     .venv/bin/python bench/evolve_small_model.py --label typed-if --modes constrained
     .venv/bin/python bench/evolve_small_model.py --label train-sizes --modes constrained --no-cap-set
     .venv/bin/python bench/evolve_small_model.py --label train-sizes --cluster-temperature 0.3 --modes constrained --no-cap-set
+    .venv/bin/python bench/evolve_small_model.py --label train-sizes --islands 3 --modes constrained --no-cap-set
 
 These measure one more lever each (starting from Best Fit, as the paper's bin-packing runs
 did; a higher temperature, which the grammar makes cheap) and write their JSON beside the
 first, named after the lever. --label names a comparison made after a change to genlab
 itself (its runs and JSON get the label, so the earlier ones are neither reused nor replaced):
 typed `if` conditions in the grammar, then the training set of 120- to 1000-item instances
-(on which the database's cluster-sampling temperature was tried). Each run's summary counts
+(on which the database's cluster-sampling temperature and number of islands were tried). Each run's summary counts
 where its samples landed against First Fit and Best Fit on training, and traces the best
 program's lineage.
 bench/evolve_validation.py scores each comparison's best programs on generated instances.
@@ -147,6 +148,8 @@ def main() -> None:
                         "assignments (the spec's GRAMMAR['min_statements'])")
     parser.add_argument("--cluster-temperature", type=float, default=None, help="the database's cluster "
                         "sampling temperature (default: the paper's 0.1)")
+    parser.add_argument("--islands", type=int, default=None, help="the database's number of islands "
+                        "(default: the paper's 10)")
     parser.add_argument("--label", default=None, help="names a comparison after a change to genlab itself")
     args = parser.parse_args()
     suffix = (f"-{args.label}" if args.label else "") + \
@@ -154,10 +157,15 @@ def main() -> None:
         (f"-t{args.temperature:g}" if args.temperature is not None else "") + \
         (f"-statements{args.min_statements}" if args.min_statements else "") + \
         (f"-ct{args.cluster_temperature:g}" if args.cluster_temperature is not None else "") + \
+        (f"-islands{args.islands}" if args.islands is not None else "") + \
         ("" if args.seeds == [0, 1, 2] else "-seeds" + "-".join(map(str, args.seeds)))  # a confirmation run
     sampling = {"temperature": args.temperature} if args.temperature is not None else {}
-    if args.cluster_temperature is not None:
-        sampling["database"] = DatabaseConfig(cluster_sampling_temperature_init=args.cluster_temperature)
+    database = ({"cluster_sampling_temperature_init": args.cluster_temperature}
+                if args.cluster_temperature is not None else {})
+    if args.islands is not None:
+        database["num_islands"] = args.islands
+    if database:
+        sampling["database"] = DatabaseConfig(**database)
     WORK.mkdir(parents=True, exist_ok=True)
     done_path = WORK / "done.json"
     done = json.loads(done_path.read_text()) if done_path.exists() else {}
@@ -248,7 +256,8 @@ def main() -> None:
         f"from {args.seed_program}" if args.seed_program else "",
         f"temperature {args.temperature:g}" if args.temperature is not None else "",
         f"at least {args.min_statements} statement(s) first" if args.min_statements else "",
-        f"cluster temperature {args.cluster_temperature:g}" if args.cluster_temperature is not None else "")
+        f"cluster temperature {args.cluster_temperature:g}" if args.cluster_temperature is not None else "",
+        f"{args.islands} islands" if args.islands is not None else "")
         if part)
     plot(runs, f"evolve_small_model{suffix}", {"First Fit": first_fit_train,
                                                 "Best Fit": best_fit_train}, f" ({lever})" if lever else "")
@@ -257,6 +266,7 @@ def main() -> None:
         "seed_program": args.seed_program,
         "temperature": args.temperature or EvolveConfig.temperature, "min_statements": args.min_statements,
         "cluster_temperature": args.cluster_temperature or DatabaseConfig.cluster_sampling_temperature_init,
+        "islands": args.islands or DatabaseConfig.num_islands,
         "baselines": {"First Fit": first_fit, "Best Fit": best_fit}, "best_fit_train_score": best_fit_train,
         "published": spec.namespace["PUBLISHED"], "summary": summary, "runs": runs, "cap_set": cap_set,
     })
