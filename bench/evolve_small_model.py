@@ -19,13 +19,15 @@ First Fit and Best Fit computed in the same script. Then one constrained cap-set
     .venv/bin/python bench/evolve_small_model.py --label train-sizes --modes constrained --no-cap-set
     .venv/bin/python bench/evolve_small_model.py --label train-sizes --cluster-temperature 0.3 --modes constrained --no-cap-set
     .venv/bin/python bench/evolve_small_model.py --label train-sizes --islands 3 --modes constrained --no-cap-set
+    .venv/bin/python bench/evolve_small_model.py --label train-sizes --islands 3 --train-per-size 10 --modes constrained --no-cap-set
 
 These measure one more lever each (starting from Best Fit, as the paper's bin-packing runs
 did; a higher temperature, which the grammar makes cheap) and write their JSON beside the
 first, named after the lever. --label names a comparison made after a change to genlab
 itself (its runs and JSON get the label, so the earlier ones are neither reused nor replaced):
 typed `if` conditions in the grammar, then the training set of 120- to 1000-item instances
-(on which the database's cluster-sampling temperature and number of islands were tried). Each run's summary counts
+(on which the database's cluster-sampling temperature and number of islands were tried, the
+latter also with twice the training instances). Each run's summary counts
 where its samples landed against First Fit and Best Fit on training, and traces the best
 program's lineage.
 bench/evolve_validation.py scores each comparison's best programs on generated instances.
@@ -148,6 +150,8 @@ def main() -> None:
                         "assignments (the spec's GRAMMAR['min_statements'])")
     parser.add_argument("--cluster-temperature", type=float, default=None, help="the database's cluster "
                         "sampling temperature (default: the paper's 0.1)")
+    parser.add_argument("--train-per-size", type=int, default=None, help="training instances of each size "
+                        "(default: the spec's 5); the prompt stays the same")
     parser.add_argument("--islands", type=int, default=None, help="the database's number of islands "
                         "(default: the paper's 10)")
     parser.add_argument("--label", default=None, help="names a comparison after a change to genlab itself")
@@ -158,6 +162,7 @@ def main() -> None:
         (f"-statements{args.min_statements}" if args.min_statements else "") + \
         (f"-ct{args.cluster_temperature:g}" if args.cluster_temperature is not None else "") + \
         (f"-islands{args.islands}" if args.islands is not None else "") + \
+        (f"-train{args.train_per_size}" if args.train_per_size is not None else "") + \
         ("" if args.seeds == [0, 1, 2] else "-seeds" + "-".join(map(str, args.seeds)))  # a confirmation run
     sampling = {"temperature": args.temperature} if args.temperature is not None else {}
     database = ({"cluster_sampling_temperature_init": args.cluster_temperature}
@@ -175,13 +180,21 @@ def main() -> None:
     if args.min_statements:  # the same spec, with a GRAMMAR that asks for statements first
         evolved_spec = str(WORK / f"bin_packing_statements{args.min_statements}.py")
         Path(evolved_spec).write_text(spec.source + f"\n\nGRAMMAR = {{'min_statements': {args.min_statements}}}\n")
+    if args.train_per_size is not None:  # the same spec, more instances of each size drawn by the same generator
+        assert not args.min_statements, "--train-per-size and --min-statements are not combined"
+        drawn = "for n in (120, 250, 500, 1000) for i in range(5)}"
+        assert spec.source.count(drawn) == 1, "bin_packing.py's inputs() changed; update --train-per-size"
+        evolved_spec = str(WORK / f"bin_packing_train{args.train_per_size}.py")
+        Path(evolved_spec).write_text(spec.source.replace(drawn, drawn.replace("range(5)",
+                                                                               f"range({args.train_per_size})")))
+    train = load_spec(evolved_spec).inputs()  # the training figures are on the set evolution saw
     scored: dict[str, dict] = {}
     rows = {row["name"]: {d: r["metric"]["value"] for d, r in row["results"].items()}
             for row in baselines(spec) if "results" in row}
     first_fit, best_fit = rows["First Fit"], rows["Best Fit"]
-    best_fit_train = score_program(spec, spec.namespace["BASELINES"]["Best Fit"], {"train": spec.inputs()})
+    best_fit_train = score_program(spec, spec.namespace["BASELINES"]["Best Fit"], {"train": train})
     best_fit_train = best_fit_train["train"]["score"]
-    first_fit_train = score_program(spec, spec.namespace["BASELINES"]["First Fit"], {"train": spec.inputs()})
+    first_fit_train = score_program(spec, spec.namespace["BASELINES"]["First Fit"], {"train": train})
     first_fit_train = first_fit_train["train"]["score"]
     datasets = list(first_fit)
     print("First Fit", first_fit, "\nBest Fit", best_fit)
@@ -257,7 +270,8 @@ def main() -> None:
         f"temperature {args.temperature:g}" if args.temperature is not None else "",
         f"at least {args.min_statements} statement(s) first" if args.min_statements else "",
         f"cluster temperature {args.cluster_temperature:g}" if args.cluster_temperature is not None else "",
-        f"{args.islands} islands" if args.islands is not None else "")
+        f"{args.islands} islands" if args.islands is not None else "",
+        f"{args.train_per_size} training instances per size" if args.train_per_size is not None else "")
         if part)
     plot(runs, f"evolve_small_model{suffix}", {"First Fit": first_fit_train,
                                                 "Best Fit": best_fit_train}, f" ({lever})" if lever else "")
@@ -267,6 +281,7 @@ def main() -> None:
         "temperature": args.temperature or EvolveConfig.temperature, "min_statements": args.min_statements,
         "cluster_temperature": args.cluster_temperature or DatabaseConfig.cluster_sampling_temperature_init,
         "islands": args.islands or DatabaseConfig.num_islands,
+        "train_per_size": args.train_per_size or 5,
         "baselines": {"First Fit": first_fit, "Best Fit": best_fit}, "best_fit_train_score": best_fit_train,
         "published": spec.namespace["PUBLISHED"], "summary": summary, "runs": runs, "cap_set": cap_set,
     })
