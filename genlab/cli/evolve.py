@@ -74,8 +74,8 @@ def run(
     seed_program: Optional[str] = typer.Option(None, "--seed-program", help="Start from one of the spec's "
                                                "baselines instead of its own seed (bin-packing: first-fit, best-fit)."),
     seed_model: bool = typer.Option(DEFAULTS.seed_model, "--seed-model", help="Also seed every model call: reproducible "
-                                    "samples on the embedded model, one call at a time and without its prompt cache, so every sample "
-                                    "reads the whole prompt again (about 1.6 s more per sample on 2 cores)."),
+                                    "samples on the embedded model, one call at a time and without its prompt cache, so "
+                                    "every sample reads the whole prompt again (about 1.6 s more per sample on 2 cores)."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where the run is stored "
                                            "(default: runs/SPEC-TIME)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this directory."),
