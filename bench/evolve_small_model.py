@@ -39,6 +39,7 @@ is started again (delete that folder to start over).
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import shutil
 import time
@@ -77,21 +78,31 @@ def search_facts(store, target: float, floor: float) -> dict:
     first = next(((i, row["created"] - start) for i, row in enumerate(rows, start=1)
                   if row["score"] is not None and row["score"] >= target), None)
     behaviours = {row["scores"] for row in rows if row["score"] is not None}
-    scores = [row["score"] for row in rows if row["score"] is not None]
+
+    def band(score: float) -> str:  # where a training score lies against First Fit and Best Fit
+        if score > target + 1e-9:
+            return "better"
+        if score >= target - 1e-9:
+            return "best_fit"
+        if score > floor + 1e-9:
+            return "between"
+        return "first_fit" if score >= floor - 1e-9 else "worse"
+
+    samples = collections.Counter(band(row["score"]) for row in rows if row["score"] is not None)
     # What a prompt offers besides its best program: the weaker of the two shown.
     by_id = {row["id"]: row["score"] for row in store.query("SELECT id, score FROM samples")}
     shown = [json.loads(row["parent_ids"]) for row in store.query("SELECT parent_ids FROM prompts")]
-    weaker = [min(by_id[i] for i in ids) for ids in shown if len(ids) > 1]
+    weaker = collections.Counter(band(min(by_id[i] for i in ids)) for ids in shown if len(ids) > 1)
     return {"first_sample_matching_best_fit_train": first[0] if first else None,
             "first_s_matching_best_fit_train": round(first[1], 1) if first else None,
             "distinct_behaviours": len(behaviours),
-            "samples_like_best_fit_train": sum(abs(v - target) < 1e-9 for v in scores),
-            "samples_between_first_and_best_fit_train": sum(floor + 1e-9 < v < target - 1e-9 for v in scores),
-            "samples_better_than_best_fit_train": sum(v > target + 1e-9 for v in scores),
-            "prompts_whose_weaker_program_is": {"worse_than_first_fit": sum(v < floor - 1e-9 for v in weaker),
-                                                "first_fit": sum(abs(v - floor) < 1e-9 for v in weaker),
-                                                "between": sum(floor + 1e-9 < v < target - 1e-9 for v in weaker),
-                                                "best_fit_or_better": sum(v >= target - 1e-9 for v in weaker)}}
+            "samples_like_best_fit_train": samples["best_fit"],
+            "samples_between_first_and_best_fit_train": samples["between"],
+            "samples_better_than_best_fit_train": samples["better"],
+            "prompts_whose_weaker_program_is": {"worse_than_first_fit": weaker["worse"],
+                                                "first_fit": weaker["first_fit"],
+                                                "between": weaker["between"],
+                                                "best_fit_or_better": weaker["best_fit"] + weaker["better"]}}
 
 
 def lineage(store, sample_id: int) -> list[dict]:
@@ -192,10 +203,8 @@ def main() -> None:
     rows = {row["name"]: {d: r["metric"]["value"] for d, r in row["results"].items()}
             for row in baselines(spec) if "results" in row}
     first_fit, best_fit = rows["First Fit"], rows["Best Fit"]
-    best_fit_train = score_program(spec, spec.namespace["BASELINES"]["Best Fit"], {"train": train})
-    best_fit_train = best_fit_train["train"]["score"]
-    first_fit_train = score_program(spec, spec.namespace["BASELINES"]["First Fit"], {"train": train})
-    first_fit_train = first_fit_train["train"]["score"]
+    best_fit_train, first_fit_train = (score_program(spec, spec.namespace["BASELINES"][name], {"train": train})
+                                       ["train"]["score"] for name in ("Best Fit", "First Fit"))
     datasets = list(first_fit)
     print("First Fit", first_fit, "\nBest Fit", best_fit)
 
