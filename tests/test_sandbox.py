@@ -20,11 +20,10 @@ ISOLATION = probe(Sandbox(LIMITS))
 # there genlab evolve itself refuses to run without --unsafe-sandbox. CI sets
 # GENLAB_REQUIRE_SANDBOX, so that a sandbox broken on a machine that can isolate fails the run
 # instead of showing as skips (a venv under /tmp once broke it that way, seen as 36 skips).
+MISSING = "; ".join(ISOLATION.missing)
 if not ISOLATION.isolated and os.environ.get("GENLAB_REQUIRE_SANDBOX"):
-    pytest.fail("GENLAB_REQUIRE_SANDBOX is set, but the sandbox cannot isolate here: "
-                + "; ".join(ISOLATION.missing), pytrace=False)
-pytestmark = pytest.mark.skipif(not ISOLATION.isolated, reason="this machine cannot isolate: "
-                                + "; ".join(ISOLATION.missing))
+    pytest.fail(f"GENLAB_REQUIRE_SANDBOX is set, but the sandbox cannot isolate here: {MISSING}", pytrace=False)
+pytestmark = pytest.mark.skipif(not ISOLATION.isolated, reason=f"this machine cannot isolate: {MISSING}")
 
 
 def run(body: str, *, preload=(), inputs=None, limits=LIMITS):
