@@ -20,6 +20,7 @@ First Fit and Best Fit computed in the same script. Then one constrained cap-set
     .venv/bin/python bench/evolve_small_model.py --label train-sizes --cluster-temperature 0.3 --modes constrained --no-cap-set
     .venv/bin/python bench/evolve_small_model.py --label train-sizes --islands 3 --modes constrained --no-cap-set
     .venv/bin/python bench/evolve_small_model.py --label train-sizes --islands 3 --train-per-size 10 --modes constrained --no-cap-set
+    .venv/bin/python bench/evolve_small_model.py --v0-docstring --modes constrained --no-cap-set
 
 These measure one more lever each (starting from Best Fit, as the paper's bin-packing runs
 did; a higher temperature, which the grammar makes cheap) and write their JSON beside the
@@ -27,7 +28,7 @@ first, named after the lever. --label names a comparison made after a change to 
 itself (its runs and JSON get the label, so the earlier ones are neither reused nor replaced):
 typed `if` conditions in the grammar, then the training set of 120- to 1000-item instances
 (on which the database's cluster-sampling temperature and number of islands were tried, the
-latter also with twice the training instances). Each run's summary counts
+latter also with twice the training instances, and the paper's docstring on priority_v0). Each run's summary counts
 where its samples landed against First Fit and Best Fit on training, and traces the best
 program's lineage.
 bench/evolve_validation.py scores each comparison's best programs on generated instances.
@@ -43,13 +44,17 @@ import collections
 import json
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from common import RESULTS, write
 from scipy.stats import binomtest
 
+from genlab.search.funsearch import runner
+from genlab.search.funsearch.code import parse_function
 from genlab.search.funsearch.config import EvolveConfig
 from genlab.search.funsearch.database import DatabaseConfig
+from genlab.search.funsearch.prompt import build_prompt
 from genlab.search.funsearch.report import baselines, open_run, score_program
 from genlab.search.funsearch.runner import describe, evolve
 from genlab.search.funsearch.spec import load_spec
@@ -165,6 +170,8 @@ def main() -> None:
                         "(default: the spec's 5); the prompt stays the same")
     parser.add_argument("--islands", type=int, default=None, help="the database's number of islands "
                         "(default: the paper's 10)")
+    parser.add_argument("--v0-docstring", action="store_true", help="show priority_v0 under the spec's "
+                        "docstring, as the paper's prompts do (genlab shows the one it was drawn under)")
     parser.add_argument("--label", default=None, help="names a comparison after a change to genlab itself")
     args = parser.parse_args()
     suffix = (f"-{args.label}" if args.label else "") + \
@@ -174,6 +181,7 @@ def main() -> None:
         (f"-ct{args.cluster_temperature:g}" if args.cluster_temperature is not None else "") + \
         (f"-islands{args.islands}" if args.islands is not None else "") + \
         (f"-train{args.train_per_size}" if args.train_per_size is not None else "") + \
+        ("-v0-docstring" if args.v0_docstring else "") + \
         ("" if args.seeds == [0, 1, 2] else "-seeds" + "-".join(map(str, args.seeds)))  # a confirmation run
     sampling = {"temperature": args.temperature} if args.temperature is not None else {}
     database = ({"cluster_sampling_temperature_init": args.cluster_temperature}
@@ -182,6 +190,8 @@ def main() -> None:
         database["num_islands"] = args.islands
     if database:
         sampling["database"] = DatabaseConfig(**database)
+    if args.v0_docstring:
+        runner.build_prompt = prompt_with_spec_docstring
     WORK.mkdir(parents=True, exist_ok=True)
     done_path = WORK / "done.json"
     done = json.loads(done_path.read_text()) if done_path.exists() else {}
@@ -280,7 +290,8 @@ def main() -> None:
         f"at least {args.min_statements} statement(s) first" if args.min_statements else "",
         f"cluster temperature {args.cluster_temperature:g}" if args.cluster_temperature is not None else "",
         f"{args.islands} islands" if args.islands is not None else "",
-        f"{args.train_per_size} training instances per size" if args.train_per_size is not None else "")
+        f"{args.train_per_size} training instances per size" if args.train_per_size is not None else "",
+        "the spec's docstring on priority_v0" if args.v0_docstring else "")
         if part)
     plot(runs, f"evolve_small_model{suffix}", {"First Fit": first_fit_train,
                                                 "Best Fit": best_fit_train}, f" ({lever})" if lever else "")
@@ -290,10 +301,17 @@ def main() -> None:
         "temperature": args.temperature or EvolveConfig.temperature, "min_statements": args.min_statements,
         "cluster_temperature": args.cluster_temperature or DatabaseConfig.cluster_sampling_temperature_init,
         "islands": args.islands or DatabaseConfig.num_islands,
-        "train_per_size": args.train_per_size or 5,
+        "train_per_size": args.train_per_size or 5, "v0_docstring": args.v0_docstring,
         "baselines": {"First Fit": first_fit, "Best Fit": best_fit}, "best_fit_train_score": best_fit_train,
         "published": spec.namespace["PUBLISHED"], "summary": summary, "runs": runs, "cap_set": cap_set,
     })
+
+
+def prompt_with_spec_docstring(spec, programs):
+    """build_prompt, with priority_v0 under the spec's docstring, as in the paper's prompts,
+    where every program keeps the template's docstring (the one that says what the arguments are)."""
+    first = replace(parse_function(programs[0].code, spec.function_name), docstring=spec.seed_function.docstring)
+    return build_prompt(spec, [replace(programs[0], code=str(first)), *programs[1:]])
 
 
 def plot(runs: list[dict], name: str, references: dict[str, float], lever: str = "") -> None:

@@ -61,6 +61,19 @@ def test_golden_prompt():
     assert header.name == "priority_v2" and header.body == ""
 
 
+def test_v0_keeps_the_docstring_it_was_drawn_under():
+    # Not the paper's form (every program there keeps the template's docstring): shown the
+    # spec's docstring on v0, the embedded model wrote fewer kinds of programs, more slowly
+    # (bench/evolve_small_model.py --v0-docstring; README, "What the search is judged on").
+    spec = parse_spec(SPEC)
+    sample = Program(5, 'def priority(item: float, bins: np.ndarray) -> np.ndarray:\n'
+                        '    """Improved version of `priority_v1`."""\n    return bins\n', (1.0,), 1.0)
+    prompt, _ = build_prompt(spec, [sample, sample])
+    assert ('def priority_v0(item: float, bins: np.ndarray) -> np.ndarray:\n'
+            '    """Improved version of `priority_v1`."""\n    return bins\n') in prompt
+    assert "Returns a priority per bin." not in prompt
+
+
 def test_one_program_gives_v0_and_v1_header():
     spec = parse_spec(SPEC)
     prompt, header = build_prompt(spec, [Program(1, str(spec.seed_function), (0.0,), 0.0)])

@@ -4,6 +4,10 @@ k programs from one island, sorted ascending by score, renamed ``priority_v0``,
 ``priority_v1``…; from v1 on the docstring reads "Improved version of
 `priority_v0`."; then the header of the next version with an empty body, which
 the model completes. The skeleton the function runs in comes first.
+
+v0 keeps the docstring its sample was drawn under. The paper shows the template's there
+(its programs all keep it), but shown that docstring, the embedded model wrote fewer kinds
+of programs, more slowly, with no gain on validation (README, "What the search is judged on").
 """
 
 from __future__ import annotations
