@@ -5,8 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from genlab.search.funsearch.config import EvolveConfig
 from genlab.search.funsearch.evaluator import Evaluator
 from genlab.search.funsearch.report import baselines, score_program
+from genlab.search.funsearch.runner import evolve
 from genlab.search.funsearch.spec import SpecError, load_spec
 
 GOOD = '''import funsearch
@@ -46,6 +48,24 @@ def test_good_spec_parses_and_runs(tmp_path):
     assert "def guess" not in spec.prompt_skeleton and "def inputs" not in spec.prompt_skeleton
     evaluation = Evaluator(spec).evaluate("def guess(x):\n    return x * 10\n")
     assert evaluation.scores == {"a": 10.0, "b": 20.0} and evaluation.score == 15.0
+
+
+def test_a_program_that_fails_on_one_input_is_not_kept(tmp_path):
+    # Averaged over the inputs it scored on, it would rank among programs scored on all of
+    # them: evaluator.Evaluation.valid tells how that once took over a bin-packing search.
+    path = tmp_path / "guess.py"
+    path.write_text(GOOD)
+    evaluation = Evaluator(load_spec(str(path))).evaluate("def guess(x):\n    return 10 // (2 - x)\n")
+    assert evaluation.scores == {"a": 10.0} and "ZeroDivisionError" in evaluation.errors["b"]
+    assert not evaluation.valid and evaluation.score is None and evaluation.error_kind == "exception"
+
+
+def test_a_seed_that_fails_on_one_input_stops_the_run_before_any_sample(tmp_path):
+    path = tmp_path / "guess.py"
+    path.write_text(GOOD.replace("    return 0\n", "    return 10 // (2 - x)\n"))
+    with pytest.raises(SpecError, match=r"the seed function guess\(\) fails on 1 of 2 inputs \(b: exception: "
+                                        r"ZeroDivisionError.*fix the spec before evolving it"):
+        evolve(EvolveConfig(spec=str(path), samples=4), tmp_path / "run")
 
 
 @pytest.mark.parametrize("source, message", [

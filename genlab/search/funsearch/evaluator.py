@@ -18,19 +18,26 @@ class Evaluation:
 
     scores: dict[str, float]                  # inputs that scored
     errors: dict[str, str] = field(default_factory=dict)   # input -> "kind: message"
-    error_kind: str | None = None             # set when no input scored: the first failure's kind
+    error_kind: str | None = None             # set when an input failed: the first failure's kind
     wall_s: float = 0.0
     protections: list[str] = field(default_factory=list)
 
     @property
     def valid(self) -> bool:
-        """A program is kept when it scores on at least one input (FunSearch's rule)."""
-        return bool(self.scores)
+        """A program is kept only when it scores on every input.
+
+        FunSearch keeps one that scores on any, and averages what it scored on; its inputs
+        were one dataset each. Where inputs differ in size, a mean over some of them is not
+        comparable: a body dividing by ``100 - item`` failed on every bin-packing instance
+        holding an item of 100 and scored -53 on the one left, against Best Fit's -197.85
+        over all twenty, and took over the search.
+        """
+        return bool(self.scores) and not self.errors
 
     @property
     def score(self) -> float | None:
-        """Mean over the inputs that scored (the reference code took the last input: a bug)."""
-        return sum(self.scores.values()) / len(self.scores) if self.scores else None
+        """Mean over the inputs (the reference code took the last input: a bug); None unless valid."""
+        return sum(self.scores.values()) / len(self.scores) if self.valid else None
 
 
 def top_level_imports(source: str) -> list[str]:
@@ -79,4 +86,4 @@ class Evaluator:
                 kind, message = outcome.kind, outcome.error or ""
             errors[name] = f"{kind}: {message}"[:300]
             first_kind = first_kind or kind
-        return Evaluation(scores, errors, None if scores else first_kind, result.wall_s, result.protections)
+        return Evaluation(scores, errors, first_kind, result.wall_s, result.protections)

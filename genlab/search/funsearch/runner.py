@@ -207,9 +207,10 @@ class Run:
             evaluation = self.evaluator.evaluate(seed.code)
             self.protections = evaluation.protections
             if not evaluation.valid:
-                first = next(iter(evaluation.errors.values()), "no inputs")
-                raise SpecError(f"{self.spec.path}: the seed function {self.spec.function_name}() scores on no "
-                                f"input ({first}); fix the spec before evolving it")
+                name, error = next(iter(evaluation.errors.items()), ("", "inputs() gave none"))
+                raise SpecError(f"{self.spec.path}: the seed function {self.spec.function_name}() fails on "
+                                f"{len(evaluation.errors)} of {len(self.evaluator.inputs)} inputs ({name}: {error}); "
+                                "every program must score on every input: fix the spec before evolving it")
             self.store.save_evaluation(seed.id, evaluation.scores, evaluation.errors, None, evaluation.score,
                                        evaluation.wall_s, None)
             seed = self.store.samples("prompt_id IS NULL")[0]
