@@ -207,7 +207,7 @@ class Run:
             evaluation = self.evaluator.evaluate(seed.code)
             self.protections = evaluation.protections
             if not evaluation.valid:
-                name, error = next(iter(evaluation.errors.items()), ("", "inputs() gave none"))
+                name, error = next(iter(evaluation.errors.items()))  # load_spec refuses an empty inputs()
                 raise SpecError(f"{self.spec.path}: the seed function {self.spec.function_name}() fails on "
                                 f"{len(evaluation.errors)} of {len(self.evaluator.inputs)} inputs ({name}: {error}); "
                                 "every program must score on every input: fix the spec before evolving it")
