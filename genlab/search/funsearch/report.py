@@ -61,7 +61,7 @@ def score_program(spec: Spec, code: str, datasets: dict[str, dict] | None = None
         evaluation = evaluator.evaluate(code, inputs)
         row: dict[str, Any] = {"score": evaluation.score, "scored": len(evaluation.scores), "inputs": len(inputs),
                                "errors": evaluation.errors}
-        if evaluation.scores and len(evaluation.scores) == len(inputs):
+        if evaluation.valid:  # the metric reads every input's score
             metric = spec.metric(inputs, evaluation.scores)
             if metric:
                 row["metric"] = {"name": metric[0], "value": metric[1]}
