@@ -64,7 +64,7 @@ def test_golden_prompt():
 def test_v0_keeps_the_docstring_it_was_drawn_under():
     # Not the paper's form (every program there keeps the template's docstring): shown the
     # spec's docstring on v0, the embedded model wrote fewer kinds of programs, more slowly
-    # (bench/evolve_small_model.py --v0-docstring; README, "What the search is judged on").
+    # (bench/evolve_small_model.py --v0-docstring; docs/evolve-levers.md).
     spec = parse_spec(SPEC)
     sample = Program(5, 'def priority(item: float, bins: np.ndarray) -> np.ndarray:\n'
                         '    """Improved version of `priority_v1`."""\n    return bins\n', (1.0,), 1.0)

@@ -7,7 +7,7 @@ the model completes. The skeleton the function runs in comes first.
 
 v0 keeps the docstring its sample was drawn under. The paper shows the template's there
 (its programs all keep it), but shown that docstring, the embedded model wrote fewer kinds
-of programs, more slowly, with no gain on validation (README, "What the search is judged on").
+of programs, more slowly, with no gain on validation (docs/evolve-levers.md).
 """
 
 from __future__ import annotations
