@@ -208,27 +208,17 @@ def main() -> None:
     done = json.loads(done_path.read_text()) if done_path.exists() else {}
 
     spec = load_spec("bin-packing")
-    evolved_spec = "bin-packing"
+    # Each lever that changes the spec evolves a copy of it with one piece of its text replaced.
+    replaced = [(f"train{args.train_per_size}", DRAWN, DRAWN.replace("range(5)", f"range({args.train_per_size})"))
+                if args.train_per_size is not None else None,  # more instances, drawn by the same generator
+                ("short_docstring", TRAINING_PARAGRAPH, "") if args.short_docstring else None,
+                ("relative_score", BINS_SCORE, RELATIVE_SCORE) if args.relative_score else None]
+    replaced = [change for change in replaced if change]
+    assert len(replaced) + bool(args.min_statements) <= 1, "the levers that change the spec are not combined"
+    evolved_spec = spec_variant(spec, *replaced[0]) if replaced else "bin-packing"
     if args.min_statements:  # the same spec, with a GRAMMAR that asks for statements first
         evolved_spec = str(WORK / f"bin_packing_statements{args.min_statements}.py")
         Path(evolved_spec).write_text(spec.source + f"\n\nGRAMMAR = {{'min_statements': {args.min_statements}}}\n")
-    if args.train_per_size is not None:  # the same spec, more instances of each size drawn by the same generator
-        assert not args.min_statements, "--train-per-size and --min-statements are not combined"
-        drawn = "for n in (120, 250, 500, 1000) for i in range(5)}"
-        assert spec.source.count(drawn) == 1, "bin_packing.py's inputs() changed; update --train-per-size"
-        evolved_spec = str(WORK / f"bin_packing_train{args.train_per_size}.py")
-        Path(evolved_spec).write_text(spec.source.replace(drawn, drawn.replace("range(5)",
-                                                                               f"range({args.train_per_size})")))
-    if args.short_docstring:  # the same spec, with the paragraph the model needs least left out of the prompt
-        assert evolved_spec == "bin-packing", "--short-docstring is not combined with other spec changes"
-        assert spec.source.count(TRAINING_PARAGRAPH) == 1, "bin_packing.py's docstring changed; update it here"
-        evolved_spec = str(WORK / "bin_packing_short_docstring.py")
-        Path(evolved_spec).write_text(spec.source.replace(TRAINING_PARAGRAPH, ""))
-    if args.relative_score:  # the same spec, scoring bins against each instance's L1 bound
-        assert evolved_spec == "bin-packing", "--relative-score is not combined with other spec changes"
-        assert spec.source.count(BINS_SCORE) == 1, "bin_packing.py's score() changed; update it here"
-        evolved_spec = str(WORK / "bin_packing_relative_score.py")
-        Path(evolved_spec).write_text(spec.source.replace(BINS_SCORE, RELATIVE_SCORE))
     train = load_spec(evolved_spec).inputs()  # the training figures are on the set evolution saw
     scored: dict[str, dict] = {}
     rows = {row["name"]: {d: r["metric"]["value"] for d, r in row["results"].items()}
@@ -337,6 +327,15 @@ def main() -> None:
     })
 
 
+def spec_variant(spec, name: str, old: str, new: str) -> str:
+    """Write the spec with ``old``, which must stand in it once, replaced by ``new``; return its path."""
+    assert spec.source.count(old) == 1, f"bin_packing.py changed: update what the {name} variant replaces"
+    path = WORK / f"bin_packing_{name}.py"
+    path.write_text(spec.source.replace(old, new))
+    return str(path)
+
+
+DRAWN = "for n in (120, 250, 500, 1000) for i in range(5)}"
 TRAINING_PARAGRAPH = """
 Evolution runs on generated OR-style instances (sizes 20..100, capacity 150, like
 OR-Library's binpack1-4): five each of 120, 250, 500 and 1000 items, because a heuristic's
