@@ -178,7 +178,7 @@ def main() -> None:
     parser.add_argument("--v0-docstring", action="store_true", help="show priority_v0 under the spec's "
                         "docstring, as the paper's prompts do (genlab shows the one it was drawn under)")
     parser.add_argument("--short-docstring", action="store_true", help="leave the module docstring's "
-                        "paragraph on the training set out of the prompt (about 90 tokens)")
+                        "paragraph on the training set (5 lines) out of the prompt")
     parser.add_argument("--relative-score", action="store_true", help="score an instance by its bins per 100 "
                         "of its L1 bound, so that each of the training sizes weighs the same")
     parser.add_argument("--label", default=None, help="names a comparison after a change to genlab itself")
