@@ -219,13 +219,13 @@ def main() -> None:
     if args.min_statements:  # the same spec, with a GRAMMAR that asks for statements first
         evolved_spec = str(WORK / f"bin_packing_statements{args.min_statements}.py")
         Path(evolved_spec).write_text(spec.source + f"\n\nGRAMMAR = {{'min_statements': {args.min_statements}}}\n")
-    train = load_spec(evolved_spec).inputs()  # the training figures are on the set evolution saw
+    evolved = load_spec(evolved_spec)
+    train = evolved.inputs()  # the training figures are on the set evolution saw, scored as it scored them
     scored: dict[str, dict] = {}
     rows = {row["name"]: {d: r["metric"]["value"] for d, r in row["results"].items()}
             for row in baselines(spec) if "results" in row}
     first_fit, best_fit = rows["First Fit"], rows["Best Fit"]
-    best_fit_train, first_fit_train = (score_program(load_spec(evolved_spec), spec.namespace["BASELINES"][name],
-                                                     {"train": train})
+    best_fit_train, first_fit_train = (score_program(evolved, spec.namespace["BASELINES"][name], {"train": train})
                                        ["train"]["score"] for name in ("Best Fit", "First Fit"))
     datasets = list(first_fit)
     print("First Fit", first_fit, "\nBest Fit", best_fit)
