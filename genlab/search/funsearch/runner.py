@@ -214,10 +214,10 @@ class Run:
             self.store.save_evaluation(seed.id, evaluation.scores, evaluation.errors, None, evaluation.score,
                                        evaluation.wall_s, None)
             seed = self.store.samples("prompt_id IS NULL")[0]
-        self.database.register(self._program(seed), None)
+        self.database.register(self.program(seed), None)
         self.progress.seed_score = seed.score
         for row in self.store.samples("registered_seq IS NOT NULL", order="registered_seq"):
-            self.database.register(self._program(row), row.island)
+            self.database.register(self.program(row), row.island)
         counts = self.store.counts()
         self.next_seq = 0 if counts["last_seq"] is None else counts["last_seq"] + 1
         self.next_prompt = 0 if counts["last_prompt"] is None else counts["last_prompt"] + 1
@@ -229,7 +229,8 @@ class Run:
         p.prompt_tokens, p.completion_tokens = counts["prompt_tokens"] or 0, counts["completion_tokens"] or 0
         p.cost_usd = counts["cost_usd"] or 0.0
 
-    def _program(self, row: SampleRow) -> Program:
+    def program(self, row: SampleRow) -> Program:
+        """A stored sample as the programs database holds it."""
         signature = tuple(row.scores.get(name) for name in self.input_names)
         return Program(row.id, row.code, signature, row.score)
 

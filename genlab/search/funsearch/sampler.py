@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from genlab.errors import ConfigError
-from genlab.models import Model, Response, build_request
+from genlab.models import Model, Request, Response, build_request
 from genlab.search.funsearch.code import Function, extract_function, names_used
 from genlab.search.funsearch.grammar import Unsupported, grammar_for
 from genlab.search.funsearch.prompt import chat_messages
@@ -54,18 +54,20 @@ class Sampler:
     def draw(self, prompt: str, header: Function, name: str, prompt_index: int,
              n: int | None = None) -> tuple[list[Draft], Response]:
         """Return ``n`` drafts for one prompt, and the model's response (for usage and cost)."""
+        response = self.model.execute(self.request(prompt, header, prompt_index, n))
+        return [check_draft(text, header, name) for text in response.texts], response
+
+    def request(self, prompt: str, header: Function, prompt_index: int, n: int | None = None) -> Request:
+        """The model call that draws ``n`` samples for one prompt."""
         # A per-prompt seed keeps a seeded run reproducible where the backend honours seeds.
         # Choices i of one prompt use seed + i (see Model), so prompts are spaced 64 apart.
         seed = None if self.seed is None else (self.seed * 1_000_003 + 64 * prompt_index) % (2 ** 31)
         options = dict(n=n or self.samples_per_prompt, temperature=self.temperature, top_p=self.top_p,
                        max_tokens=self.max_tokens, seed=seed, grammar=self.grammar)
         if self.chat:
-            request = build_request(messages=chat_messages(prompt, header, body_only=self.grammar is not None),
-                                    **options)
-        else:
-            request = build_request(prompt=prompt, stop=COMPLETION_STOPS, **options)
-        response = self.model.execute(request)
-        return [check_draft(text, header, name) for text in response.texts], response
+            return build_request(messages=chat_messages(prompt, header, body_only=self.grammar is not None),
+                                 **options)
+        return build_request(prompt=prompt, stop=COMPLETION_STOPS, **options)
 
 
 def choose_grammar(spec: Spec, constrain: bool | None, model: Model) -> tuple[str | None, str | None]:
