@@ -48,6 +48,11 @@ def decode_only(run_dir: Path) -> dict:
             "samples_per_s": samples / elapsed}
 
 
+def tokens_per_s(run: dict) -> float:
+    """Completion tokens a second: fairer than samples/s across runs whose samples differ in length."""
+    return run["completion_tokens"] / run["elapsed_s"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--samples", type=int, default=80)
@@ -64,7 +69,7 @@ def main() -> None:
         results[workers] = info
         print(f"workers={workers}: {info['samples']} samples in {info['elapsed_s']:.1f} s → "
               f"{info['samples_per_s']:.3f} samples/s · valid {info['valid']} ({info['valid_pct']:.0f} %) · "
-              f"{info['completion_tokens']} completion tokens ({info['completion_tokens'] / info['elapsed_s']:.1f}/s) · "
+              f"{info['completion_tokens']} completion tokens ({tokens_per_s(info):.1f}/s) · "
               f"best {info['best']}")
     first = args.workers[0]
     for workers in args.workers[1:]:
@@ -73,10 +78,9 @@ def main() -> None:
     alone = decode_only(run_dirs[first])
     print(f"decode only, the {first}-worker run's {alone['prompts']} prompts: {alone['samples']} samples in "
           f"{alone['elapsed_s']:.1f} s → {alone['samples_per_s']:.3f} samples/s, "
-          f"{alone['completion_tokens'] / alone['elapsed_s']:.1f} completion tokens/s; end to end / decode only: "
+          f"{tokens_per_s(alone):.1f} completion tokens/s; end to end / decode only: "
           f"{results[first]['samples_per_s'] / alone['samples_per_s']:.2f} in samples/s, "
-          f"{results[first]['completion_tokens'] / results[first]['elapsed_s'] / (alone['completion_tokens'] / alone['elapsed_s']):.2f} "
-          "in tokens/s (samples differ in length)")
+          f"{tokens_per_s(results[first]) / tokens_per_s(alone):.2f} in tokens/s")
     write("evolve_samples", {"samples": args.samples, "max_tokens": args.max_tokens, "runs": results,
                              "decode_only": {"of_workers": first, **alone}})
 
