@@ -6,7 +6,8 @@
   errors into one line naming the file and the fix.
 - JSONL: `read_jsonl` yields each object with its line number and names the line of any
   error (`json_object` reads one line, for input that is not a file); `write_jsonl` writes
-  rows (UTF-8 kept as is).
+  rows (UTF-8 kept as is). A long run that saves its work as it goes appends a row at a time
+  (`append_jsonl`) and resumes with `resume_jsonl`, which drops a last line cut short.
 """
 
 from __future__ import annotations
@@ -71,6 +72,35 @@ def write_jsonl(rows: Iterable[dict], path: str | Path) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         for row in rows:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def append_jsonl(path: str | Path, row: dict) -> None:
+    """Append one row and flush it, so an interruption loses at most the row being written."""
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def resume_jsonl(path: str | Path) -> list[tuple[int, dict]]:
+    """The rows a run appended to ``path`` (none if it does not exist), as `read_jsonl` gives
+    them. A last line that an interruption cut short is cut off the file (its row is made
+    again), and the file ends in a newline, so the next row appended starts its own line."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    text = read_text(path)
+    lines = text.splitlines()
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if line.strip():
+            try:
+                rows.append((number, json_object(line, f"{path}:{number}")))
+            except ConfigError:
+                if number != len(lines):
+                    raise
+                lines.pop()
+    if text != (whole := "".join(line + "\n" for line in lines)):
+        path.write_text(whole, encoding="utf-8")
+    return rows
 
 
 # -- pydantic -------------------------------------------------------------------------------

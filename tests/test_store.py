@@ -1,7 +1,18 @@
-"""The SQLite store: migrations, call records, usage totals, response cache."""
+"""The SQLite store: migrations, call records, usage totals, response cache; and the JSONL
+files that long runs append to and resume from."""
 
+import json
+import logging
+import os
 import sqlite3
+import stat
+import subprocess
+import sys
 
+import pytest
+
+from genlab.errors import ConfigError, StoreError
+from genlab.io import append_jsonl, resume_jsonl
 from genlab.store import MIGRATIONS, CallRecord, Store
 
 
@@ -38,16 +49,6 @@ def test_response_cache_roundtrip(store):
 
 
 # -- failures: nothing lost, one line with the fix ------------------------------------------
-
-import logging  # noqa: E402
-import os  # noqa: E402
-import stat  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-
-import pytest  # noqa: E402
-
-from genlab.errors import StoreError  # noqa: E402
 
 
 def test_a_failed_write_rolls_back_and_leaves_the_store_usable(store):
@@ -111,3 +112,27 @@ def test_store_prompts_off_keeps_call_rows_without_text(local, store, monkeypatc
     assert store.execute("SELECT COUNT(*) AS n FROM response_cache")[0]["n"] == 0
     with pytest.raises(Exception, match="GENLAB_STORE_PROMPTS=0"):
         store.add_feedback("chatcmpl-z", rating=1)
+
+
+def test_a_jsonl_run_resumes_without_its_torn_last_row_and_appends_on_a_line_of_its_own(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    assert resume_jsonl(path) == [] and not path.exists()
+    for i in range(3):
+        append_jsonl(path, {"id": i, "text": "café"})
+    whole = path.read_text(encoding="utf-8")
+    path.write_text(whole[:-9], encoding="utf-8")                  # killed while writing the third row
+    assert [row["id"] for _, row in resume_jsonl(path)] == [0, 1]
+    append_jsonl(path, {"id": 2, "text": "café"})
+    assert path.read_text(encoding="utf-8") == whole
+    path.write_text(whole.rstrip("\n"), encoding="utf-8")          # a whole row, cut before its newline
+    assert len(resume_jsonl(path)) == 3 and path.read_text(encoding="utf-8") == whole
+    append_jsonl(path, {"id": 3})
+    assert [json.loads(line)["id"] for line in path.read_text().splitlines()] == [0, 1, 2, 3]
+
+
+def test_a_bad_jsonl_row_before_the_last_is_an_error_naming_its_line_and_nothing_is_cut(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"id": 0}\n{"id": \n{"id": 2}\n')
+    with pytest.raises(ConfigError, match=r"rows.jsonl:2: not valid JSON"):
+        resume_jsonl(path)
+    assert path.read_text() == '{"id": 0}\n{"id": \n{"id": 2}\n'

@@ -473,17 +473,21 @@ def test_gecko_seed_positives_reuse_the_mined_queries_and_never_ask_the_teacher_
     assert first.returncode == 0, first.stderr
     assert "(seed positives)" in first.stdout and "LLM-written queries of held-out passages" in first.stdout
     assert "teacher's picks" not in first.stdout
-    mined = [json.loads(line) for line in (tmp_path / "emb" / "gecko-data.jsonl").read_text().splitlines()]
+    mined_file = tmp_path / "emb" / "gecko-data.jsonl"
+    mined = [json.loads(line) for line in mined_file.read_text().splitlines()]
     assert mined and not any("picks" in record for record in mined)
-    # Resuming with the teacher's picks adds only the picks: each training query keeps its text.
+    mined_file.write_text(mined_file.read_text()[:-20])      # as if killed while writing the last record
+    torn = mined.pop()["passage"]
+    # Resuming with the teacher's picks adds only the picks: each training query keeps its text,
+    # and the torn record's passage gets a query again.
     again = genlab("distill", "embeddings", "velmora", "-o", str(tmp_path / "emb"), "--resume",
                    "--max-passages", "10", "--max-steps", "1", "--batch-size", "4")
     assert again.returncode == 0, again.stderr
     assert "teacher's picks" in again.stdout
-    records = [json.loads(line) for line in (tmp_path / "emb" / "gecko-data.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in mined_file.read_text().splitlines()]
     latest = {r["passage"]: r for r in records}
     first_query = {r["passage"]: r["query"] for r in mined}
-    assert all(r["query"] == first_query[n] for n, r in latest.items())
+    assert torn in latest and all(r["query"] == first_query[n] for n, r in latest.items() if n != torn)
     assert all(len(r["picks"]) == 2 for r in latest.values() if r.get("candidates"))
 
 

@@ -30,7 +30,7 @@ from typing import Callable
 
 from genlab.errors import ConfigError
 from genlab.evaluate.autorater import wilson_interval
-from genlab.io import json_object
+from genlab.io import append_jsonl, resume_jsonl
 from genlab.models import Choice, Model
 from genlab.search.tasks import Task
 from genlab.search.ttc import Verifier, arithmetic_check, best_index, majority_vote
@@ -113,33 +113,15 @@ def read_records(path: Path, settings: dict) -> dict[str, ItemRecord]:
 
 
 def _resumable_rows(path: Path, settings: dict) -> dict[str, dict]:
-    """The rows, by id, of a JSONL file that a run appends to one at a time. A torn last line
-    is cut off (that item runs again); rows made with other settings are refused."""
-    if not path.exists():
-        return {}
-    lines = path.read_text(encoding="utf-8").splitlines()
+    """The rows, by id, of a JSONL file that a run appends to one at a time (a torn last line
+    is cut off, and that item runs again); rows made with other settings are refused."""
     rows = {}
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json_object(line, f"{path}:{number}")
-        except ConfigError:
-            if number != len(lines):
-                raise
-            # The write an interruption cut short: cut it off, so the next row starts its own line.
-            path.write_text("".join(line + "\n" for line in lines[:-1]), encoding="utf-8")
-            break
+    for number, row in resume_jsonl(path):
         if row.get("settings") != settings:
             raise ConfigError(f"{path}:{number} was made with other settings ({row.get('settings')}, now "
                               f"{settings}); give another records file, or delete this one to start over")
         rows[row["id"]] = row
     return rows
-
-
-def _append_row(path: Path, row: dict) -> None:
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(row) + "\n")
 
 
 def run_task(model: Model, task: Task, config: BenchConfig, *, records: Path | None = None,
@@ -159,7 +141,7 @@ def run_task(model: Model, task: Task, config: BenchConfig, *, records: Path | N
         for record in pool.map(lambda item: run_item(model, task, item, config, settings), todo):
             done[record.id] = record
             if records:
-                _append_row(records, asdict(record))
+                append_jsonl(records, asdict(record))
             finished += 1
             if progress:
                 progress(finished, len(items))
@@ -195,7 +177,7 @@ def score_chains(records: list[ItemRecord], verifier: Verifier, *, chains: int |
             continue
         done[record.id] = [verifier(record.question, Choice(i, text, None)) for i, text in enumerate(texts[record.id])]
         if path:
-            _append_row(path, {"id": record.id, "scores": done[record.id], "chains_sha": digest[record.id],
+            append_jsonl(path, {"id": record.id, "scores": done[record.id], "chains_sha": digest[record.id],
                                "settings": settings})
     if progress:
         progress(len(records), len(records))

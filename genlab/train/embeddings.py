@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from genlab.errors import ConfigError, ModelError
-from genlab.io import read_jsonl
+from genlab.io import append_jsonl, resume_jsonl
 from genlab.ground.passage import Passage
 
 #: A plain question, not Gecko's JSON {task, query}: asked for JSON, the embedded model wrote
@@ -283,33 +283,31 @@ def distill_embeddings(source: str, teacher_spec: str, output: Path, *, base: st
     output.mkdir(parents=True, exist_ok=True)
     mined_file = output / "gecko-data.jsonl"
     mined = {}
-    if resume and mined_file.exists():
-        for _, record in read_jsonl(mined_file, "Gecko data file"):
+    if resume:
+        for _, record in resume_jsonl(mined_file):
             number = record["passage"]
             if (number < len(passages) and record.get("text") == fingerprint(passages[number].text)
                     and record["held_out"] == (number in held)):
                 mined[number] = record
     index = EmbedderIndex(model, passages)
-    with open(mined_file, "a", encoding="utf-8") as handle:
-        for done, number in enumerate(order, 1):
-            record = mined.get(number)
-            needs_pick = (positive == "llm" and record is not None and record.get("candidates")
-                          and "picks" not in record)
-            if record is not None and not needs_pick:
-                continue
-            if record is None:
-                written = write_query(teacher, passages[number].text)
-                record = {"passage": number, "text": fingerprint(passages[number].text), "held_out": number in held,
-                          "query": written}
-                if written and number not in held:
-                    record["candidates"] = [i for i, _ in index.rank(written, "dense", candidates)]
-            if positive == "llm" and record.get("candidates"):
-                record |= pick(teacher, record["query"], record["candidates"], passages)
-            mined[number] = record
-            handle.write(json.dumps(record) + "\n")
-            handle.flush()
-            if progress:
-                progress(done, len(order))
+    for done, number in enumerate(order, 1):
+        record = mined.get(number)
+        needs_pick = (positive == "llm" and record is not None and record.get("candidates")
+                      and "picks" not in record)
+        if record is not None and not needs_pick:
+            continue
+        if record is None:
+            written = write_query(teacher, passages[number].text)
+            record = {"passage": number, "text": fingerprint(passages[number].text), "held_out": number in held,
+                      "query": written}
+            if written and number not in held:
+                record["candidates"] = [i for i, _ in index.rank(written, "dense", candidates)]
+        if positive == "llm" and record.get("candidates"):
+            record |= pick(teacher, record["query"], record["candidates"], passages)
+        mined[number] = record
+        append_jsonl(mined_file, record)
+        if progress:
+            progress(done, len(order))
     mining_s = time.monotonic() - started
 
     records = [mined[n] for n in order if n in mined]

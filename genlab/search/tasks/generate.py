@@ -12,9 +12,10 @@ before any prompt was tried on them; prompts and settings are chosen on the "dev
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
+
+from genlab.io import write_jsonl
 
 DATA = Path(__file__).parent / "data"
 
@@ -121,18 +122,12 @@ def _fill(template: str, rng: random.Random) -> str:
 
 def generate() -> None:
     rng = random.Random(20261126)
-    DATA.mkdir(exist_ok=True)
     problems = [_arithmetic(rng) for _ in range(120)]
-    with open(DATA / "arithmetic.jsonl", "w") as f:
-        for i, p in enumerate(problems):
-            f.write(json.dumps({"id": f"arith-{i:03d}", **p}) + "\n")
+    write_jsonl(({"id": f"arith-{i:03d}", **p} for i, p in enumerate(problems)), DATA / "arithmetic.jsonl")
     for steps in (1, 2, 3):
         graded = random.Random(20261201 + steps)
-        with open(DATA / f"arith_{steps}.jsonl", "w") as f:
-            for split, count in GRADED_SPLITS:
-                for i in range(count):
-                    row = {"id": f"arith{steps}-{split}-{i:03d}", "split": split, **graded_expression(graded, steps)}
-                    f.write(json.dumps(row) + "\n")
+        write_jsonl(({"id": f"arith{steps}-{split}-{i:03d}", "split": split, **graded_expression(graded, steps)}
+                     for split, count in GRADED_SPLITS for i in range(count)), DATA / f"arith_{steps}.jsonl")
     rows = []
     openers = ["", "", "Update: ", "Just heard: ", "Note: ", "Reportedly, ", "From the group chat: "]
     for label, templates in TOPICS.items():
@@ -145,10 +140,8 @@ def generate() -> None:
                 seen.add(text)
                 rows.append({"text": text, "label": label})
     rng.shuffle(rows)
-    with open(DATA / "topics.jsonl", "w") as f:
-        for i, row in enumerate(rows):
-            split = "test" if i < TOPICS_HELD_OUT else "dev"
-            f.write(json.dumps({"id": f"topic-{i:03d}", "split": split, **row}) + "\n")
+    write_jsonl(({"id": f"topic-{i:03d}", "split": "test" if i < TOPICS_HELD_OUT else "dev", **row}
+                 for i, row in enumerate(rows)), DATA / "topics.jsonl")
 
 
 if __name__ == "__main__":
