@@ -24,6 +24,7 @@ First Fit and Best Fit computed in the same script. Then one constrained cap-set
     .venv/bin/python bench/evolve_small_model.py --label all-inputs --modes constrained --no-cap-set
     .venv/bin/python bench/evolve_small_model.py --short-docstring --modes constrained --no-cap-set
     .venv/bin/python bench/evolve_small_model.py --relative-score --modes constrained --no-cap-set
+    .venv/bin/python bench/evolve_small_model.py --samples-per-prompt 1 --modes constrained --no-cap-set
 
 These measure one more lever each (starting from Best Fit, as the paper's bin-packing runs
 did; a higher temperature, which the grammar makes cheap) and write their JSON beside the
@@ -33,8 +34,8 @@ typed `if` conditions in the grammar, then the training set of 120- to 1000-item
 (on which the database's cluster-sampling temperature and number of islands were tried, the
 latter also with twice the training instances, and the paper's docstring on priority_v0), then
 keeping only programs that score on every input (after which a prompt without the docstring's
-paragraph on the training set, and a score that weighs each training size alike, were
-tried). Each run's summary counts where its samples landed against First Fit and Best Fit
+paragraph on the training set, a score that weighs each training size alike, and one
+sample per prompt instead of four, were tried). Each run's summary counts where its samples landed against First Fit and Best Fit
 on training, and traces the best program's lineage.
 bench/evolve_validation.py scores each comparison's best programs on generated instances.
 
@@ -181,6 +182,8 @@ def main() -> None:
                         "paragraph on the training set (5 lines) out of the prompt")
     parser.add_argument("--relative-score", action="store_true", help="score an instance by its bins per 100 "
                         "of its L1 bound, so that each of the training sizes weighs the same")
+    parser.add_argument("--samples-per-prompt", type=int, default=None, help="samples drawn from each prompt "
+                        "(default: the paper's 4)")
     parser.add_argument("--label", default=None, help="names a comparison after a change to genlab itself")
     args = parser.parse_args()
     suffix = (f"-{args.label}" if args.label else "") + \
@@ -193,8 +196,11 @@ def main() -> None:
         ("-v0-docstring" if args.v0_docstring else "") + \
         ("-short-docstring" if args.short_docstring else "") + \
         ("-relative-score" if args.relative_score else "") + \
+        (f"-spp{args.samples_per_prompt}" if args.samples_per_prompt is not None else "") + \
         ("" if args.seeds == [0, 1, 2] else "-seeds" + "-".join(map(str, args.seeds)))  # a confirmation run
     sampling = {"temperature": args.temperature} if args.temperature is not None else {}
+    if args.samples_per_prompt is not None:
+        sampling["samples_per_prompt"] = args.samples_per_prompt
     database = ({"cluster_sampling_temperature_init": args.cluster_temperature}
                 if args.cluster_temperature is not None else {})
     if args.islands is not None:
@@ -309,7 +315,8 @@ def main() -> None:
         f"{args.train_per_size} training instances per size" if args.train_per_size is not None else "",
         "the spec's docstring on priority_v0" if args.v0_docstring else "",
         "no training-set paragraph in the prompt" if args.short_docstring else "",
-        "bins per 100 of the L1 bound" if args.relative_score else "")
+        "bins per 100 of the L1 bound" if args.relative_score else "",
+        f"{args.samples_per_prompt} sample(s) per prompt" if args.samples_per_prompt is not None else "")
         if part)
     plot(runs, f"evolve_small_model{suffix}", {"First Fit": first_fit_train,
                                                 "Best Fit": best_fit_train}, f" ({lever})" if lever else "",
@@ -322,6 +329,7 @@ def main() -> None:
         "islands": args.islands or DatabaseConfig.num_islands,
         "train_per_size": args.train_per_size or 5, "v0_docstring": args.v0_docstring,
         "short_docstring": args.short_docstring, "relative_score": args.relative_score,
+        "samples_per_prompt": args.samples_per_prompt or EvolveConfig.samples_per_prompt,
         "baselines": {"First Fit": first_fit, "Best Fit": best_fit}, "best_fit_train_score": best_fit_train,
         "published": spec.namespace["PUBLISHED"], "summary": summary, "runs": runs, "cap_set": cap_set,
     })
