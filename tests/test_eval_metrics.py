@@ -86,3 +86,15 @@ def test_a_metric_whose_best_score_is_in_the_middle():
     coherence = POINTWISE["coherence"]  # 1..5, best at the top, unchanged
     assert [coherence.passes(s) for s in (1, 2, 3, 4, 5)] == [False, False, True, True, True]
     assert coherence.normalized(5) == 1.0 and coherence.normalized(1) == 0.0
+
+
+def test_a_custom_metric_from_a_suite_keeps_its_own_scale():
+    from genlab.evaluate.builtin import pointwise_metric
+
+    length = pointwise_metric({"name": "length", "criteria": {"length": "Is the reply as long as asked?"},
+                               "rubric": {2: "too long", 1: "long", 0: "right", -1: "short", -2: "too short"},
+                               "best": 0, "tolerance": 1})
+    assert [length.passes(s) for s in (-2, -1, 0, 1, 2)] == [False, True, True, True, False]
+    strict = pointwise_metric({"criteria": {"tone": "Polite?"}, "rubric": {1: "rude", 2: "curt", 3: "polite"},
+                               "pass_score": 3})
+    assert [strict.passes(s) for s in (1, 2, 3)] == [False, False, True] and strict.normalized(2) == 0.5

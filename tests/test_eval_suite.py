@@ -14,6 +14,10 @@ tests:
 """
 
 
+#: A rubric assertion with a custom metric, for the cases that break its rubric.
+CUSTOM = "value: hi}\n      - {type: rubric, metric: {name: brevity, criteria: {short: brief}, rubric: RUBRIC}}"
+
+
 def error(tmp_path, text: str) -> str:
     path = tmp_path / "suite.yaml"
     path.write_text(text)
@@ -41,6 +45,16 @@ def test_good_suite_loads(tmp_path):
     (GOOD.replace("value: hi}", "value: hi}\n      - {type: rubric}"), "type rubric needs a metric"),
     (GOOD.replace("value: hi}", "value: hi}\n      - {type: rubric, metric: groundedness}"), "metric groundedness needs 'context'"),
     (GOOD.replace("value: hi}", "value: hi}\n      - {type: rubric, metric: charm}"), "unknown metric 'charm'"),
+    *[(GOOD.replace("value: hi}", CUSTOM.replace("rubric: RUBRIC", rubric)), message) for rubric, message in [
+        ("rubric: {5: short, 1: long}, best: 9", "/suite.yaml: metric brevity: best 9 is not one of its rubric's scores (1…5)"),
+        ("rubric: {5: short, 1: long}, pass_score: 7", "metric brevity: pass_score 7 is outside its rubric's scale (1…5)"),
+        ("rubric: {1: long, 0: right, -1: short}, best: 0, pass_score: 1",
+         "pass_score counts up to the top of the scale, but its best is 0; with the best inside the scale, give tolerance"),
+        ("rubric: {5: short, 1: long}, tolerance: two", "metric brevity: tolerance must be a whole number, got 'two'"),
+        ("rubric: {5: short}", "metric brevity: a rubric needs at least two scores"),
+        ("rubric: {five: short, 1: long}", "a custom metric needs criteria (name: text) and a rubric (integer score: text)")]],
+    (GOOD.replace("value: hi}", CUSTOM.replace("{short: brief}", "{}").replace("RUBRIC", "{5: a, 1: b}")),
+     "metric brevity has no criteria; give at least one"),
     (GOOD.replace("tests:\n  - vars: {word: hi}\n    assert:\n      - {type: contains, value: hi}\n", "tests: missing.jsonl\n"),
      "key tests: no file missing.jsonl"),
     (GOOD + "compare: {baseline: local}\n", "compare needs two or more models"),

@@ -91,6 +91,29 @@ class PointwiseMetric:
     best: int | None = None              # the best score; default the top (verbosity's is 0, the middle)
     tolerance: int = 0                   # with the best inside the scale: how far from it still passes
 
+    def __post_init__(self) -> None:
+        # A custom metric comes from a user's suite: one that no score could pass is refused
+        # before any judge call, not found out from a report where every row failed.
+        where = f"metric {self.name}"
+        if not self.criteria:
+            raise ConfigError(f"{where} has no criteria; give at least one, e.g. criteria: {{brevity: \"Is it short?\"}}")
+        if len(self.rubric) < 2:
+            raise ConfigError(f"{where}: a rubric needs at least two scores, e.g. rubric: {{5: good, 1: bad}}")
+        low, high = self.scale
+        for key in ("best", "pass_score", "tolerance"):
+            value = getattr(self, key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ConfigError(f"{where}: {key} must be a whole number, got {value!r}")
+        if self.best is not None and self.best not in self.rubric:
+            raise ConfigError(f"{where}: best {self.best!r} is not one of its rubric's scores ({low}…{high})")
+        if self.pass_score is not None and not low <= self.pass_score <= high:
+            raise ConfigError(f"{where}: pass_score {self.pass_score!r} is outside its rubric's scale ({low}…{high})")
+        if self.pass_score is not None and self.best_score != high:
+            raise ConfigError(f"{where}: pass_score counts up to the top of the scale, but its best is {self.best}; "
+                              "with the best inside the scale, give tolerance (how far from it still passes)")
+        if self.tolerance < 0:
+            raise ConfigError(f"{where}: tolerance must be 0 or more, got {self.tolerance}")
+
     @property
     def scale(self) -> tuple[int, int]:
         return min(self.rubric), max(self.rubric)

@@ -76,7 +76,7 @@ def pointwise_metric(spec: str | dict) -> PointwiseMetric:
                                {str(k): str(v) for k, v in spec["criteria"].items()}, rubric,
                                tuple(spec.get("steps", PointwiseMetric.steps)), tuple(spec.get("examples", ())),
                                tuple(spec.get("needs", ())), spec.get("pass_score"), spec.get("best"),
-                               int(spec.get("tolerance", 0)))
+                               spec.get("tolerance", 0))
     except (KeyError, AttributeError, ValueError, TypeError) as exc:
         raise ConfigError(f"a custom metric needs criteria (name: text) and a rubric (integer score: text): {exc}") from None
 
