@@ -504,18 +504,21 @@ def test_gecko_refuses_a_qa_file_whose_evidence_is_not_in_the_corpus_before_any_
     assert bad.stderr.startswith("error:")    # no blank line left by a progress bar in a log
 
 
-def test_compare_tuned_against_base_with_a_judge_and_a_reward_model(trained, tmp_path):
-    from genlab.train.compare import compare_models
+def test_compare_tuned_against_base_with_a_judge_and_a_reward_model(trained, genlab_home, tmp_path):
+    from tests.test_cli import genlab
 
     tuned = f"hf:{trained.sft_dir}"
     suite = tmp_path / "suite.yaml"
     suite.write_text('prompts: ["{{q}}"]\nmodels: [local]\njudge: local\noptions: {temperature: 0, max_tokens: 16}\n'
                      'tests:\n  - vars: {q: "What is 5 + 5?"}\n  - vars: {q: "Name a colour."}\n')
-    result = compare_models("local", tuned, suite, tmp_path / "cmp", reward_model=trained.reward_dir)
-    pairwise = result["pairwise"]
-    assert pairwise["candidate"] + pairwise["baseline_wins"] + pairwise["tie"] == 2
-    assert set(result["mean_reward"]) == {"local", tuned}
-    assert all(isinstance(v, float) for v in result["mean_reward"].values())
+    result = genlab("tune", "compare", "local", tuned, "--suite", str(suite), "--reward", str(trained.reward_dir),
+                    "--out", str(tmp_path / "cmp"))
+    assert result.returncode == 0, result.stderr
+    wins, losses, ties = map(int, re.search(r"(\d+) wins, (\d+) losses, (\d+) ties", result.stdout).groups())
+    assert wins + losses + ties == 2                     # one verdict per test, from both orders
+    assert re.search(r"^local: \d/2 rows pass", result.stdout, re.M)
+    rewards = dict(re.findall(r"^mean reward of (\S+): ([+-]\d+\.\d+)$", result.stdout, re.M))
+    assert set(rewards) == {"local", tuned}
 
 
 def test_the_hf_backend_loads_safely_from_many_threads(store):
