@@ -11,7 +11,7 @@ import pytest
 
 from genlab.errors import ConfigError
 from genlab.ground.audio import VOICES, speak
-from genlab.ground.outputs import Turn, briefing, faq
+from genlab.ground.outputs import Turn, briefing
 from genlab.ground.retrieval import NotebookSearch
 
 
@@ -78,9 +78,15 @@ def test_the_briefing_has_a_section_per_source_with_valid_citations(velmora, loc
             assert all(section.answer.chunks[i].title == section.heading for i in support.chunk_indices)
 
 
-def test_faq_items_are_grounded_questions(velmora, local):
-    document = faq(local, NotebookSearch(velmora), items=2)
-    assert 1 <= len(document.sections) <= 2
-    for section in document.sections:
-        assert section.heading and not section.answer.abstained and section.answer.supports
-    assert len({s.heading for s in document.sections}) == len(document.sections)
+def test_faq_items_are_grounded_questions(velmora, tmp_path):
+    from tests.test_cli import genlab
+
+    result = genlab("notebook", "faq", "velmora", "--items", "2", "--out", str(tmp_path / "faq.md"))
+    assert result.returncode == 0, result.stderr
+    sections = json.loads((tmp_path / "faq.json").read_text())["sections"]   # written beside the Markdown
+    assert 1 <= len(sections) <= 2
+    for section in sections:
+        assert section["heading"] and not section["abstained"] and section["grounding_metadata"]["grounding_supports"]
+    assert len({s["heading"] for s in sections}) == len(sections)
+    markdown = (tmp_path / "faq.md").read_text()
+    assert all(f"**Q: {s['heading']}**" in markdown for s in sections) and "## Sources" in markdown
