@@ -209,6 +209,17 @@ def test_bad_run_options_fail_before_anything_is_created(tmp_path, genlab_home, 
     assert not (tmp_path / "r").exists()
 
 
+def test_a_model_that_cannot_be_reached_stops_the_run_with_exit_1_and_the_way_to_resume(tmp_path, genlab_home):
+    from tests.conftest import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/v1#m"          # nothing listens there
+    result = genlab("evolve", "bin-packing", "-m", url, "--samples", "8", "--run-dir", str(tmp_path / "r"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "stopped: model failed 3 times in a row: cannot reach http://127.0.0.1:" in result.stderr
+    assert f"continue with: genlab evolve --resume {tmp_path / 'r'}" in result.stderr
+    assert [r["status"] for r in rows(tmp_path / "r")] == ["evaluated"]     # the seed, scored; nothing else drawn
+
+
 def test_resume_of_a_missing_run(tmp_path):
     result = genlab("evolve", "--resume", str(tmp_path / "nothing"))
     assert result.returncode == 1 and "no run at" in result.stderr

@@ -152,6 +152,10 @@ def run(
         err.print()  # Live leaves its last line open when it cannot redraw
     if the_run.protections:
         err.print(f"sandbox: {'; '.join(the_run.protections)}", style="dim")
+    if progress.failed:   # a script (or make run) must see it: exit 1, and say how to go on
+        err.print(f"stopped: {progress.stopped_because}. Nothing is lost; once that is fixed, continue with: "
+                  f"genlab evolve --resume {directory}", style="bold red")
+        raise typer.Exit(1)
     err.print(f"stopped: {progress.stopped_because}. Best program: genlab evolve best {directory}")
 
 

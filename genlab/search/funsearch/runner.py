@@ -51,6 +51,7 @@ class Progress:
     started: float = field(default_factory=time.monotonic)
     evaluated_at_start: int = 0
     stopped_because: str | None = None
+    failed: bool = False      # stopped by an error (the model's, a setting's), not by a limit
 
     @property
     def elapsed(self) -> float:
@@ -272,11 +273,11 @@ class Run:
                 failures += 1
                 self._release(n, None)
                 if failures >= MAX_MODEL_FAILURES:
-                    self._release(0, f"model failed {failures} times in a row: {exc}")
+                    self._release(0, f"model failed {failures} times in a row: {exc}", failed=True)
                     return
                 continue
             except GenlabError as exc:
-                self._release(n, f"stopped: {exc}")
+                self._release(n, f"stopped: {exc}", failed=True)
                 return
             usage = {"prompt_tokens": response.usage.prompt_tokens, "cached_tokens": response.usage.cached_tokens,
                      "completion_tokens": response.usage.completion_tokens, "cost_usd": response.cost_usd,
@@ -297,12 +298,13 @@ class Run:
                 if draft.code is not None:
                     self._submit(evaluators, sample_id, draft.code, chosen.island_id)
 
-    def _release(self, n: int, reason: str | None) -> None:
+    def _release(self, n: int, reason: str | None, failed: bool = False) -> None:
         with self.has_work:
             self.reserved -= n
             if reason:
                 self.stop.set()
-                self.progress.stopped_because = self.progress.stopped_because or reason
+                if self.progress.stopped_because is None:     # the first reason is the one reported
+                    self.progress.stopped_because, self.progress.failed = reason, failed
             self.has_work.notify_all()
 
     def _submit(self, evaluators, sample_id: int, code: str, island: int) -> None:
