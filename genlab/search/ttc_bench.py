@@ -178,7 +178,7 @@ def score_chains(records: list[ItemRecord], verifier: Verifier, *, chains: int |
         done[record.id] = [verifier(record.question, Choice(i, text, None)) for i, text in enumerate(texts[record.id])]
         if path:
             append_jsonl(path, {"id": record.id, "scores": done[record.id], "chains_sha": digest[record.id],
-                               "settings": settings})
+                                "settings": settings})
     if progress:
         progress(len(records), len(records))
     return [done[r.id] for r in records]
