@@ -34,9 +34,9 @@ typed `if` conditions in the grammar, then the training set of 120- to 1000-item
 (on which the database's cluster-sampling temperature and number of islands were tried, the
 latter also with twice the training instances, and the paper's docstring on priority_v0), then
 keeping only programs that score on every input (after which a prompt without the docstring's
-paragraph on the training set, a score that weighs each training size alike, and one
-sample per prompt instead of four, were tried). Each run's summary counts where its samples landed against First Fit and Best Fit
-on training, and traces the best program's lineage.
+paragraph on the training set, a score that weighs each training size alike, and one sample
+per prompt instead of four, were tried). Each run's summary counts where its samples landed
+against First Fit and Best Fit on training, and traces the best program's lineage.
 bench/evolve_validation.py scores each comparison's best programs on generated instances.
 
 Finished runs are kept under runs/bench-evolve-small-model/ and reused when the script
