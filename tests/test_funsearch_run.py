@@ -6,6 +6,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 
 from genlab.errors import ConfigError
 from genlab.search.funsearch.config import EvolveConfig
+from genlab.search.funsearch import sandbox
 from genlab.search.funsearch.runner import Run, evolve
 from genlab.search.funsearch.spec import load_spec
 
@@ -118,6 +120,7 @@ def resumed_run(tmp_path_factory):
     args = ["evolve", "bin-packing", "--samples", "12", "--seed", str(SEED), "--max-tokens", str(MAX_TOKENS),
             "--islands", "2", "--run-dir", str(run_dir)]
     log = open(home / "evolve.log", "w")
+    workdirs_before = set(Path(tempfile.gettempdir()).glob("genlab-sandbox-*"))
     proc = subprocess.Popen([sys.executable, "-m", "genlab.cli", *args], env=env, start_new_session=True,
                             stdout=log, stderr=log)
     deadline = time.time() + 300
@@ -138,6 +141,8 @@ def resumed_run(tmp_path_factory):
     assert 5 <= len(before) < 13, "the run should be killed part-way"
     resumed = genlab("evolve", "--resume", str(run_dir), env=env)
     assert resumed.returncode == 0, resumed.stderr
+    # SIGKILL skipped the killed run's `finally`; the resumed run removed its sandbox folders
+    assert set(Path(tempfile.gettempdir()).glob("genlab-sandbox-*")) <= workdirs_before
     return run_dir, before, rows(run_dir), env
 
 
@@ -157,6 +162,26 @@ def test_kill_9_and_resume_loses_and_duplicates_nothing(resumed_run):
     meta = sqlite3.connect(run_dir / "run.db").execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
     assert json.loads(meta[0])["database"]["num_islands"] == 2
     assert {r["island"] for r in after if r["prompt_id"] is not None} <= {0, 1}
+
+
+def test_sandbox_folders_of_a_killed_process_are_removed_and_no_others(monkeypatch, tmp_path):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(sandbox, "_swept", False)
+    namespace, live = sandbox._process_tag().split("-")
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    killed = tmp_path / f"genlab-sandbox-{namespace}-{ended.pid}-abc"
+    (killed / "root").mkdir(parents=True)
+    kept = [tmp_path / f"genlab-sandbox-{namespace}-{live}-abc",     # this process's own
+            tmp_path / f"genlab-sandbox-{namespace}-1-abc",          # a running process
+            tmp_path / f"genlab-sandbox-{int(namespace) + 1}-{ended.pid}-abc",  # another PID namespace
+            tmp_path / "genlab-sandbox-abc"]                         # not genlab's naming
+    for path in kept:
+        path.mkdir()
+    made = Path(sandbox._new_workdir())
+    assert made.name.startswith(f"genlab-sandbox-{namespace}-{live}-") and made.is_dir()
+    assert not killed.exists()
+    assert all(path.exists() for path in kept)
 
 
 def test_show_best_report_and_score(resumed_run, tmp_path):

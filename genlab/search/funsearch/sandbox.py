@@ -3,7 +3,9 @@
 `Sandbox.run` starts ``sandbox_child.py`` in a fresh interpreter with a scrubbed
 environment and a private working directory; that supervisor enters new Linux
 namespaces and forks the candidate process, which drops to an unprivileged user
-under rlimits. See sandbox_child.py for the steps.
+under rlimits. See sandbox_child.py for the steps. The working directory is removed
+after each run; those of a genlab process killed mid-run (SIGKILL, the OOM killer) are
+removed by the next process that runs the sandbox.
 
 What it protects against (as root, the usual case on CI and in containers):
 - runaway time: a wall-clock deadline ends with SIGKILL of the candidate's whole
@@ -143,7 +145,7 @@ class Sandbox:
 
     def run(self, program: str, entry: str, inputs: dict[str, Any], preload: list[str] | None = None) -> SandboxResult:
         """Run ``entry(input)`` for each input; never raises for anything the program does."""
-        workdir = tempfile.mkdtemp(prefix="genlab-sandbox-")
+        workdir = _new_workdir()
         os.chmod(workdir, 0o777)  # the candidate runs as an unprivileged user
         job = {"program": program, "entry": entry, "inputs": list(inputs.items()),
                "preload": list(dict.fromkeys([*PRELOAD, *(preload or [])])),
@@ -204,6 +206,54 @@ class Sandbox:
         return SandboxResult(status, {name: InputOutcome(kind=status, error=detail) for name in inputs},
                              protections, detail, wall,
                              ["no report from the supervisor"] if missing is None else missing)
+
+
+WORKDIR_PREFIX = "genlab-sandbox-"
+_swept = False
+
+
+def _process_tag() -> str:
+    """This process's PID namespace and pid: a work folder whose tag names a pid of this
+    namespace that no longer runs was left by a process killed before its `finally`."""
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        namespace = 0  # unknown: never swept, as its pid cannot be checked
+    return f"{namespace}-{os.getpid()}"
+
+
+def _new_workdir() -> str:
+    """A private work folder for one run, named by this process's tag; the first call in a
+    process removes the folders of genlab processes killed by SIGKILL or the OOM killer."""
+    global _swept
+    if not _swept:
+        _swept = True
+        _remove_orphaned_workdirs()
+    return tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{_process_tag()}-")
+
+
+def _remove_orphaned_workdirs() -> None:
+    namespace = _process_tag().split("-")[0]
+    if namespace == "0":
+        return
+    for path in Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}{namespace}-*-*"):
+        pid = path.name.split("-")[3]
+        try:
+            mine = path.stat().st_uid == os.getuid()
+        except OSError:
+            continue  # removed meanwhile
+        if mine and pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
