@@ -4,6 +4,8 @@
   owner only, WAL, a busy timeout, append-only named migrations); `transaction` rolls
   back on any failure, leaving the connection usable; `store_error` turns SQLite's
   errors into one line naming the file and the fix.
+- CSV: `read_csv` yields each row with its line number and names the line of bad quoting
+  or a wrong number of fields.
 - JSONL: `read_jsonl` yields each object with its line number and names the line of any
   error (`json_object` reads one line, for input that is not a file); `write_jsonl` writes
   rows (UTF-8 kept as is). A long run that saves its work as it goes appends a row at a time
@@ -12,7 +14,9 @@
 
 from __future__ import annotations
 
+import csv
 import errno
+import io
 import json
 import os
 import sqlite3
@@ -35,6 +39,34 @@ def read_text(path: str | Path, error: type[ConfigError] = ConfigError) -> str:
         raise error(f"cannot read {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
         raise error(f"{path} is not UTF-8 text (byte {exc.start}); convert it with `iconv -t utf-8` first") from None
+
+
+# -- CSV ---------------------------------------------------------------------------------
+
+def read_csv(path: str | Path, what: str = "data file", error: type[ConfigError] = ConfigError
+             ) -> Iterator[tuple[int, dict[str, str]]]:
+    """Yield (line number, row keyed by the header) for each non-empty row. Bad quoting, or a
+    row with more or fewer fields than the header, raises ``error`` naming ``path:line``
+    (Python's reader would take the rest of the file into an unclosed quote, or pad a short
+    row with None)."""
+    text = read_text(path, error)
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(reader, None)
+        if not header:
+            raise error(f"{path}: the {what} is empty; its first line names the columns")
+        for row in reader:
+            if not row:
+                continue
+            if len(row) != len(header):
+                fix = ('put a field that holds a comma in double quotes ("a, b")' if len(row) > len(header)
+                       else "give every column a field (an empty one is nothing between two commas)")
+                raise error(f"{path}:{reader.line_num}: {len(row)} field{'s' * (len(row) != 1)} where the header "
+                            f"names {len(header)} column{'s' * (len(header) != 1)}; {fix}")
+            yield reader.line_num, dict(zip(header, row))
+    except csv.Error as exc:
+        raise error(f"{path}:{reader.line_num}: not valid CSV ({exc}); a field with a comma, a quote or a "
+                    'line break goes in double quotes, with each quote in it doubled ("say ""hi""")') from None
 
 
 # -- JSONL -------------------------------------------------------------------------------

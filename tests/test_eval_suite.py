@@ -97,6 +97,27 @@ def test_tests_from_csv_and_jsonl(tmp_path):
     assert len(load_suite(path).tests) == 2
 
 
+@pytest.mark.parametrize("data, message", [
+    (b'word,__expected\nhi,contains: hi\n"unclosed,x\n', "cases.csv:3: not valid CSV"),
+    (b"word\nhi, there\n", 'cases.csv:2: 2 fields where the header names 1 column; put a field that holds a comma in double quotes'),
+    (b"word,other\nhi\n", "cases.csv:2: 1 field where the header names 2 columns; give every column a field"),
+    (b"word\ncaf\xe9\n", "cases.csv is not UTF-8 text (byte 8)"),
+    (b"", "cases.csv: the tests file is empty; its first line names the columns"),
+    (b"word\n", "cases.csv has no test cases"),
+])
+def test_bad_csv_test_files_name_the_line_and_the_fix(tmp_path, data, message):
+    """Python's reader would take the rest of the file into an unclosed quote, and pad a short
+    row with None; a file that is not UTF-8 raised a traceback."""
+    (tmp_path / "cases.csv").write_bytes(data)
+    assert message in error(tmp_path, 'prompts: ["Say {{word}}"]\ntests: cases.csv\n')
+
+
+def test_a_bad_jsonl_test_names_its_line(tmp_path):
+    (tmp_path / "cases.jsonl").write_text('{"word": "hi"}\n\n{"vars": 5}\n')
+    assert "cases.jsonl:3, key vars: Input should be a valid dictionary" in \
+        error(tmp_path, 'prompts: ["Say {{word}}"]\ntests: cases.jsonl\n')
+
+
 def test_overrides_are_validated_like_the_file(tmp_path):
     """genlab tune compare replaces a suite's models; the result is checked and has its own digest."""
     path = tmp_path / "suite.yaml"

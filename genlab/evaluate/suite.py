@@ -19,7 +19,6 @@ Everything is checked before any model call; errors name the file, line and key.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import re
@@ -30,7 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from genlab.errors import ConfigError, SuiteError  # noqa: F401  (SuiteError re-exported)
-from genlab.io import read_jsonl, read_text, validation_problems
+from genlab.io import read_csv, read_jsonl, read_text, validation_problems
 from genlab.evaluate.autorater import VERDICT_TOKENS, JudgeSettings
 from genlab.evaluate.builtin import pairwise_metric, pointwise_metric
 from genlab.evaluate.metrics import ASSERTIONS, SIMILARITY, check_value
@@ -271,28 +270,27 @@ def _load_tests(spec: SuiteSpec, path: Path, root) -> list[TestSpec]:
     line = _line(root, ("tests",))
     if not file.is_file():
         raise SuiteError(f"{path} line {line}, key tests: no file {spec.tests}")
-    rows: list[dict] = []
+    rows: list[tuple[int, dict]] = []   # (line in the file, test)
     if file.suffix == ".jsonl":
-        for _, row in read_jsonl(file, "tests file", error=SuiteError):
-            rows.append(row if "vars" in row or "assert" in row else {"vars": row})
+        for number, row in read_jsonl(file, "tests file", error=SuiteError):
+            rows.append((number, row if "vars" in row or "assert" in row else {"vars": row}))
     elif file.suffix == ".csv":
-        with open(file, newline="", encoding="utf-8-sig") as f:
-            for row in csv.DictReader(f):
-                expected = row.pop("__expected", None)
-                test: dict[str, Any] = {"vars": row}
-                if expected:
-                    kind, _, value = expected.partition(":")
-                    test["assert"] = [{"type": kind.strip(), "value": value.strip()}]
-                rows.append(test)
+        for number, row in read_csv(file, "tests file", error=SuiteError):
+            expected = row.pop("__expected", None)
+            test: dict[str, Any] = {"vars": row}
+            if expected:
+                kind, _, value = expected.partition(":")
+                test["assert"] = [{"type": kind.strip(), "value": value.strip()}]
+            rows.append((number, test))
     else:
         raise SuiteError(f"{path} line {line}, key tests: test files are .jsonl or .csv, not {file.suffix}")
     tests = []
-    for number, row in enumerate(rows, start=1):
+    for number, row in rows:
         try:
             tests.append(TestSpec.model_validate(row))
         except ValidationError as exc:
             key, message = validation_problems(exc)[0]
-            raise SuiteError(f"{file} row {number}, key {key}: {message}") from None
+            raise SuiteError(f"{file}:{number}, key {key}: {message}") from None
     if not tests:
         raise SuiteError(f"{file} has no test cases")
     return tests
