@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from genlab.store import Store
 from tests.conftest import VELMORA, VELMORA_QA
@@ -36,6 +37,17 @@ def test_create_add_ask_json_in_geminis_shape(genlab_home, tmp_path):
         assert set(support["segment"]) == {"start_index", "end_index", "text"}
     rows = Store(genlab_home / "genlab.db").execute("SELECT source FROM calls")
     assert [r["source"] for r in rows] == ["ground"]
+
+
+def test_a_pdf_pypdf_repairs_is_added_without_its_log_on_stderr(genlab_home, tmp_path):
+    """pypdf logs each repair of a slightly broken file ("incorrect startxref pointer") to
+    stderr; the file reads as it is, and the log is not the user's concern."""
+    assert genlab("notebook", "create", "town").returncode == 0
+    whole = write_pdf(tmp_path / "guide.pdf", KESTREL_PAGES).read_bytes()
+    (tmp_path / "guide.pdf").write_bytes(re.sub(rb"startxref\n\d+", b"startxref\n99", whole))
+    added = genlab("notebook", "add", "town", str(tmp_path / "guide.pdf"))
+    assert added.returncode == 0 and "notebook town has 3 chunks" in added.stdout, added.stderr
+    assert "startxref" not in added.stderr
 
 
 def test_unanswerable_question_prints_the_abstention(velmora):

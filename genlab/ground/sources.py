@@ -8,6 +8,7 @@ Chunks never cross a page, so a citation names one page.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -105,6 +106,9 @@ def _read_pdf(path: Path, data: bytes) -> tuple[str, list[str]]:
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
+    # pypdf logs each repair of a slightly broken file ("EOF marker not found") to stderr;
+    # a file it cannot read raises, and that error is the one the user sees.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not _decrypts_without_password(reader):
