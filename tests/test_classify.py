@@ -66,6 +66,7 @@ def test_cli_plain_lines_cot_and_other_field():
 @pytest.mark.parametrize("args, stdin, message", [
     (("classify", "-l", "a,a"), "x\n", "labels must be distinct"),
     (("classify", "-l", "yes,no"), '{"body": "x"}\n', "stdin:1: no text field 'text'; choose the field with --field"),
+    (("classify", "-l", "yes,no"), 'x\n{"text": 5}\n', "stdin:2: the field 'text' holds int, not text"),
     (("classify", "-l", "yes,no"), "{not json\n", "stdin:1: not valid JSON"),
     (("classify", "-l", "yes,no", "--examples", "/nope.jsonl"), "x\n", "/nope.jsonl: cannot read the few-shot examples file"),
     (("ttc", "bench", "arithmetic", "--ks", "0,3"), None, "every k in --ks must be at least 1"),

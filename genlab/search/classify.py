@@ -132,8 +132,11 @@ def read_rows(lines: Iterable[str], field_name: str = "text", source: str = "inp
         if not stripped:
             continue
         row = json_object(stripped, f"{source}:{number}") if stripped.startswith("{") else {field_name: line.rstrip("\n")}
-        if not isinstance(row.get(field_name), str):
+        if field_name not in row:
             raise ConfigError(f"{source}:{number}: no text field '{field_name}'; choose the field with --field NAME")
+        if not isinstance(row[field_name], str):
+            raise ConfigError(f"{source}:{number}: the field '{field_name}' holds {type(row[field_name]).__name__}, "
+                              'not text; write it as a JSON string ("5")')
         rows.append(row)
     if not rows:
         raise ConfigError(f"{source} has no rows to classify")
