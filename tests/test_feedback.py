@@ -14,6 +14,7 @@ import pytest
 from genlab.errors import ConfigError
 from genlab.io import write_jsonl
 from genlab.store import Store
+from genlab.train.data import load_rows
 from genlab.train.feedback import export_rows
 from tests.test_cli import genlab
 from tests.test_serve import post_raw
@@ -101,6 +102,26 @@ def test_latest_rating_wins_and_exports_round_trip(store, tmp_path):
     assert [json.loads(line) for line in (tmp_path / "u.jsonl").read_text().splitlines()] == unpaired
     with pytest.raises(ConfigError, match="no recorded response 'r9'"):
         store.add_feedback("r9", rating=1)
+
+
+def test_the_same_answer_twice_is_no_preference_pair(store, tmp_path):
+    """Two seeded replies to one prompt are often the same text, and a user may send the reply
+    back as the better answer: neither is a pair tune dpo could learn from, so both are skipped
+    and the export loads as training data (which refuses chosen == rejected)."""
+    store.record_response("r1", "local", QUESTION, ["Blue."])
+    store.record_response("r2", "local", QUESTION, ["Blue."])
+    store.record_response("r3", "local", QUESTION, ["Green."])
+    store.add_feedback("r1", rejected_id="r2")                   # the same answer twice
+    store.add_feedback("r1", rejected_id="r3")                   # a real pair
+    store.add_feedback("r3", rating=-1, better="Green.")         # "better" is the reply itself
+    preference, skipped = export_rows(store, "preference")
+    assert [(p["chosen"][0]["content"], p["rejected"][0]["content"]) for p in preference] == [("Blue.", "Green.")]
+    assert skipped == 2
+    write_jsonl(preference * 2, tmp_path / "p.jsonl")
+    assert len(load_rows(tmp_path / "p.jsonl", "preference")) == 2
+    write_jsonl([preference[0], {**preference[0], "rejected": preference[0]["chosen"]}], tmp_path / "same.jsonl")
+    with pytest.raises(ConfigError, match=r"same.jsonl:2: \"chosen\" and \"rejected\" are the same"):
+        load_rows(tmp_path / "same.jsonl", "preference")
 
 
 def test_chat_thumbs_and_better_answer_are_stored(genlab_home, tmp_path):

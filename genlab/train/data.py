@@ -45,6 +45,10 @@ def load_rows(path: Path, kind: str, *, min_rows: int = 2, keep_fields: bool = F
                     raise ConfigError(f"{where}: \"label\" must be true (thumbs up) or false (thumbs down)")
             else:
                 _check_text(row[key], f"{where}: \"{key}\"", last_assistant=(key == "messages"))
+        if kind == "preference" and row["chosen"] == row["rejected"]:
+            # DPO's loss has no gradient on such a pair, and a reward model learns nothing from it
+            raise ConfigError(f"{where}: \"chosen\" and \"rejected\" are the same; a pair teaches only "
+                              "where they differ, so fix or remove the row")
         rows.append(row if keep_fields else {k: row[k] for k in shape})
     if len({tuple(r) for r in rows}) > 1:
         raise ConfigError(f"{path}: rows mix {' and '.join(sorted({', '.join(r) for r in rows}))}; "

@@ -48,13 +48,13 @@ def export_rows(store: Store, fmt: str) -> tuple[list[dict], int]:
                 skipped += 1
     elif fmt == "preference":
         for row in pairs:
-            if row["messages"] != row["rejected_messages"]:
-                skipped += 1           # a preference between answers to different prompts teaches nothing
+            if row["messages"] != row["rejected_messages"] or row["completion"] == row["rejected_completion"]:
+                skipped += 1           # answers to different prompts, or the same answer twice, teach nothing
                 continue
             out.append({"prompt": json.loads(row["messages"]), "chosen": _assistant(row["completion"]),
                         "rejected": _assistant(row["rejected_completion"])})
         for row in ratings:
-            if row["better"]:
+            if row["better"] and row["better"] != row["completion"]:
                 out.append({"prompt": json.loads(row["messages"]), "chosen": _assistant(row["better"]),
                             "rejected": _assistant(row["completion"])})
             else:
