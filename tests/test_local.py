@@ -169,8 +169,21 @@ def test_logprobs_measure_how_likely_an_answer_is(local):
     assert len(choice.logprobs) == response.usage.completion_tokens
     assert "".join(t["token"] for t in choice.logprobs) == choice.text
     assert choice.mean_logprob < 0
+    assert all("top_logprobs" not in t for t in choice.logprobs)   # llama.cpp sends alternatives unasked
     with pytest.raises(ConfigError, match="logprobs are available for chat requests"):
         local.complete("x", logprobs=True)
+
+
+def test_top_logprobs_are_the_likeliest_tokens_at_each_step(local):
+    response = local.chat("Say yes.", max_tokens=6, temperature=0, logprobs=True, top_logprobs=3)
+    for token in response.choices[0].logprobs:
+        alternatives = [t["logprob"] for t in token["top_logprobs"]]
+        assert len(alternatives) == 3 and alternatives == sorted(alternatives, reverse=True)
+        # greedy: the token chosen is the likeliest one
+        assert token["top_logprobs"][0]["token"] == token["token"]
+        assert abs(alternatives[0] - token["logprob"]) < 1e-4
+    with pytest.raises(ConfigError, match="top_logprobs needs logprobs: true"):
+        local.chat("x", top_logprobs=2)
 
 
 def test_grammar_constrains_every_sample(local):

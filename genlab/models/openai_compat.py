@@ -15,7 +15,7 @@ import openai
 from genlab.errors import ConfigError, ModelError, ModelUnreachable, RequestRejected
 from genlab.models.backend import Backend, redact
 from genlab.models.request import Request
-from genlab.models.response import Chunk, Usage
+from genlab.models.response import Chunk, Usage, token_logprobs
 
 #: Retries after the first try (GENLAB_MAX_RETRIES overrides).
 DEFAULT_MAX_RETRIES = 4
@@ -65,9 +65,9 @@ def from_spec(spec: str) -> "OpenAICompatBackend":
     return OpenAICompatBackend(PROVIDERS[prefix], name)
 
 
-def _logprobs(choice: Any) -> list[dict] | None:
+def _logprobs(choice: Any, top: int | None) -> list[dict] | None:
     content = getattr(getattr(choice, "logprobs", None), "content", None)
-    return [{"token": t.token, "logprob": t.logprob} for t in content] if content else None
+    return token_logprobs([t.model_dump() for t in content] if content else None, top)
 
 
 def _usage(raw: Any) -> Usage:
@@ -130,6 +130,7 @@ class OpenAICompatBackend(Backend):
 
     def execute(self, request: Request, stream: bool) -> Iterator[Chunk | Usage]:
         kwargs = self._kwargs(request, stream)
+        top = request.top_logprobs
         try:
             if request.is_chat:
                 messages = [m.model_dump(exclude_none=True) for m in request.messages]
@@ -139,7 +140,7 @@ class OpenAICompatBackend(Backend):
             if not stream:
                 for choice in out.choices:
                     text = choice.message.content if request.is_chat else choice.text
-                    yield Chunk(choice.index, text or "", choice.finish_reason, _logprobs(choice))
+                    yield Chunk(choice.index, text or "", choice.finish_reason, _logprobs(choice, top))
                 yield _usage(out.usage)
                 return
             usage = Usage()
@@ -147,7 +148,7 @@ class OpenAICompatBackend(Backend):
                 for choice in event.choices:
                     text = (choice.delta.content if request.is_chat else choice.text) or ""
                     if text or choice.finish_reason:
-                        yield Chunk(choice.index, text, choice.finish_reason, _logprobs(choice))
+                        yield Chunk(choice.index, text, choice.finish_reason, _logprobs(choice, top))
                 if event.usage:
                     usage = _usage(event.usage)
             yield usage

@@ -113,6 +113,7 @@ class Request(_Strict):
     max_tokens: int | None = Field(None, ge=1)
     response_format: ResponseFormat | None = None
     logprobs: bool | None = None   # per-token log-probabilities of the chosen tokens (chat only)
+    top_logprobs: int | None = Field(None, ge=0, le=20)   # and of this many likeliest tokens at each step
     # genlab's extension, as in llama.cpp's server: a GBNF grammar every choice must follow.
     grammar: str | None = Field(None, min_length=1)
 
@@ -120,6 +121,11 @@ class Request(_Strict):
     @classmethod
     def _stop_list(cls, stop: Any) -> Any:
         return [stop] if isinstance(stop, str) else stop
+
+    @field_validator("top_logprobs")
+    @classmethod
+    def _no_zero_top(cls, top: int | None) -> int | None:
+        return top or None   # 0 asks for no alternatives, as leaving it out does (llama.cpp then drops logprobs)
 
     @field_validator("stop")
     @classmethod
@@ -136,6 +142,8 @@ class Request(_Strict):
             raise ValueError("'messages' is empty; add at least one message")
         if self.logprobs and self.messages is None:
             raise ValueError("logprobs are available for chat requests ('messages') only")
+        if self.top_logprobs is not None and not self.logprobs:
+            raise ValueError("top_logprobs needs logprobs: true")
         if self.grammar is not None and self.response_format is not None \
                 and self.response_format.type != "text":
             raise ValueError("give either 'grammar' or a structured 'response_format', not both")

@@ -25,6 +25,22 @@ class Usage:
                      self.completion_tokens + other.completion_tokens)
 
 
+def token_logprobs(content: list[dict] | None, top: int | None) -> list[dict] | None:
+    """OpenAI's ``logprobs.content`` as genlab keeps it: each token with its log-probability,
+    and its ``top`` likeliest alternatives when they were asked for (llama.cpp sends some
+    that were not)."""
+    if not content:
+        return None
+    kept = []
+    for token in content:
+        entry = {"token": token["token"], "logprob": token["logprob"]}
+        if top:
+            entry["top_logprobs"] = [{"token": t["token"], "logprob": t["logprob"]}
+                                     for t in (token.get("top_logprobs") or [])[:top]]
+        kept.append(entry)
+    return kept
+
+
 @dataclass
 class Chunk:
     """A piece of streamed text for choice ``index``; the last one has ``finish_reason``."""
@@ -32,7 +48,7 @@ class Chunk:
     index: int
     text: str = ""
     finish_reason: str | None = None
-    logprobs: list[dict] | None = None  # [{"token", "logprob"}] for this piece, when asked for
+    logprobs: list[dict] | None = None  # token_logprobs() of this piece, when asked for
 
 
 @dataclass
@@ -40,7 +56,7 @@ class Choice:
     index: int
     text: str
     finish_reason: str | None
-    logprobs: list[dict] | None = None  # [{"token", "logprob"}] per generated token, when asked for
+    logprobs: list[dict] | None = None  # token_logprobs() of every generated token, when asked for
 
     @property
     def mean_logprob(self) -> float | None:

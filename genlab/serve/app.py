@@ -366,8 +366,11 @@ def _chat_json(response: Response, model: str, response_id: str) -> dict:
 def _logprobs_json(logprobs: list[dict] | None) -> dict | None:
     if not logprobs:
         return None
-    return {"content": [{"token": t["token"], "logprob": t["logprob"], "bytes": list(t["token"].encode()),
-                         "top_logprobs": []} for t in logprobs], "refusal": None}
+    def entry(token: dict) -> dict:
+        return {"token": token["token"], "logprob": token["logprob"], "bytes": list(token["token"].encode())}
+
+    return {"content": [{**entry(t), "top_logprobs": [entry(a) for a in t.get("top_logprobs", [])]}
+                        for t in logprobs], "refusal": None}
 
 
 def _completion_json(response: Response, model: str, response_id: str) -> dict:
