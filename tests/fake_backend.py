@@ -16,6 +16,7 @@ class FakeBackend(Backend):
     supports_enum = False
     supports_n = False
     supports_completions = False
+    supports_penalties = False
     free = False
 
     def __init__(self, answers=None, fail=False):

@@ -46,6 +46,13 @@ def test_prompt_with_schema_file(tmp_path):
     assert isinstance(json.loads(inline.stdout)["colour"], str)
 
 
+def test_frequency_penalty_flag_reaches_the_model(genlab_home):
+    args = ("prompt", "--temperature", "0", "--max-tokens", "12", "Repeat after me: 1, 1, 1, 1, 1, 1, 1, 1, 1")
+    plain, penalised = genlab(*args), genlab(*args, "--frequency-penalty", "2")
+    assert plain.returncode == 0 and penalised.returncode == 0, penalised.stderr
+    assert penalised.stdout.count("1") < plain.stdout.count("1"), (plain.stdout, penalised.stdout)
+
+
 def test_cached_prompt_is_a_cache_hit(genlab_home):
     args = ("prompt", "--cache", "--temperature", "0", "--max-tokens", "8", "Name a river.")
     first, second = genlab(*args), genlab(*args)
@@ -63,6 +70,7 @@ def test_cached_prompt_is_a_cache_hit(genlab_home):
     (("prompt", "-m", "local:/missing.gguf", "hi"), "error: no GGUF file at /missing.gguf"),
     (("prompt", ""), "error: the prompt is empty"),
     (("prompt", "--stop", "", "hi"), "error: invalid request: stop: a stop sequence must not be empty"),
+    (("prompt", "--presence-penalty", "3", "hi"), "error: invalid request: presence_penalty: Input should be less"),
     (("prompt", "--json-schema", '{"type": object}', "hi"), "error: the inline schema is not valid JSON"),
     (("serve", "-m", "foo:bar"), "error: unknown model spec 'foo:bar'"),
 ])

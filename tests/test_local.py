@@ -174,6 +174,15 @@ def test_logprobs_measure_how_likely_an_answer_is(local):
         local.complete("x", logprobs=True)
 
 
+def test_frequency_penalty_breaks_a_repetition(local):
+    """Greedy decoding repeats the pattern; a penalty per occurrence of a token already in
+    the context (llama.cpp counts the prompt's too) makes it leave the pattern."""
+    prompt = "1, 1, 1, 1, 1, 1, 1, 1,"
+    plain = local.complete(prompt, max_tokens=12, temperature=0, seed=0).text
+    penalised = local.complete(prompt, max_tokens=12, temperature=0, seed=0, frequency_penalty=1.5).text
+    assert plain.count("1") >= 3 and penalised.count("1") < plain.count("1"), (plain, penalised)
+
+
 def test_top_logprobs_are_the_likeliest_tokens_at_each_step(local):
     response = local.chat("Say yes.", max_tokens=6, temperature=0, logprobs=True, top_logprobs=3)
     for token in response.choices[0].logprobs:

@@ -53,7 +53,11 @@ def test_unsupported_parameter_refused_not_dropped(store):
         model.chat("hi", top_k=5)
     with pytest.raises(ConfigError, match="no plain completions endpoint"):
         model.complete("hi")
+    with pytest.raises(ConfigError, match="fake does not take frequency_penalty; drop it"):
+        model.chat("hi", frequency_penalty=0.5)
     assert backend.calls == []
+    model.chat("hi", presence_penalty=0, frequency_penalty=0.0)   # what many clients send: no penalty
+    assert backend.calls[0].presence_penalty is None and backend.calls[0].frequency_penalty is None
 
 
 def test_cache_only_for_deterministic_requests(store):

@@ -83,6 +83,20 @@ def test_top_k_as_extra(client):
     assert completion.choices[0].message.content
 
 
+def test_penalties(client):
+    """Many clients send presence_penalty and frequency_penalty of 0 with every request; a
+    penalty is applied by llama.cpp, in OpenAI's range."""
+    asked = dict(model="local", max_tokens=12, temperature=0, seed=0)
+    repeat = [{"role": "user", "content": "Repeat after me: 1, 1, 1, 1, 1, 1, 1, 1, 1"}]
+    plain = client.chat.completions.create(messages=repeat, **asked).choices[0].message.content
+    zero = client.chat.completions.create(messages=repeat, presence_penalty=0, frequency_penalty=0, **asked)
+    assert zero.choices[0].message.content == plain
+    penalised = client.chat.completions.create(messages=repeat, frequency_penalty=2, **asked)
+    assert penalised.choices[0].message.content.count("1") < plain.count("1"), (plain, penalised)
+    with pytest.raises(openai.BadRequestError, match="invalid 'presence_penalty'"):
+        client.chat.completions.create(messages=repeat, presence_penalty=2.5, **asked)
+
+
 def test_json_schema_output_validates(client):
     schema = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 30},
                                                "age": {"type": "integer", "minimum": 0, "maximum": 120}},

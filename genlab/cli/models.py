@@ -22,6 +22,10 @@ TemperatureOpt = typer.Option(None, "--temperature", "-t")
 TopPOpt = typer.Option(None, "--top-p")
 TopKOpt = typer.Option(None, "--top-k")
 SeedOpt = typer.Option(None, "--seed")
+PresenceOpt = typer.Option(None, "--presence-penalty", help="-2 to 2: lowers (raises) the odds of any token "
+                           "already in the text, so the answer moves on to new words.")
+FrequencyOpt = typer.Option(None, "--frequency-penalty", help="-2 to 2: the same, once for each time the "
+                            "token occurred, so it breaks repetitions.")
 MaxTokensOpt = typer.Option(None, "--max-tokens")
 
 
@@ -70,6 +74,8 @@ def prompt(
     top_p: Optional[float] = TopPOpt,
     top_k: Optional[int] = TopKOpt,
     seed: Optional[int] = SeedOpt,
+    presence_penalty: Optional[float] = PresenceOpt,
+    frequency_penalty: Optional[float] = FrequencyOpt,
     n: int = typer.Option(1, "-n", help="Number of answers."),
     stop: Optional[list[str]] = typer.Option(None, "--stop", help="Stop sequence (repeatable)."),
     max_tokens: Optional[int] = MaxTokensOpt,
@@ -101,6 +107,7 @@ def prompt(
         raise ConfigError("the prompt is empty; give some text")
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": text}]
     request = build_request(messages=messages, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed,
+                            presence_penalty=presence_penalty, frequency_penalty=frequency_penalty,
                             n=n, stop=stop, max_tokens=max_tokens,
                             response_format=_response_format(json_schema, enum))
     llm = get_model(model, budget=budget_from(budget_usd, budget_tokens), source="cli")
@@ -128,6 +135,8 @@ def chat(
     top_p: Optional[float] = TopPOpt,
     top_k: Optional[int] = TopKOpt,
     seed: Optional[int] = SeedOpt,
+    presence_penalty: Optional[float] = PresenceOpt,
+    frequency_penalty: Optional[float] = FrequencyOpt,
     max_tokens: Optional[int] = MaxTokensOpt,
 ) -> None:
     """Chat interactively, with streamed answers.
@@ -163,7 +172,8 @@ def chat(
             continue
         history.append({"role": "user", "content": line})
         request = build_request(messages=history, temperature=temperature, top_p=top_p, top_k=top_k,
-                                seed=seed, max_tokens=max_tokens)
+                                seed=seed, presence_penalty=presence_penalty,
+                                frequency_penalty=frequency_penalty, max_tokens=max_tokens)
         stream = llm.execute(request, stream=True)
         if interactive:
             out.print(labelled("model>", "bold", ""), end="")

@@ -34,6 +34,8 @@ class Backend:
     supports_structured_output: bool = True
     #: Returns per-token log-probabilities when asked.
     supports_logprobs: bool = True
+    #: Takes OpenAI's ``presence_penalty`` and ``frequency_penalty``.
+    supports_penalties: bool = True
     #: Takes message content parts other than text (images, audio, files); the endpoint
     #: decides which kinds.
     supports_media: bool = False

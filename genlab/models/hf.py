@@ -57,6 +57,7 @@ class HFBackend(Backend):
     default_max_tokens = DEFAULT_MAX_TOKENS
     supports_structured_output = False
     supports_logprobs = False
+    supports_penalties = False   # transformers has a repetition penalty, which is another formula
 
     def __init__(self, path: str):
         self.path = Path(path).expanduser()

@@ -107,6 +107,9 @@ class Request(_Strict):
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
     top_k: int | None = Field(None, ge=0)
+    # OpenAI's penalties on tokens already in the output: once each, or per occurrence.
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
     seed: int | None = None
     n: int = Field(1, ge=1, le=64)
     stop: list[str] | None = Field(None, max_length=16)
@@ -122,10 +125,12 @@ class Request(_Strict):
     def _stop_list(cls, stop: Any) -> Any:
         return [stop] if isinstance(stop, str) else stop
 
-    @field_validator("top_logprobs")
+    @field_validator("top_logprobs", "presence_penalty", "frequency_penalty")
     @classmethod
-    def _no_zero_top(cls, top: int | None) -> int | None:
-        return top or None   # 0 asks for no alternatives, as leaving it out does (llama.cpp then drops logprobs)
+    def _zero_is_unset(cls, value: float | None) -> float | None:
+        # 0 asks for what leaving the field out does (many clients send penalties of 0), so
+        # it keys the cache alike and needs no capability; llama.cpp drops logprobs on top 0.
+        return value or None
 
     @field_validator("stop")
     @classmethod
