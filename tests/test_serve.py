@@ -120,6 +120,8 @@ def test_enum_output_is_one_of_the_values(client):
 def test_completions(client):
     completion = client.completions.create(model="local", prompt="Once upon a time", max_tokens=10, temperature=0)
     assert completion.choices[0].text and completion.usage.prompt_tokens > 0
+    with pytest.raises(openai.BadRequestError, match="logprobs are served on /v1/chat/completions only"):
+        client.completions.create(model="local", prompt="Once upon a time", max_tokens=10, logprobs=2)
 
 
 def test_raw_json_validates_against_sdk_types(served):

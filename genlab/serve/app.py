@@ -223,6 +223,9 @@ def _parse(body: dict, chat: bool) -> Request:
                        code="missing_required_parameter")
     if not chat and not isinstance(fields.get("prompt"), str):
         raise ApiError(400, "'prompt' must be one string", param="prompt")
+    if not chat and fields.get("logprobs") not in (None, False):   # the legacy API's count of alternatives
+        raise ApiError(400, "logprobs are served on /v1/chat/completions only (logprobs: true, top_logprobs: N)",
+                       param="logprobs", code="unsupported_parameter")
     known = set(Request.model_fields)
     unknown = sorted(set(fields) - known - ({"prompt"} if chat else {"messages"}))
     if unknown:
