@@ -8,7 +8,7 @@ import pytest
 from genlab.search.funsearch.config import EvolveConfig
 from genlab.search.funsearch.evaluator import Evaluator
 from genlab.search.funsearch.report import baselines, score_program
-from genlab.search.funsearch.runner import evolve
+from genlab.search.funsearch.runner import Run, evolve
 from genlab.search.funsearch.spec import SpecError, load_spec
 
 GOOD = '''import funsearch
@@ -66,6 +66,12 @@ def test_a_seed_that_fails_on_one_input_stops_the_run_before_any_sample(tmp_path
     with pytest.raises(SpecError, match=r"the seed function guess\(\) fails on 1 of 2 inputs \(b: exception: "
                                         r"ZeroDivisionError.*fix the spec before evolving it"):
         evolve(EvolveConfig(spec=str(path), samples=4), tmp_path / "run")
+    # Nothing is left to stand in the way: once the spec is fixed, the same command starts the run
+    # (the folder held the bad spec, so --resume failed again and a new start was refused).
+    assert not (tmp_path / "run").exists()
+    path.write_text(GOOD)
+    run = Run.start(EvolveConfig(spec=str(path), samples=4), tmp_path / "run")
+    assert [row.score for row in run.store.samples("prompt_id IS NULL")] == [0.0]   # the seed, scored
 
 
 @pytest.mark.parametrize("source, message", [

@@ -136,20 +136,22 @@ def run(
         err.print(f"unsafe sandbox (--unsafe-sandbox): candidates run without {unsafe}", style="bold red")
     sampling = "constrained (grammar from the spec)" if the_run.constrained else "free"
     last = [0.0]
-    with Live(_progress_table(the_run.progress, directory, sampling, unsafe), console=err, refresh_per_second=4,
-              transient=False) as live:
-        def show(progress) -> None:
-            if time.monotonic() - last[0] > 0.25:
-                last[0] = time.monotonic()
-                live.update(_progress_table(progress, directory, sampling, unsafe))
-        try:
-            progress = the_run.execute(show)
-        except KeyboardInterrupt:
-            err.print(f"interrupted; continue with: genlab evolve --resume {directory}")
-            raise typer.Exit(130)
-        live.update(_progress_table(progress, directory, sampling, unsafe))
-    if not err.is_terminal:
-        err.print()  # Live leaves its last line open when it cannot redraw
+    try:
+        with Live(_progress_table(the_run.progress, directory, sampling, unsafe), console=err,
+                  refresh_per_second=4, transient=False) as live:
+            def show(progress) -> None:
+                if time.monotonic() - last[0] > 0.25:
+                    last[0] = time.monotonic()
+                    live.update(_progress_table(progress, directory, sampling, unsafe))
+            try:
+                progress = the_run.execute(show)
+            except KeyboardInterrupt:
+                err.print(f"interrupted; continue with: genlab evolve --resume {directory}")
+                raise typer.Exit(130)
+            live.update(_progress_table(progress, directory, sampling, unsafe))
+    finally:
+        if not err.is_terminal:
+            err.print()  # Live leaves its last line open when it cannot redraw; an error goes below it
     if the_run.protections:
         err.print(f"sandbox: {'; '.join(the_run.protections)}", style="dim")
     if progress.failed:   # a script (or make run) must see it: exit 1, and say how to go on

@@ -128,10 +128,19 @@ class Run:
         spec.seed_program(config.seed_program)  # refuse an unknown seed program before creating anything
         model = get_model(config.model, budget=_budget(config), source="evolve")
         checked = Checked.of(spec, config, model, unsafe_sandbox)
+        new_dir = not Path(run_dir).exists()
         store = RunStore(run_dir, create=True)
         store.set_meta({"config": config.to_dict(), "spec_name": spec.name, "spec_path": spec.path,
                         "spec_source": spec.source, "genlab_version": __version__, "created": time.time()})
-        return cls(store, spec, config, model, checked)
+        run = cls(store, spec, config, model, checked)
+        try:
+            run._evaluate_seed()
+        except SpecError:
+            # The run holds nothing but a seed that fails: remove it, so that the same
+            # command starts again once the spec is fixed (a resume would keep the bad spec).
+            store.remove(remove_dir=new_dir)
+            raise
+        return run
 
     @classmethod
     def resume(cls, run_dir: Path, unsafe_sandbox: bool = False, **changes: Any) -> "Run":
@@ -197,8 +206,8 @@ class Run:
             return RayExecutor(self.config.eval_workers)
         return ThreadPoolExecutor(self.config.eval_workers, thread_name_prefix="genlab-eval")
 
-    def _restore(self) -> None:
-        """Evaluate the seed (new run) or rebuild the database from the store (resume)."""
+    def _evaluate_seed(self) -> SampleRow:
+        """The seed's row, evaluated (a new run evaluates it once; SpecError when it fails)."""
         seeds = self.store.samples("prompt_id IS NULL")
         if not seeds:
             self.store.add_seed(str(self.spec.seed_program(self.config.seed_program)))
@@ -215,6 +224,11 @@ class Run:
             self.store.save_evaluation(seed.id, evaluation.scores, evaluation.errors, None, evaluation.score,
                                        evaluation.wall_s, None)
             seed = self.store.samples("prompt_id IS NULL")[0]
+        return seed
+
+    def _restore(self) -> None:
+        """Rebuild the programs database from the store, the seed first."""
+        seed = self._evaluate_seed()
         self.database.register(self.program(seed), None)
         self.progress.seed_score = seed.score
         for row in self.store.samples("registered_seq IS NOT NULL", order="registered_seq"):

@@ -88,6 +88,17 @@ class RunStore:
         self._db.row_factory = sqlite3.Row
         self._lock = threading.Lock()
 
+    def remove(self, remove_dir: bool) -> None:
+        """Close and delete the run's database (and its folder, when ``remove_dir`` and empty)."""
+        self._db.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        if remove_dir:
+            try:
+                self.run_dir.rmdir()
+            except OSError:
+                pass   # something else is in it
+
     def _transaction(self, statements: list[tuple[str, tuple]]) -> list[int]:
         with self._lock, transaction(self._db, self.path):
             return [self._db.execute(sql, params).lastrowid for sql, params in statements]
