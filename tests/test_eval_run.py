@@ -107,6 +107,20 @@ def test_interrupted_run_resumes_without_repeating_rows(example_run):
         assert (after[key] != finished) == (key in lost), key
 
 
+def test_a_suite_fixed_after_a_failed_start_reuses_its_folder_and_a_changed_one_does_not(tmp_path):
+    suite = tmp_path / "suite.yaml"
+    body = 'prompts: ["Say {{word}}"]\noptions: {max_tokens: 4, temperature: 0}\ntests:\n  - vars: {word: hi}\n'
+    suite.write_text(body + "    assert: [{type: python, value: 'checks.py:ok'}]\n")
+    failed = genlab(tmp_path, "eval", "run", str(suite), "--out", str(tmp_path / "out"))
+    assert failed.returncode == 1 and "checks.py:ok': give FILE.py:FUNCTION with an existing file" in failed.stderr
+    suite.write_text(body + "    assert: [{type: contains, value: 'h'}]\n")   # fixed: nothing was kept to lose
+    fixed = genlab(tmp_path, "eval", "run", str(suite), "--out", str(tmp_path / "out"))
+    assert fixed.returncode in (0, 100), fixed.stderr
+    suite.write_text(body + "    assert: [{type: contains, value: 'x'}]\n")   # its results would be mixed
+    changed = genlab(tmp_path, "eval", "run", str(suite), "--out", str(tmp_path / "out"))
+    assert changed.returncode == 1 and "holds results of a different version of this suite" in changed.stderr
+
+
 def test_view_serves_the_reports_read_only(example_run):
     """`genlab eval view` over real HTTP: the listed report page, only report files, only to this
     machine's names, POST refused, a taken port refused."""

@@ -53,7 +53,10 @@ class ResultStore:
         self.path = out / "eval.db"
         self.db = connect(self.path, RESULT_MIGRATIONS)
         found = self.db.execute("SELECT value FROM meta WHERE key='suite'").fetchone()
-        if found and found[0] != digest:
+        # A run that stopped before its first result (a bad python assertion, a model that
+        # could not be reached) holds nothing to keep: the fixed suite takes the folder over.
+        holds = self.db.execute("SELECT EXISTS (SELECT 1 FROM rows) OR EXISTS (SELECT 1 FROM pairs)").fetchone()[0]
+        if found and found[0] != digest and holds:
             raise ConfigError(f"{out} holds results of a different version of this suite; "
                               "use another --out directory, or delete it to start over")
         self.db.execute("INSERT OR REPLACE INTO meta VALUES ('suite', ?)", (digest,))
