@@ -54,6 +54,8 @@ def test_media_errors_are_openais(client):
         client.audio.speech.create(model="espeak", voice="alloy", input="hi", response_format="mp3")
     with pytest.raises(openai.BadRequestError, match="invalid 'size'"):
         client.images.generate(model="cards", prompt="x", size="huge")
+    with pytest.raises(openai.BadRequestError, match="espeak-ng failed with voice 'nosuchvoice'"):
+        client.audio.speech.create(model="espeak", voice="nosuchvoice", input="hi", response_format="wav")
 
 
 def test_a_card_takes_its_title_and_mood_from_the_prompt():

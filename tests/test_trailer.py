@@ -213,6 +213,8 @@ def _encrypted(tmp_path: Path) -> Path:
     ("textless", "blank.pdf: the PDF has no extractable text"),
     ("images", "unknown image spec 'dalle-nope'; use cards"),
     ("voice", "unknown speech spec 'robot'; use espeak[:VOICE]"),
+    ("espeak-voice", "espeak-ng failed with voice 'nosuchvoice' (Error: The specified espeak-ng voice does not "
+                     "exist.); `espeak-ng --voices` lists the voices this machine has"),
     ("key", "OPENAI_API_KEY is not set; create one at platform.openai.com/api-keys"),
     ("output", "genlab writes trailers as MP4; name the file with .mp4"),
     ("size", "--size 1281x720: give WIDTHxHEIGHT with even numbers"),
@@ -224,6 +226,7 @@ def test_bad_input_is_one_line_naming_the_fix_before_any_model_call(case, fix, t
     source = {"missing": tmp_path / "missing.pdf", "empty": tmp_path / "empty.pdf", "encrypted": _encrypted(tmp_path),
               "textless": tmp_path / "blank.pdf"}.get(case, book)
     options = {"images": ["--images", "dalle-nope"], "voice": ["--voice", "robot"], "size": ["--size", "1281x720"],
+               "espeak-voice": ["--voice", "espeak:nosuchvoice"],
                "key": ["--images", "openai:gpt-image-1"]}
     output = tmp_path / ("trailer.mov" if case == "output" else "trailer.mp4")
     result = genlab("trailer", str(source), "-o", str(output), *options.get(case, []))

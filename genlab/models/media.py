@@ -116,8 +116,14 @@ def espeak(text: str, voice: Voice) -> Speech:
     result = subprocess.run([espeak_binary(), "-v", voice.name, "-p", str(voice.pitch), "-s", str(voice.speed),
                              "--stdin", "--stdout"], input=text.encode("utf-8"), capture_output=True, timeout=300)
     if result.returncode != 0 or not result.stdout:
-        raise ConfigError(f"espeak-ng failed ({result.stderr.decode(errors='replace').strip() or result.returncode})")
+        _espeak_failed(voice.name, result)
     return Speech.from_wav(result.stdout, "espeak-ng's output")
+
+
+def _espeak_failed(name: str, result: subprocess.CompletedProcess):
+    said = result.stderr.decode(errors="replace").strip() or f"exit status {result.returncode}"
+    fix = "; `espeak-ng --voices` lists the voices this machine has" if "voice" in said.lower() else ""
+    raise ConfigError(f"espeak-ng failed with voice {name!r} ({said}){fix}")
 
 
 class EspeakSpeech(SpeechBackend):
@@ -131,6 +137,10 @@ class EspeakSpeech(SpeechBackend):
         self.spec = spec
         name = spec.partition(":")[2] or "en-us+m3"
         self.voice = Voice(name, 40, 160)
+        # A voice this machine lacks: say so now, before a storyboard is written for it.
+        check = subprocess.run([espeak_binary(), "-v", name, "-q", "."], capture_output=True, timeout=60)
+        if check.returncode != 0:
+            _espeak_failed(name, check)
 
     def speak(self, text: str) -> Speech:
         return espeak(text, self.voice)
