@@ -191,3 +191,28 @@ def test_a_path_in_the_way_is_one_line_naming_it(tmp_path):
         assert result.returncode == 1 and "Traceback" not in result.stderr
         assert result.stderr.strip() == f"error: {out}: {reason}; a file is where a folder is needed; " \
                                         "choose another path", result.stderr
+
+
+@pytest.mark.parametrize("args, option", [
+    (("notebook", "briefing", "town", "--out", "{bad}/brief.md"), "--out"),
+    (("ttc", "bench", "arith-1", "--limit", "2", "--json", "{bad}/curves.json"), "--json"),
+    (("tune", "sft", "{data}", "-o", "{bad}/model"), "--output"),
+    (("trailer", "{data}", "-o", "{bad}/trailer.mp4"), "--output"),
+    (("feedback", "export", "{bad}/pairs.jsonl"), "OUTPUT"),
+])
+def test_an_output_that_cannot_be_written_is_refused_before_the_work(args, option, tmp_path, genlab_home):
+    """As a normal user, a folder without write permission; here a file where a folder is
+    needed (which root cannot write through either). The briefing once ran all its model
+    calls, then lost them to the path."""
+    data = tmp_path / "rows.jsonl"
+    data.write_text('{"prompt": "a", "completion": "b"}\n' * 3)
+    if args[0] == "notebook":
+        (tmp_path / "notes.md").write_text("The ferry leaves at nine. It returns at five.\n")
+        assert genlab("notebook", "create", "town").returncode == 0
+        assert genlab("notebook", "add", "town", str(tmp_path / "notes.md")).returncode == 0
+    (tmp_path / "file").write_text("in the way")
+    bad = tmp_path / "file" / "sub"
+    result = genlab(*[a.format(bad=bad, data=data) for a in args])
+    assert result.returncode == 1 and result.stderr.startswith(f"error: {option}: cannot write in {bad}"), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert Store(genlab_home / "genlab.db").execute("SELECT COUNT(*) AS n FROM calls")[0]["n"] == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from contextlib import contextmanager
@@ -49,8 +50,25 @@ def output_file(path: Path | None, option: str, *suffixes: str) -> Path | None:
         raise ConfigError(f"{option} {path}: give a file name ending in {endings}")
     if path.is_dir():
         raise ConfigError(f"{option} {path} is a folder; give a file name")
+    writable_folder(path.parent, option)
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def writable_folder(folder: Path, option: str) -> Path:
+    """Check, creating nothing, that this user can make ``folder`` (a command's output) and
+    write in it, so that no work is lost to a path only found wrong at the end."""
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{option} {folder} is a file; give a folder")
+    existing = folder.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{option}: cannot write in {folder} ({existing} is a file); choose another folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option}: cannot write in {folder} (this user has no permission in {existing}); "
+                          "choose a folder you can write to")
+    return folder
 
 
 def budget_from(usd: float | None, tokens: int | None = None):

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
-from genlab.cli.common import ModelOpt, app, err, labelled, out
+from genlab.cli.common import ModelOpt, app, err, labelled, out, writable_folder
 from genlab.errors import ConfigError
 from genlab.search.funsearch.config import RESUME_MAY_CHANGE, EvolveConfig
 from genlab.search.funsearch.database import DatabaseConfig
@@ -212,6 +212,7 @@ def report(run_dir: Path = typer.Argument(..., help="A run directory."),
     """Write a Markdown report: best score vs samples (PNG), the best program and its diff to its parent."""
     from genlab.search.funsearch.report import write_report
 
+    writable_folder((output or run_dir / "report.md").parent, "--out")
     path = write_report(run_dir, output, test=not no_test, unsafe_sandbox=unsafe_sandbox)
     out.print(f"wrote {path} and {path.with_suffix('.png')}")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from genlab.cli.common import ModelOpt, app, budget_from, out, stage_progress
+from genlab.cli.common import ModelOpt, app, budget_from, out, stage_progress, writable_folder
 from genlab.trailer.make import TrailerConfig
 
 DEFAULTS = TrailerConfig()
@@ -42,7 +42,7 @@ def trailer(
     from genlab.trailer import load_sources, make_trailer
     from genlab.trailer.make import check_output, parse_size
 
-    check_output(output)
+    writable_folder(check_output(output).parent, "--output")
     documents = load_sources(sources)
     config = TrailerConfig(scenes=scenes, images=images, voice=voice, size=parse_size(size), fps=fps, music=music)
     with stage_progress() as report:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from genlab.cli.common import app, err, out, progress_bars
+from genlab.cli.common import app, err, out, output_file, progress_bars, writable_folder
 
 if TYPE_CHECKING:
     from genlab.train.trainer import TrainResult
@@ -33,6 +33,7 @@ def export(output: Path = typer.Argument(..., help="The JSONL file to write."),
     from genlab.io import write_jsonl
     from genlab.train.feedback import export_rows
 
+    output_file(output, "OUTPUT")
     rows, unused = export_rows(Store(), fmt)
     if len(rows) < min_rows:
         raise ConfigError(f"only {len(rows)} {fmt} rows in the captured feedback (need {min_rows}); rate more "
@@ -105,6 +106,7 @@ def train_command(typer_app: typer.Typer, name: str | None = None, *, base: str 
         @functools.wraps(func)
         def command(**values):
             shared = {k: values.pop(k) for k in [*TRAIN_FLAGS, "output", "base"] if k in values}
+            writable_folder(shared["output"], "--output")   # before the training, not after it
             chosen_lr = shared.get("learning_rate")
             shared["learning_rate"] = chosen_lr if chosen_lr is not None else (
                 lr if lr is not None else 1e-4 if shared.get("lora") else defaults["learning_rate"])
@@ -285,6 +287,7 @@ def embeddings(source: str = typer.Argument(..., help="A notebook name or a fold
     """
     from genlab.train.embeddings import distill_embeddings
 
+    writable_folder(output, "--output")
     with progress_bars() as bar:
         task = bar.add_task("queries", total=None)
         summary = distill_embeddings(source, teacher, output, base=base, max_passages=max_passages,
