@@ -41,7 +41,7 @@ import numpy as np
 
 from genlab.ground.passage import Passage, SearchBackend
 from genlab.ground.sources import SENTENCE, sentences_or_whole
-from genlab.ground.support import best_supported, numbers_match, question_coverage
+from genlab.ground.support import best_supported, numbers_match, question_coverage, words_with_stems
 from genlab.models import Model, Usage
 
 ABSTENTION = "The sources do not say."
@@ -179,7 +179,7 @@ def abstain_reason(question: str, passages: list[Passage], backend: SearchBacken
     statistics = backend.term_statistics() if callable(getattr(backend, "term_statistics", None)) else None
     found = question_coverage(question, [p.text for p in passages], statistics)
     if found.unseen:
-        return "no source mentions " + ", ".join(f"'{word}'" for word in found.unseen)
+        return "no source mentions " + ", ".join(f"'{word}'" for word in words_with_stems(question, found.unseen))
     if found.share < min_coverage:
         return f"the best passage holds {found.share:.0%} of what the question asks about (needs {min_coverage:.0%})"
     return ""

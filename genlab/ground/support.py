@@ -51,6 +51,13 @@ def stems(text: str, leave_out: frozenset = frozenset()) -> set[str]:
     return {s for s in _stemmer().stemWords(words) if s not in STOPWORDS}
 
 
+def words_with_stems(text: str, wanted: tuple[str, ...]) -> list[str]:
+    """The words of ``text`` whose stems are ``wanted``, as written (lower case), once each:
+    what to show a person instead of a stem ("leaving", not "leav")."""
+    words = content_words(text)
+    return list(dict.fromkeys(w for w, s in zip(words, _stemmer().stemWords(words)) if s in wanted))
+
+
 def numbers_match(claim: str, passage: str) -> bool:
     """Every number the claim states is in the passage: "4.75 euros" is not backed by "3.25 euros"."""
     present = set(content_words(passage))
