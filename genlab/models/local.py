@@ -9,6 +9,7 @@ and shared; its slots let several threads call it at once.
 from __future__ import annotations
 
 import queue
+import re
 import threading
 from contextlib import contextmanager
 from importlib import metadata
@@ -144,6 +145,10 @@ def _usage(raw: dict) -> Usage:
 def _raise_error(error: dict) -> None:
     status = int(error.get("code") or 500)
     message = error.get("message", "unknown llama.cpp error")
+    too_long = re.search(r"request \((\d+) tokens\) exceeds the available context size \((\d+) tokens\)", message)
+    if too_long:  # llama.cpp adds "try increasing it", which genlab's fixed context does not allow
+        message = (f"the request is {too_long[1]} tokens, more than the {too_long[2]} this model reads at once "
+                   "(prompt and answer); shorten it (in genlab chat, /reset forgets the conversation)")
     if status < 500:
         raise RequestRejected(f"embedded model rejected the request: {message}", status=status)
     raise ModelError(f"embedded model failed: {message}")
