@@ -125,6 +125,18 @@ def test_usage_totals(genlab_home):
     assert "local" in table.stdout and "total: $0.000000" in table.stdout
 
 
+def test_a_turn_the_model_refuses_is_reported_and_the_chat_goes_on(genlab_home):
+    """A message longer than the context, then /reset and another: the session survives the
+    failed turn (it ended there), which is not kept in the history; exit 1 tells a script."""
+    result = genlab("chat", "--max-tokens", "6", "--temperature", "0",
+                    stdin="word " * 9000 + "\n/reset\nSay hi.\n/exit\n")
+    assert result.returncode == 1
+    assert "error: embedded model rejected the request: the request is" in result.stderr
+    assert "Traceback" not in result.stderr and result.stdout.strip()   # the second turn was answered
+    rows = Store(genlab_home / "genlab.db").execute("SELECT prompt_tokens, error FROM calls ORDER BY id")
+    assert rows[-1]["error"] is None and rows[-1]["prompt_tokens"] < 100
+
+
 def test_models_lists_backends_and_key_status():
     result = genlab("models", env={"GEMINI_API_KEY": "x"})
     assert result.returncode == 0

@@ -6,7 +6,7 @@ import json
 import re
 
 from genlab.store import Store
-from tests.conftest import VELMORA, VELMORA_QA
+from tests.conftest import VELMORA, VELMORA_QA, free_port
 from tests.pdf_writer import KESTREL_PAGES, write_pdf
 from tests.test_cli import genlab
 
@@ -132,6 +132,14 @@ def test_chat_answers_each_line_until_exit(velmora):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "The sources do not say."   # one answer: the typo was not asked
     assert "no command /ferry; /help, /exit leaves" in result.stderr
+
+
+def test_a_question_the_model_cannot_answer_is_reported_and_the_chat_goes_on(velmora):
+    model = f"http://127.0.0.1:{free_port()}/v1#m"    # nothing listens there
+    result = genlab("notebook", "chat", "velmora", "-m", model, stdin="When was the lighthouse built?\n"
+                    "How much is an adult single ferry fare?\n/exit\n", env={"GENLAB_MAX_RETRIES": "0"})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.count("error: cannot reach http://127.0.0.1:") == 2, result.stderr   # both were asked
 
 
 def test_a_coverage_outside_zero_to_one_is_refused_before_any_work(genlab_home):

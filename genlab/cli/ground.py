@@ -13,7 +13,7 @@ from rich.text import Text
 
 from genlab.cli.common import (ModelOpt, app, chat_lines, err, labelled, out, output_file, progress_bars,
                                stage_progress)
-from genlab.errors import ConfigError
+from genlab.errors import ConfigError, GenlabError
 
 notebook_app = typer.Typer(no_args_is_help=True, help="Notebooks: your sources, indexed for grounded answers.")
 app.add_typer(notebook_app, name="notebook")
@@ -206,10 +206,18 @@ def chat(name: str, model: str = ModelOpt, k: int = KOpt, shown: int = ShownOpt,
 
     llm, search_ = get_model(model, source="ground"), _search(name)
     history: list[dict] = []
+    failed = False   # a question the model could not answer: exit 1 at the end, for scripts
     for line in chat_lines(f"asking notebook {name} with {model}", "/help, /exit leaves"):
-        answer = ground_ask(llm, search_, line, k=k, shown=shown, history=history[-4:], quote=quote)
+        try:
+            answer = ground_ask(llm, search_, line, k=k, shown=shown, history=history[-4:], quote=quote)
+        except GenlabError as exc:   # this question failed, not the session: say why and go on
+            err.print(labelled("error:", "red", str(exc)))
+            failed = True
+            continue
         _print_answer(answer)
         history += [{"role": "user", "content": line}, {"role": "assistant", "content": answer.answer}]
+    if failed:
+        raise typer.Exit(1)
 
 
 @notebook_app.command("eval")

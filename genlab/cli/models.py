@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from genlab.cli.common import ModelOpt, app, budget_from, chat_lines, err, labelled, out
-from genlab.errors import ConfigError
+from genlab.errors import ConfigError, GenlabError
 
 
 # Options shared by `prompt` and `chat`.
@@ -151,6 +151,7 @@ def chat(
     history: list[dict[str, str]] = [{"role": "system", "content": system}] if system else []
     interactive = sys.stdin.isatty()
     last_reply: str | None = None
+    failed = False   # a turn the model refused or could not answer: exit 1 at the end, for scripts
     usage = "/up or /down [better answer] rates the last reply, /reset forgets, /help, /exit leaves"
     for line in chat_lines(f"genlab chat with {model}", usage, ("/up", "/down", "/reset")):
         if line == "/reset":
@@ -174,16 +175,28 @@ def chat(
         request = build_request(messages=history, temperature=temperature, top_p=top_p, top_k=top_k,
                                 seed=seed, presence_penalty=presence_penalty,
                                 frequency_penalty=frequency_penalty, max_tokens=max_tokens)
-        stream = llm.execute(request, stream=True)
         if interactive:
             out.print(labelled("model>", "bold", ""), end="")
-        for chunk in stream:
-            out.out(chunk.text, end="")
+        printed = interactive
+        try:
+            stream = llm.execute(request, stream=True)
+            for chunk in stream:
+                out.out(chunk.text, end="")
+                printed = True
+        except GenlabError as exc:   # this turn failed, not the session: say why and go on
+            if printed:
+                out.out("")
+            err.print(labelled("error:", "red", str(exc)))
+            history.pop()
+            failed = True
+            continue
         out.out("")
         llm.store.record_response(stream.response.id, model, history, [stream.response.text], source="chat")
         last_reply = stream.response.id
         history.append({"role": "assistant", "content": stream.response.text})
         err.print(_usage_line(stream.response), style="dim")
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command()
