@@ -207,8 +207,10 @@ def test_judge_meta_evaluation(tmp_path):
 
 
 @pytest.mark.parametrize("content, message", [
-    ('{"input": "x", "output_1": "a", "output_2": "b", "label": 3}', "label must be 1 or 2"),
+    ('{"input": "x", "output_1": "a", "output_2": "b", "label": 3}', "d.jsonl:1: label must be 1 or 2"),
     ('{"input": "x", "output_1": "a"}', "missing 'output_2'"),
+    ('{"input": "x", "output": "a", "score": 4}\n{"input": "x", "output": "b", "score": "high"}',
+     "d.jsonl:2: score must be a number (the human's rating), got 'high'"),   # a traceback before
     ("{oops", "not valid JSON"),
 ])
 def test_bad_judge_datasets(tmp_path, content, message):
@@ -216,3 +218,13 @@ def test_bad_judge_datasets(tmp_path, content, message):
     path.write_text(content + "\n")
     result = genlab(tmp_path, "eval", "judge", str(path))
     assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_judge_labels_written_as_text_are_the_same_labels(tmp_path):
+    from genlab.evaluate.judge import read_dataset
+
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"input": "x", "output_1": "a", "output_2": "b", "label": "1"}\n'
+                    '{"input": "y", "output_1": "a", "output_2": "b", "label": 2}\n')
+    kind, rows = read_dataset(path)
+    assert kind == "pairwise" and [r["label"] for r in rows] == [1, 2]

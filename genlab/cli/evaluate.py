@@ -121,8 +121,11 @@ def judge(dataset: Path = typer.Argument(..., help="JSONL: pairwise {input, outp
         for cell, n in report["confusion"].items():
             out.print(f"  {cell}: {n}")
     else:
-        out.print(f"judge {judge_model} on {report['rows']} rows ({report['metric']}): Spearman {report['spearman']} · "
-                  f"Kendall {report['kendall']} {report['note']}")
+        def rho(value: float | None) -> str:
+            return "—" if value is None else f"{value:.2f}"
+
+        out.print(f"judge {judge_model} on {report['rows']} rows ({report['metric']}): Spearman "
+                  f"{rho(report['spearman'])} · Kendall {rho(report['kendall'])} {report['note']}".rstrip())
 
 
 @eval_app.command()

@@ -24,18 +24,22 @@ from genlab.models import Model
 
 def read_dataset(path: Path) -> tuple[str, list[dict]]:
     """Return ("pairwise" | "pointwise", rows), checking every row."""
-    rows = [row for _, row in read_jsonl(path, "judge dataset")]
-    if not rows:
+    numbered = list(read_jsonl(path, "judge dataset"))
+    if not numbered:
         raise ConfigError(f"{path} has no rows")
-    kind = "pairwise" if "output_1" in rows[0] else "pointwise"
+    kind = "pairwise" if "output_1" in numbered[0][1] else "pointwise"
     needed = ("input", "output_1", "output_2", "label") if kind == "pairwise" else ("input", "output", "score")
-    for number, row in enumerate(rows, start=1):
+    for number, row in numbered:
         missing = [k for k in needed if k not in row]
         if missing:
-            raise ConfigError(f"{path} row {number}: missing {missing[0]!r} (a {kind} row has {', '.join(needed)})")
-        if kind == "pairwise" and row["label"] not in (1, 2):
-            raise ConfigError(f"{path} row {number}: label must be 1 or 2, got {row['label']!r}")
-    return kind, rows
+            raise ConfigError(f"{path}:{number}: missing {missing[0]!r} (a {kind} row has {', '.join(needed)})")
+        if kind == "pairwise":
+            if row["label"] not in (1, 2, "1", "2"):   # a label written as text ("1") is the same label
+                raise ConfigError(f"{path}:{number}: label must be 1 or 2 (the better output), got {row['label']!r}")
+            row["label"] = int(row["label"])
+        elif isinstance(row["score"], bool) or not isinstance(row["score"], (int, float)):
+            raise ConfigError(f"{path}:{number}: score must be a number (the human's rating), got {row['score']!r}")
+    return kind, [row for _, row in numbered]
 
 
 def _judge_all(judge_row: Callable[[dict], Any], rows: list[dict], concurrency: int,
