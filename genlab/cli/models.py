@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from genlab.cli.common import ModelOpt, app, budget_from, chat_lines, err, labelled, out
-from genlab.errors import ConfigError, GenlabError
+from genlab.errors import ConfigError, GenlabError, RequestRejected
 
 
 # Options shared by `prompt` and `chat`.
@@ -186,8 +186,10 @@ def chat(
         except GenlabError as exc:   # this turn failed, not the session: say why and go on
             if printed:
                 out.out("")
-            err.print(labelled("error:", "red", str(exc)))
             history.pop()
+            earlier = " (/reset forgets the conversation so far)" if isinstance(exc, RequestRejected) and \
+                any(m["role"] == "assistant" for m in history) else ""
+            err.print(labelled("error:", "red", f"{exc}{earlier}"))
             failed = True
             continue
         out.out("")

@@ -148,7 +148,7 @@ def _raise_error(error: dict) -> None:
     too_long = re.search(r"request \((\d+) tokens\) exceeds the available context size \((\d+) tokens\)", message)
     if too_long:  # llama.cpp adds "try increasing it", which genlab's fixed context does not allow
         message = (f"the request is {too_long[1]} tokens, more than the {too_long[2]} this model reads at once "
-                   "(prompt and answer); shorten it (in genlab chat, /reset forgets the conversation)")
+                   "(prompt and answer); shorten it")
     if status < 500:
         raise RequestRejected(f"embedded model rejected the request: {message}", status=status)
     raise ModelError(f"embedded model failed: {message}")
