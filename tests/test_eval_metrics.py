@@ -69,6 +69,10 @@ def test_python_assertion(tmp_path):
     assert (graded.score, graded.passed, graded.reason) == (0.3, False, "meh")
     with pytest.raises(ConfigError, match="has no function nope"):
         run_assertion("python", "x", "checks.py:nope", ctx)
+    (tmp_path / "broken.py").write_text("def short(output, vars:\n")   # a traceback before
+    with pytest.raises(ConfigError, match=r"python assertion 'broken.py:short': loading broken.py raised "
+                                          r"SyntaxError: '\(' was never closed"):
+        run_assertion("python", "x", "broken.py:short", ctx)
 
 
 def test_levenshtein_threshold_and_unknown_types():

@@ -199,17 +199,20 @@ def python(output: str, value: Any, ctx: Context) -> Score:
     raise ConfigError(f"{value} must return a bool, a number or {{'score', 'pass', 'reason'}}, got {type(result).__name__}")
 
 
-def load_user_function(ref: str, base_dir: Path) -> Callable:
+def load_user_function(ref: str, base_dir: Path, what: str = "python assertion") -> Callable:
     path_text, _, name = ref.partition(":")
     path = (base_dir / path_text).resolve()
     if not name or not path.is_file():
-        raise ConfigError(f"python assertion {ref!r}: give FILE.py:FUNCTION with an existing file "
+        raise ConfigError(f"{what} {ref!r}: give FILE.py:FUNCTION with an existing file "
                           f"(looked for {path})")
     spec = importlib.util.spec_from_file_location(f"genlab_user_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:   # the user's file: a syntax error, an import it lacks…
+        raise ConfigError(f"{what} {ref!r}: loading {path.name} raised {type(exc).__name__}: {exc}") from None
     if not callable(getattr(module, name, None)):
-        raise ConfigError(f"python assertion {ref!r}: {path.name} has no function {name}")
+        raise ConfigError(f"{what} {ref!r}: {path.name} has no function {name}")
     return getattr(module, name)
 
 

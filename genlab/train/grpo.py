@@ -43,7 +43,7 @@ def reward_function(spec: str) -> Callable:
     elif spec.startswith("python:"):
         from genlab.evaluate.metrics import load_user_function
 
-        check = load_user_function(spec.removeprefix("python:"), Path.cwd())
+        check = load_user_function(spec.removeprefix("python:"), Path.cwd(), what="--reward")
 
         def reward(prompts, completions, **columns) -> list[float]:
             # trl passes the dataset's other columns, one value per reply (and its own token ids).
