@@ -331,6 +331,19 @@ def test_a_bad_reward_is_refused_before_training(spec, message):
         reward_function(spec)
 
 
+def test_a_python_reward_that_raises_names_the_reply_and_the_row(tmp_path, monkeypatch):
+    """It surfaced from inside trl's trainer as a traceback, after the model had loaded."""
+    from genlab.train.grpo import reward_function
+
+    (tmp_path / "checks.py").write_text("def right(reply, row):\n    return float(reply == row['answer'])\n")
+    monkeypatch.chdir(tmp_path)
+    reward = reward_function("python:checks.py:right")
+    assert reward(["q", "q"], ["4", "5"], answer=["4", "4"]) == [1.0, 0.0]
+    with pytest.raises(ConfigError, match=r"--reward 'python:checks.py:right' raised KeyError: 'answer', on the "
+                                          r"reply '4' to the row \{'level': 1\}; it must return a number"):
+        reward(["q"], ["4"], level=[1])
+
+
 def test_a_regex_reward_scores_chat_and_text_replies():
     from genlab.train.grpo import reward_function
 

@@ -49,7 +49,16 @@ def reward_function(spec: str) -> Callable:
             # trl passes the dataset's other columns, one value per reply (and its own token ids).
             fields = {k: v for k, v in columns.items() if k != "completion_ids" and isinstance(v, list)
                       and len(v) == len(completions)}
-            return [float(check(_text(c), {k: v[i] for k, v in fields.items()})) for i, c in enumerate(completions)]
+            scores = []
+            for i, completion in enumerate(completions):
+                row = {k: v[i] for k, v in fields.items()}
+                try:
+                    scores.append(float(check(_text(completion), row)))
+                except Exception as exc:   # the user's checker: say which reply and row it failed on
+                    raise ConfigError(f"--reward {spec!r} raised {type(exc).__name__}: {exc}, on the reply "
+                                      f"{_text(completion)[:80]!r} to the row {row}; it must return a number "
+                                      "for any reply") from None
+            return scores
     else:
         if not Path(spec).is_dir():
             raise ConfigError(f"--reward {spec!r}: give a folder from genlab tune reward, regex:PATTERN, "
