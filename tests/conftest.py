@@ -65,7 +65,7 @@ def install_plugin(tmp_path: Path, monkeypatch, module: str, source: str, entry:
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module.replace('_', '-')}\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text(f"[{group}]\n{entry}\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    registry.entries.cache_clear()
+    registry.plugins.cache_clear()
 
 
 def free_port() -> int:

@@ -129,4 +129,22 @@ def test_a_backend_plugin_is_found_through_its_entry_point(tmp_path, monkeypatch
         with pytest.raises(ConfigError, match="does not do structured output"):
             model.chat("hi", response_format={"type": "enum", "enum": ["a", "b"]})
     finally:
-        registry.entries.cache_clear()
+        registry.plugins.cache_clear()
+
+
+def test_a_broken_plugin_does_not_break_the_other_backends(tmp_path, monkeypatch, store):
+    """A plugin whose import fails made every spec, `local` included, an error."""
+    from genlab.models import registry
+    from genlab.models.registry import describe_entries
+
+    install_plugin(tmp_path, monkeypatch, "broken_plugin", "import no_such_module_anywhere\n",
+                   "broken = broken_plugin:ENTRY")
+    try:
+        assert get_model("local", store=store).backend.model_id == "smollm2-135m-instruct"
+        with pytest.raises(ConfigError, match=r"unknown model spec 'broken:x'; .*the backend plugin 'broken' "
+                                              r"\(broken_plugin:ENTRY\) failed to load: No module named "
+                                              r"'no_such_module_anywhere'; fix or uninstall it"):
+            get_model("broken:x", store=store)
+        assert any(status.startswith("error: the backend plugin 'broken'") for _, _, status in describe_entries())
+    finally:
+        registry.plugins.cache_clear()

@@ -386,7 +386,7 @@ def test_an_image_backend_plugin_paints_the_trailer(tmp_path, monkeypatch, local
         result = make_trailer(local, load_sources([str(write_pdf(tmp_path / "book.pdf", BOOK[:2]))]),
                               tmp_path / "trailer.mp4", TrailerConfig(images="solid:red", size=SIZE, fps=FPS))
     finally:
-        registry.entries.cache_clear()
+        registry.plugins.cache_clear()
     middle = _frame_at(result.video, (result.times[1].start_s + result.times[1].end_s) / 2).mean(axis=(0, 1))
     assert middle[0] > 200 and middle[1] < 40 and middle[2] < 40          # red, as the plugin painted it
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import import_module
 from importlib.metadata import entry_points
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from genlab.errors import ConfigError, GenlabError
 
@@ -118,21 +118,35 @@ BUILTIN = [
 ]
 
 
-@lru_cache(maxsize=1)
 def entries() -> tuple[BackendEntry, ...]:
-    """The built-in backends, then those installed as plugins."""
-    found = list(BUILTIN)
+    """The built-in backends, then those installed as plugins that load."""
+    return (*BUILTIN, *plugins().loaded)
+
+
+class Plugins(NamedTuple):
+    loaded: tuple[BackendEntry, ...]
+    broken: tuple[str, ...]   # what went wrong with each plugin that did not load, and the fix
+
+
+@lru_cache(maxsize=1)
+def plugins() -> Plugins:
+    """The installed plugins (read once per process). A broken plugin must not break genlab:
+    the built-in backends and the other plugins still work, and its error is told where a
+    spec found no backend, and by `genlab models`."""
+    loaded, broken = [], []
     for point in entry_points(group=ENTRY_POINT_GROUP):
+        where = f"the backend plugin '{point.name}' ({point.value})"
         try:
             entry = point.load()
             entry = entry() if callable(entry) and not isinstance(entry, BackendEntry) else entry
-        except Exception as exc:  # a broken plugin must not break genlab
-            raise ConfigError(f"the backend plugin '{point.name}' ({point.value}) failed to load: {exc}; "
-                              "fix or uninstall it") from exc
-        if not isinstance(entry, BackendEntry):
-            raise ConfigError(f"the backend plugin '{point.name}' ({point.value}) is not a BackendEntry")
-        found.append(entry)
-    return tuple(found)
+        except Exception as exc:
+            broken.append(f"{where} failed to load: {exc}; fix or uninstall it")
+            continue
+        if isinstance(entry, BackendEntry):
+            loaded.append(entry)
+        else:
+            broken.append(f"{where} is not a BackendEntry; fix or uninstall it")
+    return Plugins(tuple(loaded), tuple(broken))
 
 
 def spec_forms(kind: str = "model") -> str:
@@ -145,7 +159,8 @@ def find_entry(spec: str, kind: str = "model") -> BackendEntry:
     for entry in entries():
         if entry.kind == kind and entry.matches(spec):
             return entry
-    raise ConfigError(f"unknown {kind} spec '{spec}'; use {spec_forms(kind)} (see: genlab models)")
+    broken = "".join(f"; {line}" for line in plugins().broken)
+    raise ConfigError(f"unknown {kind} spec '{spec}'; use {spec_forms(kind)} (see: genlab models){broken}")
 
 
 def get_backend(spec: str, kind: str = "model") -> Any:
@@ -164,4 +179,6 @@ def describe_entries(kind: str = "model") -> list[tuple[str, str, str]]:
         except GenlabError as exc:
             status = f"error: {exc}"
         rows.append((entry.usage, entry.description, status))
+    if kind == "model":   # listed once, with the models
+        rows += [("(plugin)", "a plugin that did not load", f"error: {line}") for line in plugins().broken]
     return rows
