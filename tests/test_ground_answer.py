@@ -16,6 +16,7 @@ from genlab.ground.embed import load_embedder
 from genlab.ground.retrieval import NotebookSearch
 from genlab.errors import ConfigError
 from genlab.models import Model
+from tests.conftest import install_plugin
 
 PASSAGES = [
     Passage("The Harrow Point lighthouse was built in 1847 by the engineer Ada Rennick.", "history.md", "History",
@@ -240,10 +241,27 @@ def test_the_gates_read_every_passage_found_and_the_model_sees_the_first_shown(l
     ("tests.test_ground_answer:PASSAGES", "is not callable; name a function or class"),
     ("tests.test_ground_answer:ListBackend.search", "cannot load"),
     ("builtins:object", "has no name and search"),
+    ("json:loads", r"search backend 'json:loads' raised TypeError when made: .*missing 1 required positional"),
+    ("json:loads?{oops", r"search backend 'json:loads\?\{oops' raised JSONDecodeError when made"),   # tracebacks
 ])
 def test_bad_backend_specs(spec, message):
     with pytest.raises(ConfigError, match=message):
         get_search_backend(spec)
+
+
+def test_a_search_plugin_is_found_by_its_entry_point_and_a_broken_one_is_one_line(tmp_path, monkeypatch):
+    source = ("class Empty:\n    name = 'empty'\n    def __init__(self, arg=''):\n        self.arg = arg\n"
+              "    def search(self, query, k):\n        return []\n")
+    install_plugin(tmp_path, monkeypatch, "empty_search", source, "empty = empty_search:Empty",
+                   group="genlab.search_backends")
+    backend = get_search_backend("plugin:empty?news")
+    assert backend.name == "empty" and backend.arg == "news" and backend.search("x", 3) == []
+    (tmp_path / "broken").mkdir()
+    install_plugin(tmp_path / "broken", monkeypatch, "broken_search", "import no_such_module_anywhere\n",
+                   "broken = broken_search:Search", group="genlab.search_backends")
+    with pytest.raises(ConfigError, match=r"search backend 'plugin:broken': cannot load plugin:broken "
+                                          r"\(ModuleNotFoundError: No module named 'no_such_module_anywhere'\)"):
+        get_search_backend("plugin:broken")
 
 
 class WordOverlapSearch:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 from importlib.metadata import entry_points
 
-from genlab.errors import ConfigError
+from genlab.errors import ConfigError, GenlabError
 from genlab.ground.passage import Passage, SearchBackend
 
 __all__ = ["ENTRY_POINT_GROUP", "Passage", "SearchBackend", "get_search_backend"]  # plugins import from here
@@ -38,17 +38,28 @@ def get_search_backend(spec: str) -> SearchBackend:
             known = sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
             raise ConfigError(f"no search backend plugin '{name}' is installed"
                               + (f"; installed: {', '.join(known)}" if known else ""))
-        factory = found[0].load()
+        load = found[0].load
     elif name:
-        try:
-            factory = getattr(importlib.import_module(kind), name)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"search backend '{spec}': cannot load {target} ({exc})") from exc
+        def load():
+            return getattr(importlib.import_module(kind), name)
     else:
         raise ConfigError(f"unknown search backend '{spec}'; use notebook:NAME, plugin:NAME or module:callable")
+    # The backend's own code: what it raises is its failure, told in one line (genlab's own
+    # errors, such as a missing key it asked for, pass through as they are).
+    try:
+        factory = load()
+    except GenlabError:
+        raise
+    except Exception as exc:
+        raise ConfigError(f"search backend '{spec}': cannot load {target} ({type(exc).__name__}: {exc})") from exc
     if not callable(factory):
         raise ConfigError(f"search backend '{spec}' is not callable; name a function or class that returns a backend")
-    backend = factory(argument) if argument else factory()
+    try:
+        backend = factory(argument) if argument else factory()
+    except GenlabError:
+        raise
+    except Exception as exc:
+        raise ConfigError(f"search backend '{spec}' raised {type(exc).__name__} when made: {exc}") from exc
     if not isinstance(backend, SearchBackend):
         raise ConfigError(f"search backend '{spec}' has no name and search(query, k) method")
     return backend
