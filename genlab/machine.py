@@ -21,9 +21,23 @@ def usable_cores() -> int:
 
 def thread_count() -> int:
     """Threads for one model (llama.cpp, torch): GENLAB_THREADS, else every usable core."""
-    if os.environ.get("GENLAB_THREADS"):
-        return max(1, int(os.environ["GENLAB_THREADS"]))
-    return usable_cores()
+    return int(env_number("GENLAB_THREADS", usable_cores(), integer=True, minimum=1, unit="threads"))
+
+
+def env_number(name: str, default: float, *, integer: bool = False, minimum: float = 0, unit: str = "") -> float:
+    """A number from the environment variable ``name`` (``default`` when unset or empty); a value
+    that is not one, or is below ``minimum``, is a ConfigError naming the variable."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text) if integer else float(text)
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        kind = "a whole number" if integer else "a number"
+        raise ConfigError(f"{name}={text!r}: give {kind} of {unit or 'units'} from {minimum:g} up, or unset it")
+    return value
 
 
 def listen_socket(host: str, port: int) -> socket.socket:

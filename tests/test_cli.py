@@ -228,3 +228,16 @@ def test_an_output_that_cannot_be_written_is_refused_before_the_work(args, optio
     assert result.returncode == 1 and result.stderr.startswith(f"error: {option}: cannot write in {bad}"), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert Store(genlab_home / "genlab.db").execute("SELECT COUNT(*) AS n FROM calls")[0]["n"] == 0
+
+
+@pytest.mark.parametrize("variable, value, message", [
+    ("GENLAB_THREADS", "two", "GENLAB_THREADS='two': give a whole number of threads from 1 up, or unset it"),
+    ("GENLAB_THREADS", "0", "GENLAB_THREADS='0': give a whole number of threads from 1 up"),   # taken as 1
+    ("GENLAB_MAX_RETRIES", "x", "GENLAB_MAX_RETRIES='x': give a whole number of retries from 0 up"),
+    ("GENLAB_TIMEOUT", "soon", "GENLAB_TIMEOUT='soon': give a number of seconds"),
+])
+def test_a_bad_setting_in_the_environment_is_one_line_naming_it(variable, value, message):
+    model = "local" if variable == "GENLAB_THREADS" else "http://127.0.0.1:9/v1#m"
+    result = genlab("prompt", "-m", model, "hi", env={variable: value})
+    assert result.returncode == 1 and result.stderr.startswith(f"error: {message}"), result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1

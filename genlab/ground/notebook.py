@@ -23,6 +23,7 @@ import numpy as np
 from genlab.errors import ConfigError
 from genlab.ground.sources import Document, chunk_document, read_source, sentences_or_whole, supported
 from genlab.io import connect, transaction
+from genlab.machine import env_number
 from genlab.store import genlab_home
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -71,11 +72,7 @@ def notebooks_dir() -> Path:
 
 
 def max_index_mb() -> float:
-    value = os.environ.get("GENLAB_NOTEBOOK_MAX_MB", str(DEFAULT_MAX_MB))
-    try:
-        return float(value)
-    except ValueError:
-        raise ConfigError(f"GENLAB_NOTEBOOK_MAX_MB must be a number of megabytes, not '{value}'") from None
+    return env_number("GENLAB_NOTEBOOK_MAX_MB", DEFAULT_MAX_MB, unit="megabytes")
 
 
 def check_name(name: str) -> str:

@@ -13,6 +13,7 @@ from typing import Any, Iterator
 import openai
 
 from genlab.errors import ConfigError, ModelError, ModelUnreachable, RequestRejected
+from genlab.machine import env_number
 from genlab.models.backend import Backend, redact
 from genlab.models.request import Request
 from genlab.models.response import Chunk, Usage, token_logprobs
@@ -101,8 +102,8 @@ class OpenAICompatBackend(Backend):
                               f"export {provider.key_envs[0]}=...")
         self.client = openai.OpenAI(
             api_key=key or "none", base_url=self.base_url,
-            max_retries=int(os.environ.get("GENLAB_MAX_RETRIES", DEFAULT_MAX_RETRIES)),
-            timeout=float(os.environ.get("GENLAB_TIMEOUT", DEFAULT_TIMEOUT)),
+            max_retries=int(env_number("GENLAB_MAX_RETRIES", DEFAULT_MAX_RETRIES, integer=True, unit="retries")),
+            timeout=env_number("GENLAB_TIMEOUT", DEFAULT_TIMEOUT, minimum=0.001, unit="seconds"),
         )
 
     def describe(self) -> str:
