@@ -2,6 +2,7 @@
 
     GenlabError                 a user can fix it; the CLI prints it in one line
     ├── ConfigError             bad model spec, missing key, bad option or schema
+    │   ├── UnknownResponse     feedback names a reply genlab never recorded (404 in serve)
     │   ├── SpecError           a FunSearch spec file is malformed
     │   └── SuiteError          an evaluation suite file is malformed
     ├── BudgetExceeded          the run's USD or token budget is spent
@@ -47,6 +48,13 @@ class BudgetExceeded(GenlabError):
     http_status = 429
     error_type = "insufficient_quota"
     code = "insufficient_quota"
+
+
+class UnknownResponse(ConfigError):
+    """Feedback names a reply genlab never recorded."""
+
+    http_status = 404
+    code = "response_not_found"
 
 
 class SpecError(ConfigError):

@@ -21,7 +21,7 @@ from typing import Any
 
 import platformdirs
 
-from genlab.errors import ConfigError
+from genlab.errors import ConfigError, UnknownResponse
 from genlab.io import connect, sqlite_errors, transaction
 
 
@@ -187,10 +187,13 @@ class Store:
                      better: str | None = None, rejected_id: str | None = None, rejected_index: int = 0,
                      source: str | None = None) -> int:
         """Store one rating (+1/-1, optionally with a better answer) or one pairwise preference."""
+        if rejected_id == response_id and rejected_index == choice_index:
+            raise ConfigError(f"the preference names reply '{response_id}' (choice {choice_index}) as both chosen and "
+                              "rejected; give two different replies (or two choices of one, by their index)")
         for rid, index in [(response_id, choice_index)] + ([(rejected_id, rejected_index)] if rejected_id else []):
             if not self.response_exists(rid, index):
                 off = " (GENLAB_STORE_PROMPTS=0 keeps none)" if not store_prompts() else ""
-                raise ConfigError(f"no recorded response '{rid}' (choice {index}); feedback can only be given "
+                raise UnknownResponse(f"no recorded response '{rid}' (choice {index}); feedback can only be given "
                                   f"on replies from genlab chat or genlab serve{off}")
         with self._lock, transaction(self._db, self.path):
             return self._db.execute(

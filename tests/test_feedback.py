@@ -79,6 +79,7 @@ def test_the_walkthrough_user_rates_served_replies_and_each_becomes_a_demonstrat
     ({"response_id": "x", "rating": "meh"}, 400, "invalid 'rating'"),
     ({"response_id": "x"}, 400, "send {response_id, rating: up|down"),
     ({"chosen_id": "x"}, 400, "a preference needs chosen_id and rejected_id"),
+    ({"chosen_id": "x", "rejected_id": "x"}, 400, "names reply 'x' (choice 0) as both chosen and rejected"),
     ({"response_id": "x", "rating": "up", "stars": 5}, 400, "invalid 'stars'"),
 ])
 def test_bad_feedback_is_refused_with_a_reason(served, body, status, message):
@@ -112,6 +113,8 @@ def test_the_same_answer_twice_is_no_preference_pair(store, tmp_path):
     store.record_response("r2", "local", QUESTION, ["Blue."])
     store.record_response("r3", "local", QUESTION, ["Green."])
     store.add_feedback("r1", rejected_id="r2")                   # the same answer twice
+    with pytest.raises(ConfigError, match="names reply 'r1' \\(choice 0\\) as both chosen and rejected"):
+        store.add_feedback("r1", rejected_id="r1")               # one reply against itself
     store.add_feedback("r1", rejected_id="r3")                   # a real pair
     store.add_feedback("r3", rating=-1, better="Green.")         # "better" is the reply itself
     preference, skipped = export_rows(store, "preference")
