@@ -67,6 +67,15 @@ def test_native_n_top_k_and_completions(remote):
     assert remote.complete("One, two,", max_tokens=4, temperature=0).text
 
 
+def test_penalties_and_top_logprobs_travel_through_the_sdk(remote):
+    repeat = "Repeat after me: 1, 1, 1, 1, 1, 1, 1, 1, 1"
+    plain = remote.chat(repeat, max_tokens=12, temperature=0, seed=0).text
+    penalised = remote.chat(repeat, max_tokens=12, temperature=0, seed=0, frequency_penalty=2).text
+    assert penalised.count("1") < plain.count("1"), (plain, penalised)
+    tokens = remote.chat("Say yes.", max_tokens=4, temperature=0, logprobs=True, top_logprobs=2).choices[0].logprobs
+    assert tokens and all(len(t["top_logprobs"]) == 2 and t["top_logprobs"][0]["token"] == t["token"] for t in tokens)
+
+
 def test_a_grammar_travels_to_a_llama_cpp_style_server(remote, served):
     # genlab serve reads `grammar` from the body as llama.cpp's server does: every answer follows it.
     grammar = 'root ::= " " ("red" | "green" | "blue") " fish"'

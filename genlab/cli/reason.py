@@ -84,8 +84,9 @@ def bench(
     ks: str = typer.Option("1,2,4,8,16", "--ks", help="Sample counts k for self-consistency, best-of-k and pass@k."),
     split: str = typer.Option("test", "--split", help="test (held-out items), dev (for choosing settings) or all."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Only the first N items of each task."),
-    temperature: float = typer.Option(0.7, "--temperature", min=0.0),
-    max_tokens: int = typer.Option(128, "--max-tokens", min=1),
+    temperature: float = typer.Option(0.7, "--temperature", min=0.0, help="Of the k sampled chains (the greedy "
+                                      "chain of thought and the direct answer use 0)."),
+    max_tokens: int = typer.Option(128, "--max-tokens", min=1, help="Tokens per chain."),
     chain_grammar: bool = typer.Option(True, "--chain-grammar/--no-chain-grammar",
                                        help="End each label chain on a label by grammar (where the model takes one)."),
     records: Optional[Path] = typer.Option(None, "--records", help="Folder for one JSONL of records per task; "
