@@ -194,7 +194,7 @@ class Store:
             if not self.response_exists(rid, index):
                 off = " (GENLAB_STORE_PROMPTS=0 keeps none)" if not store_prompts() else ""
                 raise UnknownResponse(f"no recorded response '{rid}' (choice {index}); feedback can only be given "
-                                  f"on replies from genlab chat or genlab serve{off}")
+                                      f"on replies from genlab chat or genlab serve{off}", param="response_id")
         with self._lock, transaction(self._db, self.path):
             return self._db.execute(
                 "INSERT INTO feedback (time, response_id, choice_index, rating, better, rejected_id,"

@@ -85,7 +85,10 @@ def test_the_walkthrough_user_rates_served_replies_and_each_becomes_a_demonstrat
 def test_bad_feedback_is_refused_with_a_reason(served, body, status, message):
     got, raw = post_raw(served, "/feedback", body)
     assert got == status
-    assert message in json.loads(raw)["error"]["message"]
+    error = json.loads(raw)["error"]
+    assert message in error["message"]
+    if status == 404:
+        assert (error["code"], error["param"]) == ("response_not_found", "response_id")
 
 
 def test_latest_rating_wins_and_exports_round_trip(store, tmp_path):

@@ -33,7 +33,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from genlab.errors import ApiError, GenlabError, UnknownResponse
+from genlab.errors import ApiError, GenlabError
 from genlab.models import Budget, Model, Request, Response, get_model
 from genlab.io import validation_problems
 from genlab.models.backend import redact
@@ -190,12 +190,9 @@ def _feedback(store: Store, body: dict) -> dict:
                     rating=rating if rating is not None else -1, better=fb.better_response)
     else:
         raise ApiError(400, "send {response_id, rating: up|down, better_response?} or {chosen_id, rejected_id}")
-    try:
-        feedback_id = store.add_feedback(**args, source="serve")
-    except UnknownResponse as exc:
-        raise ApiError(404, str(exc), param="response_id", code="response_not_found") from exc
-    except GenlabError as exc:
-        raise ApiError(400, str(exc)) from exc
+    # Its errors reach the client through the app's GenlabError handler: an unknown reply is
+    # UnknownResponse's 404, any other mistake a 400.
+    feedback_id = store.add_feedback(**args, source="serve")
     return {"id": feedback_id, "object": "feedback", "stored": True}
 
 
