@@ -167,7 +167,7 @@ def test_kill_9_and_resume_loses_and_duplicates_nothing(resumed_run):
 def test_sandbox_folders_of_a_killed_process_are_removed_and_no_others(monkeypatch, tmp_path):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     monkeypatch.setattr(sandbox, "_swept", False)
-    namespace, live = sandbox._process_tag().split("-")
+    namespace, live = str(sandbox._pid_namespace()), str(os.getpid())
     ended = subprocess.Popen(["true"])
     ended.wait()
     killed = tmp_path / f"genlab-sandbox-{namespace}-{ended.pid}-abc"

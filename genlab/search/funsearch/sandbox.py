@@ -212,30 +212,29 @@ WORKDIR_PREFIX = "genlab-sandbox-"
 _swept = False
 
 
-def _process_tag() -> str:
-    """This process's PID namespace and pid: a work folder whose tag names a pid of this
+def _pid_namespace() -> int:
+    """This process's PID namespace (0: unknown). A work folder named by a pid of this
     namespace that no longer runs was left by a process killed before its `finally`."""
     try:
-        namespace = os.stat("/proc/self/ns/pid").st_ino
+        return os.stat("/proc/self/ns/pid").st_ino
     except OSError:
-        namespace = 0  # unknown: never swept, as its pid cannot be checked
-    return f"{namespace}-{os.getpid()}"
+        return 0
 
 
 def _new_workdir() -> str:
-    """A private work folder for one run, named by this process's tag; the first call in a
+    """A private work folder for one run, named by PID namespace and pid; the first call in a
     process removes the folders of genlab processes killed by SIGKILL or the OOM killer."""
     global _swept
     if not _swept:
         _swept = True
         _remove_orphaned_workdirs()
-    return tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{_process_tag()}-")
+    return tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{_pid_namespace()}-{os.getpid()}-")
 
 
 def _remove_orphaned_workdirs() -> None:
-    namespace = _process_tag().split("-")[0]
-    if namespace == "0":
-        return
+    namespace = _pid_namespace()
+    if not namespace:
+        return  # an unknown namespace: its pids cannot be checked
     for path in Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}{namespace}-*-*"):
         pid = path.name.split("-")[3]
         try:
