@@ -4,6 +4,7 @@
   owner only, WAL, a busy timeout, append-only named migrations); `transaction` rolls
   back on any failure, leaving the connection usable; `store_error` turns SQLite's
   errors into one line naming the file and the fix.
+- Folders: `require_empty_folder` refuses an output folder that holds the user's files.
 - CSV: `read_csv` yields each row with its line number and names the line of bad quoting
   or a wrong number of fields.
 - JSONL: `read_jsonl` yields each object with its line number and names the line of any
@@ -29,6 +30,16 @@ from genlab.errors import ConfigError, StoreError
 
 
 # -- text files --------------------------------------------------------------------------
+
+def require_empty_folder(folder: Path, option: str, what: str) -> None:
+    """Refuse ``folder`` when it already holds files: ``what`` is written under fixed names
+    (config.json, README.md, …) that would replace the user's own without a word."""
+    names = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    if names:
+        shown = ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
+        raise ConfigError(f"{option} {folder} already holds files ({shown}) and {what} would be written over them; "
+                          "choose a new or empty folder")
+
 
 def read_text(path: str | Path, error: type[ConfigError] = ConfigError) -> str:
     """A user's text file as text: UTF-8, without the byte order mark some editors write. One

@@ -273,6 +273,17 @@ def test_cli_tune_sft_and_its_errors(sft_data, held_out_suite, tmp_path):
         result = genlab(*command, "-o", str(sft_data))
         assert result.returncode == 1 and f"--output {sft_data} is a file; give a folder" in result.stderr
         assert "Traceback" not in result.stderr
+    mine = tmp_path / "mine"                          # -o names a folder of the user's own files
+    mine.mkdir()
+    (mine / "README.md").write_text("my notes")
+    for command in (("tune", "sft", str(sft_data)), ("distill", "embeddings", "velmora")):
+        result = genlab(*command, "-o", str(mine))
+        assert result.returncode == 1 and f"--output {mine} already holds files (README.md)" in result.stderr
+    assert sorted(p.name for p in mine.iterdir()) == ["README.md"] and (mine / "README.md").read_text() == "my notes"
+    (mine / "README.md").unlink()
+    (mine / "gecko-data.jsonl").write_text('{"passage": 0}\n')      # an interrupted distillation
+    result = genlab("distill", "embeddings", "velmora", "-o", str(mine))
+    assert result.returncode == 1 and "holds an interrupted distillation; pass --resume" in result.stderr
     bad = write(tmp_path / "bad.jsonl", [{"prompt": "a", "chosen": "b"}] * 3)
     result = genlab("tune", "dpo", str(bad), "-o", str(tmp_path / "dpo"))
     assert result.returncode == 1 and "Traceback" not in result.stderr

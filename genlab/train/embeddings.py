@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from genlab.errors import ConfigError, ModelError
-from genlab.io import append_jsonl, resume_jsonl
+from genlab.io import append_jsonl, require_empty_folder, resume_jsonl
 from genlab.ground.passage import Passage
 
 #: A plain question, not Gecko's JSON {task, query}: asked for JSON, the embedded model wrote
@@ -54,6 +54,7 @@ HELD_OUT = 0.2
 
 POSITIVES = ("llm", "seed")
 SUMMARY_FILE = "gecko-summary.json"
+MINED_FILE = "gecko-data.jsonl"         # the teacher's queries and picks, a row per passage
 
 
 @dataclass(frozen=True)
@@ -254,8 +255,13 @@ def distill_embeddings(source: str, teacher_spec: str, output: Path, *, base: st
         raise ConfigError(f"--lr must be more than 0 (got {learning_rate:g})")
     if output.exists() and not output.is_dir():
         raise ConfigError(f"--output {output} is a file; give a folder for the tuned embedder")
-    if output.exists() and (output / SUMMARY_FILE).exists() and not resume:
-        raise ConfigError(f"{output} already holds a distilled embedder; choose another --output")
+    if not resume:
+        if (output / SUMMARY_FILE).exists():
+            raise ConfigError(f"{output} already holds a distilled embedder; choose another --output")
+        if (output / MINED_FILE).exists():
+            raise ConfigError(f"{output} holds an interrupted distillation; pass --resume to keep the teacher's "
+                              "queries and continue it, or choose another --output")
+        require_empty_folder(output, "--output", "the tuned embedder")
     passages = passages_from(source)
     if len(passages) < 10:
         raise ConfigError(f"{source} has {len(passages)} distinct passages; Gecko-style distillation needs at least 10")
@@ -281,7 +287,7 @@ def distill_embeddings(source: str, teacher_spec: str, output: Path, *, base: st
     # Steps 1-3, saved as they go so an interrupted run keeps the teacher's work. A record
     # counts only for the passage text it was written for (the corpus may have changed).
     output.mkdir(parents=True, exist_ok=True)
-    mined_file = output / "gecko-data.jsonl"
+    mined_file = output / MINED_FILE
     mined = {}
     if resume:
         for _, record in resume_jsonl(mined_file):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from genlab.errors import ConfigError
+from genlab.io import require_empty_folder
 
 if TYPE_CHECKING:
     from genlab.train.effect import HeldOutEffect, Rate
@@ -172,6 +173,8 @@ def check_output(options: TrainOptions) -> None:
     if not options.resume and (found or (options.output / SUMMARY_FILE).exists()):
         raise ConfigError(f"{options.output} already holds a training run; pass --resume to continue it "
                           "or choose another --output")
+    if not options.resume:
+        require_empty_folder(options.output, "--output", "the trained model")
 
 
 def callbacks(options: TrainOptions, losses: list[float], rewards: list[float] | None = None):
