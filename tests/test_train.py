@@ -162,6 +162,22 @@ def test_the_cache_never_answers_for_other_weights_in_the_same_folder(trained, t
     assert again.text != reply(base_model_dir(), store).text
 
 
+def test_a_base_model_build_that_fails_to_write_leaves_nothing_in_the_cache(tmp_path, monkeypatch):
+    """Fault injection: the disk fills while the trainable copy is written."""
+    from transformers import PreTrainedTokenizerBase
+
+    from genlab.train.base import base_model_dir
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setenv("GENLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(PreTrainedTokenizerBase, "save_pretrained", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        base_model_dir()
+    assert list((tmp_path / "cache").iterdir()) == []      # no half-written 0.5 GB folder
+
+
 def test_sft_resumes_from_its_checkpoint(sft_data, tmp_path):
     from genlab.train.sft import tune_sft
 

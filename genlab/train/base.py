@@ -57,9 +57,14 @@ def base_model_dir(progress=None) -> Path:
     fresh.generation_config = loaded.generation_config
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=BASE_NAME + "-", dir=target.parent))
-    fresh.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    # Rename into place so a half-written copy is never taken for a finished one.
+    # Written aside and renamed into place, so a half-written copy is never taken for a
+    # finished one; a write that fails (a full disk, Ctrl-C) leaves no 0.5 GB behind.
+    try:
+        fresh.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     try:
         staging.rename(target)
     except OSError:
