@@ -16,12 +16,15 @@
 from __future__ import annotations
 
 import csv
+import difflib
 import errno
 import io
 import json
 import os
 import sqlite3
 import time
+import types
+import typing
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -152,16 +155,49 @@ def resume_jsonl(path: str | Path) -> list[tuple[int, dict]]:
 _TYPE_TAGS = {"str", "int", "float", "bool", "dict", "list"}
 
 
-def validation_problems(exc) -> list[tuple[str, str]]:
+def validation_problems(exc, model: type | None = None) -> list[tuple[str, str]]:
     """(field path, problem) for each error in a pydantic ValidationError: type tags dropped
-    (a discriminated union repeats its tag: response_format.enum.enum), "Value error, " gone."""
+    (a discriminated union repeats its tag: response_format.enum.enum), "Value error, " gone.
+    Given the validated ``model``, an unknown key is answered with the keys known there."""
     problems = []
     for err in exc.errors():
         loc = err["loc"]
-        parts = [str(p) for i, p in enumerate(loc)
-                 if (i == 0 or p != loc[i - 1]) and not (isinstance(p, str) and ("[" in p or p in _TYPE_TAGS))]
-        problems.append((".".join(parts), err["msg"].removeprefix("Value error, ")))
+        path = [p for i, p in enumerate(loc)
+                if (i == 0 or p != loc[i - 1]) and not (isinstance(p, str) and ("[" in p or p in _TYPE_TAGS))]
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden" and model is not None and (known := _keys_at(model, path[:-1])):
+            close = difflib.get_close_matches(str(path[-1]), known, n=1)
+            message = (f"unknown key{f' (did you mean {close[0]}?)' if close else ''}; "
+                       f"the keys here are {', '.join(known)}")
+        problems.append((".".join(map(str, path)), message))
     return problems
+
+
+def _keys_at(model: type, loc: list) -> list[str]:
+    """The keys accepted by the pydantic model found at ``loc`` below ``model`` (through
+    fields, list items and optional values); [] where no one model is there."""
+    from pydantic import BaseModel
+
+    node: object = model
+    for part in (*loc, None):
+        options = typing.get_args(node) if typing.get_origin(node) in (typing.Union, types.UnionType) else (node,)
+        if isinstance(part, int):
+            lists = [o for o in options if typing.get_origin(o) is list]
+            if len(lists) != 1:
+                return []
+            node = typing.get_args(lists[0])[0]
+            continue
+        models = [o for o in options if isinstance(o, type) and issubclass(o, BaseModel)]
+        if len(models) != 1:
+            return []
+        fields = models[0].model_fields
+        if part is None:
+            return [f.alias or name for name, f in fields.items()]
+        field = next((f for name, f in fields.items() if part in (name, f.alias)), None)
+        if field is None:
+            return []
+        node = field.annotation
+    return []
 
 
 # -- SQLite ------------------------------------------------------------------------------

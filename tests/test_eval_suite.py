@@ -38,7 +38,10 @@ def test_good_suite_loads(tmp_path):
     (GOOD.replace("{word: hi}", "{other: hi}"), "line 5, key tests.0: no variable 'word' for prompts.0"),
     (GOOD.replace('prompts: ["Say {{word}}"]', "prompts: 12"), "line 2, key prompts: Input should be a valid list"),
     (GOOD + "concurrency: lots\n", "key concurrency: Input should be a valid integer"),
-    (GOOD + "colour: blue\n", "key colour: Extra inputs are not permitted"),
+    (GOOD + "colour: blue\n", "key colour: unknown key; the keys here are description, prompts, models, labels"),
+    (GOOD.replace("models:", "providers:"), "line 3, key providers: unknown key; the keys here are description, prompts"),
+    (GOOD.replace("value: hi", "vaule: hi"), "line 7, key tests.0.assert.0.vaule: unknown key (did you mean value?); "
+     "the keys here are type, value, threshold"),
     (GOOD.replace("models: [local]", "models: [nope:x]"), "unknown model spec 'nope:x'"),
     (GOOD + "options: {temperature: 9}\n", "key options: invalid request: temperature"),
     ("prompts: [oops\n", "not valid YAML"),
@@ -62,7 +65,8 @@ def test_good_suite_loads(tmp_path):
     (GOOD + "gate: {rouge-l: 0.3}\n", "key gate.rouge-l: the suite has no assertion 'rouge-l'; a gate takes "
      "pass_rate or one of: contains"),
     (GOOD + "judge: {model: local, max_tokens: 2}\n", "key judge.max_tokens: Input should be greater than or equal to 16"),
-    (GOOD + "judge: {modle: local}\n", "key judge.modle: Extra inputs are not permitted"),
+    (GOOD + "judge: {modle: local}\n", "key judge.modle: unknown key (did you mean model?); the keys here are model, "
+     "max_tokens"),
     (GOOD.replace("models: [local]", "models: [{model: local}]"), "line 3, key models: a model is a spec, or {model: SPEC, label: SHORT_NAME}"),
     (GOOD + "labels: {other: x}\n", "key labels: 'other' is not one of the suite's models"),
     (GOOD.replace("{type: contains, value: hi}", "{type: rouge-l}"),

@@ -248,7 +248,7 @@ def load_suite(path: str | Path, overrides: dict | None = None) -> Suite:
     try:
         spec = SuiteSpec.model_validate(data)
     except ValidationError as exc:
-        key, message = validation_problems(exc)[0]
+        key, message = validation_problems(exc, SuiteSpec)[0]
         loc = tuple(int(p) if p.isdigit() else p for p in key.split("."))
         line = _line(root, tuple("assert" if p == "assertions" else p for p in loc))
         raise SuiteError(f"{path} line {line}, key {key}: {message}") from None
@@ -289,7 +289,7 @@ def _load_tests(spec: SuiteSpec, path: Path, root) -> list[TestSpec]:
         try:
             tests.append(TestSpec.model_validate(row))
         except ValidationError as exc:
-            key, message = validation_problems(exc)[0]
+            key, message = validation_problems(exc, TestSpec)[0]
             raise SuiteError(f"{file}:{number}, key {key}: {message}") from None
     if not tests:
         raise SuiteError(f"{file} has no test cases")
