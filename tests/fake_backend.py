@@ -17,6 +17,7 @@ class FakeBackend(Backend):
     supports_n = False
     supports_completions = False
     supports_penalties = False
+    supports_logit_bias = False
     free = False
 
     def __init__(self, answers=None, fail=False):

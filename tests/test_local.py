@@ -188,6 +188,28 @@ def test_frequency_penalty_breaks_a_repetition(local):
     assert plain.count("1") >= 3 and penalised.count("1") < plain.count("1"), (plain, penalised)
 
 
+def test_logit_bias_bans_and_forces_tokens(local):
+    """logit_bias takes the model's token ids (read here with its own tokenizer): -100 on
+    the greedy answer's first token makes it start otherwise; +100 on another forces it."""
+    from transformers import AutoTokenizer
+
+    from genlab.models import embedded_gguf
+
+    gguf = embedded_gguf()
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    asked = dict(max_tokens=6, temperature=0, seed=0)
+    plain = local.chat("Say hi", **asked).text
+    first = tokenizer.encode(plain)[0]
+    banned = local.chat("Say hi", logit_bias={first: -100}, **asked).text
+    assert tokenizer.encode(banned)[0] != first, (plain, banned)
+    forced = tokenizer.encode(" zebra")
+    assert local.chat("Say hi", logit_bias={str(forced[0]): 100}, **asked).text.startswith(tokenizer.decode(forced[:1]))
+    assert local.chat("Say hi", logit_bias={}, **asked).text == plain
+    for bias, message in (({first: -101}, "greater than or equal to -100"), ({"I": 5}, "valid integer")):
+        with pytest.raises(ConfigError, match=f"logit_bias.*{message}"):
+            local.chat("Say hi", logit_bias=bias)
+
+
 def test_top_logprobs_are_the_likeliest_tokens_at_each_step(local):
     response = local.chat("Say yes.", max_tokens=6, temperature=0, logprobs=True, top_logprobs=3)
     for token in response.choices[0].logprobs:

@@ -55,9 +55,12 @@ def test_unsupported_parameter_refused_not_dropped(store):
         model.complete("hi")
     with pytest.raises(ConfigError, match="fake does not take frequency_penalty; drop it"):
         model.chat("hi", frequency_penalty=0.5)
+    with pytest.raises(ConfigError, match="fake does not take logit_bias; drop it"):
+        model.chat("hi", logit_bias={"5": 1})
     assert backend.calls == []
-    model.chat("hi", presence_penalty=0, frequency_penalty=0.0)   # what many clients send: no penalty
-    assert backend.calls[0].presence_penalty is None and backend.calls[0].frequency_penalty is None
+    model.chat("hi", presence_penalty=0, frequency_penalty=0.0, logit_bias={})   # what many clients send
+    call = backend.calls[0]
+    assert call.presence_penalty is None and call.frequency_penalty is None and call.logit_bias is None
 
 
 def test_cache_only_for_deterministic_requests(store):

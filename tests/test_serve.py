@@ -97,6 +97,19 @@ def test_penalties(client):
         client.chat.completions.create(messages=repeat, presence_penalty=2.5, **asked)
 
 
+def test_logit_bias(client):
+    """OpenAI's logit_bias reaches llama.cpp: +100 on one token id makes every token that
+    token; an empty bias is no bias; a bias out of -100..100 is a 400."""
+    asked = dict(model="local", messages=CHAT, max_tokens=6, temperature=0, seed=0, logprobs=True)
+    plain = client.chat.completions.create(**asked).choices[0]
+    assert client.chat.completions.create(logit_bias={}, **asked).choices[0].message.content == plain.message.content
+    forced = client.chat.completions.create(logit_bias={"1000": 100}, **asked).choices[0]
+    tokens = [t.token for t in forced.logprobs.content]
+    assert len(tokens) == 6 and len(set(tokens)) == 1 and forced.message.content != plain.message.content
+    with pytest.raises(openai.BadRequestError, match="invalid 'logit_bias.1000'"):
+        client.chat.completions.create(logit_bias={"1000": 200}, **asked)
+
+
 def test_json_schema_output_validates(client):
     schema = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 30},
                                                "age": {"type": "integer", "minimum": 0, "maximum": 120}},
@@ -167,8 +180,9 @@ def test_error_cases_raise_typed_sdk_exceptions(client, served):
         wrong.chat.completions.create(model="local", messages=CHAT)
     with pytest.raises(openai.BadRequestError, match="invalid 'temperature'"):
         client.chat.completions.create(model="local", messages=CHAT, temperature=9)
-    with pytest.raises(openai.BadRequestError, match="unsupported parameter: 'logit_bias'"):
-        client.chat.completions.create(model="local", messages=CHAT, logit_bias={"1": 5})
+    with pytest.raises(openai.BadRequestError, match="unsupported parameter: 'tools'"):
+        client.chat.completions.create(model="local", messages=CHAT, tools=[
+            {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}])
     with pytest.raises(openai.BadRequestError, match="malformed JSON schema"):
         client.chat.completions.create(model="local", messages=CHAT, response_format={
             "type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "objectx"}}})

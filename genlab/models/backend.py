@@ -36,6 +36,8 @@ class Backend:
     supports_logprobs: bool = True
     #: Takes OpenAI's ``presence_penalty`` and ``frequency_penalty``.
     supports_penalties: bool = True
+    #: Takes OpenAI's ``logit_bias`` (token id -> bias).
+    supports_logit_bias: bool = True
     #: Takes message content parts other than text (images, audio, files); the endpoint
     #: decides which kinds.
     supports_media: bool = False

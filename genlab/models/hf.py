@@ -58,6 +58,7 @@ class HFBackend(Backend):
     supports_structured_output = False
     supports_logprobs = False
     supports_penalties = False   # transformers has a repetition penalty, which is another formula
+    supports_logit_bias = False
 
     def __init__(self, path: str):
         self.path = Path(path).expanduser()

@@ -126,9 +126,11 @@ class Model:
                               param="response_format")
         if request.logprobs and not backend.supports_logprobs:
             raise ConfigError(f"{self.name} does not return logprobs", param="logprobs")
-        for penalty in ("presence_penalty", "frequency_penalty"):
-            if getattr(request, penalty) is not None and not backend.supports_penalties:
-                raise ConfigError(f"{self.name} does not take {penalty}; drop it", param=penalty)
+        for field, taken in (("presence_penalty", backend.supports_penalties),
+                             ("frequency_penalty", backend.supports_penalties),
+                             ("logit_bias", backend.supports_logit_bias)):
+            if getattr(request, field) is not None and not taken:
+                raise ConfigError(f"{self.name} does not take {field}; drop it", param=field)
         media = sorted({kind for message in request.messages or () for kind in message.media_parts()})
         if media and not backend.supports_media:
             raise ConfigError(f"{self.name} reads text only, not {', '.join(media)} content parts; send text, "

@@ -1,7 +1,7 @@
 """Every backend genlab can reach, in one table: the spec it answers to, how it is built
 from that spec, what it is, and whether it is ready on this machine. What each backend
-can do (grammars, structured output, logprobs, penalties, completions, n, top_k, price) is declared
-on its class (see `genlab.models.backend.Backend`).
+can do (grammars, structured output, logprobs, penalties, logit bias, completions, n,
+top_k, price) is declared on its class (see `genlab.models.backend.Backend`).
 
     get_backend("gemini:gemini-2.5-flash")
       → the entry whose spec prefix matches ("gemini:") → entry.build(spec) → a Backend

@@ -110,6 +110,9 @@ class Request(_Strict):
     # OpenAI's penalties on tokens already in the output: once each, or per occurrence.
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    # OpenAI's logit_bias: added to a token's logit before sampling (-100 bans it, 100 forces
+    # it); the keys are the model's token ids, which differ from model to model.
+    logit_bias: dict[Annotated[int, Field(ge=0)], Annotated[float, Field(ge=-100, le=100)]] | None = None
     seed: int | None = None
     n: int = Field(1, ge=1, le=64)
     stop: list[str] | None = Field(None, max_length=16)
@@ -125,11 +128,11 @@ class Request(_Strict):
     def _stop_list(cls, stop: Any) -> Any:
         return [stop] if isinstance(stop, str) else stop
 
-    @field_validator("top_logprobs", "presence_penalty", "frequency_penalty")
+    @field_validator("top_logprobs", "presence_penalty", "frequency_penalty", "logit_bias")
     @classmethod
-    def _zero_is_unset(cls, value: float | None) -> float | None:
-        # 0 asks for what leaving the field out does (many clients send penalties of 0), so
-        # it keys the cache alike and needs no capability; llama.cpp drops logprobs on top 0.
+    def _zero_is_unset(cls, value: Any) -> Any:
+        # 0 (or {}) asks for what leaving the field out does (many clients send penalties of 0),
+        # so it keys the cache alike and needs no capability; llama.cpp drops logprobs on top 0.
         return value or None
 
     @field_validator("stop")
