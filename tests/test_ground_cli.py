@@ -122,6 +122,11 @@ def test_list_sources_search_and_delete(velmora):
     assert "kestrel-island.pdf" in sources.stdout and "pdf" in sources.stdout
     found = genlab("notebook", "search", "velmora", "ferry fares for a car", "--method", "bm25", "-k", "2")
     assert found.returncode == 0 and "ferry" in found.stdout
+    removed = genlab("notebook", "remove", "velmora", "ferry.txt")
+    assert removed.returncode == 0 and "removed " in removed.stdout and "ferry.txt" in removed.stdout
+    assert "ferry.txt" not in genlab("notebook", "sources", "velmora").stdout
+    again = genlab("notebook", "remove", "velmora", "ferry.txt")
+    assert again.returncode == 1 and "nothing was removed: 'ferry.txt' is not a source here" in again.stderr
     assert genlab("notebook", "delete", "velmora", "--yes").returncode == 0
     assert "no notebooks yet" in genlab("notebook", "list").stdout
 

@@ -53,6 +53,31 @@ def test_a_changed_file_is_reindexed_and_its_old_chunks_go(velmora, tmp_path):
     assert any("6.50 euros" in c.text for c in velmora.chunks()[0] if c.path == str((VELMORA / "ferry.txt").resolve()))
 
 
+def _count(notebook, table):
+    return notebook._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+
+
+def test_removing_a_source_takes_its_chunks_and_vectors_and_nothing_else(velmora, tmp_path):
+    sources = {os.path.basename(s.path): s for s in velmora.sources()}
+    ferry, pdf = sources["ferry.txt"], sources["kestrel-island.pdf"]
+    chunks, sentences = _count(velmora, "chunks"), _count(velmora, "sentences")
+    for refs, message in ((["ferry.txt", "nowhere.md"], "'nowhere.md' is not a source here"),
+                          ([str(tmp_path / "ferry.txt")], "is not a source here")):
+        with pytest.raises(ConfigError, match=f"nothing was removed: .*{message}"):
+            velmora.remove(refs)
+        assert len(velmora.sources()) == len(sources)        # all or nothing
+    removed = velmora.remove(["ferry.txt", str(pdf.id)])
+    assert [s.id for s in removed] == [ferry.id, pdf.id]
+    assert sorted(os.path.basename(s.path) for s in velmora.sources()) == sorted(set(sources) - {"ferry.txt",
+                                                                                                "kestrel-island.pdf"})
+    assert _count(velmora, "chunks") == chunks - ferry.chunks - pdf.chunks
+    orphans = "SELECT COUNT(*) FROM sentences WHERE chunk_id NOT IN (SELECT id FROM chunks)"
+    assert velmora._db.execute(orphans).fetchone()[0] == 0 and _count(velmora, "sentences") < sentences
+    assert not any("6.50 euros" in c.text for c in velmora.chunks()[0])
+    velmora.add([VELMORA])                                    # and it can be added back
+    assert len(velmora.sources()) == len(sources) and _count(velmora, "chunks") == chunks
+
+
 def test_one_bad_file_adds_nothing_unless_skipped(velmora, tmp_path):
     (tmp_path / "good.md").write_text("# Tides\n\nHigh tide in Velmora comes twice a day.\n")
     (tmp_path / "empty.txt").write_text("")

@@ -85,6 +85,21 @@ def add(name: str, paths: list[Path] = typer.Argument(..., help="PDF, Markdown, 
               f"notebook {name} has {notebook.chunk_count()} chunks")
 
 
+@notebook_app.command()
+def remove(name: str, sources: list[str] = typer.Argument(..., help="Source ids (as `genlab notebook sources` "
+                                                          "lists them), paths or file names.")) -> None:
+    """Remove sources, with their chunks, from a notebook (your files are untouched).
+
+    Example: genlab notebook remove velmora ferry.txt
+    """
+    from genlab.ground.notebook import Notebook
+
+    notebook = Notebook.open(name)
+    for source in notebook.remove(sources):
+        out.print(f"removed {source.path} ({source.chunks} chunks)")
+    out.print(f"notebook {name} has {notebook.chunk_count()} chunks")
+
+
 @notebook_app.command("list")
 def list_() -> None:
     """List notebooks."""

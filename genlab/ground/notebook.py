@@ -7,6 +7,7 @@ searched (it takes milliseconds), so there is one copy of the truth.
 
 Adding is all-or-nothing per call: files are read, chunked and embedded first, then
 written in one transaction, so an interrupted or failed add leaves the notebook as it was.
+Removing is too: every source named must be found before any is deleted.
 """
 
 from __future__ import annotations
@@ -313,6 +314,29 @@ class Notebook:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+
+
+    # -- removing ----------------------------------------------------------------
+
+    def remove(self, refs: list[str]) -> list[Source]:
+        """Remove sources, each named by its id (as `genlab notebook sources` lists it), its
+        path or its file name, with their chunks and vectors: all of them, or none when one
+        names no source or several."""
+        sources = self.sources()
+        chosen: list[Source] = []
+        for ref in refs:
+            path = str(Path(ref).expanduser().resolve())
+            matches = ([s for s in sources if ref == str(s.id) or s.path == path]
+                       or [s for s in sources if Path(s.path).name == ref])
+            if len(matches) != 1:
+                known = ", ".join(f"{s.id} {Path(s.path).name}" for s in sources[:10]) + (", …" if len(sources) > 10 else "")
+                problem = "names several sources; give the id or the whole path" if matches else "is not a source here"
+                raise ConfigError(f"nothing was removed: {ref!r} {problem} (sources: {known or 'none'})")
+            if matches[0] not in chosen:
+                chosen.append(matches[0])
+        with transaction(self._db, self.path):      # cascades to the chunks and their sentences
+            self._db.executemany("DELETE FROM sources WHERE id=?", [(s.id,) for s in chosen])
+        return chosen
 
 
 def expand_paths(paths: list[Path], errors: list[str] | None = None) -> list[Path]:
