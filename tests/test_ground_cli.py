@@ -119,7 +119,7 @@ def test_list_sources_search_and_delete(velmora):
     listed = genlab("notebook", "list")
     assert "velmora" in listed.stdout and "all-MiniLM-L6-v2" in listed.stdout
     sources = genlab("notebook", "sources", "velmora")
-    assert "kestrel-island.pdf" in sources.stdout and "pdf" in sources.stdout
+    assert "kestrel-island.pdf" in sources.stdout and "pdf" in sources.stdout and "indexed" in sources.stdout
     found = genlab("notebook", "search", "velmora", "ferry fares for a car", "--method", "bm25", "-k", "2")
     assert found.returncode == 0 and "ferry" in found.stdout
     removed = genlab("notebook", "remove", "velmora", "ferry.txt")

@@ -78,6 +78,19 @@ def test_removing_a_source_takes_its_chunks_and_vectors_and_nothing_else(velmora
     assert len(velmora.sources()) == len(sources) and _count(velmora, "chunks") == chunks
 
 
+def test_a_source_tells_whether_its_file_changed_or_went(velmora, tmp_path):
+    note = tmp_path / "tides.md"
+    note.write_text("# Tides\n\nHigh tide in Velmora comes twice a day.\n")
+    velmora.add([note])
+    def state():
+        return {os.path.basename(s.path): s.on_disk() for s in velmora.sources()}
+    assert set(state().values()) == {"indexed"}
+    note.write_text("# Tides\n\nHigh tide in Velmora comes three times a day.\n")
+    assert state()["tides.md"] == "changed"
+    note.unlink()
+    assert state()["tides.md"] == "missing" and state()["ferry.txt"] == "indexed"
+
+
 def test_one_bad_file_adds_nothing_unless_skipped(velmora, tmp_path):
     (tmp_path / "good.md").write_text("# Tides\n\nHigh tide in Velmora comes twice a day.\n")
     (tmp_path / "empty.txt").write_text("")

@@ -122,10 +122,16 @@ def sources(name: str) -> None:
     """List a notebook's sources."""
     from genlab.ground.notebook import Notebook
 
-    table = Table("id", "title", "kind", "pages", "chunks", "characters", "path")
+    table = Table("id", "title", "kind", "pages", "chunks", "characters", "path", "file")
+    states = set()
     for s in Notebook.open(name).sources():
-        table.add_row(str(s.id), s.title, s.kind, str(s.pages), str(s.chunks), str(s.chars), s.path)
+        states.add(state := s.on_disk())
+        table.add_row(str(s.id), s.title, s.kind, str(s.pages), str(s.chunks), str(s.chars), s.path, state)
     out.print(table)
+    if "changed" in states:
+        err.print(f"a changed file is answered from as it was; add it again: genlab notebook add {name} PATH")
+    if "missing" in states:
+        err.print(f"a missing file is still answered from; to drop it: genlab notebook remove {name} ID")
 
 
 @notebook_app.command()

@@ -12,6 +12,7 @@ Removing is too: every source named must be found before any is deleted.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import sqlite3
@@ -97,6 +98,15 @@ class Source:
     chunks: int
     chars: int
     added: float
+    sha256: str
+
+    def on_disk(self) -> str:
+        """'indexed' (the file is as it was added), 'changed' (add it again) or 'missing'."""
+        try:
+            data = Path(self.path).read_bytes()
+        except OSError:
+            return "missing"
+        return "indexed" if hashlib.sha256(data).hexdigest() == self.sha256 else "changed"
 
 
 @dataclass(frozen=True)
@@ -172,7 +182,7 @@ class Notebook:
     def sources(self) -> list[Source]:
         rows = self._db.execute(
             "SELECT s.id, s.path, s.title, s.kind, s.pages, COUNT(c.id) AS chunks, LENGTH(s.text) AS chars,"
-            " s.added FROM sources s LEFT JOIN chunks c ON c.source_id = s.id GROUP BY s.id ORDER BY s.id")
+            " s.added, s.sha256 FROM sources s LEFT JOIN chunks c ON c.source_id = s.id GROUP BY s.id ORDER BY s.id")
         return [Source(**dict(row)) for row in rows]
 
     def source_text(self, source_id: int) -> str:
