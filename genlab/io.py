@@ -34,10 +34,11 @@ from genlab.errors import ConfigError, StoreError
 
 # -- text files --------------------------------------------------------------------------
 
-def require_empty_folder(folder: Path, option: str, what: str) -> None:
-    """Refuse ``folder`` when it already holds files: ``what`` is written under fixed names
-    (config.json, README.md, …) that would replace the user's own without a word."""
-    names = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+def require_empty_folder(folder: Path, option: str, what: str, own: tuple[str, ...] = ()) -> None:
+    """Refuse ``folder`` when it already holds files other than genlab's ``own``: ``what`` is
+    written under fixed names (config.json, README.md, …) that would replace the user's own
+    without a word."""
+    names = sorted(p.name for p in folder.iterdir() if p.name not in own) if folder.is_dir() else []
     if names:
         shown = ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
         raise ConfigError(f"{option} {folder} already holds files ({shown}) and {what} would be written over them; "

@@ -27,8 +27,8 @@ from genlab.io import write_jsonl
 from genlab.torch_setup import prepare_torch
 from genlab.train.base import has_weights, resolve_model_dir
 from genlab.train.data import conversation, held_out_split, load_rows
-from genlab.train.trainer import (ReplyNLL, TrainOptions, TrainResult, callbacks, check_output, run, snapshot,
-                                  trl_config)
+from genlab.train.trainer import (TEACHER_DATA_FILE, ReplyNLL, TrainOptions, TrainResult, callbacks, check_output,
+                                  run, snapshot, trl_config)
 
 
 def reply_nll(model, tokenizer, conversations: list[list[dict]]) -> float:
@@ -134,7 +134,7 @@ def distill_data(prompts: Path, teacher_spec: str, options: TrainOptions, *, eva
             progress(f"teacher replies: {i}/{len(rows)}")
     if len(written) < 2:
         raise ConfigError(f"the teacher {teacher_spec} wrote {len(written)} non-empty replies; need at least 2")
-    data_file = options.output / "teacher-data.jsonl"
+    data_file = options.output / TEACHER_DATA_FILE
     write_jsonl(written, data_file)
     before_nll = _nll_of(options.base, held) if held else None
     result = tune_sft(data_file, options, progress=progress)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from genlab.train.effect import HeldOutEffect, Rate
 
 SUMMARY_FILE = "genlab-train.json"
+TEACHER_DATA_FILE = "teacher-data.jsonl"    # written by `distill data` before it trains
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,7 @@ def check_output(options: TrainOptions) -> None:
         raise ConfigError(f"{options.output} already holds a training run; pass --resume to continue it "
                           "or choose another --output")
     if not options.resume:
-        require_empty_folder(options.output, "--output", "the trained model")
+        require_empty_folder(options.output, "--output", "the trained model", own=(TEACHER_DATA_FILE,))
 
 
 def callbacks(options: TrainOptions, losses: list[float], rewards: list[float] | None = None):
