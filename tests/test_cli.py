@@ -138,11 +138,16 @@ def test_a_turn_the_model_refuses_is_reported_and_the_chat_goes_on(genlab_home):
 
 
 def test_models_lists_backends_and_key_status():
-    result = genlab("models", env={"GEMINI_API_KEY": "x"})
+    result = genlab("models", env={"GEMINI_API_KEY": "x", "GENLAB_THREADS": ""})
     assert result.returncode == 0
     assert "key in GEMINI_API_KEY" in result.stdout and "set OPENAI_API_KEY" in result.stdout
     assert "openai:MODEL[@VOICE]" in result.stdout   # brackets are text, not rich markup
     assert "ready" in result.stdout
+    cores = len(os.sched_getaffinity(0))
+    assert f"use {cores} threads (GENLAB_THREADS) on {cores} usable cores" in result.stdout
+    assert "GENLAB_THREADS=" not in result.stderr
+    over = genlab("models", env={"GENLAB_THREADS": str(cores + 2)})
+    assert over.returncode == 0 and f"GENLAB_THREADS={cores + 2} is more than the {cores} cores" in over.stderr
 
 
 def test_chat_reads_turns_from_stdin(genlab_home):

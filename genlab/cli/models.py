@@ -206,7 +206,7 @@ def models() -> None:
     """List the backends genlab can reach and whether they are ready.
 
     Models, then the image and speech backends of genlab trailer; built in and plugins."""
-    from genlab.machine import thread_count
+    from genlab.machine import thread_count, usable_cores
     from genlab.models.registry import describe_entries
 
     table = Table("kind", "spec", "what", "status")
@@ -215,7 +215,11 @@ def models() -> None:
             style = "red" if status.startswith("error") else "yellow" if status.startswith("set ") else ""
             table.add_row(kind, usage, description, Text(status, style=style))
     out.print(table)
-    out.print(f"in-process models use {thread_count()} threads (GENLAB_THREADS)")
+    threads, cores = thread_count(), usable_cores()
+    out.print(f"in-process models use {threads} threads (GENLAB_THREADS) on {cores} usable cores")
+    if threads > cores:
+        err.print(f"GENLAB_THREADS={threads} is more than the {cores} cores: threads wait on each other and "
+                  f"generation slows; set it to {cores} or less", style="yellow")
 
 
 @app.command()
