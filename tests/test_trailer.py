@@ -247,10 +247,10 @@ def test_a_notebook_is_a_source_with_its_pages(tmp_path, genlab_home):
         load_sources(["notebook:nothing-here"])
 
 
-#: Loaded beside storyboard.html in the browser: plays the page's video (muted, so no
+#: Loaded beside NAME.storyboard.html in the browser: plays the page's video (muted, so no
 #: gesture is needed) and writes what the page shows into #result for --dump-dom to print.
 BROWSER_CHECK = """<!doctype html><html><body><pre id="result">pending</pre>
-<iframe id="board" src="storyboard.html" width="1000" height="800"></iframe>
+<iframe id="board" src="BOARD" width="1000" height="800"></iframe>
 <script>
 document.getElementById("board").addEventListener("load", async () => {
   const page = document.getElementById("board").contentDocument, video = page.querySelector("video");
@@ -278,7 +278,7 @@ def test_the_storyboard_page_shows_every_scene_and_its_video_plays_in_a_real_bro
 
     result, _, _ = book_trailer
     folder = result.video.parent
-    (folder / "check.html").write_text(BROWSER_CHECK)
+    (folder / "check.html").write_text(BROWSER_CHECK.replace("BOARD", result.storyboard_html.name))
     handler = functools.partial(SimpleHTTPRequestHandler, directory=str(folder))
     handler.log_message = lambda *args: None
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -340,7 +340,7 @@ def test_the_music_option_puts_sound_in_the_gaps(tmp_path, genlab_home):
                     "--music", str(_tone(tmp_path / "tone.wav")))
     assert result.returncode == 0, result.stderr
     assert "wrote" in result.stdout and "t.vtt" in result.stdout
-    board = json.loads((tmp_path / "storyboard.json").read_text())
+    board = json.loads((tmp_path / "t.storyboard.json").read_text())      # named after the video
     assert board["music"].endswith("tone.wav")
     with av.open(str(tmp_path / "t.mp4")) as container:
         sound = np.concatenate([f.to_ndarray().reshape(-1) for f in container.decode(audio=0)])

@@ -16,8 +16,8 @@ DEFAULTS = TrailerConfig()
 def trailer(
     sources: list[str] = typer.Argument(..., help="PDF, Markdown, text or HTML files, folders (a code base: "
                                         "README and docs first), or notebook:NAME."),
-    output: Path = typer.Option(Path("trailer.mp4"), "--output", "-o", help="The MP4 to write; trailer.vtt, "
-                                "storyboard.json and storyboard.html go beside it."),
+    output: Path = typer.Option(Path("trailer.mp4"), "--output", "-o", help="The MP4 to write; NAME.vtt, "
+                                "NAME.storyboard.json and NAME.storyboard.html go beside it."),
     model: str = ModelOpt,
     scenes: int = typer.Option(DEFAULTS.scenes, "--scenes", min=1, max=40,
                                help="At most this many scenes from the sources (plus a logline and a closing card)."),

@@ -1,5 +1,6 @@
 """Make a trailer: sources → segments → storyboard → pictures and narration → MP4, subtitles,
-storyboard.json and storyboard.html.
+and its storyboard as JSON and as a page, all named after the MP4 (NAME.vtt,
+NAME.storyboard.json, NAME.storyboard.html), so trailers written to one folder keep their own.
 
 Every check that can fail on the user's input (sources, output name, backends, the voice
 engine) runs before the first model call. Each finished part is stored at once
@@ -179,7 +180,7 @@ def make_trailer(model: Model, documents: list[Document], output: Path, config: 
         times = timeline(clips)
         vtt = output.with_suffix(".vtt")
         vtt.write_text(subtitles(clips, times))
-        board_json, board_html = output.parent / "storyboard.json", output.parent / "storyboard.html"
+        board_json, board_html = output.with_suffix(".storyboard.json"), output.with_suffix(".storyboard.html")
         board_json.write_text(json.dumps({
             "title": work, "video": output.name, "subtitles": vtt.name, "duration_s": round(times[-1].end_s, 3),
             "model": model.name, "images": config.images, "voice": config.voice,

@@ -1,4 +1,4 @@
-"""``storyboard.html``: one page that shows the trailer's video (with its subtitles) and every
+"""``NAME.storyboard.html``: one page that shows the trailer's video (with its subtitles) and every
 scene: its picture (inlined, so the page needs no other file but the video), title,
 narration, times and the source pages it cites."""
 
