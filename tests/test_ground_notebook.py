@@ -91,6 +91,36 @@ def test_a_source_tells_whether_its_file_changed_or_went(velmora, tmp_path):
     assert state()["tides.md"] == "missing" and state()["ferry.txt"] == "indexed"
 
 
+def test_an_interrupted_add_keeps_the_files_it_finished_and_the_same_add_resumes(velmora, monkeypatch):
+    """Fault injection: Ctrl-C while the third file is embedded (a file per batch here)."""
+    from typer.testing import CliRunner
+
+    import genlab.ground.notebook as notebook_module
+    from genlab.cli import app
+
+    monkeypatch.setattr(notebook_module, "BATCH_CHUNKS", 1)
+    real, seen = Notebook._encode, []
+
+    def interrupted(self, texts, stage, *args):
+        seen.append(stage)
+        if seen.count("embedding") == 3:
+            raise KeyboardInterrupt
+        return real(self, texts, stage, *args)
+
+    monkeypatch.setattr(Notebook, "_encode", interrupted)
+    assert CliRunner().invoke(app, ["notebook", "create", "resume"]).exit_code == 0
+    result = CliRunner().invoke(app, ["notebook", "add", "resume", str(VELMORA)])
+    assert result.exit_code == 130
+    assert "interrupted: the 2 files indexed before it stay in resume; the same command adds the rest" in result.output
+    resumed = Notebook.open("resume")
+    assert len(resumed.sources()) == 2 and all(s.chunks > 0 for s in resumed.sources())
+    monkeypatch.setattr(Notebook, "_encode", real)
+    report = resumed.add([VELMORA])
+    assert len(report.unchanged) == 2 and len(report.added) == 3
+    assert sorted(c.text for c in resumed.chunks()[0]) == sorted(c.text for c in velmora.chunks()[0])
+    assert _count(resumed, "sentences") == _count(velmora, "sentences")
+
+
 def test_one_bad_file_adds_nothing_unless_skipped(velmora, tmp_path):
     (tmp_path / "good.md").write_text("# Tides\n\nHigh tide in Velmora comes twice a day.\n")
     (tmp_path / "empty.txt").write_text("")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -70,8 +71,14 @@ def add(name: str, paths: list[Path] = typer.Argument(..., help="PDF, Markdown, 
     from genlab.ground.notebook import Notebook
 
     notebook = Notebook.open(name)
-    with stage_progress() as report:
-        result = notebook.add(paths, skip_bad=skip_bad, progress=report)
+    started = time.time()
+    try:
+        with stage_progress() as report:
+            result = notebook.add(paths, skip_bad=skip_bad, progress=report)
+    except KeyboardInterrupt:
+        kept = sum(1 for source in notebook.sources() if source.added >= started)
+        err.print(f"interrupted: the {kept} files indexed before it stay in {name}; the same command adds the rest")
+        raise typer.Exit(130) from None
     for path in result.added:
         out.print(f"added {path}")
     for path in result.updated:

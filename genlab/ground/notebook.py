@@ -5,9 +5,11 @@ span can be checked against it), the chunks with page and character offsets, and
 float32 vector per chunk and per sentence of a chunk. The BM25 index is derived from the chunks when a notebook is
 searched (it takes milliseconds), so there is one copy of the truth.
 
-Adding is all-or-nothing per call: files are read, chunked and embedded first, then
-written in one transaction, so an interrupted or failed add leaves the notebook as it was.
-Removing is too: every source named must be found before any is deleted.
+Adding reads and checks every file first, so a bad one stops the add before anything is
+written; the files are then embedded and written a batch at a time, each batch in one
+transaction, so an interrupted add keeps the files it finished (the same add again skips
+them) and never leaves half a file. Removing is all or nothing: every source named must
+be found before any is deleted.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -223,17 +226,20 @@ class Notebook:
             self._db.executemany("INSERT INTO sentences (chunk_id, vector) VALUES (?, ?)",
                                  [(chunk_id, vector.tobytes()) for (chunk_id, _), vector in zip(pieces, vectors)])
 
-    def _encode(self, texts: list[str], stage: str, progress=None) -> np.ndarray:
+    def _encode(self, texts: list[str], stage: str, progress=None, done: int = 0, total: int | None = None
+                ) -> np.ndarray:
+        """Unit vectors of ``texts``; ``progress(stage, done, total)`` counts from ``done`` of
+        ``total`` (default: these texts alone)."""
         from genlab.ground.embed import load_embedder
 
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
-        done = [0]
+        count = [done]
 
         def step(n: int) -> None:
-            done[0] += n
+            count[0] += n
             if progress:
-                progress(stage, done[0], len(texts))
+                progress(stage, count[0], total or len(texts))
 
         return load_embedder(self.embedder_name).encode(texts, progress=step)
 
@@ -276,10 +282,22 @@ class Notebook:
         texts = [span.text for doc in documents for span in spans[doc.path]]
         sentences = [sentences_or_whole(text) for text in texts]
         self._check_memory(texts, sum(map(len, sentences)), replaced=report.updated)
-        vectors = self._encode(texts, "embedding", progress)
-        sentence_vectors = self._encode([s for group in sentences for s in group], "embedding sentences", progress)
-        self._write(documents, spans, vectors, [len(group) for group in sentences], sentence_vectors)
-        report.chunks = len(texts)
+        # Embedded and written some files at a time, each batch in one transaction: an
+        # interrupted add keeps the files it finished, and the same add again skips them.
+        done = {"embedding": 0, "embedding sentences": 0}
+        totals = {"embedding": len(texts), "embedding sentences": sum(map(len, sentences))}
+        for batch in _batches(documents, spans):
+            first = report.chunks
+            batch_texts = texts[first:first + sum(len(spans[doc.path]) for doc in batch)]
+            batch_sentences = sentences[first:first + len(batch_texts)]
+            pieces = [s for group in batch_sentences for s in group]
+            vectors = self._encode(batch_texts, "embedding", progress, done["embedding"], totals["embedding"])
+            sentence_vectors = self._encode(pieces, "embedding sentences", progress, done["embedding sentences"],
+                                            totals["embedding sentences"])
+            self._write(batch, spans, vectors, [len(group) for group in batch_sentences], sentence_vectors)
+            done["embedding"] += len(batch_texts)
+            done["embedding sentences"] += len(pieces)
+            report.chunks += len(batch_texts)
         report.seconds = time.time() - started
         return report
 
@@ -347,6 +365,22 @@ class Notebook:
         with transaction(self._db, self.path):      # cascades to the chunks and their sentences
             self._db.executemany("DELETE FROM sources WHERE id=?", [(s.id,) for s in chosen])
         return chosen
+
+
+#: Files are written to the notebook in batches of about this many chunks: the most work an
+#: interruption can lose, unless one file alone has more (a source is added whole or not at all).
+BATCH_CHUNKS = 128
+
+
+def _batches(documents: list[Document], spans: dict) -> Iterator[list[Document]]:
+    batch: list[Document] = []
+    for doc in documents:
+        batch.append(doc)
+        if sum(len(spans[d.path]) for d in batch) >= BATCH_CHUNKS:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def expand_paths(paths: list[Path], errors: list[str] | None = None) -> list[Path]:
