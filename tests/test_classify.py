@@ -44,7 +44,7 @@ def genlab(*args, stdin=None):
                           text=True, timeout=300)
 
 
-def test_cli_keeps_order_and_carries_fields(tmp_path):
+def test_cli_keeps_order_and_carries_fields_and_a_rerun_is_answered_from_the_cache(tmp_path, genlab_home):
     rows = [{"text": f"Sentence number {i} about the weather and rain.", "gold": "weather", "n": i} for i in range(6)]
     path = tmp_path / "in.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
@@ -53,6 +53,14 @@ def test_cli_keeps_order_and_carries_fields(tmp_path):
     out = [json.loads(line) for line in result.stdout.splitlines()]
     assert [o["n"] for o in out] == list(range(6)) and all(o["gold"] == "weather" for o in out)
     assert all(o["label"] in ("sports", "weather", "food", "technology") and o["usage"]["prompt_tokens"] for o in out)
+    assert not any(o["usage"]["cache_hit"] for o in out)
+    # Run again (after an interruption, say): every text is answered from the store, free.
+    again = [json.loads(line) for line in genlab("classify", "-l", "sports,weather,food,technology",
+                                                 str(path)).stdout.splitlines()]
+    assert [o["label"] for o in again] == [o["label"] for o in out]
+    assert all(o["usage"]["cache_hit"] and o["usage"]["cost_usd"] == 0 for o in again)
+    fresh = genlab("classify", "-l", "sports,weather,food,technology", "--no-cache", str(path))
+    assert not any(json.loads(line)["usage"]["cache_hit"] for line in fresh.stdout.splitlines())
 
 
 def test_cli_plain_lines_cot_and_other_field():

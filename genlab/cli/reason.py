@@ -41,6 +41,8 @@ def classify(
     method: str = typer.Option("enum", "--method", help="enum (constrained) or free (free text, parsed)."),
     field_name: str = typer.Option("text", "--field", help="Which JSON field holds the text."),
     concurrency: int = typer.Option(4, "--concurrency", min=1, help="Texts classified at once."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Call the model even for texts it has labelled "
+                                  "(by default a re-run, e.g. after an interruption, pays only for new texts)."),
 ) -> None:
     """Label each input with exactly one of the labels; JSONL out, in input order.
 
@@ -60,7 +62,7 @@ def classify(
     if examples is not None:
         few_shot = read_examples(examples)
     classifier = Classifier(get_model(model, source="classify"), label_list, examples=few_shot, reasoning=cot,
-                            method=method)
+                            method=method, cache=not no_cache)
     for row, result in zip(rows, classifier.classify_many((r[field_name] for r in rows), concurrency)):
         output = {**row, "label": result.label}
         if cot:
@@ -68,7 +70,8 @@ def classify(
         if method == "free":
             output["raw"] = result.raw
         output["usage"] = {"prompt_tokens": result.usage.prompt_tokens, "cached_tokens": result.usage.cached_tokens,
-                           "completion_tokens": result.usage.completion_tokens, "cost_usd": result.cost_usd}
+                           "completion_tokens": result.usage.completion_tokens, "cost_usd": result.cost_usd,
+                           "cache_hit": result.cache_hit}
         sys.stdout.write(json.dumps(output) + "\n")
         sys.stdout.flush()
 

@@ -64,6 +64,7 @@ class Classification:
     raw: str = ""
     usage: Usage = field(default_factory=Usage)
     cost_usd: float | None = 0.0
+    cache_hit: bool = False           # answered from the response cache: no call, no cost
 
     def valid(self, labels: list[str]) -> bool:
         return self.label in labels
@@ -74,7 +75,7 @@ class Classifier:
 
     def __init__(self, model: Model, labels: list[str], *, examples: list[Example] | None = None,
                  reasoning: bool = False, method: str = "enum", temperature: float = 0.0,
-                 max_reasoning_tokens: int = 160):
+                 max_reasoning_tokens: int = 160, cache: bool = False):
         if method not in ("enum", "free"):
             raise ConfigError("method must be enum or free")
         self.model = model
@@ -85,6 +86,7 @@ class Classifier:
                 raise ConfigError(f"the example label {example.label!r} is not one of the labels {self.labels}")
         self.reasoning, self.method, self.temperature = reasoning, method, temperature
         self.max_reasoning_tokens = max_reasoning_tokens
+        self.cache = cache      # reuse stored answers (greedy or seeded ones): a re-run pays only for new texts
 
     def messages(self, text: str) -> list[dict[str, str]]:
         """The conversation asked for ``text`` (also the prompt to fine-tune a model on)."""
@@ -103,7 +105,8 @@ class Classifier:
         usage, cost, reasoning = Usage(), 0.0, None
         if self.reasoning:
             thought = self.model.chat(messages + [{"role": "user", "content": REASONING_INSTRUCTION}],
-                                      temperature=self.temperature, max_tokens=self.max_reasoning_tokens)
+                                      temperature=self.temperature, max_tokens=self.max_reasoning_tokens,
+                                      cache=self.cache)
             reasoning = thought.text.strip()
             usage, cost = usage + thought.usage, cost + (thought.cost_usd or 0.0)
             messages = messages + [{"role": "user", "content": REASONING_INSTRUCTION},
@@ -111,12 +114,13 @@ class Classifier:
                                    {"role": "user", "content": "Now give the label."}]
         if self.method == "enum":
             answer = self.model.chat(messages, temperature=self.temperature,
-                                     response_format={"type": "enum", "enum": self.labels})
+                                     response_format={"type": "enum", "enum": self.labels}, cache=self.cache)
             label = answer.text
         else:
-            answer = self.model.chat(messages, temperature=self.temperature, max_tokens=32)
+            answer = self.model.chat(messages, temperature=self.temperature, max_tokens=32, cache=self.cache)
             label = extract_label(answer.text, self.labels)
-        return Classification(label, reasoning, answer.text, usage + answer.usage, cost + (answer.cost_usd or 0.0))
+        return Classification(label, reasoning, answer.text, usage + answer.usage, cost + (answer.cost_usd or 0.0),
+                              answer.cache_hit)
 
     def classify_many(self, texts: Iterable[str], concurrency: int = 4) -> Iterator[Classification]:
         """Classify texts concurrently, yielding results in input order."""
