@@ -320,9 +320,8 @@ class Notebook:
 
     def _write(self, documents: list[Document], spans: dict, vectors: np.ndarray, sentence_counts: list[int],
                sentence_vectors: np.ndarray) -> None:
-        db, row, sentence = self._db, 0, 0
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        row, sentence = 0, 0
+        with transaction(self._db, self.path) as db:
             for doc in documents:
                 key = str(doc.path.resolve())
                 db.execute("DELETE FROM sources WHERE path=?", (key,))   # cascades to its chunks
@@ -338,10 +337,6 @@ class Notebook:
                                     for i in range(sentence, sentence + sentence_counts[row])])
                     sentence += sentence_counts[row]
                     row += 1
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
 
 
     # -- removing ----------------------------------------------------------------
