@@ -75,6 +75,10 @@ def test_user_mistakes_are_one_line_errors(genlab_home, tmp_path):
     assert result.returncode == 1 and "blank.md: the file is empty" in result.stderr
     result = genlab("notebook", "add", "n", str(tmp_path / "missing.pdf"))
     assert result.returncode == 1 and "missing.pdf: no such file or folder" in result.stderr
+    for command in (("notebook", "add", "n"), ("trailer",)):       # no downloads: a URL is named as one
+        result = genlab(*command, "https://example.com/guide.pdf")
+        assert result.returncode == 1 and "error: https://example.com/guide.pdf: genlab reads files on this " \
+            "machine and downloads nothing" in result.stderr
     result = genlab("notebook", "audio", "n", "--out", str(tmp_path / "x.mp3"))
     assert result.returncode == 1 and "genlab writes the audio overview as WAV" in result.stderr
     # Notebook n has no sources: asking it is a mistake to name, not a question the sources miss.

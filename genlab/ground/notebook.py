@@ -394,6 +394,9 @@ def expand_paths(paths: list[Path], errors: list[str] | None = None) -> list[Pat
             files += sorted(found)
         elif path.exists():
             files.append(path)
+        elif re.match(r"[a-z][a-z0-9+.-]*:/", str(path)):      # a URL (Path turned // into /)
+            raise ConfigError(f"{str(path).replace(':/', '://', 1)}: genlab reads files on this machine and "
+                              "downloads nothing; save the page or file and give its path")
         else:
             raise ConfigError(f"{path}: no such file or folder")
     if unreadable:
