@@ -352,7 +352,8 @@ class Notebook:
             matches = ([s for s in sources if ref == str(s.id) or s.path == path]
                        or [s for s in sources if Path(s.path).name == ref])
             if len(matches) != 1:
-                known = ", ".join(f"{s.id} {Path(s.path).name}" for s in sources[:10]) + (", …" if len(sources) > 10 else "")
+                known = ", ".join(f"{s.id} {Path(s.path).name}" for s in sources[:10])
+                known += ", …" if len(sources) > 10 else ""
                 problem = "names several sources; give the id or the whole path" if matches else "is not a source here"
                 raise ConfigError(f"nothing was removed: {ref!r} {problem} (sources: {known or 'none'})")
             if matches[0] not in chosen:
