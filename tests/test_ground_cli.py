@@ -135,6 +135,25 @@ def test_list_sources_search_and_delete(velmora):
     assert "no notebooks yet" in genlab("notebook", "list").stdout
 
 
+def test_refresh_reindexes_changed_files_and_names_missing_ones(genlab_home, tmp_path):
+    tides, ferry = tmp_path / "tides.md", tmp_path / "ferry.md"
+    tides.write_text("# Tides\n\nHigh tide in Velmora comes twice a day.\n")
+    ferry.write_text("# Ferry\n\nThe ferry leaves at nine.\n")
+    assert genlab("notebook", "create", "n").returncode == 0
+    assert genlab("notebook", "add", "n", str(tmp_path)).returncode == 0
+    assert "no file of notebook n changed" in genlab("notebook", "refresh", "n").stdout
+    tides.write_text("# Tides\n\nHigh tide in Velmora comes three times a day.\n")
+    ferry.unlink()
+    listed = genlab("notebook", "sources", "n")
+    assert "changed" in listed.stdout and "missing" in listed.stdout and "genlab notebook refresh n" in listed.stderr
+    result = genlab("notebook", "refresh", "n")
+    assert result.returncode == 0, result.stderr
+    assert f"re-indexed {tides.resolve()} (changed)" in result.stdout and "1 new chunks" in result.stdout
+    assert "ferry.md (still answered from; to drop it: genlab notebook remove n" in result.stderr
+    found = genlab("notebook", "search", "n", "high tide", "--method", "bm25", "-k", "1").stdout
+    assert "three times" in found and "twice" not in found
+
+
 def test_chat_answers_each_line_until_exit(velmora):
     result = genlab("notebook", "chat", "velmora",
                     stdin="/ferry\nHow many moons does Jupiter have?\n/exit\nignored\n")

@@ -70,7 +70,31 @@ def add(name: str, paths: list[Path] = typer.Argument(..., help="PDF, Markdown, 
     """
     from genlab.ground.notebook import Notebook
 
+    _add(Notebook.open(name), name, paths, skip_bad)
+
+
+@notebook_app.command()
+def refresh(name: str) -> None:
+    """Re-index the sources whose files changed since they were added; name the missing ones.
+
+    Example: genlab notebook refresh velmora
+    """
+    from genlab.ground.notebook import Notebook
+
     notebook = Notebook.open(name)
+    states = [(source, source.on_disk()) for source in notebook.sources()]
+    for source, state in states:
+        if state == "missing":
+            err.print(labelled("missing", "yellow", f"{source.path} (still answered from; to drop it: "
+                                                    f"genlab notebook remove {name} {source.id})"))
+    changed = [Path(source.path) for source, state in states if state == "changed"]
+    if changed:
+        _add(notebook, name, changed, skip_bad=False)
+    else:
+        out.print(f"no file of notebook {name} changed since it was added")
+
+
+def _add(notebook, name: str, paths: list[Path], skip_bad: bool) -> None:
     started = time.time()
     try:
         with stage_progress() as report:
@@ -136,7 +160,7 @@ def sources(name: str) -> None:
         table.add_row(str(s.id), s.title, s.kind, str(s.pages), str(s.chunks), str(s.chars), s.path, state)
     out.print(table)
     if "changed" in states:
-        err.print(f"a changed file is answered from as it was; add it again: genlab notebook add {name} PATH")
+        err.print(f"a changed file is answered from as it was; re-index it: genlab notebook refresh {name}")
     if "missing" in states:
         err.print(f"a missing file is still answered from; to drop it: genlab notebook remove {name} ID")
 
