@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 from genlab.store import Store
 from tests.conftest import VELMORA, VELMORA_QA, free_port
@@ -152,6 +153,22 @@ def test_refresh_reindexes_changed_files_and_names_missing_ones(genlab_home, tmp
     assert "ferry.md (still answered from; to drop it: genlab notebook remove n" in result.stderr
     found = genlab("notebook", "search", "n", "high tide", "--method", "bm25", "-k", "1").stdout
     assert "three times" in found and "twice" not in found
+
+
+def test_a_notebook_whose_embedder_folder_went_says_so(genlab_home, tmp_path):
+    from genlab.ground.embed import default_embedder_path
+
+    missing = genlab("notebook", "create", "m", "--embedder", str(tmp_path / "nowhere"))
+    assert missing.returncode == 1 and f"embedder folder {tmp_path / 'nowhere'} does not exist" in missing.stderr
+    embedder = tmp_path / "emb"
+    shutil.copytree(default_embedder_path(), embedder)     # stands for a folder of distill embeddings
+    (tmp_path / "tides.md").write_text("# Tides\n\nHigh tide in Velmora comes twice a day.\n")
+    assert genlab("notebook", "create", "n", "--embedder", str(embedder)).returncode == 0
+    assert genlab("notebook", "add", "n", str(tmp_path / "tides.md")).returncode == 0
+    shutil.rmtree(embedder)
+    result = genlab("notebook", "search", "n", "high tide", "--method", "dense")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"embedder folder {embedder.resolve()} does not exist" in result.stderr and "needs it back" in result.stderr
 
 
 def test_chat_answers_each_line_until_exit(velmora):

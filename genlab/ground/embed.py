@@ -34,6 +34,9 @@ def resolve_embedder(spec: str | None) -> tuple[str, Path]:
     if not spec or spec == DEFAULT_EMBEDDER:
         return DEFAULT_EMBEDDER, default_embedder_path()
     path = Path(spec).expanduser()
+    if not path.exists():
+        raise ConfigError(f"embedder folder {spec} does not exist; give a folder written by genlab distill embeddings "
+                          f"(a notebook indexed with a folder since deleted needs it back, or creating again)")
     if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
         raise ConfigError(f"embedder '{spec}' is not a sentence-transformers folder (no modules.json or "
                           f"config.json); use {DEFAULT_EMBEDDER} or a folder written by genlab distill embeddings")
