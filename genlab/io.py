@@ -32,7 +32,7 @@ from typing import Iterable, Iterator
 from genlab.errors import ConfigError, StoreError
 
 
-# -- text files --------------------------------------------------------------------------
+# -- folders -----------------------------------------------------------------------------
 
 def require_empty_folder(folder: Path, option: str, what: str, own: tuple[str, ...] = ()) -> None:
     """Refuse ``folder`` when it already holds files other than genlab's ``own``: ``what`` is
@@ -44,6 +44,8 @@ def require_empty_folder(folder: Path, option: str, what: str, own: tuple[str, .
         raise ConfigError(f"{option} {folder} already holds files ({shown}) and {what} would be written over them; "
                           "choose a new or empty folder")
 
+
+# -- text files --------------------------------------------------------------------------
 
 def read_text(path: str | Path, error: type[ConfigError] = ConfigError) -> str:
     """A user's text file as text: UTF-8, without the byte order mark some editors write. One

@@ -36,7 +36,7 @@ def resolve_embedder(spec: str | None) -> tuple[str, Path]:
     path = Path(spec).expanduser()
     if not path.exists():
         raise ConfigError(f"embedder folder {spec} does not exist; give a folder written by genlab distill embeddings "
-                          f"(a notebook indexed with a folder since deleted needs it back, or creating again)")
+                          "(a notebook indexed with a folder deleted since needs it back, or to be created again)")
     if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
         raise ConfigError(f"embedder '{spec}' is not a sentence-transformers folder (no modules.json or "
                           f"config.json); use {DEFAULT_EMBEDDER} or a folder written by genlab distill embeddings")

@@ -284,19 +284,16 @@ class Notebook:
         self._check_memory(texts, sum(map(len, sentences)), replaced=report.updated)
         # Embedded and written some files at a time, each batch in one transaction: an
         # interrupted add keeps the files it finished, and the same add again skips them.
-        done = {"embedding": 0, "embedding sentences": 0}
-        totals = {"embedding": len(texts), "embedding sentences": sum(map(len, sentences))}
+        sentences_done, sentences_total = 0, sum(map(len, sentences))
         for batch in _batches(documents, spans):
             first = report.chunks
             batch_texts = texts[first:first + sum(len(spans[doc.path]) for doc in batch)]
             batch_sentences = sentences[first:first + len(batch_texts)]
             pieces = [s for group in batch_sentences for s in group]
-            vectors = self._encode(batch_texts, "embedding", progress, done["embedding"], totals["embedding"])
-            sentence_vectors = self._encode(pieces, "embedding sentences", progress, done["embedding sentences"],
-                                            totals["embedding sentences"])
+            vectors = self._encode(batch_texts, "embedding", progress, first, len(texts))
+            sentence_vectors = self._encode(pieces, "embedding sentences", progress, sentences_done, sentences_total)
             self._write(batch, spans, vectors, [len(group) for group in batch_sentences], sentence_vectors)
-            done["embedding"] += len(batch_texts)
-            done["embedding sentences"] += len(pieces)
+            sentences_done += len(pieces)
             report.chunks += len(batch_texts)
         report.seconds = time.time() - started
         return report
@@ -338,7 +335,6 @@ class Notebook:
                     sentence += sentence_counts[row]
                     row += 1
 
-
     # -- removing ----------------------------------------------------------------
 
     def remove(self, refs: list[str]) -> list[Source]:
@@ -370,11 +366,13 @@ BATCH_CHUNKS = 128
 
 def _batches(documents: list[Document], spans: dict) -> Iterator[list[Document]]:
     batch: list[Document] = []
+    size = 0
     for doc in documents:
         batch.append(doc)
-        if sum(len(spans[d.path]) for d in batch) >= BATCH_CHUNKS:
+        size += len(spans[doc.path])
+        if size >= BATCH_CHUNKS:
             yield batch
-            batch = []
+            batch, size = [], 0
     if batch:
         yield batch
 

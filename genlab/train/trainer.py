@@ -171,10 +171,10 @@ def check_output(options: TrainOptions) -> None:
     found = checkpoints(options.output)
     if options.resume and not found:
         raise ConfigError(f"--resume: no checkpoint in {options.output} to resume from; drop --resume to start")
-    if not options.resume and (found or (options.output / SUMMARY_FILE).exists()):
-        raise ConfigError(f"{options.output} already holds a training run; pass --resume to continue it "
-                          "or choose another --output")
     if not options.resume:
+        if found or (options.output / SUMMARY_FILE).exists():
+            raise ConfigError(f"{options.output} already holds a training run; pass --resume to continue it "
+                              "or choose another --output")
         require_empty_folder(options.output, "--output", "the trained model", own=(TEACHER_DATA_FILE,))
 
 
