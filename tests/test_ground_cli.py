@@ -155,6 +155,40 @@ def test_refresh_reindexes_changed_files_and_names_missing_ones(genlab_home, tmp
     assert "three times" in found and "twice" not in found
 
 
+def test_an_answer_citing_a_file_changed_since_it_was_indexed_says_so(genlab_home, tmp_path, monkeypatch):
+    """The answer quotes the file as it was indexed; the user is told, and how to re-index.
+    A scripted model (control logic: which cited file is stale), a real notebook and files."""
+    from typer.testing import CliRunner
+
+    from genlab import models
+    from genlab.cli import app
+    from genlab.models import Model
+    from tests.fake_backend import FakeBackend
+
+    tides, ferry = tmp_path / "tides.md", tmp_path / "ferry.md"
+    tides.write_text("# Tides\n\nHigh tide in Velmora comes twice a day.\n")
+    ferry.write_text("# Ferry\n\nThe ferry to Velmora leaves at nine every day.\n")
+    assert genlab("notebook", "create", "n").returncode == 0
+    assert genlab("notebook", "add", "n", str(tmp_path)).returncode == 0
+    ferry.write_text("# Ferry\n\nThe ferry to Velmora leaves at ten every day.\n")
+
+    def ask(question: str, draft: str):
+        model = Model("scripted", FakeBackend([draft]), source="ground")
+        monkeypatch.setattr(models, "get_model", lambda *a, **kw: model)
+        result = CliRunner().invoke(app, ["ask", "n", question])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    tides_answer = ask("How often does high tide come in Velmora?", "High tide comes twice a day [1].")
+    assert "twice a day" in tides_answer and "since it was indexed" not in tides_answer   # the cited file is as it was
+    ferry_answer = ask("When does the ferry to Velmora leave?", "The ferry leaves at nine [1].")
+    assert f"stale: {ferry.resolve()} has changed since it was indexed" in ferry_answer
+    assert "genlab notebook refresh n" in ferry_answer
+    ferry.unlink()
+    ferry_answer = ask("When does the ferry to Velmora leave?", "The ferry leaves at nine [1].")
+    assert f"stale: {ferry.resolve()} has been removed" in ferry_answer and "genlab notebook remove n" in ferry_answer
+
+
 def test_a_notebook_whose_embedder_folder_went_says_so(genlab_home, tmp_path):
     from genlab.ground.embed import default_embedder_path
 

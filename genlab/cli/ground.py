@@ -207,6 +207,23 @@ def _print_answer(answer, check=None) -> None:
         out.print(f"groundedness: {_pct(fraction)} of claims supported, citation precision {_pct(precision)}")
 
 
+def _warn_stale(answer, search_) -> None:
+    """Name a cited file that changed or went missing since it was indexed: the answer quotes
+    it as it was. Only the cited files are read, so a large notebook costs nothing extra."""
+    from genlab.ground.retrieval import NotebookSearch
+
+    if not isinstance(search_, NotebookSearch):
+        return
+    cited = {answer.chunks[i].source for s in answer.supports for i in s.chunk_indices}
+    name = search_.notebook.name
+    for source in search_.notebook.sources():
+        if source.path in cited and (state := source.on_disk()) != "indexed":
+            what, fix = (("changed", f"re-index it: genlab notebook refresh {name}") if state == "changed" else
+                         ("been removed", f"drop it: genlab notebook remove {name} {source.id}"))
+            err.print(labelled("stale:", "yellow", f"{source.path} has {what} since it was indexed, and this answer "
+                                                f"cites it as it was; {fix}"))
+
+
 def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.0f} %"
 
@@ -234,7 +251,8 @@ def ask(source: str = typer.Argument(..., help="Notebook name, or a search-backe
     from genlab.models import get_model
 
     llm = get_model(model, source="ground")
-    answer = ground_ask(llm, _search(source), question, k=k, shown=shown,
+    search_ = _search(source)
+    answer = ground_ask(llm, search_, question, k=k, shown=shown,
                         min_similarity=MIN_SIMILARITY if min_similarity is None else min_similarity,
                         min_coverage=MIN_COVERAGE if min_coverage is None else min_coverage, quote=quote)
     report = None
@@ -248,6 +266,7 @@ def ask(source: str = typer.Argument(..., help="Notebook name, or a search-backe
         out.print_json(json.dumps(data, ensure_ascii=False))
     else:
         _print_answer(answer, report)
+    _warn_stale(answer, search_)
 
 
 @notebook_app.command()
@@ -267,6 +286,7 @@ def chat(name: str, model: str = ModelOpt, k: int = KOpt, shown: int = ShownOpt,
             failed = True
             continue
         _print_answer(answer)
+        _warn_stale(answer, search_)
         history += [{"role": "user", "content": line}, {"role": "assistant", "content": answer.answer}]
     if failed:
         raise typer.Exit(1)
