@@ -63,7 +63,10 @@ def test_cached_prompt_is_a_cache_hit(genlab_home):
     (("prompt", "-m", "foo:bar", "hi"), "error: unknown model spec 'foo:bar'; use local"),
     (("prompt", "-m", "gemini:gemini-2.5-flash", "hi"), "error: GEMINI_API_KEY is not set"),
     (("prompt", "--temperature", "7", "hi"), "error: invalid request: temperature: Input should be less"),
-    (("prompt", "--enum", "a,a", "hi"), "error: invalid request: response_format.enum: enum labels must be distinct"),
+    (("prompt", "--enum", "a,a", "hi"), "error: labels must be distinct (ignoring case); repeated: a"),
+    (("prompt", "--enum", "yes no", "hi"), "error: one label (yes no) leaves nothing to decide; give at least two, "
+                                           "separated by commas, e.g. --enum"),
+    (("prompt", "--enum", ",", "hi"), "error: the label set is empty; give at least two labels, e.g. --enum"),
     (("prompt", "--json-schema", "/nonexistent.json", "hi"), "error: cannot read the schema file /nonexistent.json"),
     (("prompt", "--budget-usd", "1", "-m", "http://127.0.0.1:9/v1#m", "hi"), "error: no price is known for 'm'"),
     (("prompt", "--budget-tokens", "0", "hi"), "error: the budget of 0 tokens is spent"),

@@ -61,7 +61,9 @@ def _response_format(json_schema: Optional[str], enum: Optional[str]) -> dict | 
     if json_schema:
         return _read_schema(json_schema)
     if enum is not None:
-        return {"type": "enum", "enum": [label.strip() for label in enum.split(",")]}
+        from genlab.search.classify import check_labels
+
+        return {"type": "enum", "enum": check_labels(enum.split(","), "--enum")}
     return None
 
 

@@ -29,11 +29,12 @@ REASONING_INSTRUCTION = ("Think about which label fits the text, in two or three
                          "Do not give the label yet.")
 
 
-def check_labels(labels: list[str]) -> list[str]:
-    """Return the labels, stripped; raise ConfigError for an unusable set."""
+def check_labels(labels: list[str], option: str = "--labels") -> list[str]:
+    """Return the labels, stripped; raise ConfigError for an unusable set (``option`` gave them)."""
     cleaned = [label.strip() for label in labels]
+    example = f"e.g. {option} positive,negative"
     if not cleaned or all(not label for label in cleaned):
-        raise ConfigError("the label set is empty; give at least two labels, e.g. --labels positive,negative")
+        raise ConfigError(f"the label set is empty; give at least two labels, {example}")
     if any(not label for label in cleaned):
         raise ConfigError("a label is empty (two commas in a row?); remove it")
     lowered = [label.lower() for label in cleaned]
@@ -45,7 +46,8 @@ def check_labels(labels: list[str]) -> list[str]:
             raise ConfigError(f"the label {label!r} has characters a model cannot write (control characters or "
                               "broken unicode); remove them")
     if len(cleaned) < 2:
-        raise ConfigError(f"one label ({cleaned[0]}) leaves nothing to decide; give at least two")
+        raise ConfigError(f"one label ({cleaned[0]}) leaves nothing to decide; give at least two, separated by "
+                          f"commas, {example}")
     return cleaned
 
 
