@@ -132,8 +132,9 @@ def test_the_same_answer_twice_is_no_preference_pair(store, tmp_path):
 
 def test_chat_thumbs_and_better_answer_are_stored(genlab_home, tmp_path):
     result = genlab("chat", "--temperature", "0", "--max-tokens", "10",
-                    stdin="/up\nSay hi.\n/up great\n/up\n/dwon\n/help\nSay bye.\n/down Goodbye!\n/exit\n")
+                    stdin="/up\nSay hi.\n/up great\n/up\n/dwon\n/help\nSay bye.\n/up\n/down Goodbye!\n/exit\n")
     assert result.returncode == 0, result.stderr
+    assert result.stderr.count("replaces your earlier rating of this reply") == 1   # /down after /up on "Say bye."
     assert "nothing to rate yet" in result.stderr
     assert "nothing stored: /up takes no text" in result.stderr
     assert "no command /dwon; /up or /down [better answer] rates the last reply" in result.stderr
@@ -147,6 +148,7 @@ def test_chat_thumbs_and_better_answer_are_stored(genlab_home, tmp_path):
     assert rows[1]["messages"][0] == {"role": "user", "content": "Say hi."}     # the whole conversation
     stats = genlab("feedback", "stats")
     assert "2 feedback rows: 1 thumbs up, 1 thumbs down (1 with a better answer), 0 pairwise" in stats.stdout
+    assert "not counted: 1 earlier rating of a reply rated again" in stats.stderr
 
 
 def test_export_with_too_few_rows_says_how_to_get_more(genlab_home, tmp_path):

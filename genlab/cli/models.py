@@ -153,6 +153,7 @@ def chat(
     history: list[dict[str, str]] = [{"role": "system", "content": system}] if system else []
     interactive = sys.stdin.isatty()
     last_reply: str | None = None
+    rated: str | None = None         # the reply last rated: rating it again replaces that rating
     failed = False   # a turn the model refused or could not answer: exit 1 at the end, for scripts
     usage = "/up or /down [better answer] rates the last reply, /reset forgets, /help, /exit leaves"
     for line in chat_lines(f"genlab chat with {model}", usage, ("/up", "/down", "/reset")):
@@ -171,7 +172,10 @@ def chat(
                 llm.store.add_feedback(last_reply, rating=1 if command == "/up" else -1,
                                        better=better.strip() or None, source="chat")
                 err.print(f"stored {'thumbs up' if command == '/up' else 'thumbs down'}"
-                          f"{' with a better answer' if better else ''}", style="dim")
+                          f"{' with a better answer' if better else ''}"
+                          f"{'; it replaces your earlier rating of this reply' if last_reply == rated else ''}",
+                          style="dim")
+                rated = last_reply
             continue
         history.append({"role": "user", "content": line})
         request = build_request(messages=history, temperature=temperature, top_p=top_p, top_k=top_k,

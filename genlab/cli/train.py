@@ -48,14 +48,17 @@ def export(output: Path = typer.Argument(..., help="The JSONL file to write."),
 def stats() -> None:
     """Count captured ratings and preferences."""
     from genlab.store import Store
+    from genlab.train.feedback import current_rows
 
-    rows = Store().feedback_rows()
-    up = sum(r["rating"] == 1 for r in rows)
-    down = sum(r["rating"] == -1 for r in rows)
-    better = sum(bool(r["better"]) for r in rows)
-    pairs = sum(bool(r["rejected_id"]) for r in rows)
-    out.print(f"{len(rows)} feedback rows: {up} thumbs up, {down} thumbs down ({better} with a better answer), "
-              f"{pairs} pairwise preferences")
+    ratings, pairs, replaced = current_rows(Store())
+    up = sum(r["rating"] == 1 for r in ratings)
+    down = sum(r["rating"] == -1 for r in ratings)
+    better = sum(bool(r["better"]) for r in ratings)
+    out.print(f"{len(ratings) + len(pairs)} feedback rows: {up} thumbs up, {down} thumbs down ({better} with a "
+              f"better answer), {len(pairs)} pairwise preferences")
+    if replaced:
+        err.print(f"(not counted: {replaced} earlier rating{'s' if replaced > 1 else ''} of a reply rated again; "
+                  "the latest counts)", style="dim")
 
 
 tune_app = typer.Typer(no_args_is_help=True, help="Fine-tune a model on the CPU with trl: SFT, reward model, DPO, KTO, GRPO.")

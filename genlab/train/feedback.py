@@ -24,18 +24,26 @@ def _assistant(text: str) -> list[dict]:
     return [{"role": "assistant", "content": text}]
 
 
-def export_rows(store: Store, fmt: str) -> tuple[list[dict], int]:
-    """Return (rows in ``fmt``, feedback rows that could not be used in it)."""
-    if fmt not in FORMATS:
-        raise ConfigError(f"unknown export format '{fmt}'; use {', '.join(FORMATS)}")
+def current_rows(store: Store) -> tuple[list[dict], list[dict], int]:
+    """Return (the latest rating of each reply, the pairwise preferences, how many earlier
+    ratings a later one of the same reply replaced)."""
     latest: dict[tuple, dict] = {}
-    pairs, skipped = [], 0
+    pairs, rated = [], 0
     for row in store.feedback_rows():
         if row["rejected_id"]:
             pairs.append(row)
         else:
             latest[(row["response_id"], row["choice_index"])] = row
-    ratings = list(latest.values())
+            rated += 1
+    return list(latest.values()), pairs, rated - len(latest)
+
+
+def export_rows(store: Store, fmt: str) -> tuple[list[dict], int]:
+    """Return (rows in ``fmt``, feedback rows that could not be used in it)."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown export format '{fmt}'; use {', '.join(FORMATS)}")
+    ratings, pairs, _ = current_rows(store)
+    skipped = 0
     out: list[dict] = []
     if fmt == "sft":
         for row in ratings:
