@@ -60,6 +60,18 @@ def test_a_program_that_fails_on_one_input_is_not_kept(tmp_path):
     assert not evaluation.valid and evaluation.score is None and evaluation.error_kind == "exception"
 
 
+def test_an_error_names_the_line_of_the_function_or_of_the_spec(tmp_path):
+    """The sandbox runs the spec's code around the function; a line of that whole program
+    would point nowhere the user can see."""
+    path = tmp_path / "guess.py"
+    path.write_text(GOOD.replace("    return guess(x)\n", "    return [1, 2][guess(x)]  # index by the guess\n"))
+    evaluation = Evaluator(load_spec(str(path))).evaluate("def guess(x):\n    y = x\n    return 1 // (2 - y)\n")
+    assert evaluation.errors["b"] == "exception: ZeroDivisionError: integer division or modulo by zero (line 3 of guess())"
+    evaluation = Evaluator(load_spec(str(path))).evaluate("def guess(x):\n    return 7\n")
+    assert evaluation.errors["a"] == ("exception: IndexError: list index out of range "
+                                      "(the spec's line `return [1, 2][guess(x)]`)")
+
+
 def test_a_seed_that_fails_on_one_input_stops_the_run_before_any_sample(tmp_path):
     path = tmp_path / "guess.py"
     path.write_text(GOOD.replace("    return 0\n", "    return 10 // (2 - x)\n"))

@@ -4,6 +4,7 @@ then score each returned solution here, with the spec's trusted score function."
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,10 @@ def top_level_imports(source: str) -> list[str]:
     return names
 
 
+#: How the sandbox ends an exception's message: the line of the program that raised it.
+PROGRAM_LINE = re.compile(r" \(line (\d+)\)$")
+
+
 class Evaluator:
     """Evaluates functions for one spec on a fixed set of inputs."""
 
@@ -83,7 +88,11 @@ class Evaluator:
                 except Exception as exc:  # the spec's checker rejected the solution
                     kind, message = "invalid", f"{type(exc).__name__}: {exc}"
             else:
-                kind, message = outcome.kind, outcome.error or ""
+                kind, message = outcome.kind, self._located(function, outcome.error or "")
             errors[name] = f"{kind}: {message}"[:300]
             first_kind = first_kind or kind
         return Evaluation(scores, errors, first_kind, result.wall_s, result.protections)
+
+    def _located(self, function: Function | str, error: str) -> str:
+        """The sandbox names a line of the whole program; say which line of the function it is."""
+        return PROGRAM_LINE.sub(lambda m: f" ({self.spec.locate_line(function, int(m[1]))})", error)

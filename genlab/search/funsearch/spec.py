@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ast
 import math
+import re
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -68,6 +69,17 @@ class Spec:
     def program(self, function: Function | str) -> str:
         """Return the runnable program with ``function`` as the evolved function."""
         return self.program_template.replace(_PLACEHOLDER, str(function).rstrip() + "\n")
+
+    def locate_line(self, function: Function | str, line: int) -> str:
+        """Where line ``line`` of ``program(function)`` is, for a person: a line of the evolved
+        function (as `evolve show` prints it), or the spec's own line that failed."""
+        first = self.program_template[: self.program_template.index(_PLACEHOLDER)].count("\n") + 1
+        if first <= line < first + len(str(function).rstrip().splitlines()):
+            return f"line {line - first + 1} of {self.function_name}()"
+        program = self.program(function).splitlines()
+        if line > len(program):
+            return f"line {line}"
+        return f"the spec's line `{re.sub(r'  +#.*', '', program[line - 1]).strip()}`"   # its comment left out
 
     def inputs(self) -> dict[str, Any]:
         return self._call_dict("inputs")
