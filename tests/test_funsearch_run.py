@@ -196,6 +196,9 @@ def test_show_best_report_and_score(resumed_run, tmp_path):
     assert report.returncode == 0, report.stderr
     text = (run_dir / "report.md").read_text()
     assert "## Best program" in text and "```diff" in text and (run_dir / "report.png").stat().st_size > 5000
+    # a best that only ties the seed is not presented as a find
+    found = "scores above the seed's" if info["best"] > info["seed_score"] else "no sample scored above it"
+    assert found in best.stderr and found in text
     elsewhere = genlab("evolve", "report", str(run_dir), "--no-test", "--out", str(tmp_path / "new" / "r.md"), env=env)
     assert elsewhere.returncode == 0 and (tmp_path / "new" / "r.png").exists()   # its folder is made
     wrong = genlab("evolve", "report", str(run_dir), "--no-test", "--out", str(tmp_path / "r.txt"), env=env)

@@ -195,12 +195,12 @@ def show(run_dir: Path = typer.Argument(..., help="A run directory."),
 @evolve_app.command()
 def best(run_dir: Path = typer.Argument(..., help="A run directory.")) -> None:
     """Print the best program of a run (its score goes to stderr)."""
-    from genlab.search.funsearch.report import best_sample, open_run
+    from genlab.search.funsearch.report import against_seed, best_sample, open_run
 
     store, _ = open_run(run_dir)
     sample = best_sample(store)
     out.out(sample["code"].rstrip())
-    err.print(f"sample {sample['id']} · score {sample['score']}", style="dim")
+    err.print(f"sample {sample['id']} · score {sample['score']} · {against_seed(store, sample)}", style="dim")
 
 
 @evolve_app.command()

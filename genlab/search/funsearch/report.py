@@ -51,6 +51,18 @@ def best_sample(store: RunStore) -> dict[str, Any]:
     return dict(rows[0])
 
 
+def against_seed(store: RunStore, sample: dict[str, Any]) -> str:
+    """How ``sample`` stands against the run's seed, as a verb phrase: a tie is no find."""
+    seed = store.query("SELECT id, score FROM samples WHERE prompt_id IS NULL")
+    if not seed or seed[0]["score"] is None:
+        return "has no scored seed to compare with"
+    if sample["id"] == seed[0]["id"]:
+        return "is the seed: no sample scored above it"
+    if sample["score"] > seed[0]["score"]:
+        return f"scores above the seed's {seed[0]['score']}"
+    return f"ties the seed's {seed[0]['score']}: no sample scored above it"
+
+
 def score_program(spec: Spec, code: str, datasets: dict[str, dict] | None = None,
                   evaluator: Evaluator | None = None, unsafe_sandbox: bool = False) -> dict[str, dict[str, Any]]:
     """Score a function on the spec's training inputs and each held-out dataset."""
@@ -169,6 +181,8 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, test: bool 
         *[f"| {kind} | {n} |" for kind, n in info["outcomes"].items()],
         "",
         f"## Best program (sample {best['id']}, score {best['score']})",
+        "",
+        f"It {against_seed(store, best)}.",
         "",
         "```python",
         best["code"].rstrip(),
