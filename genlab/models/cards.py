@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import random
-import textwrap
 
 from genlab.models.media import ImageBackend, PictureRequest
 
@@ -64,13 +63,26 @@ def draw_card(request: PictureRequest):
     margin = width // 12
     title_font = ImageFont.load_default(size=max(16, height // 11))
     quote_font = ImageFont.load_default(size=max(12, height // 26))
-    title = textwrap.fill(request.title, width=30)
+    title = _wrap(draw, request.title, title_font, width - 2 * margin)
     draw.multiline_text((margin, height * 0.30), title, font=title_font, fill=accent, spacing=height // 60)
     title_bottom = draw.multiline_textbbox((margin, height * 0.30), title, font=title_font, spacing=height // 60)[3]
     draw.line((margin, title_bottom + height // 30, margin + width // 6, title_bottom + height // 30),
               fill=accent, width=max(2, height // 180))
     if request.quote:
-        quote = textwrap.fill(f"“{request.quote}”", width=70)
+        quote = _wrap(draw, f"“{request.quote}”", quote_font, width - 2 * margin)
         draw.multiline_text((margin, title_bottom + height // 15), quote, font=quote_font,
                             fill=(*accent, 220), spacing=height // 90)
     return image.convert("RGB")
+
+
+def _wrap(draw, text: str, font, width: int) -> str:
+    """``text`` in lines no wider than ``width`` pixels in ``font`` (a word wider than that
+    gets a line of its own): the fonts have a least size, so a fixed count of characters
+    per line runs off a small frame."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and draw.textlength(f"{lines[-1]} {word}", font=font) <= width:
+            lines[-1] += f" {word}"
+        else:
+            lines.append(word)
+    return "\n".join(lines)
