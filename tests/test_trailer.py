@@ -399,3 +399,47 @@ def test_a_code_base_is_read_readme_first_then_docs(tmp_path):
         (tmp_path / name).write_text(f"# {name}\n\nSome text about {name}.\n")
     assert [d.path.relative_to(tmp_path).as_posix() for d in load_sources([str(tmp_path)])] == \
         ["README.md", "docs/usage.md", "CHANGES.txt", "src/a-notes.md"]
+
+
+@pytest.mark.parametrize("size", [(320, 180), (1280, 720)])
+def test_a_cards_text_stays_inside_its_margins_at_any_size(size):
+    """The fonts have a least size, so lines cut at a count of characters ran off a small frame."""
+    from genlab.models.cards import PALETTES, draw_card
+    from genlab.models.media import PictureRequest
+
+    quote = "Velmora is a small harbour town on the northern shore of the Grey Sound, with a lighthouse."
+    card = np.asarray(draw_card(PictureRequest("", "A short history of Velmora, and more", quote, "calm", size)))
+    text = (np.abs(card.astype(int) - PALETTES["calm"][2]).sum(axis=2) < 60)   # pixels in the text colour
+    margin = size[0] // 12
+    assert text[:, margin:-margin].sum() > 100 and text[:, -margin + 2:].sum() == 0
+
+
+def test_a_narration_that_loops_or_only_says_the_title_gives_way_to_the_sources_words():
+    """A scripted model (control logic: which fields genlab replaces), a Markdown segment."""
+    from genlab.models import Model
+    from genlab.trailer.storyboard import looped, write_logline, write_scene
+    from tests.fake_backend import FakeBackend
+
+    segment = Segment("history.md", "The great flood", "## The great flood\n\nOn the night of 3 March 1903 a "
+                      "storm surge broke the old sea wall.\nThe lower town flooded.", (1,))
+
+    def scene(narration: str):
+        draft = {"title": "The great flood", "narration": narration, "image_prompt": "A storm surge at night",
+                 "mood": "tense", "pages": [1]}
+        return write_scene(Model(f"scripted: {narration}", FakeBackend([json.dumps(draft)])), segment)  # own cache
+
+    kept = scene("One night in 1903 the sea broke through the old wall.")
+    assert kept.narration == "One night in 1903 the sea broke through the old wall." and kept.replaced == ()
+    assert kept.quote == "On the night of 3 March 1903 a storm surge broke the old sea wall."   # not the heading
+    for says_nothing in ("The great flood", "The great flood, the great flood, the great flood, the great flood"):
+        replaced = scene(says_nothing)
+        assert replaced.narration == kept.quote and replaced.replaced == ("narration",)
+    loop = "A short history of Velmora, and more, " * 5 + "a short, a"
+    assert looped(loop) and not looped(kept.narration)
+    logline = write_logline(Model("scripted: loop", FakeBackend([json.dumps({"logline": loop[:200]})])), [kept],
+                            "Velmora")
+    assert logline.narration == "Velmora." and logline.replaced == ("narration",)
+    cut = "When the old sea wall broke, " + ", ".join(f"street {n} flooded" for n in range(30))
+    logline = write_logline(Model("scripted: cut", FakeBackend([json.dumps({"logline": cut[:200]})])), [kept],
+                            "Velmora")
+    assert logline.narration == cut[:200].rstrip(" ,") + "…" and logline.replaced == ()   # cut by the length bound

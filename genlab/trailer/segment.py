@@ -19,7 +19,7 @@ WINDOW_CHARS = 1500
 #: A PDF page's first line counts as a heading only when it is at most this long.
 HEADING_MAX_CHARS = 60
 _NAMED_HEADING = re.compile(r"(?i)^\s*(chapter|part|section|book|act)\s+([0-9]+|[ivxlc]+|[a-z]+)\b")
-_MARKDOWN_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+MARKDOWN_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,7 @@ def _headings(document: Document) -> list[tuple[int, str, int]]:
             in_code = not in_code          # a '# comment' in a code block is no heading
         elif in_code:
             pass
-        elif document.kind == "markdown" and (match := _MARKDOWN_HEADING.match(line)):
+        elif document.kind == "markdown" and (match := MARKDOWN_HEADING.match(line)):
             starts[offset] = match.group(2), len(match.group(1))
         elif text and len(text) <= HEADING_MAX_CHARS and _NAMED_HEADING.match(text):
             starts[offset] = text, 1

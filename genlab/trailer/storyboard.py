@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from dataclasses import asdict, dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -23,7 +24,7 @@ from genlab.errors import ModelError
 from genlab.ground.support import lexical_support
 from genlab.models import Model
 from genlab.models.media import MOODS
-from genlab.trailer.segment import Segment
+from genlab.trailer.segment import MARKDOWN_HEADING, Segment
 
 SCENE_PROMPT = "Text ({where}):\n{text}\n\nWrite the trailer scene for this text as JSON."
 #: One worked example before the real segment: a 135M model copies the shape of an
@@ -38,6 +39,8 @@ LOGLINE_PROMPT = ("Here are the scenes of a short video trailer for {work}:\n{sc
 #: Longest source text put in one scene's prompt (characters): the rest of a long segment
 #: still counts for its pages, but a 135M model reads little of a long prompt anyway.
 PROMPT_CHARS = 1800
+#: Longest narration of a scene, and longest logline (characters): a few seconds of speech.
+NARRATION_CHARS, LOGLINE_CHARS = 260, 200
 
 
 class SceneDraft(BaseModel):
@@ -45,7 +48,7 @@ class SceneDraft(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     title: str = Field(min_length=2, max_length=70)
-    narration: str = Field(min_length=10, max_length=260)
+    narration: str = Field(min_length=10, max_length=NARRATION_CHARS)
     image_prompt: str = Field(min_length=5, max_length=220)
     mood: str
     pages: list[int] = []
@@ -61,8 +64,9 @@ class Scene:
     source: str                    # file name(s) the scene draws on ('' for the frame cards)
     pages: tuple[int, ...]
     quote: str                     # verbatim from the source: what the card shows under the title
-    #: Fields genlab wrote in place of the model's, because the model copied the worked
-    #: example instead of writing about its segment (see `copied_example`).
+    #: Fields genlab wrote in place of the model's: the model copied the worked example
+    #: instead of writing about its segment (see `copied_example`), went round in a loop
+    #: (`looped`), or narrated nothing but the title.
     replaced: tuple[str, ...] = ()
 
     @property
@@ -85,7 +89,7 @@ def scene_schema(segment: Segment) -> dict:
     spans several sources has no page numbers: its scene cites the files)."""
     properties = {
         "title": {"type": "string", "minLength": 2, "maxLength": 70},
-        "narration": {"type": "string", "minLength": 10, "maxLength": 260},
+        "narration": {"type": "string", "minLength": 10, "maxLength": NARRATION_CHARS},
         "image_prompt": {"type": "string", "minLength": 5, "maxLength": 220},
         "mood": {"type": "string", "enum": list(MOODS)},
     }
@@ -98,7 +102,7 @@ def scene_schema(segment: Segment) -> dict:
 
 LOGLINE_SCHEMA = {"type": "json_schema", "json_schema": {"name": "logline", "strict": True, "schema": {
     "type": "object", "additionalProperties": False, "required": ["logline"],
-    "properties": {"logline": {"type": "string", "minLength": 10, "maxLength": 200}}}}}
+    "properties": {"logline": {"type": "string", "minLength": 10, "maxLength": LOGLINE_CHARS}}}}}
 
 
 def scene_request(segment: Segment) -> dict:
@@ -125,11 +129,12 @@ def write_scene(model: Model, segment: Segment) -> Scene:
                          "use a model that takes JSON schemas")
     body = segment.text.removeprefix(segment.title)         # the quote is from the text, not its heading
     quote = quote_of(body)
-    written = {"title": _clean(draft.title), "narration": _whole_sentences(draft.narration),
+    written = {"title": _clean(draft.title), "narration": _whole_sentences(draft.narration, NARRATION_CHARS),
                "image_prompt": _clean(draft.image_prompt)}
     # Where the model copied the example, genlab's own words from the segment take the field's place.
     fallback = {"title": segment.title, "narration": quote, "image_prompt": f"{segment.title}: {quote}"}
-    replaced = tuple(name for name, text in written.items() if copied_example(text, segment))
+    replaced = tuple(name for name, text in written.items() if copied_example(text, segment) or looped(text)
+                     or name == "narration" and _words(text) <= _words(f"{segment.title} {written['title']}"))
     written |= {name: fallback[name] for name in replaced}
     return Scene("scene", written["title"], written["narration"], written["image_prompt"], draft.mood,
                  segment.source, tuple(sorted(set(draft.pages))), quote, replaced)
@@ -147,11 +152,24 @@ def write_logline(model: Model, scenes: list[Scene], work: str) -> Scene:
     reply = model.chat(LOGLINE_PROMPT.format(work=work, scenes=listed), response_format=LOGLINE_SCHEMA,
                        temperature=0, max_tokens=120, cache=True).text
     try:
-        logline = _whole_sentences(json.loads(reply)["logline"])
+        logline = _whole_sentences(json.loads(reply)["logline"], LOGLINE_CHARS)
     except (ValueError, KeyError, TypeError) as exc:
         raise ModelError(f"{model.name}'s logline does not follow its schema; use a model that takes JSON schemas") from exc
-    return Scene("logline", work, logline, f"A title card for {work}", scenes[0].mood if scenes else "calm",
-                 "", (), "")
+    replaced = ("narration",) if looped(logline) else ()       # the card's title, said, rather than a loop
+    return Scene("logline", work, f"{work}." if replaced else logline, f"A title card for {work}",
+                 scenes[0].mood if scenes else "calm", "", (), "", replaced)
+
+
+def looped(text: str, words: int = 4) -> bool:
+    """Whether ``text`` says one run of ``words`` words three times: a small model's loop at
+    temperature 0 ("a short history of Velmora, and more, a short history of …"), not prose."""
+    tokens = re.findall(r"\w+", text.lower())
+    runs = Counter(tuple(tokens[i:i + words]) for i in range(len(tokens) - words + 1))
+    return any(count >= 3 for count in runs.values())
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"\w+", text.lower()))
 
 
 def closing_card(work: str, sources: list[str]) -> Scene:
@@ -163,7 +181,7 @@ def closing_card(work: str, sources: list[str]) -> Scene:
 
 def quote_of(text: str, limit: int = 140) -> str:
     """The first whole sentence of ``text`` that is not a heading, shortened to ``limit``."""
-    flat = " ".join(text.split())
+    flat = " ".join(" ".join(line for line in text.splitlines() if not MARKDOWN_HEADING.match(line)).split())
     sentences = re.findall(r"[^.!?]*[.!?]", flat) or [flat]
     for sentence in sentences:
         sentence = sentence.strip()
@@ -177,8 +195,12 @@ def _clean(text: str) -> str:
     return " ".join(text.split())
 
 
-def _whole_sentences(text: str) -> str:
-    """``text`` without a sentence the length bound cut off, where a whole one comes before it."""
+def _whole_sentences(text: str, limit: int) -> str:
+    """``text`` without a sentence the length bound (``limit``) cut off, where a whole one
+    comes before it; else the cut sentence, marked as cut."""
+    cut = len(text) >= limit
     text = _clean(text)
     end = max(text.rfind(". "), text.rfind("! "), text.rfind("? "))
-    return text if text[-1:] in ".!?" or end < 0 else text[:end + 1]
+    if text[-1:] in ".!?" or not cut:
+        return text
+    return text[:end + 1] if end >= 0 else text.rstrip(" ,;:-") + "…"
