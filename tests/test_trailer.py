@@ -401,6 +401,28 @@ def test_a_code_base_is_read_readme_first_then_docs(tmp_path):
         ["README.md", "docs/usage.md", "CHANGES.txt", "src/a-notes.md"]
 
 
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs the git command")
+def test_a_git_code_base_leaves_out_what_git_ignores_and_is_named_by_its_readme(tmp_path):
+    """`pip install -e .` leaves an empty egg-info file, which stopped the trailer of a Python
+    project; builds and run results are no part of the story either."""
+    from genlab.trailer.make import work_title
+    from genlab.trailer.storyboard import closing_card
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / ".gitignore").write_text("build/\n*.egg-info/\nruns/\n")
+    for name in ("README.md", "docs/usage.md", "docs/new.md", "build/lib/copy.md", "runs/r1/report.md",
+                 "pkg.egg-info/dependency_links.txt"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("" if name.endswith("links.txt") else f"# Tool {name}\n\nSome text.\n")
+    subprocess.run(["git", "-C", str(tmp_path), "add", "README.md", "docs/usage.md"], check=True)  # new.md: not yet
+    documents = load_sources([str(tmp_path)])
+    assert [d.path.relative_to(tmp_path).as_posix() for d in documents] == ["README.md", "docs/new.md", "docs/usage.md"]
+    assert work_title(documents) == "Tool README.md"
+    assert [d.path.name for d in load_sources([str(tmp_path / "runs")])] == ["report.md"]   # asked for by name
+    many = closing_card("Tool", [f"{n}.md" for n in range(9)])
+    assert many.narration == "Tool. Made from 0.md, 1.md, 2.md and 6 more files."
+
+
 @pytest.mark.parametrize("size", [(320, 180), (1280, 720)])
 def test_a_cards_text_stays_inside_its_margins_at_any_size(size):
     """The fonts have a least size, so lines cut at a count of characters ran off a small frame."""
@@ -417,7 +439,7 @@ def test_a_cards_text_stays_inside_its_margins_at_any_size(size):
 def test_a_narration_that_loops_or_only_says_the_title_gives_way_to_the_sources_words():
     """A scripted model (control logic: which fields genlab replaces), a Markdown segment."""
     from genlab.models import Model
-    from genlab.trailer.storyboard import looped, write_logline, write_scene
+    from genlab.trailer.storyboard import looped, quote_of, write_logline, write_scene
     from tests.fake_backend import FakeBackend
 
     segment = Segment("history.md", "The great flood", "## The great flood\n\nOn the night of 3 March 1903 a "
@@ -434,6 +456,8 @@ def test_a_narration_that_loops_or_only_says_the_title_gives_way_to_the_sources_
     for says_nothing in ("The great flood", "The great flood, the great flood, the great flood, the great flood"):
         replaced = scene(says_nothing)
         assert replaced.narration == kept.quote and replaced.replaced == ("narration",)
+    assert quote_of("See [the guide](docs/g.md#top) and `genlab ask` for **all** of it.") == \
+        "See the guide and genlab ask for all of it."        # Markdown as words, for the card and the voice
     loop = "A short history of Velmora, and more, " * 5 + "a short, a"
     assert looped(loop) and not looped(kept.narration)
     logline = write_logline(Model("scripted: loop", FakeBackend([json.dumps({"logline": loop[:200]})])), [kept],

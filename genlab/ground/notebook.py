@@ -17,7 +17,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import sqlite3
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -379,12 +381,16 @@ def _batches(documents: list[Document], spans: dict) -> Iterator[list[Document]]
 
 def expand_paths(paths: list[Path], errors: list[str] | None = None) -> list[Path]:
     """Files as given, and the supported files inside folders (recursively, sorted, no hidden
-    ones, symbolic links to folders not followed). A folder inside that cannot be read is an
-    error; with ``errors``, its message goes there instead and the rest is returned."""
+    ones, symbolic links to folders not followed; in a git work tree, none that git ignores).
+    A folder inside that cannot be read is an error; with ``errors``, its message goes there
+    instead and the rest is returned."""
     files: list[Path] = []
     unreadable: list[str] = []
     for path in map(Path, paths):
-        if path.is_dir():
+        if path.is_dir() and (listed := _git_listed(path)) is not None:
+            files += sorted(file for file in listed if supported(file) and file.is_file()
+                            and not any(part.startswith(".") for part in file.relative_to(path).parts))
+        elif path.is_dir():
             found = []
             for folder, folders, names in os.walk(path, onerror=lambda exc: unreadable.append(
                     f"{exc.filename}: cannot read this folder ({exc.strerror}); let this user read it, or leave it out")):
@@ -411,3 +417,21 @@ def expand_paths(paths: list[Path], errors: list[str] | None = None) -> list[Pat
             seen.add(key)
             unique.append(file)
     return unique
+
+
+def _git_listed(folder: Path) -> list[Path] | None:
+    """The files in ``folder`` that git does not ignore (tracked, or new), so that a code
+    base's build outputs, caches and run results stay out; None where git cannot say (no
+    git, not a work tree) or where ``folder`` is itself ignored: then all of it is read."""
+    git = shutil.which("git")
+    if git is None:
+        return None
+    try:
+        if subprocess.run([git, "-C", str(folder), "check-ignore", "-q", "."], capture_output=True,
+                          timeout=30).returncode != 1:    # 0: the folder is ignored; 128: not in a work tree
+            return None
+        listed = subprocess.run([git, "-C", str(folder), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                                capture_output=True, timeout=120, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return [folder / name for name in os.fsdecode(listed).split("\0") if name]

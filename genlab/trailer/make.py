@@ -88,6 +88,15 @@ def load_sources(sources: list[str]) -> list[Document]:
     return documents
 
 
+def work_title(documents: list[Document]) -> str:
+    """What the trailer is called: the one document's title, a code base's README title,
+    else the first titles."""
+    if len(documents) == 1 or documents[0].path.name.lower().startswith("readme"):
+        return documents[0].title
+    titles = [d.title for d in documents]
+    return ", ".join(titles) if len(titles) <= 3 else f"{titles[0]}, {titles[1]} and {len(titles) - 2} more"
+
+
 def _code_base_order(root: Path):
     def rank(path: Path) -> tuple:
         relative = path.relative_to(root)
@@ -130,7 +139,7 @@ def make_trailer(model: Model, documents: list[Document], output: Path, config: 
     images, voice = (Metered(get_backend(spec, kind), store=model.store, budget=model.budget, source="trailer")
                      for spec, kind in ((config.images, "image"), (config.voice, "speech")))
     pieces = segments(documents, config.scenes)
-    work = documents[0].title if len(documents) == 1 else ", ".join(d.title for d in documents[:3])
+    work = work_title(documents)
     output.parent.mkdir(parents=True, exist_ok=True)
     parts_path = output.with_suffix(".parts.sqlite")
     if fresh:

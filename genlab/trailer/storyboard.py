@@ -39,6 +39,9 @@ LOGLINE_PROMPT = ("Here are the scenes of a short video trailer for {work}:\n{sc
 #: Longest source text put in one scene's prompt (characters): the rest of a long segment
 #: still counts for its pages, but a 135M model reads little of a long prompt anyway.
 PROMPT_CHARS = 1800
+#: Markdown that cards and narration give as plain words: [text](target) and ![alt](target), *text* and **text**.
+MARKDOWN_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+MARKDOWN_EMPHASIS = re.compile(r"(\*\*?)(\S(?:.*?\S)?)\1")
 #: Longest narration of a scene, and longest logline (characters): a few seconds of speech.
 NARRATION_CHARS, LOGLINE_CHARS = 260, 200
 
@@ -173,15 +176,16 @@ def _words(text: str) -> set[str]:
 
 
 def closing_card(work: str, sources: list[str]) -> Scene:
-    """genlab's own last card: what the trailer was made from."""
-    made_from = ", ".join(sources)
+    """genlab's own last card: what the trailer was made from (a code base's first few files)."""
+    made_from = ", ".join(sources) if len(sources) <= 4 else f"{', '.join(sources[:3])} and {len(sources) - 3} more files"
     return Scene("closing", work, f"{work}. Made from {made_from}.", f"A closing card for {work}", "calm",
                  made_from, (), "")
 
 
 def quote_of(text: str, limit: int = 140) -> str:
     """The first whole sentence of ``text`` that is not a heading, shortened to ``limit``."""
-    flat = " ".join(" ".join(line for line in text.splitlines() if not MARKDOWN_HEADING.match(line)).split())
+    prose = " ".join(line for line in text.splitlines() if not MARKDOWN_HEADING.match(line))
+    flat = _clean(prose)
     sentences = re.findall(r"[^.!?]*[.!?]", flat) or [flat]
     for sentence in sentences:
         sentence = sentence.strip()
@@ -192,7 +196,8 @@ def quote_of(text: str, limit: int = 140) -> str:
 
 
 def _clean(text: str) -> str:
-    return " ".join(text.split())
+    """``text`` on one line, its Markdown links and emphasis as plain words (for cards and speech)."""
+    return " ".join(MARKDOWN_EMPHASIS.sub(r"\2", MARKDOWN_LINK.sub(r"\1", text)).replace("`", "").split())
 
 
 def _whole_sentences(text: str, limit: int) -> str:
