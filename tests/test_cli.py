@@ -1,6 +1,7 @@
 """The `genlab` command, run as a user runs it (a subprocess), reading the real store."""
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -199,6 +200,28 @@ def test_help_reads_as_paragraphs_and_keeps_brackets():
     page = runner.invoke(app, ["eval", "run", "--help"]).output
     assert "Exit code 0 when the gate holds, 100 when a row fails or errors (or the suite's gate," in page
     assert "genlab evolve SPEC [options] starts a run" in runner.invoke(app, ["evolve", "--help"]).output
+
+
+def test_every_help_page_shows_its_examples_one_per_line():
+    """Two example lines in one paragraph of a docstring are joined into one unusable line."""
+    import typer
+    from typer.testing import CliRunner
+
+    from genlab.cli import app
+
+    def commands(command, path):
+        yield path
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from commands(sub, [*path, name])
+
+    runner, pages = CliRunner(env={"COLUMNS": "250"}), 0
+    for path in commands(typer.main.get_command(app), []):
+        page = runner.invoke(app, [*path, "--help"]).output
+        joined = [line for line in page.splitlines()          # "a && genlab b" is one example
+                  if len(re.findall(r"(?:^|\s)genlab [a-z]", re.sub(r"(&&|\|) genlab", "", line))) > 1]
+        assert not joined, f"genlab {' '.join(path)} --help: {joined[0].strip()}"
+        pages += 1
+    assert pages > 40          # every command was walked
 
 
 def test_a_path_in_the_way_is_one_line_naming_it(tmp_path):

@@ -113,6 +113,7 @@ def bench(
     tokens per item.
 
       genlab ttc bench arith-1 arith-2 --limit 100 --plot ttc.png
+
       genlab ttc bench arith-1 --limit 50 --reward-model runs/rm --autorater local --verify-chains 4
     """
     from genlab.models import get_model
