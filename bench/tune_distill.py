@@ -193,7 +193,7 @@ def reward_section(opts) -> dict:
     for index, row in enumerate(questions):
         prompt = [{"role": "user", "content": row["q"]}]
         replies = [c.text.strip() for c in policy.chat(prompt, n=BON_SAMPLES, temperature=BON_TEMPERATURE,
-                                                       max_tokens=12, seed=index).choices]
+                                                       top_p=1.0, top_k=0, max_tokens=12, seed=index).choices]
         scores = [scorer.score(prompt, [{"role": "assistant", "content": r}]) for r in replies]
         right = [row["answer"].lower() in r.lower() for r in replies]
         for n in BON_N:
@@ -203,7 +203,7 @@ def reward_section(opts) -> dict:
             picks[n]["majority"] += row["answer"].lower() in top
             picks[n]["pass_at_n"] += any(right[:n])
     section["best_of_n"] = {
-        "policy": "format SFT model", "samples": BON_SAMPLES, "temperature": BON_TEMPERATURE,
+        "policy": "format SFT model", "samples": BON_SAMPLES, "temperature": BON_TEMPERATURE, "top_p": 1.0, "top_k": 0,
         "questions": len(questions), "seconds": round(time.perf_counter() - started, 1),
         **{f"n={n}": {k: {"correct": c, "rate": c / len(questions), "ci95": list(wilson_interval(c, len(questions)))}
                       for k, c in counts.items()} for n, counts in picks.items()}}

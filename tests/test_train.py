@@ -608,6 +608,35 @@ def test_the_hf_backend_in_enum_mode_returns_the_likeliest_label(store):
         model.chat("hi", response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {}}})
 
 
+def test_the_hf_backend_samples_like_the_embedded_model_where_a_request_sets_nothing(store):
+    """A tuned copy is judged against its base; at temperature 1 with no cut (transformers'
+    own) the 135M model's long tail made word salad. Each sampled token is checked against
+    the model's own ranking (reference logits), so the top-k 40 cut is seen at work."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from genlab.models import Request, get_model
+    from genlab.models.hf import SAMPLING_DEFAULTS, sampling_options
+    from genlab.train.base import base_model_dir
+
+    assert sampling_options(Request(messages=user("hi"))) == SAMPLING_DEFAULTS == \
+        {"temperature": 0.8, "top_k": 40, "top_p": 0.95}
+    assert sampling_options(Request(messages=user("hi"), temperature=1.0, top_k=0)) == \
+        {"temperature": 1.0, "top_k": 0, "top_p": 0.95}                  # what is given wins; 0 turns top-k off
+    model = get_model(f"hf:{base_model_dir()}", store=store, source="test")
+    tokenizer = AutoTokenizer.from_pretrained(base_model_dir())
+    reference = AutoModelForCausalLM.from_pretrained(base_model_dir())
+    messages = user("Tell me about the sea.")
+    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                           return_dict=True)["input_ids"][0].tolist()
+    for seed in range(4):
+        tokens = tokenizer(model.chat(messages, seed=seed, max_tokens=24).text, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logits = reference(torch.tensor([prompt + tokens])).logits[0, len(prompt) - 1:-1]
+        ranks = [int((logits[i] > logits[i, token]).sum()) for i, token in enumerate(tokens)]
+        assert max(ranks) < 40, (seed, ranks)
+
+
 def test_held_out_effect_lines_pair_each_assertion_before_and_after():
     from genlab.train.effect import HeldOutEffect, Rate
 
