@@ -118,6 +118,7 @@ def judge(dataset: Path = typer.Argument(..., help="JSONL: pairwise {input, outp
         for name, s in report["subsets"].items():
             table.add_row(name, str(s["rows"]), f"{100 * s['accuracy']:.1f} %")
         out.print(table)
+        out.print("verdicts over both orders (a pair judged one way in each order is a tie):")
         for cell, n in report["confusion"].items():
             out.print(f"  {cell}: {n}")
     else:
