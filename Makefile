@@ -43,7 +43,7 @@ install: $(STAMP)
 RUN_MINUTES ?= 3
 run: $(STAMP)
 	@dir=runs/make-run-$$(date +%Y%m%d-%H%M%S); \
-	$(VENV)/bin/genlab evolve bin-packing --samples 100000 --max-minutes $(RUN_MINUTES) --run-dir $$dir && \
+	$(VENV)/bin/genlab evolve bin-packing --max-minutes $(RUN_MINUTES) --run-dir $$dir && \
 	$(VENV)/bin/genlab evolve report --no-test $$dir >/dev/null && \
 	$(VENV)/bin/genlab evolve baselines bin-packing --run $$dir
 

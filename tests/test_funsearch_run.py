@@ -111,6 +111,19 @@ def test_a_spec_the_grammar_cannot_describe_is_sampled_freely_with_a_notice(tmp_
     assert "free sampling: 2 samples" in shown.stdout
 
 
+def test_max_minutes_alone_lets_time_end_the_run(tmp_path, genlab_home):
+    """`make run` once passed --samples 100000 so that only its time limit would count."""
+    result = genlab("evolve", "bin-packing", "--max-minutes", "0.1", "--max-tokens", str(MAX_TOKENS),
+                    "--run-dir", str(tmp_path / "r"))
+    assert result.returncode == 0, result.stderr
+    assert "stopped: time limit reached" in result.stdout + result.stderr
+    info = json.loads(genlab("evolve", "show", str(tmp_path / "r"), "--json").stdout)
+    assert info["target"] is None and info["samples"] >= 1
+    assert f"samples {info['samples']} · evaluated" in genlab("evolve", "show", str(tmp_path / "r")).stdout
+    with pytest.raises(ConfigError, match="a run needs an end: --samples, --max-minutes or --budget-usd"):
+        EvolveConfig(spec="bin-packing", samples=None)
+
+
 @pytest.fixture(scope="module")
 def resumed_run(tmp_path_factory):
     """A run killed with SIGKILL mid-way, then resumed to its target."""

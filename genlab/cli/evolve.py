@@ -40,6 +40,10 @@ def _fmt(value: Optional[float], digits: int = 3) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
+def _drawn(samples: int, target: int | None) -> str:
+    return f"{samples} / {target}" if target is not None else str(samples)
+
+
 def _progress_table(progress, run_dir: Path, sampling: str = "", unsafe: str = "") -> Table:
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_row("run", str(run_dir))
@@ -47,7 +51,7 @@ def _progress_table(progress, run_dir: Path, sampling: str = "", unsafe: str = "
         table.add_row("sandbox", Text(f"UNSAFE: missing {unsafe}", style="bold red"))
     if sampling:
         table.add_row("sampling", sampling)
-    table.add_row("samples", f"{progress.samples} / {progress.target}  ({progress.pending} being evaluated)")
+    table.add_row("samples", f"{_drawn(progress.samples, progress.target)}  ({progress.pending} being evaluated)")
     table.add_row("valid", f"{progress.valid} of {progress.evaluated} done ({progress.valid_pct:.1f} %)")
     table.add_row("best score", f"{_fmt(progress.best)}  (seed {_fmt(progress.seed_score)})")
     table.add_row("speed", f"{progress.samples_per_s:.2f} samples/s · {progress.elapsed:.0f} s")
@@ -61,8 +65,8 @@ def run(
     ctx: typer.Context,
     spec: Optional[str] = typer.Argument(None, help="bin-packing, cap-set, or a spec file."),
     model: str = ModelOpt,
-    samples: Optional[int] = typer.Option(None, "--samples", "-n", help=f"Samples to draw in total (default {DEFAULTS.samples}; "
-                                          "with --resume, the run's new target)."),
+    samples: Optional[int] = typer.Option(None, "--samples", "-n", help=f"Samples to draw in total (default {DEFAULTS.samples}, "
+                                          "or as many as --max-minutes allows; with --resume, the run's new target)."),
     budget_usd: Optional[float] = typer.Option(None, "--budget-usd", help="Stop drawing once the run has spent this much "
                                                "(with --resume: in all, counting what it spent before)."),
     workers: int = typer.Option(DEFAULTS.workers, "--workers", help="Model calls in flight at once."),
@@ -119,7 +123,9 @@ def run(
         if spec is None:
             raise ConfigError("give a spec (bin-packing, cap-set, or a spec file) or --resume RUN_DIR")
         options = {"eval_workers": eval_workers} if eval_workers is not None else {}
-        config = EvolveConfig(spec=spec, model=model, samples=DEFAULTS.samples if samples is None else samples,
+        if samples is None and max_minutes is None:
+            samples = DEFAULTS.samples                  # with --max-minutes alone, time ends the run
+        config = EvolveConfig(spec=spec, model=model, samples=samples,
                               budget_usd=budget_usd, workers=workers,
                               seed=seed, seed_model=seed_model, max_minutes=max_minutes, max_tokens=max_tokens, mode=mode,
                               constrain=constrain, seed_program=seed_program,
@@ -173,7 +179,7 @@ def show(run_dir: Path = typer.Argument(..., help="A run directory."),
         out.print_json(data=info)
         return
     out.print(labelled(info["spec"], "bold", f"· {info['model']} · {info['run_dir']}"))
-    out.print(f"samples {info['samples']} / {info['target']} · evaluated {info['evaluated'] or 0} · "
+    out.print(f"samples {_drawn(info['samples'], info['target'])} · evaluated {info['evaluated'] or 0} · "
               f"valid {info['valid'] or 0} · pending {info['pending'] or 0}")
     out.print(f"best score {_fmt(info['best'])} (seed {_fmt(info['seed_score'])}) · "
               f"{info['prompt_tokens'] or 0} prompt + {info['completion_tokens'] or 0} completion tokens · "

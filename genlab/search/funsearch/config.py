@@ -25,7 +25,8 @@ class EvolveConfig:
 
     spec: str                              # built-in name or path of the spec file
     model: str = "local"                   # genlab model spec
-    samples: int = 200                     # samples to draw in total (the seed not counted)
+    samples: int | None = 200              # samples to draw in total (the seed not counted); None:
+                                           # no count, max_minutes or budget_usd ends the run
     samples_per_prompt: int = 4
     temperature: float = 1.0
     top_p: float = 0.95
@@ -50,7 +51,9 @@ class EvolveConfig:
 
     def __post_init__(self) -> None:
         checks = [
-            (self.samples >= 1, "--samples must be at least 1"),
+            (self.samples is None or self.samples >= 1, "--samples must be at least 1"),
+            (self.samples is not None or self.max_minutes is not None or self.budget_usd is not None,
+             "a run needs an end: --samples, --max-minutes or --budget-usd"),
             (self.samples_per_prompt >= 1, "samples per prompt must be at least 1"),
             (self.workers >= 1, "--workers must be at least 1"),
             (self.eval_workers >= 1, "--eval-workers must be at least 1"),

@@ -161,6 +161,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, test: bool 
                                         fromfile=f"parent (sample {parents[-1]})" if parents else "none",
                                         tofile=f"best (sample {best['id']})"))
     valid_pct = 100.0 * (info["valid"] or 0) / max(info["evaluated"] or 0, 1)
+    drawn = info["samples"] if info["target"] is None else f"{info['samples']} / {info['target']}"
     lines = [
         f"# genlab evolve report: {info['spec']}",
         "",
@@ -168,7 +169,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, test: bool 
         "",
         "| samples | evaluated | valid | best score | seed score | prompt tokens | completion tokens | cost (USD) |",
         "|---|---|---|---|---|---|---|---|",
-        f"| {info['samples']} / {info['target']} | {info['evaluated'] or 0} | {info['valid'] or 0} ({valid_pct:.1f} %) "
+        f"| {drawn} | {info['evaluated'] or 0} | {info['valid'] or 0} ({valid_pct:.1f} %) "
         f"| {info['best'] if info['best'] is not None else '—'} | {info['seed_score']} | {info['prompt_tokens'] or 0} "
         f"| {info['completion_tokens'] or 0} | {info['cost_usd'] or 0:.4f} |",
         "",

@@ -38,7 +38,7 @@ MAX_MODEL_FAILURES = 3
 class Progress:
     """A snapshot for the live view."""
 
-    target: int
+    target: int | None        # samples to draw; None: a time or cost limit ends the run
     samples: int = 0          # drawn (saved) samples
     evaluated: int = 0
     valid: int = 0
@@ -269,7 +269,9 @@ class Run:
                 if deadline is not None and time.monotonic() > deadline:
                     self.progress.stopped_because = self.progress.stopped_because or "time limit reached"
                     return
-                n = min(self.config.samples_per_prompt, self.config.samples - self.reserved)
+                n = self.config.samples_per_prompt
+                if self.config.samples is not None:
+                    n = min(n, self.config.samples - self.reserved)
                 if n <= 0 or self.stop.is_set():
                     return
                 self.reserved += n
