@@ -299,3 +299,32 @@ def test_any_search_backend_with_passages_can_be_evaluated_and_briefed(velmora, 
 
     with pytest.raises(ConfigError, match="has no passages\\(\\) method, which a briefing needs"):
         briefing(local, SearchOnly())
+
+
+@pytest.mark.parametrize("draft, kept", [
+    # the embedded model's briefing of the example notebook, as it looped
+    ("It crosses the Grey Sound in a 15-minute 3-minute 1-minute 2-minute 3-minute 4-minute 5-minute 6-minute",
+     "It crosses the Grey Sound in a 15-minute…"),
+    ("The sources include a visitor's guide, a bird-watching guide, a bird-watching guide, a bird-watching guide, a bird-",
+     "The sources include a visitor's guide, a bird-watching…"),
+    ("The library opens at 10:00.[1] Sunday: 13:00 to 17:00 Sunday: 13:00 to 17:00 Sunday: 13:00 to 17:00 Sunday: 13",
+     "The library opens at 10:00. Sunday: 13:00 to 17:00…"),
+    ("It is held at the Harbour Square.[1] It is held on the second weekend.[1] It is held on the second",
+     "It is held at the Harbour Square. It is held on the second weekend."),     # a repeat cut short
+    # prose, numbers and a word said twice are no loop
+    ("Tickets cost 0, 0 and 0 euros for children. The ferry, the ferry! It leaves at nine.",
+     "Tickets cost 0, 0 and 0 euros for children. The ferry, the ferry! It leaves at nine."),
+])
+def test_a_draft_that_loops_is_cut_where_it_starts_to_repeat(draft, kept):
+    assert ground_text(draft, PASSAGES, load_embedder()).answer == kept
+
+
+def test_no_file_of_the_example_notebooks_reads_as_a_loop():
+    """The rule is for what a model writes; the example notebook's prose must pass it whole."""
+    from pathlib import Path
+
+    from genlab.ground.answer import loop_start
+
+    velmora = Path(__file__).resolve().parent.parent / "examples" / "notebook" / "velmora"
+    texts = [p.read_text() for p in sorted(velmora.iterdir()) if p.suffix in (".md", ".txt", ".html")]
+    assert len(texts) == 4 and all(loop_start(text) is None for text in texts)

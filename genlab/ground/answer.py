@@ -211,7 +211,7 @@ def ground_text(raw: str, passages: list[Passage], embedder) -> GroundedAnswer:
     """Strip [n] markers from ``raw`` and turn each sentence into a support for its passages."""
     # "… 1847. [1] Next" → "… 1847 [1]. Next": a marker after the full stop belongs to
     # the sentence before it, so move it inside, where sentence splitting keeps it.
-    raw = drop_repeated_sentences(TRAILING_MARKERS.sub(r"\2\1", raw))
+    raw = cut_loop(drop_repeated_sentences(TRAILING_MARKERS.sub(r"\2\1", raw)))
     clean, markers, invalid = [], [], 0       # markers: (offset in clean text, passage indices)
     position = offset = 0
     for match in MARKER.finditer(raw):
@@ -285,18 +285,54 @@ def sentence_similarity(texts: list[str], passages: list[Passage], embedder) -> 
 
 
 def drop_repeated_sentences(text: str) -> str:
-    """Remove verbatim repeats of an earlier sentence (citation markers aside): they say
-    nothing new, and small models loop. Everything else is kept as written."""
-    kept, seen, position = [], set(), 0
+    """Remove a sentence whose words all stand in one earlier sentence (citation markers
+    aside): a repeat, or a repeat cut short, says nothing new, and small models loop.
+    Everything else is kept as written."""
+    kept, seen, position = [], [], 0
     for m in SENTENCE.finditer(text):
-        key = " ".join(MARKER.sub("", m.group()).split()).lower()
-        if key and key in seen:
+        words = set(re.findall(r"\w+", MARKER.sub("", m.group()).lower()))
+        if words and any(words <= earlier for earlier in seen):
             kept.append(text[position:m.start()].rstrip(" "))
         else:
-            seen.add(key)
+            seen.append(words)
             kept.append(text[position:m.end()])
         position = m.end()
     return re.sub(r"\n{3,}", "\n\n", "".join(kept) + text[position:])
+
+
+#: A loop: up to LOOP_PERIOD words said three times back to back ("a bird-watching guide, a
+#: bird-watching guide, a bird-watching guide"), or a word of four letters or more every second
+#: or third word, six times ("15-minute 3-minute 1-minute 2-minute 3-minute 4-minute": the
+#: numbers differ, the word does not). Prose and documents do neither.
+LOOP_PERIOD, LOOP_STRIDES, LOOP_COUNT = 20, (2, 3), 6
+
+
+def loop_start(text: str) -> int | None:
+    """Where a small model's loop in ``text`` starts to repeat (the second saying of what it
+    says again and again), or None for prose."""
+    words = list(re.finditer(r"\w+", text))
+    tokens = [w.group().lower() for w in words]
+    for i, token in enumerate(tokens):
+        repeats = next((d for d in range(1, LOOP_PERIOD + 1) if i + 3 * d <= len(tokens)
+                        and tokens[i:i + d] == tokens[i + d:i + 2 * d] == tokens[i + 2 * d:i + 3 * d]
+                        and any(len(t) >= 3 and not t.isdigit() for t in tokens[i:i + d])), None)   # not "0, 0, 0"
+        counts = next((d for d in LOOP_STRIDES if len(token) >= 4 and
+                       all(tokens[i + n * d:i + n * d + 1] == [token] for n in range(LOOP_COUNT))), None)
+        if repeats or counts:
+            start = words[i + (repeats or counts)].start()
+            while start > 0 and not text[start - 1].isspace():   # the whole of "3-minute", not "minute"
+                start -= 1
+            return start
+    return None
+
+
+def cut_loop(text: str) -> str:
+    """``text`` up to where it starts to loop, marked as cut ("…"); prose as it is."""
+    start = loop_start(text)
+    if start is None:
+        return text
+    head = text[:start].rstrip(" ,;:-\n")
+    return head if head.endswith((".", "!", "?", "]")) else head + "…"
 
 
 def split_sentences(text: str) -> list[str]:

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections import Counter
 from dataclasses import asdict, dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from genlab.errors import ModelError
+from genlab.ground.answer import loop_start
 from genlab.ground.support import lexical_support
 from genlab.models import Model
 from genlab.models.media import MOODS
@@ -163,12 +163,9 @@ def write_logline(model: Model, scenes: list[Scene], work: str) -> Scene:
                  scenes[0].mood if scenes else "calm", "", (), "", replaced)
 
 
-def looped(text: str, words: int = 4) -> bool:
-    """Whether ``text`` says one run of ``words`` words three times: a small model's loop at
-    temperature 0 ("a short history of Velmora, and more, a short history of …"), not prose."""
-    tokens = re.findall(r"\w+", text.lower())
-    runs = Counter(tuple(tokens[i:i + words]) for i in range(len(tokens) - words + 1))
-    return any(count >= 3 for count in runs.values())
+def looped(text: str) -> bool:
+    """Whether the model went round in a loop (genlab.ground.answer.loop_start)."""
+    return loop_start(text) is not None
 
 
 def _words(text: str) -> set[str]:
