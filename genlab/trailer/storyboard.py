@@ -203,6 +203,8 @@ def _whole_sentences(text: str, limit: int) -> str:
     cut = len(text) >= limit
     text = _clean(text)
     end = max(text.rfind(". "), text.rfind("! "), text.rfind("? "))
-    if text[-1:] in ".!?" or not cut:
+    if text[-1:] in ".!?":
         return text
-    return text[:end + 1] if end >= 0 else text.rstrip(" ,;:-") + "…"
+    if end >= 0:
+        return text[:end + 1]
+    return text.rstrip(" ,;:-") + "…" if cut else text
