@@ -285,13 +285,13 @@ def sentence_similarity(texts: list[str], passages: list[Passage], embedder) -> 
 
 
 def drop_repeated_sentences(text: str) -> str:
-    """Remove a sentence whose words all stand in one earlier sentence (citation markers
-    aside): a repeat, or a repeat cut short, says nothing new, and small models loop.
-    Everything else is kept as written."""
+    """Remove a sentence whose words begin an earlier sentence (citation markers aside): a
+    repeat, or a repeat cut short, says nothing new, and small models loop. Everything else
+    is kept as written."""
     kept, seen, position = [], [], 0
     for m in SENTENCE.finditer(text):
-        words = set(re.findall(r"\w+", MARKER.sub("", m.group()).lower()))
-        if words and any(words <= earlier for earlier in seen):
+        words = re.findall(r"\w+", MARKER.sub("", m.group()).lower())
+        if words and any(earlier[:len(words)] == words for earlier in seen):
             kept.append(text[position:m.start()].rstrip(" "))
         else:
             seen.append(words)
