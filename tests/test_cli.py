@@ -72,6 +72,8 @@ def test_cached_prompt_is_a_cache_hit(genlab_home):
     (("prompt", "--budget-usd", "1", "-m", "http://127.0.0.1:9/v1#m", "hi"), "error: no price is known for 'm'"),
     (("prompt", "--budget-tokens", "0", "hi"), "error: the budget of 0 tokens is spent"),
     (("prompt", "-m", "local:/missing.gguf", "hi"), "error: no GGUF file at /missing.gguf"),
+    (("prompt", "-m", "hf:/missing-model", "hi"), "error: hf:/missing-model: no such folder; train one with genlab tune"),
+    (("prompt", "-m", "hf:/", "hi"), "error: hf:/ is not a Hugging Face model folder (no config.json)"),
     (("prompt", ""), "error: the prompt is empty"),
     (("prompt", "--stop", "", "hi"), "error: invalid request: stop: a stop sequence must not be empty"),
     (("prompt", "--presence-penalty", "3", "hi"), "error: invalid request: presence_penalty: Input should be less"),

@@ -73,6 +73,9 @@ class HFBackend(Backend):
 
     def __init__(self, path: str):
         self.path = Path(path).expanduser()
+        if not self.path.exists():
+            raise ConfigError(f"hf:{path}: no such folder; train one with genlab tune -o {path}, or point at a "
+                              "saved model")
         if not (self.path / "config.json").is_file():
             raise ConfigError(f"hf:{path} is not a Hugging Face model folder (no config.json); "
                               "train one with genlab tune, or point at a saved model")
