@@ -90,3 +90,16 @@ def test_faq_items_are_grounded_questions(velmora, tmp_path):
     assert len({s["heading"] for s in sections}) == len(sections)
     markdown = (tmp_path / "faq.md").read_text()
     assert all(f"**Q: {s['heading']}**" in markdown for s in sections) and "## Sources" in markdown
+
+
+@pytest.mark.parametrize("reply, question", [
+    # the embedded model's own, for the example notebook's audio overview
+    ("What is the answer to this question? What is the name of the island that is named after the kestrels?",
+     "What is the name of the island that is named after the kestrels?"),
+    ('"When does the ferry leave?"\nIt leaves at nine.', "When does the ferry leave?"),
+    ("Is the library open on Sundays? If so, when?", "Is the library open on Sundays?"),
+])
+def test_a_faq_question_is_the_one_the_reply_asks(reply, question):
+    from genlab.ground.outputs import the_question
+
+    assert the_question(reply) == question

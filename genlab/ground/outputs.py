@@ -16,6 +16,8 @@ points at a passage:
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 
 from genlab.ground.answer import GroundedAnswer, answer_from, ask
@@ -110,9 +112,8 @@ def faq(model: Model, search: SearchBackend, *, items: int = 6, k: int = 4, prog
     document = GroundedDocument(f"FAQ: {display_name(search)}")
     asked = set()
     for passage in _spread(search, ATTEMPTS_PER_ITEM * items):
-        lines = model.chat(QUESTION_PROMPT.format(passage=" ".join(passage.text.split())), temperature=0,
-                           max_tokens=60, cache=True).text.strip().splitlines()
-        question = lines[0].strip().strip('"') if lines else ""
+        question = the_question(model.chat(QUESTION_PROMPT.format(passage=" ".join(passage.text.split())),
+                                           temperature=0, max_tokens=60, cache=True).text)
         if question and question.lower() not in asked:
             asked.add(question.lower())
             # The question was written from a passage, so the coverage gate (meant for a
@@ -126,6 +127,15 @@ def faq(model: Model, search: SearchBackend, *, items: int = 6, k: int = 4, prog
                 if len(document.sections) == items:
                     break
     return document
+
+
+def the_question(reply: str) -> str:
+    """The question a reply asks: its first line, and of several questions there the
+    longest ("What is the answer to this question? What is the name of the island …?")."""
+    lines = reply.strip().splitlines()
+    first = lines[0].strip().strip('"') if lines else ""
+    asked = [q.strip() for q in re.findall(r"[^?]*\?", first)]
+    return max(asked, key=len) if len(asked) > 1 else first
 
 
 @dataclass(frozen=True)
