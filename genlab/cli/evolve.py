@@ -40,10 +40,6 @@ def _fmt(value: Optional[float], digits: int = 3) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def _drawn(samples: int, target: int | None) -> str:
-    return f"{samples} / {target}" if target is not None else str(samples)
-
-
 def _progress_table(progress, run_dir: Path, sampling: str = "", unsafe: str = "") -> Table:
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_row("run", str(run_dir))
@@ -51,7 +47,9 @@ def _progress_table(progress, run_dir: Path, sampling: str = "", unsafe: str = "
         table.add_row("sandbox", Text(f"UNSAFE: missing {unsafe}", style="bold red"))
     if sampling:
         table.add_row("sampling", sampling)
-    table.add_row("samples", f"{_drawn(progress.samples, progress.target)}  ({progress.pending} being evaluated)")
+    from genlab.search.funsearch.report import drawn
+
+    table.add_row("samples", f"{drawn(progress.samples, progress.target)}  ({progress.pending} being evaluated)")
     table.add_row("valid", f"{progress.valid} of {progress.evaluated} done ({progress.valid_pct:.1f} %)")
     table.add_row("best score", f"{_fmt(progress.best)}  (seed {_fmt(progress.seed_score)})")
     table.add_row("speed", f"{progress.samples_per_s:.2f} samples/s · {progress.elapsed:.0f} s")
@@ -171,7 +169,7 @@ def run(
 def show(run_dir: Path = typer.Argument(..., help="A run directory."),
          as_json: bool = typer.Option(False, "--json")) -> None:
     """Summarise a run: counts, best score, outcomes, top programs."""
-    from genlab.search.funsearch.report import open_run, summary
+    from genlab.search.funsearch.report import drawn, open_run, summary
 
     store, _ = open_run(run_dir)
     info = summary(store)
@@ -179,7 +177,7 @@ def show(run_dir: Path = typer.Argument(..., help="A run directory."),
         out.print_json(data=info)
         return
     out.print(labelled(info["spec"], "bold", f"· {info['model']} · {info['run_dir']}"))
-    out.print(f"samples {_drawn(info['samples'], info['target'])} · evaluated {info['evaluated'] or 0} · "
+    out.print(f"samples {drawn(info['samples'], info['target'])} · evaluated {info['evaluated'] or 0} · "
               f"valid {info['valid'] or 0} · pending {info['pending'] or 0}")
     out.print(f"best score {_fmt(info['best'])} (seed {_fmt(info['seed_score'])}) · "
               f"{info['prompt_tokens'] or 0} prompt + {info['completion_tokens'] or 0} completion tokens · "

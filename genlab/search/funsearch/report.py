@@ -43,6 +43,11 @@ def summary(store: RunStore) -> dict[str, Any]:
             **counts, "outcomes": kinds, "sampling": sampling, "top": top}
 
 
+def drawn(samples: int, target: int | None) -> str:
+    """Samples drawn, against the run's target where it has one (a time limit may end it)."""
+    return f"{samples} / {target}" if target is not None else str(samples)
+
+
 def best_sample(store: RunStore) -> dict[str, Any]:
     """Return the best-scoring sample (shortest among ties; the seed counts too)."""
     rows = store.query("SELECT * FROM samples WHERE score IS NOT NULL ORDER BY score DESC, length(code), id LIMIT 1")
@@ -161,7 +166,6 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, test: bool 
                                         fromfile=f"parent (sample {parents[-1]})" if parents else "none",
                                         tofile=f"best (sample {best['id']})"))
     valid_pct = 100.0 * (info["valid"] or 0) / max(info["evaluated"] or 0, 1)
-    drawn = info["samples"] if info["target"] is None else f"{info['samples']} / {info['target']}"
     lines = [
         f"# genlab evolve report: {info['spec']}",
         "",
@@ -169,7 +173,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, test: bool 
         "",
         "| samples | evaluated | valid | best score | seed score | prompt tokens | completion tokens | cost (USD) |",
         "|---|---|---|---|---|---|---|---|",
-        f"| {drawn} | {info['evaluated'] or 0} | {info['valid'] or 0} ({valid_pct:.1f} %) "
+        f"| {drawn(info['samples'], info['target'])} | {info['evaluated'] or 0} | {info['valid'] or 0} ({valid_pct:.1f} %) "
         f"| {info['best'] if info['best'] is not None else '—'} | {info['seed_score']} | {info['prompt_tokens'] or 0} "
         f"| {info['completion_tokens'] or 0} | {info['cost_usd'] or 0:.4f} |",
         "",
