@@ -39,6 +39,9 @@ def test_rouge_does_not_zero_non_latin_text():
     ("icontains", "CAT", "a cat", "a dog"),
     ("contains-any", ["cat", "dog"], "a dog", "a cow"),
     ("contains-all", ["cat", "dog"], "cat and dog", "cat only"),
+    ("contains-any", ["red", "blue"], "Red or blue", "Red or Blue"),
+    ("icontains-any", ["red", "blue"], "A colour is: Red", "green"),
+    ("icontains-all", ["CAT", "dog"], "Cat and DOG", "cat only"),
     ("regex", r"\d{3}", "code 123", "code 12"),
     ("starts-with", "Yes", "Yes, indeed", "No, yes"),
     ("is-json", None, '{"a": 1}', "{a: 1}"),
@@ -57,6 +60,11 @@ def test_every_assertion_passes_and_fails(kind, value, good, bad):
     else:
         tight = 1 if kind == "latency" else 0.001
         assert not run_assertion(kind, "x", tight, CTX).passed
+
+
+def test_contains_reasons_name_what_was_looked_for():
+    assert run_assertion("contains-any", "A colour is: Red", ["red", "blue"], CTX).reason == "none of ['red', 'blue'] found"
+    assert run_assertion("icontains-all", "Red", ["red", "blue"], CTX).reason == "missing ['blue'] (any case)"
 
 
 def test_python_assertion(tmp_path):

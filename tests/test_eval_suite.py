@@ -2,7 +2,7 @@
 
 import pytest
 
-from genlab.evaluate.suite import SuiteError, load_suite
+from genlab.evaluate.suite import SuiteError, expected_assertion, load_suite
 
 GOOD = """description: t
 prompts: ["Say {{word}}"]
@@ -100,6 +100,18 @@ def test_tests_from_csv_and_jsonl(tmp_path):
     (tmp_path / "cases.jsonl").write_text('{"word": "hi"}\n{"vars": {"word": "yo"}, "assert": [{"type": "contains", "value": "yo"}]}\n')
     path.write_text('prompts: ["Say {{word}}"]\ntests: cases.jsonl\n')
     assert len(load_suite(path).tests) == 2
+
+
+@pytest.mark.parametrize("expected, assertion", [
+    ("contains: hi", {"type": "contains", "value": "hi"}),
+    ("not-icontains:Error", {"type": "not-icontains", "value": "Error"}),
+    ("icontains-any: red, blue", {"type": "icontains-any", "value": ["red", "blue"]}),
+    ("4", {"type": "equals", "value": "4"}),                      # no type: the exact answer
+    ("Answer: Paris", {"type": "equals", "value": "Answer: Paris"}),
+])
+def test_a_csv_expected_column_reads_as_promptfoo_reads_it(expected, assertion):
+    """A bare answer was refused as "unknown assertion type '4'"."""
+    assert expected_assertion(expected) == assertion
 
 
 @pytest.mark.parametrize("data, message", [

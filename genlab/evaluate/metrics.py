@@ -62,14 +62,17 @@ def icontains(output: str, value: Any, ctx: Context) -> Score:
     return _binary(ok, f"{'contains' if ok else 'does not contain'} {str(value)[:60]!r} (any case)")
 
 
-def contains_any(output: str, value: Any, ctx: Context) -> Score:
-    found = [v for v in _texts(value) if v in output]
-    return _binary(bool(found), f"found {found}" if found else "none of the values found")
-
-
-def contains_all(output: str, value: Any, ctx: Context) -> Score:
-    missing = [v for v in _texts(value) if v not in output]
-    return _binary(not missing, "all found" if not missing else f"missing {missing}")
+def _contains_some(every: bool, any_case: bool) -> Callable[[str, Any, Context], Score]:
+    """contains-any / contains-all, and their i- forms that ignore case (as promptfoo's)."""
+    def check(output: str, value: Any, ctx: Context) -> Score:
+        fold = str.lower if any_case else str
+        missing = [v for v in _texts(value) if fold(v) not in fold(output)]
+        found = [v for v in _texts(value) if v not in missing]
+        case = " (any case)" if any_case else ""
+        if every:
+            return _binary(not missing, f"all found{case}" if not missing else f"missing {missing}{case}")
+        return _binary(bool(found), f"found {found}{case}" if found else f"none of {missing} found{case}")
+    return check
 
 
 def check_value(kind: str, value: Any) -> None:
@@ -218,7 +221,8 @@ def load_user_function(ref: str, base_dir: Path, what: str = "python assertion")
 
 ASSERTIONS: dict[str, Callable[[str, Any, Context], Score]] = {
     "equals": equals, "exact-match": equals, "contains": contains, "icontains": icontains,
-    "contains-any": contains_any, "contains-all": contains_all, "regex": regex, "starts-with": starts_with,
+    "contains-any": _contains_some(False, False), "contains-all": _contains_some(True, False),
+    "icontains-any": _contains_some(False, True), "icontains-all": _contains_some(True, True), "regex": regex, "starts-with": starts_with,
     "is-json": is_json, "bleu": bleu, "rouge-1": _rouge("rouge1"), "rouge-2": _rouge("rouge2"),
     "rouge-l": _rouge("rougeL"), "rouge-lsum": _rouge("rougeLsum"), "levenshtein": levenshtein,
     "latency": latency, "cost": cost, "python": python,

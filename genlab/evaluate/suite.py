@@ -263,6 +263,19 @@ def load_suite(path: str | Path, overrides: dict | None = None) -> Suite:
     return suite
 
 
+def expected_assertion(expected: str) -> dict[str, Any]:
+    """A CSV row's ``__expected`` as promptfoo reads it: ``TYPE: VALUE`` where TYPE is an
+    assertion type (``contains-any: red, blue`` names several values), else the whole text
+    as the exact answer (``4``, ``Answer: Paris``)."""
+    kind, colon, value = expected.partition(":")
+    kind, value = kind.strip(), value.strip()
+    if not colon or kind.removeprefix("not-") not in ASSERTIONS:
+        return {"type": "equals", "value": expected}
+    if kind.removeprefix("not-").endswith(("-any", "-all")):
+        return {"type": kind, "value": [v.strip() for v in value.split(",")]}
+    return {"type": kind, "value": value}
+
+
 def _load_tests(spec: SuiteSpec, path: Path, root) -> list[TestSpec]:
     if isinstance(spec.tests, list):
         return spec.tests
@@ -279,8 +292,7 @@ def _load_tests(spec: SuiteSpec, path: Path, root) -> list[TestSpec]:
             expected = row.pop("__expected", None)
             test: dict[str, Any] = {"vars": row}
             if expected:
-                kind, _, value = expected.partition(":")
-                test["assert"] = [{"type": kind.strip(), "value": value.strip()}]
+                test["assert"] = [expected_assertion(expected)]
             rows.append((number, test))
     else:
         raise SuiteError(f"{path} line {line}, key tests: test files are .jsonl or .csv, not {file.suffix}")
