@@ -252,9 +252,12 @@ def test_reward_model_reports_held_out_accuracy_and_scores(trained, tmp_path):
 
 
 @pytest.mark.parametrize("rows, kind, message", [
-    ([{"text": "x"}], "sft", r"a sft row needs \{messages\} or \{prompt, completion\}; got keys \['text'\]"),
+    ([{"text": "x"}], "sft", r"an sft row needs \{messages\} or \{prompt, completion\}; got keys \['text'\]"),
     ([{"messages": user("hi")}] * 2, "sft", "must end with the assistant's message"),
-    ([{"prompt": "a", "chosen": "b", "rejected": "c"}], "preference", "1 preference rows; this needs at least 2"),
+    ([{"prompt": "a", "chosen": "b", "rejected": "c"}], "preference", "1 preference row; this needs at least 2"),
+    ([{"prompt": "a", "chosen": "b", "rejected": "c"}] * 2, "sft",   # a file meant for another command
+     r"got keys \['chosen', 'prompt', 'rejected'\] \(a preference row, which genlab tune dpo or reward reads\)"),
+    ([{"messages": user("a") + assistant("b")}] * 2, "unpaired", r"\(an sft row, which genlab tune sft reads\)"),
     ([{"prompt": "a", "completion": "b", "label": "yes"}] * 2, "unpaired", "\"label\" must be true"),
     ([{"prompt": "a", "completion": "b", "label": True}] * 2, "unpaired", "needs both thumbs up"),
     ([{"messages": user("a") + assistant("b")}, {"prompt": "a", "completion": "b"}], "sft", "rows mix"),

@@ -23,9 +23,16 @@ FIELDS = {
     "unpaired": (("prompt", "completion", "label"),),
     "prompts": (("prompt",),),
 }
+#: The commands that read each kind: named when a row has another kind's shape.
+READ_BY = {"sft": "genlab tune sft", "preference": "genlab tune dpo or reward",
+           "unpaired": "genlab tune kto", "prompts": "genlab tune grpo"}
 ROLES = {"system", "user", "assistant"}
 #: Share of rows held out to measure a trained model on (at least one row).
 HELD_OUT = 0.2
+
+
+def _a(kind: str) -> str:
+    return f"{'an' if kind in ('sft', 'unpaired') else 'a'} {kind}"
 
 
 def load_rows(path: Path, kind: str, *, min_rows: int = 2, keep_fields: bool = False) -> list[dict]:
@@ -38,7 +45,10 @@ def load_rows(path: Path, kind: str, *, min_rows: int = 2, keep_fields: bool = F
         shape = next((s for s in shapes if all(k in row for k in s)), None)
         if shape is None:
             wanted = " or ".join("{" + ", ".join(s) + "}" for s in shapes)
-            raise ConfigError(f"{where}: a {kind} row needs {wanted}; got keys {sorted(row)}")
+            fits = max(((len(s), other) for other, ss in FIELDS.items() for s in ss
+                        if other != kind and set(s) <= set(row)), default=None)
+            hint = f" ({_a(fits[1])} row, which {READ_BY[fits[1]]} reads)" if fits else ""
+            raise ConfigError(f"{where}: {_a(kind)} row needs {wanted}; got keys {sorted(row)}{hint}")
         for key in shape:
             if key == "label":
                 if not isinstance(row[key], bool):
@@ -54,7 +64,7 @@ def load_rows(path: Path, kind: str, *, min_rows: int = 2, keep_fields: bool = F
         raise ConfigError(f"{path}: rows mix {' and '.join(sorted({', '.join(r) for r in rows}))}; "
                           "use one shape per file")
     if len(rows) < min_rows:
-        raise ConfigError(f"{path}: {len(rows)} {kind} rows; this needs at least {min_rows}")
+        raise ConfigError(f"{path}: {len(rows)} {kind} row{'s' * (len(rows) != 1)}; this needs at least {min_rows}")
     if kind == "unpaired" and len({r["label"] for r in rows}) < 2:
         raise ConfigError(f"{path}: KTO needs both thumbs up (label true) and thumbs down (label false) rows")
     return rows
