@@ -35,6 +35,10 @@ def labelled(label: str, style: str, text: str) -> Text:
 
 ModelOpt = typer.Option("local", "--model", "-m", help="Model spec: " + ", ".join(e.usage for e in BUILTIN if e.kind == "model")
                         + ", or a plugin's (genlab models lists them).")
+JsonOpt = typer.Option(False, "--json", help="Print the result as JSON.")
+BudgetUsdOpt = typer.Option(None, "--budget-usd", help="Refuse any call that could take the spending past this "
+                            "many US dollars.")
+BudgetTokensOpt = typer.Option(None, "--budget-tokens", help="Refuse further calls once this many tokens are spent.")
 
 
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")

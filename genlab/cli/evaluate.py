@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from genlab.cli.common import app, err, labelled, out, progress_bars
+from genlab.cli.common import BudgetUsdOpt, JsonOpt, app, err, labelled, out, progress_bars
 from genlab.errors import ConfigError
 
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate models: reference metrics and LLM autoraters.")
@@ -21,7 +21,7 @@ def run(suite_path: Path = typer.Argument(..., help="The suite YAML file."),
         output: Optional[Path] = typer.Option(None, "--out", help="Results directory (default evals/SUITE)."),
         concurrency: Optional[int] = typer.Option(None, "--concurrency", min=1, help="Rows at once (default: the suite's)."),
         no_cache: bool = typer.Option(False, "--no-cache", help="Call the models even for stored answers."),
-        budget_usd: Optional[float] = typer.Option(None, "--budget-usd"),
+        budget_usd: Optional[float] = BudgetUsdOpt,
         fail_under: Optional[float] = typer.Option(None, "--fail-under", min=0.0, max=1.0, help="Pass when at least this share of "
                                                    "rows passes (0-1; default: the suite's gate, else 1)."),
         compare_to: Optional[Path] = typer.Option(None, "--compare-to", help="An earlier run's --out directory: "
@@ -91,8 +91,8 @@ def judge(dataset: Path = typer.Argument(..., help="JSONL: pairwise {input, outp
           judge_model: str = typer.Option("local", "--judge", "-j", help="The judge's model spec."),
           metric: str = typer.Option("text_quality", "--metric", help="Built-in metric (pairwise_ prefix added "
                                      "for pairwise data)."),
-          concurrency: int = typer.Option(2, "--concurrency", min=1),
-          as_json: bool = typer.Option(False, "--json")) -> None:
+          concurrency: int = typer.Option(2, "--concurrency", min=1, help="Judge calls at once."),
+          as_json: bool = JsonOpt) -> None:
     """Measure a judge against human labels: accuracy over both orders, position consistency, ties."""
     from genlab.evaluate.builtin import pairwise_metric, pointwise_metric
     from genlab.evaluate.judge import evaluate_pairwise, evaluate_pointwise, read_dataset

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
-from genlab.cli.common import ModelOpt, app, err, labelled, out, writable_folder
+from genlab.cli.common import JsonOpt, ModelOpt, app, err, labelled, out, writable_folder
 from genlab.errors import ConfigError
 from genlab.search.funsearch.config import RESUME_MAY_CHANGE, EvolveConfig
 from genlab.search.funsearch.database import DatabaseConfig
@@ -167,7 +167,7 @@ def run(
 
 @evolve_app.command()
 def show(run_dir: Path = typer.Argument(..., help="A run directory."),
-         as_json: bool = typer.Option(False, "--json")) -> None:
+         as_json: bool = JsonOpt) -> None:
     """Summarise a run: counts, best score, outcomes, top programs."""
     from genlab.search.funsearch.report import drawn, open_run, summary
 
@@ -224,7 +224,7 @@ def report(run_dir: Path = typer.Argument(..., help="A run directory."),
 @evolve_app.command()
 def score(spec: str = typer.Argument(..., help="Spec name or file."),
           program: Path = typer.Argument(..., help="A .py file with the evolved function."),
-          as_json: bool = typer.Option(False, "--json"),
+          as_json: bool = JsonOpt,
           unsafe_sandbox: bool = typer.Option(False, "--unsafe-sandbox", help="Run even where the sandbox "
                                               "cannot fully isolate programs.")) -> None:
     """Score a program on the spec's training inputs and held-out sets, in the sandbox."""
@@ -247,7 +247,7 @@ def score(spec: str = typer.Argument(..., help="Spec name or file."),
 @evolve_app.command()
 def baselines(spec: str = typer.Argument("bin-packing", help="Spec name or file."),
               run_dir: Optional[Path] = typer.Option(None, "--run", help="Add this run's best program."),
-              as_json: bool = typer.Option(False, "--json"),
+              as_json: bool = JsonOpt,
               unsafe_sandbox: bool = typer.Option(False, "--unsafe-sandbox", help="Run even where the "
                                                   "sandbox cannot fully isolate programs.")) -> None:
     """Print the spec's baselines on its held-out sets (bin packing: First Fit, Best Fit, the paper)."""

@@ -19,6 +19,7 @@ from genlab.errors import ConfigError, GenlabError
 notebook_app = typer.Typer(no_args_is_help=True, help="Notebooks: your sources, indexed for grounded answers.")
 app.add_typer(notebook_app, name="notebook")
 
+NameArg = typer.Argument(..., help="The notebook's name (genlab notebook list shows them).")
 KOpt = typer.Option(4, "-k", min=1, help="Passages to retrieve; the abstention gates read them all.")
 ShownOpt = typer.Option(2, "--shown", min=1, help="Of those, how many the model is shown (2 suits the embedded "
                         "model; a bigger one may use more).")
@@ -62,7 +63,7 @@ def create(name: str = typer.Argument(..., help="Letters, digits, '-', '_', '.'.
 
 
 @notebook_app.command()
-def add(name: str, paths: list[Path] = typer.Argument(..., help="PDF, Markdown, text or HTML files, or folders."),
+def add(name: str = NameArg, paths: list[Path] = typer.Argument(..., help="PDF, Markdown, text or HTML files, or folders."),
         skip_bad: bool = typer.Option(False, "--skip-bad", help="Add the readable files and list the others.")) -> None:
     """Add sources; unchanged files are skipped, changed ones re-indexed.
 
@@ -74,7 +75,7 @@ def add(name: str, paths: list[Path] = typer.Argument(..., help="PDF, Markdown, 
 
 
 @notebook_app.command()
-def refresh(name: str) -> None:
+def refresh(name: str = NameArg) -> None:
     """Re-index the sources whose files changed since they were added; name the missing ones.
 
     Example: genlab notebook refresh velmora
@@ -117,7 +118,7 @@ def _add(notebook, name: str, paths: list[Path], skip_bad: bool) -> None:
 
 
 @notebook_app.command()
-def remove(name: str, sources: list[str] = typer.Argument(..., help="Source ids (as `genlab notebook sources` "
+def remove(name: str = NameArg, sources: list[str] = typer.Argument(..., help="Source ids (as `genlab notebook sources` "
                                                           "lists them), paths or file names.")) -> None:
     """Remove sources, with their chunks, from a notebook (your files are untouched).
 
@@ -149,7 +150,7 @@ def list_() -> None:
 
 
 @notebook_app.command()
-def sources(name: str) -> None:
+def sources(name: str = NameArg) -> None:
     """List a notebook's sources."""
     from genlab.ground.notebook import Notebook
 
@@ -166,7 +167,7 @@ def sources(name: str) -> None:
 
 
 @notebook_app.command()
-def delete(name: str, yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask.")) -> None:
+def delete(name: str = NameArg, yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask.")) -> None:
     """Delete a notebook (its index; your files are untouched)."""
     from genlab.ground.notebook import Notebook
 
@@ -177,7 +178,7 @@ def delete(name: str, yes: bool = typer.Option(False, "--yes", "-y", help="Do no
 
 
 @notebook_app.command()
-def search(name: str, query: str, k: int = typer.Option(5, "-k", min=1),
+def search(name: str = NameArg, query: str = typer.Argument(..., help="What to look for."), k: int = typer.Option(5, "-k", min=1, help="Passages to show."),
            method: str = typer.Option("reranked", "--method", help="bm25, dense, hybrid or reranked.")) -> None:
     """Show what retrieval finds, without a model.  Example: genlab notebook search velmora "ferry fares" """
     _not_empty(query, "query")
@@ -231,7 +232,7 @@ def _pct(value: float | None) -> str:
 @app.command()
 def ask(source: str = typer.Argument(..., help="Notebook name, or a search-backend spec (notebook:NAME, "
                                      "plugin:NAME, module:callable)."),
-        question: str = typer.Argument(...),
+        question: str = typer.Argument(..., help="What to ask the sources."),
         model: str = ModelOpt, k: int = KOpt, shown: int = ShownOpt,
         min_similarity: Optional[float] = MinSimilarityOpt,
         min_coverage: Optional[float] = MinCoverageOpt,
@@ -270,7 +271,7 @@ def ask(source: str = typer.Argument(..., help="Notebook name, or a search-backe
 
 
 @notebook_app.command()
-def chat(name: str, model: str = ModelOpt, k: int = KOpt, shown: int = ShownOpt, quote: bool = QuoteOpt) -> None:
+def chat(name: str = NameArg, model: str = ModelOpt, k: int = KOpt, shown: int = ShownOpt, quote: bool = QuoteOpt) -> None:
     """Ask questions in a loop; each answer is grounded and cited. /exit or Ctrl-D leaves."""
     from genlab.ground.answer import ask as ground_ask
     from genlab.models import get_model
@@ -293,7 +294,7 @@ def chat(name: str, model: str = ModelOpt, k: int = KOpt, shown: int = ShownOpt,
 
 
 @notebook_app.command("eval")
-def eval_(name: str, qa: Path = typer.Argument(..., help="QA JSONL: question, evidence, optional answer/source, "
+def eval_(name: str = NameArg, qa: Path = typer.Argument(..., help="QA JSONL: question, evidence, optional answer/source, "
                                               "or answerable=false."),
           model: str = ModelOpt, k: int = KOpt, shown: int = ShownOpt,
           answers: bool = typer.Option(True, "--answers/--no-answers", help="Also answer every question and "
@@ -353,7 +354,7 @@ def _write_document(document, output: Optional[Path], question_headings: bool = 
 
 
 @notebook_app.command()
-def briefing(name: str, model: str = ModelOpt,
+def briefing(name: str = NameArg, model: str = ModelOpt,
              output: Optional[Path] = typer.Option(None, "--out", help="Markdown file (JSON beside it).")) -> None:
     """A briefing doc: each source's key facts, with citations."""
     from genlab.ground.outputs import briefing as make_briefing
@@ -368,7 +369,7 @@ def briefing(name: str, model: str = ModelOpt,
 
 
 @notebook_app.command()
-def faq(name: str, model: str = ModelOpt, items: int = typer.Option(6, "--items", min=1),
+def faq(name: str = NameArg, model: str = ModelOpt, items: int = typer.Option(6, "--items", min=1, help="Questions to ask."),
         output: Optional[Path] = typer.Option(None, "--out", help="Markdown file (JSON beside it).")) -> None:
     """Questions the sources answer, each answered with citations."""
     from genlab.ground.outputs import faq as make_faq
@@ -383,7 +384,7 @@ def faq(name: str, model: str = ModelOpt, items: int = typer.Option(6, "--items"
 
 
 @notebook_app.command()
-def audio(name: str, model: str = ModelOpt, items: int = typer.Option(4, "--items", min=1),
+def audio(name: str = NameArg, model: str = ModelOpt, items: int = typer.Option(4, "--items", min=1, help="Topics the hosts talk through."),
           output: Path = typer.Option(Path("overview.wav"), "--out", help="WAV file; the transcript goes beside it "
                                       "(.json with times, .md with citations).")) -> None:
     """An audio overview: two hosts talk through the sources, spoken offline with espeak-ng.

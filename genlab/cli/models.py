@@ -12,21 +12,25 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from genlab.cli.common import ModelOpt, app, budget_from, chat_lines, err, labelled, out
+from genlab.cli.common import BudgetTokensOpt, BudgetUsdOpt, ModelOpt, app, budget_from, chat_lines, err, labelled, out
 from genlab.errors import ConfigError, GenlabError, RequestRejected
 
 
 # Options shared by `prompt` and `chat`.
 SystemOpt = typer.Option(None, "--system", "-s", help="System message.")
-TemperatureOpt = typer.Option(None, "--temperature", "-t")
-TopPOpt = typer.Option(None, "--top-p")
-TopKOpt = typer.Option(None, "--top-k")
-SeedOpt = typer.Option(None, "--seed")
+TemperatureOpt = typer.Option(None, "--temperature", "-t", help="0 answers greedily; higher samples more freely "
+                              "(default: the model's; 0.8 on the embedded model).")
+TopPOpt = typer.Option(None, "--top-p", help="Sample from the likeliest tokens that make up this share of the odds "
+                       "(default: the model's; 0.95 on the embedded model).")
+TopKOpt = typer.Option(None, "--top-k", help="Sample from this many likeliest tokens (default: the model's; 40 on the "
+                       "embedded model).")
+SeedOpt = typer.Option(None, "--seed", help="Sample the same answer again for the same seed.")
 PresenceOpt = typer.Option(None, "--presence-penalty", help="-2 to 2: lowers (raises) the odds of any token "
                            "already in the text, so the answer moves on to new words.")
 FrequencyOpt = typer.Option(None, "--frequency-penalty", help="-2 to 2: the same, once for each time the "
                             "token occurred, so it breaks repetitions.")
-MaxTokensOpt = typer.Option(None, "--max-tokens")
+MaxTokensOpt = typer.Option(None, "--max-tokens", help="Longest answer in tokens (default: the model's; 1024 on the "
+                             "embedded model).")
 
 
 def _usage_line(response) -> str:
@@ -86,8 +90,8 @@ def prompt(
     enum: Optional[str] = typer.Option(None, "--enum", help="Comma-separated labels; the answer is exactly one."),
     as_json: bool = typer.Option(False, "--json", help="Print the whole response as JSON."),
     cache: bool = typer.Option(False, "--cache/--no-cache", help="Reuse a stored answer (greedy or seeded only)."),
-    budget_usd: Optional[float] = typer.Option(None, "--budget-usd"),
-    budget_tokens: Optional[int] = typer.Option(None, "--budget-tokens"),
+    budget_usd: Optional[float] = BudgetUsdOpt,
+    budget_tokens: Optional[int] = BudgetTokensOpt,
 ) -> None:
     """Send one prompt and print the answer (and a usage line on stderr).
 
@@ -259,13 +263,13 @@ def usage(
 @app.command()
 def serve(
     model: list[str] = typer.Option(["local"], "--model", "-m", help="Model spec to serve (repeatable)."),
-    host: str = typer.Option("127.0.0.1", "--host"),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; beyond loopback needs --api-key."),
     port: int = typer.Option(8000, "--port", min=0, max=65535, help="0: any free port (printed)."),
     api_key: Optional[str] = typer.Option(None, "--api-key", envvar="GENLAB_SERVE_API_KEY", show_envvar=True,
                                           help="Require 'Authorization: Bearer KEY' (needed beyond loopback; "
                                           "prefer the variable: a flag is visible in ps)."),
-    budget_usd: Optional[float] = typer.Option(None, "--budget-usd"),
-    budget_tokens: Optional[int] = typer.Option(None, "--budget-tokens"),
+    budget_usd: Optional[float] = BudgetUsdOpt,
+    budget_tokens: Optional[int] = BudgetTokensOpt,
     slots: int = typer.Option(4, "--slots", min=1, help="Requests generating at once, per model."),
     queue: int = typer.Option(32, "--queue", min=0, help="Requests waiting for a slot, per model; 429 beyond."),
     queue_timeout: float = typer.Option(30.0, "--queue-timeout", min=0.1, help="Longest wait for a slot (s); 429 after."),

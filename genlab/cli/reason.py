@@ -181,7 +181,7 @@ def _numbers(text: str, kind: type, option: str) -> tuple:
 def variance(
     task_name: str = typer.Argument(..., metavar="TASK", help="arith-1, arith-2, arith-3, arithmetic or topics."),
     model: str = ModelOpt,
-    temperatures: str = typer.Option("0.3,0.7,1.0,1.5", "--temperatures"),
+    temperatures: str = typer.Option("0.3,0.7,1.0,1.5", "--temperatures", help="Comma-separated temperatures."),
     top_ps: str = typer.Option("0.5,0.9,1.0", "--top-p", help="Comma-separated top-p values."),
     top_ks: str = typer.Option("0,10", "--top-k", help="Comma-separated top-k values; 0 leaves top-k unset "
                                "(give 0 alone for models without top-k)."),

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from genlab.cli.common import app, err, out, output_file, progress_bars, writable_folder
+from genlab.cli.common import ModelOpt, app, err, out, output_file, progress_bars, writable_folder
 
 if TYPE_CHECKING:
     from genlab.train.trainer import TrainResult
@@ -167,7 +167,7 @@ def reward(data: Path = typer.Argument(..., help="JSONL: {prompt, chosen, reject
 
 @train_command(tune_app)
 def dpo(data: Path = typer.Argument(..., help="JSONL: {prompt, chosen, rejected}."),
-        beta: float = typer.Option(0.1, "--beta"),
+        beta: float = typer.Option(0.1, "--beta", help="How far the model may move from the reference model: lower lets it move further."),
         sft_weight: float = typer.Option(0.0, "--sft-weight", min=0.0, help="Add the chosen replies' NLL with this "
                                          "weight (RPO): keeps their content when DPO alone would lose it."),
         *, options) -> None:
@@ -179,7 +179,8 @@ def dpo(data: Path = typer.Argument(..., help="JSONL: {prompt, chosen, rejected}
 
 @train_command(tune_app, batch_size=typer.Option(4, "--batch-size", min=2, help="Examples per step (KTO needs 2)."))
 def kto(data: Path = typer.Argument(..., help="JSONL: {prompt, completion, label}."),
-        beta: float = typer.Option(0.1, "--beta"), *, options) -> None:
+        beta: float = typer.Option(0.1, "--beta", help="How far the model may move from the reference model: lower lets it move further."), *,
+        options) -> None:
     """KTO on thumbs up/down (e.g. genlab feedback export --format unpaired)."""
     from genlab.train.preference import tune_preference
 
@@ -192,7 +193,8 @@ def grpo(prompts: Path = typer.Argument(..., help="JSONL: {prompt}."),
                                          "regex:PATTERN (1 when the reply matches), or python:FILE.py:FUNCTION "
                                          "(FUNCTION(reply, row) -> float; row: the prompt row's other fields)."),
          generations: int = typer.Option(4, "--generations", min=2, help="Replies sampled per prompt."),
-         max_completion_length: int = typer.Option(48, "--max-completion-length", min=1), *, options) -> None:
+         max_completion_length: int = typer.Option(48, "--max-completion-length", min=1, help="Tokens per sampled "
+                                                    "reply."), *, options) -> None:
     """RL with GRPO against a reward model or a program.
 
     Example: genlab tune grpo prompts.jsonl --reward 'regex:^ANSWER: ' -o runs/rl --held-out suite.yaml"""
@@ -203,10 +205,10 @@ def grpo(prompts: Path = typer.Argument(..., help="JSONL: {prompt}."),
 
 
 @tune_app.command("best-of-n")
-def best_of_n(prompt: str, reward_model: Path = typer.Option(..., "--reward", help="A folder from genlab tune reward."),
-              model: str = typer.Option("local", "--model", "-m"), n: int = typer.Option(4, "-n", min=1),
-              temperature: float = typer.Option(0.8, "--temperature"),
-              max_tokens: int = typer.Option(128, "--max-tokens")) -> None:
+def best_of_n(prompt: str = typer.Argument(..., help="The prompt to answer."), reward_model: Path = typer.Option(..., "--reward", help="A folder from genlab tune reward."),
+              model: str = ModelOpt, n: int = typer.Option(4, "-n", min=1, help="Replies to sample."),
+              temperature: float = typer.Option(0.8, "--temperature", help="Sampling temperature of the replies."),
+              max_tokens: int = typer.Option(128, "--max-tokens", help="Tokens per reply.")) -> None:
     """Sample N replies and keep the one the reward model scores highest (all scores shown)."""
     from genlab.models import get_model
     from genlab.search.ttc import best_of_n as pick
@@ -238,7 +240,7 @@ def distill_data_(prompts: Path = typer.Argument(..., help="JSONL: {prompt}."),
 TeacherOpt = typer.Option("local", "--teacher", help="local or hf:DIR (logits need the weights).")
 StudentOpt = typer.Option(None, "--student", help="hf:DIR sharing the teacher's tokenizer (default: the teacher "
                           "cut to --student-layers layers).")
-LayersOpt = typer.Option(4, "--student-layers", min=1)
+LayersOpt = typer.Option(4, "--student-layers", min=1, help="Layers of the teacher the default student keeps.")
 
 
 @train_command(distill_app, base=None, exclude=("lora", "held_out"), lr=1e-4)
@@ -273,7 +275,8 @@ def embeddings(source: str = typer.Argument(..., help="A notebook name or a fold
                max_passages: int = typer.Option(300, "--max-passages", min=10,
                                                 help="Passages (sampled) the teacher writes queries for; "
                                                      "retrieval always ranks every passage."),
-               candidates: int = typer.Option(5, "--candidates", min=2),
+               candidates: int = typer.Option(5, "--candidates", min=2, help="Passages retrieved for each query, "
+                                              "among which the teacher picks the positive."),
                positive: str = typer.Option("llm", "--positive",
                                             help="llm: the teacher's pick among the candidates when it "
                                                  "survives reversing them (Gecko), else the query's own passage; "
@@ -281,8 +284,11 @@ def embeddings(source: str = typer.Argument(..., help="A notebook name or a fold
                held_out: Path = typer.Option(None, "--held-out",
                                              help="Human-written questions (genlab's QA format, relevance by "
                                                   "evidence) to measure before and after, never trained on."),
-               epochs: int = typer.Option(1, "--epochs", min=1), max_steps: int = typer.Option(None, "--max-steps"),
-               batch_size: int = typer.Option(16, "--batch-size", min=2), lr: float = typer.Option(2e-5, "--lr"),
+               epochs: int = typer.Option(1, "--epochs", min=1, help="Passes over the mined queries."),
+               max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps."),
+               batch_size: int = typer.Option(16, "--batch-size", min=2, help="Queries per step; the others' "
+                                              "passages are each query's negatives."),
+               lr: float = typer.Option(2e-5, "--lr", help="Learning rate."),
                resume: bool = typer.Option(False, "--resume", help="Reuse the queries already mined in --output.")) -> None:
     """Gecko-style: an LLM writes queries and picks positives; MiniLM is fine-tuned on them.
 
