@@ -40,6 +40,18 @@ def test_create_add_ask_json_in_geminis_shape(genlab_home, tmp_path):
     assert [r["source"] for r in rows] == ["ground"]
 
 
+def test_create_takes_its_sources_at_once(genlab_home, tmp_path):
+    """`genlab notebook create NAME DIR` was "Got unexpected extra argument(s)"."""
+    missing = genlab("notebook", "create", "town", str(tmp_path / "nowhere"))
+    assert missing.returncode == 1 and "nowhere: no such file or folder" in missing.stderr
+    assert "no notebooks yet" in genlab("notebook", "list").stdout      # refused before it was made
+    (tmp_path / "notes.md").write_text((VELMORA / "history.md").read_text())
+    created = genlab("notebook", "create", "town", str(tmp_path))
+    assert created.returncode == 0, created.stderr
+    assert "created notebook town" in created.stdout and f"added {tmp_path / 'notes.md'}" in created.stdout
+    assert re.search(r"town +│ 1 +│ [1-9]", genlab("notebook", "list").stdout)
+
+
 def test_a_pdf_pypdf_repairs_is_added_without_its_log_on_stderr(genlab_home, tmp_path):
     """pypdf logs each repair of a slightly broken file ("incorrect startxref pointer") to
     stderr; the file reads as it is, and the log is not the user's concern."""

@@ -20,6 +20,7 @@ notebook_app = typer.Typer(no_args_is_help=True, help="Notebooks: your sources, 
 app.add_typer(notebook_app, name="notebook")
 
 NameArg = typer.Argument(..., help="The notebook's name (genlab notebook list shows them).")
+SkipBadOpt = typer.Option(False, "--skip-bad", help="Add the readable files and list the others.")
 KOpt = typer.Option(4, "-k", min=1, help="Passages to retrieve; the abstention gates read them all.")
 ShownOpt = typer.Option(2, "--shown", min=1, help="Of those, how many the model is shown (2 suits the embedded "
                         "model; a bigger one may use more).")
@@ -53,18 +54,34 @@ def _not_empty(text: str, what: str) -> None:
 
 @notebook_app.command()
 def create(name: str = typer.Argument(..., help="Letters, digits, '-', '_', '.'."),
+           paths: Optional[list[Path]] = typer.Argument(None, help="Sources to add at once, as genlab notebook add "
+                                                          "takes them."),
            embedder: Optional[str] = typer.Option(None, "--embedder",
-                                                  help="A sentence-transformers folder (default all-MiniLM-L6-v2).")) -> None:
-    """Create an empty notebook.  Example: genlab notebook create velmora"""
-    from genlab.ground.notebook import Notebook
+                                                  help="A sentence-transformers folder (default all-MiniLM-L6-v2)."),
+           skip_bad: bool = SkipBadOpt) -> None:
+    """Create a notebook, empty or with sources.
 
+    Examples:
+
+      genlab notebook create velmora examples/notebook/velmora
+
+      genlab notebook create notes --embedder runs/emb
+    """
+    from genlab.ground.notebook import Notebook, expand_paths
+
+    if paths:
+        expand_paths(paths, [])          # a path that is not there is refused before the notebook exists
     notebook = Notebook.create(name, embedder)
-    out.print(f"created notebook {name} ({notebook.path}); add sources with `genlab notebook add {name} FILE|DIR…`")
+    if not paths:
+        out.print(f"created notebook {name} ({notebook.path}); add sources with `genlab notebook add {name} FILE|DIR…`")
+        return
+    out.print(f"created notebook {name} ({notebook.path})")
+    _add(notebook, name, paths, skip_bad)
 
 
 @notebook_app.command()
 def add(name: str = NameArg, paths: list[Path] = typer.Argument(..., help="PDF, Markdown, text or HTML files, or folders."),
-        skip_bad: bool = typer.Option(False, "--skip-bad", help="Add the readable files and list the others.")) -> None:
+        skip_bad: bool = SkipBadOpt) -> None:
     """Add sources; unchanged files are skipped, changed ones re-indexed.
 
     Example: genlab notebook add velmora examples/notebook/velmora
