@@ -172,8 +172,11 @@ def abstain_reason(question: str, passages: list[Passage], backend: SearchBacken
     """Why the passages cannot answer ``question`` (the gates above), or "" when they may.
     A backend with ``term_statistics()`` (a notebook) weighs words by rarity and knows
     which words none of its passages uses; others weigh every word the same."""
-    if not passages or max(p.similarity or 0.0 for p in passages) < min_similarity:
-        return f"no passage reaches cosine {min_similarity:g} with the question"
+    if not passages:
+        return "no passage was found"
+    closest = max(p.similarity or 0.0 for p in passages)
+    if closest < min_similarity:   # three digits: a table that shows 0.35 must not read as passing 0.35
+        return f"the closest passage reaches cosine {closest:.3f} with the question, under {min_similarity:g}"
     if min_coverage <= 0:
         return ""
     statistics = backend.term_statistics() if callable(getattr(backend, "term_statistics", None)) else None
