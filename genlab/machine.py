@@ -1,5 +1,5 @@
-"""What this machine lets genlab use: its cores, how many threads a model gets, and the
-ports genlab serve and genlab eval view listen on.
+"""What this machine lets genlab use: its cores, how many threads a model gets, how busy
+other processes keep them, and the ports genlab serve and genlab eval view listen on.
 
 Two cores are the common case. More threads than cores makes llama.cpp and torch
 several times slower (threads spin-wait), so every component asks here.
@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import time
 
 from genlab.errors import ConfigError
 
@@ -22,6 +23,33 @@ def usable_cores() -> int:
 def thread_count() -> int:
     """Threads for one model (llama.cpp, torch): GENLAB_THREADS, else every usable core."""
     return int(env_number("GENLAB_THREADS", usable_cores(), integer=True, minimum=1, unit="threads"))
+
+
+def busy_cores(seconds: float = 0.25) -> float | None:
+    """How many of this process's cores other processes keep busy: Linux's per-core counters
+    over ``seconds``, less this process's own time. None where they cannot be read."""
+    mine = {f"cpu{n}" for n in os.sched_getaffinity(0)} if hasattr(os, "sched_getaffinity") else set()
+
+    def ticks() -> tuple[int, int, float]:
+        busy = total = 0
+        with open("/proc/stat") as stat:
+            for line in stat:
+                name, *fields = line.split()
+                if name in mine:   # user nice system idle iowait irq softirq steal (guest is in user)
+                    counts = [int(field) for field in fields[:8]]
+                    total, busy = total + sum(counts), busy + sum(counts) - counts[3] - counts[4]
+        return busy, total, time.process_time()
+
+    try:
+        busy_before, total_before, own_before = ticks()
+        time.sleep(seconds)
+        busy_after, total_after, own_after = ticks()
+    except (OSError, ValueError, IndexError):
+        return None
+    if total_after <= total_before:
+        return None
+    busy = len(mine) * (busy_after - busy_before) / (total_after - total_before)
+    return max(0.0, busy - (own_after - own_before) / seconds)
 
 
 def env_number(name: str, default: float, *, integer: bool = False, minimum: float = 0, unit: str = "") -> float:

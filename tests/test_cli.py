@@ -4,6 +4,7 @@ import json
 import re
 import os
 import subprocess
+import time
 import sys
 from pathlib import Path
 
@@ -290,3 +291,28 @@ def test_a_bad_setting_in_the_environment_is_one_line_naming_it(variable, value,
     result = genlab("prompt", "-m", model, "hi", env={variable: value})
     assert result.returncode == 1 and result.stderr.startswith(f"error: {message}"), result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(not Path("/proc/stat").is_file(), reason="reads Linux's per-core counters")
+def test_busy_cores_sees_another_process_and_not_its_own_work():
+    """Two busy processes on two cores made a 2.2 s answer take 15.9 s; a long command says
+    so at a terminal before it starts (`note_busy_cores`)."""
+    import threading
+
+    from genlab.cli.common import BUSY_NOTE, busy_note
+    from genlab.machine import busy_cores, usable_cores
+
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        assert busy_cores(0.5) >= min(0.8, usable_cores() * 0.8)   # one core's worth, however busy the rest
+    finally:
+        spinner.kill()
+        spinner.wait()
+    stop = time.monotonic() + 0.6        # this process's own work is not another's: a thread that spins
+    own = threading.Thread(target=lambda: [None for _ in iter(lambda: time.monotonic() < stop, False)])
+    own.start()
+    alone = busy_cores(0.5)
+    own.join()
+    assert alone is not None and alone < 1.0
+    assert BUSY_NOTE <= 1 and busy_note(1.04, 2).startswith("note: other processes keep 1.0 of the 2 cores busy")

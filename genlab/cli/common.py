@@ -82,6 +82,25 @@ def budget_from(usd: float | None, tokens: int | None = None):
     return Budget(usd, tokens) if usd is not None or tokens is not None else None
 
 
+#: Cores' worth of other work that makes a model run slower: one busy process on two cores
+#: made a 2.2 s `genlab prompt` take 4.5 s, two made it 15.9 s.
+BUSY_NOTE = 0.5
+
+
+def note_busy_cores() -> None:
+    """Before long model work, say so when other processes keep the cores busy, so that a
+    slow run is not taken for genlab's speed. Only for a person at a terminal."""
+    from genlab.machine import busy_cores, usable_cores
+
+    if err.is_terminal and (busy := busy_cores()) is not None and busy >= BUSY_NOTE:
+        err.print(busy_note(busy, usable_cores()), style="yellow")
+
+
+def busy_note(busy: float, cores: int) -> str:
+    return (f"note: other processes keep {busy:.1f} of the {cores} cores busy; what genlab runs here shares "
+            "them and may take several times longer until they stop (top lists them)")
+
+
 def progress_bars() -> Progress:
     """Progress bars on stderr (what, bar, done of total, time) that vanish when the work ends.
     Off where stderr is not a terminal: a log gets no bars, and no blank line where they were."""

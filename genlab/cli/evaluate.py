@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from genlab.cli.common import BudgetUsdOpt, JsonOpt, app, err, labelled, out, progress_bars
+from genlab.cli.common import BudgetUsdOpt, JsonOpt, app, err, labelled, note_busy_cores, out, progress_bars
 from genlab.errors import ConfigError
 
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate models: reference metrics and LLM autoraters.")
@@ -43,6 +43,7 @@ def run(suite_path: Path = typer.Argument(..., help="The suite YAML file."),
     before = gate.previous_rows(compare_to) if compare_to is not None else None   # a wrong path fails first
     directory = output or Path("evals") / suite_path.stem
     runner = SuiteRunner(suite, RunOptions(directory, concurrency, not no_cache, budget_usd))
+    note_busy_cores()
     with progress_bars() as progress:
         task = progress.add_task(suite_path.name, total=len(runner.rows()))
         summary = runner.run(lambda done, total: progress.update(task, completed=done, total=total))

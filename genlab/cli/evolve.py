@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
-from genlab.cli.common import JsonOpt, ModelOpt, app, err, labelled, out, writable_folder
+from genlab.cli.common import JsonOpt, ModelOpt, app, note_busy_cores, err, labelled, out, writable_folder
 from genlab.errors import ConfigError
 from genlab.search.funsearch.config import RESUME_MAY_CHANGE, EvolveConfig
 from genlab.search.funsearch.database import DatabaseConfig
@@ -132,6 +132,7 @@ def run(
         name = Path(spec).stem if spec.endswith(".py") else spec
         directory = run_dir or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
         the_run = Run.start(config, directory, unsafe_sandbox=unsafe_sandbox)
+    note_busy_cores()
     err.print(labelled("genlab evolve", "bold", f"{the_run.spec.name} with {the_run.config.model} → {directory}"))
     if the_run.sampling_notice:
         err.print(the_run.sampling_notice)

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from genlab.cli.common import (ModelOpt, app, chat_lines, err, labelled, out, output_file, progress_bars,
+from genlab.cli.common import (ModelOpt, app, chat_lines, err, labelled, note_busy_cores, out, output_file, progress_bars,
                                stage_progress)
 from genlab.errors import ConfigError, GenlabError
 
@@ -113,6 +113,7 @@ def refresh(name: str = NameArg) -> None:
 
 
 def _add(notebook, name: str, paths: list[Path], skip_bad: bool) -> None:
+    note_busy_cores()
     started = time.time()
     try:
         with stage_progress() as report:
@@ -195,7 +196,8 @@ def delete(name: str = NameArg, yes: bool = typer.Option(False, "--yes", "-y", h
 
 
 @notebook_app.command()
-def search(name: str = NameArg, query: str = typer.Argument(..., help="What to look for."), k: int = typer.Option(5, "-k", min=1, help="Passages to show."),
+def search(name: str = NameArg, query: str = typer.Argument(..., help="What to look for."),
+           k: int = typer.Option(5, "-k", min=1, help="Passages to show."),
            method: str = typer.Option("reranked", "--method", help="bm25, dense, hybrid or reranked.")) -> None:
     """Show what retrieval finds, without a model.  Example: genlab notebook search velmora "ferry fares" """
     _not_empty(query, "query")
@@ -401,7 +403,8 @@ def faq(name: str = NameArg, model: str = ModelOpt, items: int = typer.Option(6,
 
 
 @notebook_app.command()
-def audio(name: str = NameArg, model: str = ModelOpt, items: int = typer.Option(4, "--items", min=1, help="Topics the hosts talk through."),
+def audio(name: str = NameArg, model: str = ModelOpt,
+          items: int = typer.Option(4, "--items", min=1, help="Topics the hosts talk through."),
           output: Path = typer.Option(Path("overview.wav"), "--out", help="WAV file; the transcript goes beside it "
                                       "(.json with times, .md with citations).")) -> None:
     """An audio overview: two hosts talk through the sources, spoken offline with espeak-ng.

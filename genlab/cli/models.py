@@ -12,7 +12,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from genlab.cli.common import BudgetTokensOpt, BudgetUsdOpt, ModelOpt, app, budget_from, chat_lines, err, labelled, out
+from genlab.cli.common import (BudgetTokensOpt, BudgetUsdOpt, ModelOpt, app, budget_from, chat_lines, err, labelled,
+                               note_busy_cores, out)
 from genlab.errors import ConfigError, GenlabError, RequestRejected
 
 
@@ -295,5 +296,6 @@ def serve(
         shown = f"[{host}]" if ":" in host and not host.startswith("[") else host     # an IPv6 address in a URL
         err.print(f"genlab serving {', '.join(redact(m) for m in model)} at http://{shown}:{bound}/v1 (Ctrl-C stops)")
 
+    note_busy_cores()
     run_server(model, host=host, port=port, api_key=api_key, budget=budget_from(budget_usd, budget_tokens),
                limits=limits, allow_hosts=allow_host, on_ready=ready)

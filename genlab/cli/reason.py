@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from genlab.cli.common import PLOT_SUFFIXES, ModelOpt, app, out, output_file, progress_bars
+from genlab.cli.common import PLOT_SUFFIXES, ModelOpt, app, note_busy_cores, out, output_file, progress_bars
 from genlab.errors import ConfigError
 from genlab.io import read_text
 
@@ -139,6 +139,7 @@ def bench(
         verifiers["autorater"] = (autorater(judge or llm), {"autorater": autorater_spec})
     plot_path, json_path = output_file(plot_path, "--plot", *PLOT_SUFFIXES), output_file(json_path, "--json", ".json")
     everything, stats = {}, {}
+    note_busy_cores()
     for task in loaded:
         with progress_bars() as progress:
             bar = progress.add_task(task.name, total=None)
@@ -208,6 +209,7 @@ def variance(
     if any(grid.top_ks) and not llm.backend.supports_top_k:
         raise ConfigError(f"{model} does not take top-k; give --top-k 0")
     plot_path, json_path = output_file(plot_path, "--plot", *PLOT_SUFFIXES), output_file(json_path, "--json", ".json")
+    note_busy_cores()
     with progress_bars() as progress:
         bar = progress.add_task(f"{task.name} grid", total=None)
         rows = sweep(llm, task, grid, limit=limit, progress=lambda n, total: progress.update(bar, completed=n, total=total))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from genlab.cli.common import ModelOpt, app, budget_from, out, stage_progress, writable_folder
+from genlab.cli.common import ModelOpt, app, budget_from, note_busy_cores, out, stage_progress, writable_folder
 from genlab.trailer.make import TrailerConfig
 
 DEFAULTS = TrailerConfig()
@@ -44,6 +44,7 @@ def trailer(
 
     writable_folder(check_output(output).parent, "--output")
     documents = load_sources(sources)
+    note_busy_cores()
     config = TrailerConfig(scenes=scenes, images=images, voice=voice, size=parse_size(size), fps=fps, music=music)
     with stage_progress() as report:
         llm = get_model(model, source="trailer", budget=budget_from(budget_usd))

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from genlab.cli.common import ModelOpt, app, err, out, output_file, progress_bars, writable_folder
+from genlab.cli.common import ModelOpt, app, err, note_busy_cores, out, output_file, progress_bars, writable_folder
 
 if TYPE_CHECKING:
     from genlab.train.trainer import TrainResult
@@ -110,6 +110,7 @@ def train_command(typer_app: typer.Typer, name: str | None = None, *, base: str 
         def command(**values):
             shared = {k: values.pop(k) for k in [*TRAIN_FLAGS, "output", "base"] if k in values}
             writable_folder(shared["output"], "--output")   # before the training, not after it
+            note_busy_cores()
             chosen_lr = shared.get("learning_rate")
             shared["learning_rate"] = chosen_lr if chosen_lr is not None else (
                 lr if lr is not None else 1e-4 if shared.get("lora") else defaults["learning_rate"])
@@ -165,9 +166,13 @@ def reward(data: Path = typer.Argument(..., help="JSONL: {prompt, chosen, reject
     _report(tune_reward(data, options, progress=_say, held_out_pairs=held_out_pairs))
 
 
+BetaOpt = typer.Option(0.1, "--beta", help="How far the model may move from the reference model: lower lets "
+                       "it move further.")
+
+
 @train_command(tune_app)
 def dpo(data: Path = typer.Argument(..., help="JSONL: {prompt, chosen, rejected}."),
-        beta: float = typer.Option(0.1, "--beta", help="How far the model may move from the reference model: lower lets it move further."),
+        beta: float = BetaOpt,
         sft_weight: float = typer.Option(0.0, "--sft-weight", min=0.0, help="Add the chosen replies' NLL with this "
                                          "weight (RPO): keeps their content when DPO alone would lose it."),
         *, options) -> None:
@@ -179,8 +184,7 @@ def dpo(data: Path = typer.Argument(..., help="JSONL: {prompt, chosen, rejected}
 
 @train_command(tune_app, batch_size=typer.Option(4, "--batch-size", min=2, help="Examples per step (KTO needs 2)."))
 def kto(data: Path = typer.Argument(..., help="JSONL: {prompt, completion, label}."),
-        beta: float = typer.Option(0.1, "--beta", help="How far the model may move from the reference model: lower lets it move further."), *,
-        options) -> None:
+        beta: float = BetaOpt, *, options) -> None:
     """KTO on thumbs up/down (e.g. genlab feedback export --format unpaired)."""
     from genlab.train.preference import tune_preference
 
@@ -205,7 +209,8 @@ def grpo(prompts: Path = typer.Argument(..., help="JSONL: {prompt}."),
 
 
 @tune_app.command("best-of-n")
-def best_of_n(prompt: str = typer.Argument(..., help="The prompt to answer."), reward_model: Path = typer.Option(..., "--reward", help="A folder from genlab tune reward."),
+def best_of_n(prompt: str = typer.Argument(..., help="The prompt to answer."),
+              reward_model: Path = typer.Option(..., "--reward", help="A folder from genlab tune reward."),
               model: str = ModelOpt, n: int = typer.Option(4, "-n", min=1, help="Replies to sample."),
               temperature: float = typer.Option(0.8, "--temperature", help="Sampling temperature of the replies."),
               max_tokens: int = typer.Option(128, "--max-tokens", help="Tokens per reply.")) -> None:
@@ -297,6 +302,7 @@ def embeddings(source: str = typer.Argument(..., help="A notebook name or a fold
     from genlab.train.embeddings import distill_embeddings
 
     writable_folder(output, "--output")
+    note_busy_cores()
     with progress_bars() as bar:
         task = bar.add_task("queries", total=None)
         summary = distill_embeddings(source, teacher, output, base=base, max_passages=max_passages,
