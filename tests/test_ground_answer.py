@@ -9,13 +9,13 @@ import pytest
 
 from fake_backend import FakeBackend
 from genlab.ground.answer import ABSTENTION, ask, ground_text, quote_if_uncited
-from genlab.ground.backends import Passage, get_search_backend
+from genlab.ground.backends import Passage
 from genlab.ground.check import check_groundedness
 from genlab.ground.support import lexical_support
 from genlab.ground.embed import load_embedder
 from genlab.ground.retrieval import NotebookSearch
 from genlab.errors import ConfigError
-from genlab.models import Model
+from genlab.models import Model, get_backend
 from tests.conftest import install_plugin
 
 PASSAGES = [
@@ -215,7 +215,7 @@ def make_list_backend(argument: str | None = None):
 
 
 def test_a_plugged_in_backend_gets_similarities_filled_in(local):
-    backend = get_search_backend("tests.test_ground_answer:make_list_backend")
+    backend = get_backend("tests.test_ground_answer:make_list_backend", "search")
     answer = ask(local, backend, "When was the Harrow Point lighthouse built?", k=2)
     assert all(p.similarity is not None for p in answer.chunks)
     # The lighthouse passage is about the question; the fares passage is not.
@@ -227,7 +227,7 @@ def test_the_gates_read_every_passage_found_and_the_model_sees_the_first_shown(l
     backend = ListBackend()                 # the lighthouse first, the fares second
     question = "How many euros is a child single?"
     alone = ask(local, backend, question, k=1)
-    assert alone.abstained and alone.abstain_reason.startswith(("no passage", "the best passage", "no source"))
+    assert alone.abstained and alone.abstain_reason.startswith(("the closest passage", "the best passage", "no source"))
     assert store.execute("SELECT COUNT(*) AS n FROM calls")[0]["n"] == 0
     answer = ask(local, backend, question, k=2, shown=1)
     assert store.execute("SELECT COUNT(*) AS n FROM calls")[0]["n"] == 1     # the fares passage let it past
@@ -246,7 +246,7 @@ def test_the_gates_read_every_passage_found_and_the_model_sees_the_first_shown(l
 ])
 def test_bad_backend_specs(spec, message):
     with pytest.raises(ConfigError, match=message):
-        get_search_backend(spec)
+        get_backend(spec, "search")
 
 
 def test_a_search_plugin_is_found_by_its_entry_point_and_a_broken_one_is_one_line(tmp_path, monkeypatch):
@@ -254,14 +254,37 @@ def test_a_search_plugin_is_found_by_its_entry_point_and_a_broken_one_is_one_lin
               "    def search(self, query, k):\n        return []\n")
     install_plugin(tmp_path, monkeypatch, "empty_search", source, "empty = empty_search:Empty",
                    group="genlab.search_backends")
-    backend = get_search_backend("plugin:empty?news")
+    backend = get_backend("plugin:empty?news", "search")
     assert backend.name == "empty" and backend.arg == "news" and backend.search("x", 3) == []
     (tmp_path / "broken").mkdir()
     install_plugin(tmp_path / "broken", monkeypatch, "broken_search", "import no_such_module_anywhere\n",
                    "broken = broken_search:Search", group="genlab.search_backends")
     with pytest.raises(ConfigError, match=r"search backend 'plugin:broken': cannot load plugin:broken "
                                           r"\(ModuleNotFoundError: No module named 'no_such_module_anywhere'\)"):
-        get_search_backend("plugin:broken")
+        get_backend("plugin:broken", "search")
+
+
+def test_search_backends_are_in_the_one_registry(tmp_path, monkeypatch):
+    """`genlab models` lists the search forms; a plugin's own prefix wins over the catch-all
+    module:callable form, which matches any spec."""
+    from genlab.models import BackendEntry, registry
+    from genlab.models.registry import describe_entries, find_entry
+
+    assert [usage for usage, _, _ in describe_entries("search")] == [
+        "notebook:NAME", "plugin:NAME[?ARG]", "module:callable[?ARG]"]
+    assert [find_entry(spec, "search").name for spec in ("notebook:town", "plugin:web", "mypkg.search:make")] == [
+        "notebook", "search-plugin", "python"]
+    source = ("from genlab.models import BackendEntry\n"
+              "from tests.test_ground_answer import ListBackend\n"
+              "ENTRY = BackendEntry('web', 'web:INDEX', 'a web index', lambda spec: ListBackend(),\n"
+              "                     prefixes=('web:',), kind='search', status=lambda: 'ready')\n")
+    install_plugin(tmp_path, monkeypatch, "web_search", source, "web = web_search:ENTRY")
+    try:
+        assert get_backend("web:news", "search").search("lighthouse", 1) == PASSAGES[:1]
+        assert ("web:INDEX", "a web index", "ready") in describe_entries("search")
+        assert isinstance(find_entry("web:news", "search"), BackendEntry)
+    finally:
+        registry.plugins.cache_clear()
 
 
 class WordOverlapSearch:

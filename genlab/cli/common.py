@@ -33,7 +33,12 @@ def labelled(label: str, style: str, text: str) -> Text:
     """A line that starts with a styled label: "error: …", "skipped …"."""
     return Text.assemble((label, style), " ", text)
 
-ModelOpt = typer.Option("local", "--model", "-m", help="Model spec: " + ", ".join(e.usage for e in BUILTIN if e.kind == "model")
+def builtin_forms(kind: str) -> str:
+    """The built-in spec forms of a kind of backend, for help (plugins are not read at import)."""
+    return ", ".join(entry.usage for entry in BUILTIN if entry.kind == kind)
+
+
+ModelOpt = typer.Option("local", "--model", "-m", help="Model spec: " + builtin_forms("model")
                         + ", or a plugin's (genlab models lists them).")
 JsonOpt = typer.Option(False, "--json", help="Print the result as JSON.")
 BudgetUsdOpt = typer.Option(None, "--budget-usd", help="Refuse any call that could take the spending past this "

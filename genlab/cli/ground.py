@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from genlab.cli.common import (ModelOpt, app, chat_lines, err, labelled, note_busy_cores, out, output_file, progress_bars,
+from genlab.cli.common import (ModelOpt, app, builtin_forms, chat_lines, err, labelled, note_busy_cores, out, output_file, progress_bars,
                                stage_progress)
 from genlab.errors import ConfigError, GenlabError
 
@@ -37,10 +37,10 @@ QuoteOpt = typer.Option(True, "--quote/--no-quote", help="When the model's answe
 def _search(source: str, method: str | None = None):
     """A notebook name (searched by ``method``, default reranked), or any search-backend spec
     (it has a ':')."""
-    from genlab.ground.backends import get_search_backend
     from genlab.ground.retrieval import DEFAULT_METHOD, NotebookSearch
+    from genlab.models import get_backend
 
-    backend = get_search_backend(source) if ":" in source else NotebookSearch.open(source, method or DEFAULT_METHOD)
+    backend = get_backend(source, "search") if ":" in source else NotebookSearch.open(source, method or DEFAULT_METHOD)
     if isinstance(backend, NotebookSearch) and not backend.chunks:
         name = backend.notebook.name
         raise ConfigError(f"notebook {name} has no sources yet; add some with `genlab notebook add {name} FILE|DIR…`")
@@ -249,8 +249,7 @@ def _pct(value: float | None) -> str:
 
 
 @app.command()
-def ask(source: str = typer.Argument(..., help="Notebook name, or a search-backend spec (notebook:NAME, "
-                                     "plugin:NAME, module:callable)."),
+def ask(source: str = typer.Argument(..., help="Notebook name, or a search backend: " + builtin_forms("search") + "."),
         question: str = typer.Argument(..., help="What to ask the sources."),
         model: str = ModelOpt, k: int = KOpt, shown: int = ShownOpt,
         min_similarity: Optional[float] = MinSimilarityOpt,

@@ -216,12 +216,13 @@ def chat(
 def models() -> None:
     """List the backends genlab can reach and whether they are ready.
 
-    Models, then the image and speech backends of genlab trailer; built in and plugins."""
+    Models, the image and speech backends of genlab trailer, and the search backends of
+    genlab ask; built in and plugins."""
     from genlab.machine import thread_count, usable_cores
     from genlab.models.registry import describe_entries
 
     table = Table("kind", "spec", "what", "status")
-    for kind in ("model", "image", "speech"):
+    for kind in ("model", "image", "speech", "search"):
         for usage, description, status in describe_entries(kind):
             style = "red" if status.startswith("error") else "yellow" if status.startswith("set ") else ""
             table.add_row(kind, usage, description, Text(status, style=style))

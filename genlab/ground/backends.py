@@ -8,7 +8,10 @@ A notebook is the default backend. Others plug in without changing genlab, by sp
 * ``plugin:NAME``: an installed entry point in the ``genlab.search_backends`` group
   (same ``?`` argument).
 
-genlab ships none that needs the network; docs/grounding.md shows a web backend.
+These forms are entries of kind ``search`` in genlab's one backend registry
+(`genlab.models.registry`), which `genlab models` lists and where a ``genlab.backends``
+plugin can add a form with its own prefix. genlab ships none that needs the network;
+docs/grounding.md shows a web backend.
 """
 
 from __future__ import annotations

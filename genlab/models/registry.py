@@ -10,8 +10,10 @@ top_k, price) is declared on its class (see `genlab.models.backend.Backend`).
 ``genlab serve``'s start-up all read this table. Third parties add entries without
 changing genlab: an installed entry point in the ``genlab.backends`` group that names a
 `BackendEntry` (or a callable returning one). ``kind`` keeps image backends (PNG from a
-prompt: `genlab.models.media.ImageBackend`) and speech backends (`SpeechBackend`) in the
-same table as models.
+prompt: `genlab.models.media.ImageBackend`), speech backends (`SpeechBackend`) and search
+backends (passages for grounded answers: `genlab.ground.passage.SearchBackend`) in the
+same table as models. Where several forms match a spec, the most specific wins: an exact
+name, then the longest prefix.
 """
 
 from __future__ import annotations
@@ -36,22 +38,30 @@ class BackendEntry:
     build: Callable[[str], Any]        # called with the whole spec: a Backend, ImageBackend or SpeechBackend
     prefixes: tuple[str, ...] = ()     # a spec starting with one of these is this entry's
     exact: tuple[str, ...] = ()        # or a spec equal to one of these
-    kind: str = "model"                # model, image, speech
+    kind: str = "model"                # model, image, speech, search
     status: Callable[[], str] | None = None   # "ready", "set OPENAI_API_KEY"… for `genlab models`
     trainable: bool = False            # genlab tune and distill can load its weights
 
     def matches(self, spec: str) -> bool:
-        return spec in self.exact or spec.startswith(self.prefixes)
+        return self.match_length(spec) >= 0
+
+    def match_length(self, spec: str) -> int:
+        """How specific this entry's match of ``spec`` is: the longest matching prefix, more
+        for an exact name, -1 for none."""
+        if spec in self.exact:
+            return len(spec) + 1
+        return max((len(prefix) for prefix in self.prefixes if spec.startswith(prefix)), default=-1)
 
 
 # -- the built-in backends (imported only when used) ------------------------------------
 
 def _lazy(target: str, prefix: str | None = "") -> Callable[[str], Any]:
-    """A builder that imports ``module:name`` only when a spec needs it and calls it with the
-    spec less ``prefix`` (``None``: with no argument)."""
+    """A builder that imports ``module:name`` (a module of genlab.models, or a dotted path)
+    only when a spec needs it and calls it with the spec less ``prefix`` (``None``: with no
+    argument)."""
     def build(spec: str) -> Any:
         module, _, name = target.partition(":")
-        factory = getattr(import_module(f"genlab.models.{module}"), name)
+        factory = getattr(import_module(module if "." in module else f"genlab.models.{module}"), name)
         return factory() if prefix is None else factory(spec.removeprefix(prefix))
     return build
 
@@ -60,6 +70,22 @@ def _espeak_status() -> str:
     from genlab.models.media import espeak_binary
 
     return f"ready ({espeak_binary()})"
+
+
+def _notebooks_status() -> str:
+    from genlab.ground.notebook import list_notebooks
+
+    names = list_notebooks()
+    if not names:
+        return "no notebooks yet (genlab notebook create)"
+    return f"{len(names)} notebook{'s' * (len(names) != 1)}: {', '.join(names[:4])}{', …' * (len(names) > 4)}"
+
+
+def _search_plugins_status() -> str:
+    from genlab.ground.backends import ENTRY_POINT_GROUP as SEARCH_GROUP
+
+    names = sorted(point.name for point in entry_points(group=SEARCH_GROUP))
+    return f"installed: {', '.join(names)}" if names else "none installed"
 
 
 def _embedded_status() -> str:
@@ -82,6 +108,7 @@ def _key_status(*names: str, optional: bool = False) -> Callable[[], str]:
 OPENAI_COMPAT = _lazy("openai_compat:from_spec")
 REMOTE_IMAGES = _lazy("openai_media:OpenAIImages")
 REMOTE_SPEECH = _lazy("openai_media:OpenAISpeech")
+SEARCH = _lazy("genlab.ground.backends:get_search_backend")
 
 BUILTIN = [
     BackendEntry("local", "local", "the embedded SmolLM2-135M-Instruct, in-process (llama.cpp)",
@@ -115,6 +142,12 @@ BUILTIN = [
     BackendEntry("url-speech", "http://HOST:PORT/v1#MODEL[@VOICE]",
                  "any OpenAI-compatible speech endpoint (genlab serve: #espeak)", REMOTE_SPEECH,
                  prefixes=("http://", "https://"), kind="speech", status=_key_status("GENLAB_API_KEY", optional=True)),
+    BackendEntry("notebook", "notebook:NAME", "a genlab notebook: BM25 and MiniLM, reranked (a bare NAME on the CLI)",
+                 SEARCH, prefixes=("notebook:",), kind="search", status=_notebooks_status),
+    BackendEntry("search-plugin", "plugin:NAME[?ARG]", "a search backend installed in the genlab.search_backends "
+                 "entry-point group", SEARCH, prefixes=("plugin:",), kind="search", status=_search_plugins_status),
+    BackendEntry("python", "module:callable[?ARG]", "a search backend a Python callable makes (docs/grounding.md)",
+                 SEARCH, prefixes=("",), kind="search"),
 ]
 
 
@@ -155,10 +188,12 @@ def spec_forms(kind: str = "model") -> str:
 
 
 def find_entry(spec: str, kind: str = "model") -> BackendEntry:
+    """The entry of ``kind`` that matches ``spec`` most specifically (the first of equals)."""
     spec = spec.strip()
-    for entry in entries():
-        if entry.kind == kind and entry.matches(spec):
-            return entry
+    length, entry = max(((entry.match_length(spec), entry) for entry in entries() if entry.kind == kind),
+                        key=lambda pair: pair[0], default=(-1, None))
+    if entry is not None and length >= 0:
+        return entry
     broken = "".join(f"; {line}" for line in plugins().broken)
     raise ConfigError(f"unknown {kind} spec '{spec}'; use {spec_forms(kind)} (see: genlab models){broken}")
 
