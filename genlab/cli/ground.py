@@ -12,8 +12,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from genlab.cli.common import (ModelOpt, app, builtin_forms, chat_lines, err, labelled, note_busy_cores, out, output_file, progress_bars,
-                               stage_progress)
+from genlab.cli.common import (ModelOpt, app, builtin_forms, chat_lines, err, labelled, note_busy_cores, out,
+                               output_file, progress_bars, stage_progress)
 from genlab.errors import ConfigError, GenlabError
 
 notebook_app = typer.Typer(no_args_is_help=True, help="Notebooks: your sources, indexed for grounded answers.")
