@@ -216,8 +216,8 @@ def chat(
 def models() -> None:
     """List the backends genlab can reach and whether they are ready.
 
-    Models, the image and speech backends of genlab trailer, and the search backends of
-    genlab ask; built in and plugins."""
+    Models, image and speech backends (for trailers) and search backends (for grounded
+    answers); built in and plugins."""
     from genlab.machine import thread_count, usable_cores
     from genlab.models.registry import describe_entries
 
