@@ -4,7 +4,8 @@
   owner only, WAL, a busy timeout, append-only named migrations); `transaction` rolls
   back on any failure, leaving the connection usable; `store_error` turns SQLite's
   errors into one line naming the file and the fix.
-- Folders: `require_empty_folder` refuses an output folder that holds the user's files.
+- Folders: `writable_folder` checks, before the work, that an output folder can be made
+  and written; `require_empty_folder` refuses one that holds the user's files.
 - CSV: `read_csv` yields each row with its line number and names the line of bad quoting
   or a wrong number of fields.
 - JSONL: `read_jsonl` yields each object with its line number and names the line of any
@@ -33,6 +34,22 @@ from genlab.errors import ConfigError, StoreError
 
 
 # -- folders -----------------------------------------------------------------------------
+
+def writable_folder(folder: Path, option: str) -> Path:
+    """Check, creating nothing, that this user can make ``folder`` (a command's output) and
+    write in it, so that no work is lost to a path only found wrong at the end."""
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{option} {folder} is a file; give a folder")
+    existing = folder.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{option}: cannot write in {folder} ({existing} is a file); choose another folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option}: cannot write in {folder} (this user has no permission in {existing}); "
+                          "choose a folder you can write to")
+    return folder
+
 
 def require_empty_folder(folder: Path, option: str, what: str, own: tuple[str, ...] = ()) -> None:
     """Refuse ``folder`` when it already holds files other than genlab's ``own``: ``what`` is

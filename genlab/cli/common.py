@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from contextlib import contextmanager
@@ -15,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from genlab.errors import ConfigError
+from genlab.io import writable_folder
 from genlab.models.registry import BUILTIN
 
 # Help is Markdown, which joins a paragraph's lines; typer's "rich" mode keeps the docstrings'
@@ -62,22 +62,6 @@ def output_file(path: Path | None, option: str, *suffixes: str) -> Path | None:
     writable_folder(path.parent, option)
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def writable_folder(folder: Path, option: str) -> Path:
-    """Check, creating nothing, that this user can make ``folder`` (a command's output) and
-    write in it, so that no work is lost to a path only found wrong at the end."""
-    if folder.exists() and not folder.is_dir():
-        raise ConfigError(f"{option} {folder} is a file; give a folder")
-    existing = folder.absolute()
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ConfigError(f"{option}: cannot write in {folder} ({existing} is a file); choose another folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"{option}: cannot write in {folder} (this user has no permission in {existing}); "
-                          "choose a folder you can write to")
-    return folder
 
 
 def budget_from(usd: float | None, tokens: int | None = None):

@@ -12,8 +12,9 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
-from genlab.cli.common import JsonOpt, ModelOpt, app, err, labelled, note_busy_cores, out, writable_folder
+from genlab.cli.common import JsonOpt, ModelOpt, app, err, labelled, note_busy_cores, out
 from genlab.errors import ConfigError
+from genlab.io import writable_folder
 from genlab.search.funsearch.config import RESUME_MAY_CHANGE, EvolveConfig
 from genlab.search.funsearch.database import DatabaseConfig
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from genlab.cli.common import ModelOpt, app, budget_from, note_busy_cores, out, stage_progress, writable_folder
+from genlab.cli.common import ModelOpt, app, budget_from, note_busy_cores, out, stage_progress
+from genlab.io import writable_folder
 from genlab.trailer.make import TrailerConfig
 
 DEFAULTS = TrailerConfig()

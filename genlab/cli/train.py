@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from genlab.cli.common import ModelOpt, app, err, note_busy_cores, out, output_file, progress_bars, writable_folder
+from genlab.cli.common import ModelOpt, app, err, note_busy_cores, out, output_file, progress_bars
+from genlab.io import writable_folder
 
 if TYPE_CHECKING:
     from genlab.train.trainer import TrainResult
