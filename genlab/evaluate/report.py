@@ -196,6 +196,27 @@ def report_pages(directory: Path) -> list[Path]:
     return sorted(p.relative_to(directory) for p in directory.rglob("report.html"))
 
 
+def index_row(root: Path, page: Path, href: str) -> str:
+    """One run in the viewer's index: its suite, each model's pass rate and the gate, from its
+    summary.json (a run cut short before it wrote one shows its name alone)."""
+    import json
+    import time
+
+    folder = root / page.parent
+    try:
+        summary = json.loads((folder / "summary.json").read_text())
+        rates = "<br>".join(f"{_e(name)}: {100 * m['pass_rate']:.1f} %" for name, m in summary["models"].items())
+        gate = summary["gate"]["held"]
+        facts = (_e(summary["suite"]), _e(summary["rows"]), rates,
+                 f"<span class='{'pass' if gate else 'fail'}'>{'held' if gate else 'missed'}</span>")
+    except (OSError, ValueError, KeyError, TypeError):
+        facts = ("", "", "", "")
+    written = time.strftime("%Y-%m-%d %H:%M", time.localtime((root / page).stat().st_mtime))
+    name = str(page.parent) if page.parent.name else root.name
+    return (f'<tr><td><a href="{href}">{_e(name)}</a></td>' + "".join(f"<td>{fact}</td>" for fact in facts)
+            + f"<td>{written}</td></tr>")
+
+
 def report_handler(directory: Path):
     """An `http.server` handler for the runs under ``directory``, read-only: an index of their
     reports at /, the files in `REPORT_FILES`, and nothing else in the folder (a results folder
@@ -227,11 +248,12 @@ def report_handler(directory: Path):
             return super().send_head()
 
         def _index(self):
-            links = "".join(f'<li><a href="{quote(str(p))}">{html.escape(str(p.parent) if p.parent.name else root.name)}'
-                            "</a></li>" for p in report_pages(root))
+            rows = "".join(index_row(root, page, quote(str(page))) for page in report_pages(root))
+            table = (f"<table><tr><th>run</th><th>suite</th><th>rows</th><th>pass rate</th><th>gate</th>"
+                     f"<th>written</th></tr>{rows}</table>" if rows else
+                     "<p>none yet: genlab eval run SUITE.yaml --out DIR</p>")
             body = (f"<!doctype html><html><head><meta charset='utf-8'><title>genlab eval reports</title>"
-                    f"<style>{CSS}</style></head><body><h1>genlab eval reports</h1>"
-                    f"<ul>{links or '<li>none yet: genlab eval run SUITE.yaml --out DIR</li>'}</ul></body></html>").encode()
+                    f"<style>{CSS}</style></head><body><h1>genlab eval reports</h1>{table}</body></html>").encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))
