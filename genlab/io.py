@@ -190,7 +190,8 @@ def validation_problems(exc, model: type | None = None) -> list[tuple[str, str]]
             message = (f"unknown key{f' (did you mean {close[0]}?)' if close else ''}; "
                        f"the keys here are {', '.join(known)}")
         problems.append((".".join(map(str, path)), message))
-    return problems
+    # A misspelt key is two errors, the key it missed and the key it gave; the second says both.
+    return sorted(problems, key=lambda problem: "did you mean" not in problem[1])
 
 
 def _keys_at(model: type, loc: list) -> list[str]:

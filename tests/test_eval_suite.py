@@ -39,6 +39,8 @@ def test_good_suite_loads(tmp_path):
     (GOOD.replace('prompts: ["Say {{word}}"]', "prompts: 12"), "line 2, key prompts: Input should be a valid list"),
     (GOOD + "concurrency: lots\n", "key concurrency: Input should be a valid integer"),
     (GOOD + "colour: blue\n", "key colour: unknown key; the keys here are description, prompts, models, labels"),
+    (GOOD.replace("prompts:", "prompt:"),      # was "key prompts: Field required", the key it missed
+     "line 2, key prompt: unknown key (did you mean prompts?); the keys here are description, prompts"),
     (GOOD.replace("models:", "providers:"),
      "line 3, key providers: unknown key; the keys here are description, prompts"),
     (GOOD.replace("value: hi", "vaule: hi"), "line 7, key tests.0.assert.0.vaule: unknown key (did you mean value?); "
