@@ -183,6 +183,14 @@ def test_error_cases_raise_typed_sdk_exceptions(client, served):
     with pytest.raises(openai.BadRequestError, match="unsupported parameter: 'tools'"):
         client.chat.completions.create(model="local", messages=CHAT, tools=[
             {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}])
+    # What genlab does anyway is taken (clients and agent frameworks send these); anything else is refused.
+    done = client.chat.completions.create(model="local", messages=CHAT, max_tokens=2, service_tier="auto",
+                                          modalities=["text"], parallel_tool_calls=False)
+    assert done.choices[0].message.content
+    with pytest.raises(openai.BadRequestError, match="unsupported parameter: 'service_tier'"):
+        client.chat.completions.create(model="local", messages=CHAT, service_tier="flex")
+    with pytest.raises(openai.BadRequestError, match="unsupported parameter: 'modalities'"):
+        client.chat.completions.create(model="local", messages=CHAT, modalities=["text", "audio"])
     with pytest.raises(openai.BadRequestError, match="malformed JSON schema"):
         client.chat.completions.create(model="local", messages=CHAT, response_format={
             "type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "objectx"}}})

@@ -207,7 +207,8 @@ def index_row(root: Path, page: Path, href: str) -> str:
         summary = json.loads((folder / "summary.json").read_text())
         rates = "<br>".join(f"{_e(name)}: {100 * m['pass_rate']:.1f} %" for name, m in summary["models"].items())
         gate = summary["gate"]["held"]
-        facts = (_e(summary["suite"]), _e(summary["rows"]), rates,
+        suite = f"<span title='{_e(summary['suite'])}'>{_e(Path(summary['suite']).name)}</span>"   # the path, on hover
+        facts = (suite, _e(summary["rows"]), rates,
                  f"<span class='{'pass' if gate else 'fail'}'>{'held' if gate else 'missed'}</span>")
     except (OSError, ValueError, KeyError, TypeError):
         facts = ("", "", "", "")

@@ -47,6 +47,9 @@ log = logging.getLogger("genlab.serve")
 #: Read elsewhere, or hints genlab decides itself: llama.cpp's ``cache_prompt`` (genlab's embedded
 #: backend turns prompt-prefix reuse off for seeded calls, the only ones it would change).
 IGNORED_FIELDS = {"user", "metadata", "store", "stream", "stream_options", "model", "cache_prompt"}
+#: Fields whose value asks for what genlab does anyway: taken, and any other value refused
+#: (parallel_tool_calls means nothing without tools, which are refused).
+AS_DONE = {"parallel_tool_calls": (True, False), "service_tier": ("auto", "default"), "modalities": (["text"],)}
 
 
 def _json_error(exc: GenlabError) -> JSONResponse:
@@ -211,7 +214,8 @@ async def _read_json(http: HttpRequest) -> dict:
 
 
 def _parse(body: dict, chat: bool) -> Request:
-    fields = {k: v for k, v in body.items() if k not in IGNORED_FIELDS and v is not None}
+    fields = {k: v for k, v in body.items() if k not in IGNORED_FIELDS and v is not None
+              and not (k in AS_DONE and v in AS_DONE[k])}
     if "max_completion_tokens" in fields:
         fields["max_tokens"] = fields.pop("max_completion_tokens")
     if chat and body.get("messages") is None:
