@@ -35,7 +35,7 @@ class BackendEntry:
     name: str                          # short name: local, hf, openai…
     usage: str                         # what a spec looks like: "openai:MODEL"
     description: str
-    build: Callable[[str], Any]        # called with the whole spec: a Backend, ImageBackend or SpeechBackend
+    build: Callable[[str], Any]        # called with the whole spec: a Backend, Image-, Speech- or SearchBackend
     prefixes: tuple[str, ...] = ()     # a spec starting with one of these is this entry's
     exact: tuple[str, ...] = ()        # or a spec equal to one of these
     kind: str = "model"                # model, image, speech, search
