@@ -228,7 +228,7 @@ def test_every_help_page_shows_its_examples_one_per_line():
 
 
 def test_every_option_says_what_it_does():
-    """--temperature, --seed, --budget-usd and 35 other options, and a notebook's name in 11
+    """--temperature, --seed, --budget-usd and 36 other options, and a notebook's name in 11
     commands, showed a bare type in --help."""
     import typer
 
