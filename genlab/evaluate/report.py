@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import html
+import json
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -199,9 +201,6 @@ def report_pages(directory: Path) -> list[Path]:
 def index_row(root: Path, page: Path, href: str) -> str:
     """One run in the viewer's index: its suite, each model's pass rate and the gate, from its
     summary.json (a run cut short before it wrote one shows its name alone)."""
-    import json
-    import time
-
     folder = root / page.parent
     try:
         summary = json.loads((folder / "summary.json").read_text())
