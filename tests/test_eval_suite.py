@@ -108,6 +108,7 @@ def test_tests_from_csv_and_jsonl(tmp_path):
     ("contains: hi", {"type": "contains", "value": "hi"}),
     ("not-icontains:Error", {"type": "not-icontains", "value": "Error"}),
     ("icontains-any: red, blue", {"type": "icontains-any", "value": ["red", "blue"]}),
+    ("rubric: fluency", {"type": "rubric", "metric": "fluency"}),   # was an exact-answer check that always failed
     ("4", {"type": "equals", "value": "4"}),                      # no type: the exact answer
     ("Answer: Paris", {"type": "equals", "value": "Answer: Paris"}),
 ])

@@ -265,13 +265,16 @@ def load_suite(path: str | Path, overrides: dict | None = None) -> Suite:
 
 def expected_assertion(expected: str) -> dict[str, Any]:
     """A CSV row's ``__expected`` as promptfoo reads it: ``TYPE: VALUE`` where TYPE is an
-    assertion type (``contains-any: red, blue`` names several values), else the whole text
-    as the exact answer (``4``, ``Answer: Paris``)."""
+    assertion type (``contains-any: red, blue`` names several values; ``rubric: fluency`` a
+    metric), else the whole text as the exact answer (``4``, ``Answer: Paris``)."""
     kind, colon, value = expected.partition(":")
     kind, value = kind.strip(), value.strip()
-    if not colon or kind.removeprefix("not-") not in ASSERTIONS:
+    base = kind.removeprefix("not-")
+    if kind in MODEL_GRADED:               # rubric: fluency, a built-in metric by name
+        return {"type": kind, "metric": value}
+    if not colon or base not in ASSERTIONS:
         return {"type": "equals", "value": expected}
-    if kind.removeprefix("not-").endswith(("-any", "-all")):
+    if base.endswith(("-any", "-all")):
         return {"type": kind, "value": [v.strip() for v in value.split(",")]}
     return {"type": kind, "value": value}
 
