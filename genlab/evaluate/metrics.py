@@ -222,7 +222,8 @@ def load_user_function(ref: str, base_dir: Path, what: str = "python assertion")
 ASSERTIONS: dict[str, Callable[[str, Any, Context], Score]] = {
     "equals": equals, "exact-match": equals, "contains": contains, "icontains": icontains,
     "contains-any": _contains_some(False, False), "contains-all": _contains_some(True, False),
-    "icontains-any": _contains_some(False, True), "icontains-all": _contains_some(True, True), "regex": regex, "starts-with": starts_with,
+    "icontains-any": _contains_some(False, True), "icontains-all": _contains_some(True, True),
+    "regex": regex, "starts-with": starts_with,
     "is-json": is_json, "bleu": bleu, "rouge-1": _rouge("rouge1"), "rouge-2": _rouge("rouge2"),
     "rouge-l": _rouge("rougeL"), "rouge-lsum": _rouge("rougeLsum"), "levenshtein": levenshtein,
     "latency": latency, "cost": cost, "python": python,

@@ -17,7 +17,6 @@ points at a passage:
 from __future__ import annotations
 
 import re
-
 from dataclasses import dataclass, field
 
 from genlab.ground.answer import GroundedAnswer, answer_from, ask
