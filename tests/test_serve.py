@@ -180,9 +180,9 @@ def test_error_cases_raise_typed_sdk_exceptions(client, served):
         wrong.chat.completions.create(model="local", messages=CHAT)
     with pytest.raises(openai.BadRequestError, match="invalid 'temperature'"):
         client.chat.completions.create(model="local", messages=CHAT, temperature=9)
-    with pytest.raises(openai.BadRequestError, match="unsupported parameter: 'tools'"):
-        client.chat.completions.create(model="local", messages=CHAT, tools=[
-            {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}])
+    with pytest.raises(openai.BadRequestError, match="unsupported parameter: 'functions'"):
+        client.chat.completions.create(model="local", messages=CHAT, functions=[  # the legacy form of tools
+            {"name": "f", "parameters": {"type": "object", "properties": {}}}])
     # What genlab does anyway is taken (clients and agent frameworks send these); anything else is refused.
     done = client.chat.completions.create(model="local", messages=CHAT, max_tokens=2, service_tier="auto",
                                           modalities=["text"], parallel_tool_calls=False)

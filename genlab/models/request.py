@@ -46,6 +46,16 @@ class JsonObjectFormat(_Strict):
     type: Literal["json_object"]
 
 
+def checked_json_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema``, or a ValueError naming where it is malformed (for pydantic validators)."""
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
+        raise ValueError(f"malformed JSON schema at {where}: {exc.message}") from None
+    return schema
+
+
 class JsonSchemaSpec(_Strict):
     name: str = "output"
     schema_: dict[str, Any] = Field(alias="schema")
@@ -54,15 +64,7 @@ class JsonSchemaSpec(_Strict):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    @field_validator("schema_")
-    @classmethod
-    def _valid_schema(cls, schema: dict[str, Any]) -> dict[str, Any]:
-        try:
-            jsonschema.validators.validator_for(schema).check_schema(schema)
-        except jsonschema.SchemaError as exc:
-            where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
-            raise ValueError(f"malformed JSON schema at {where}: {exc.message}") from None
-        return schema
+    _valid_schema = field_validator("schema_")(checked_json_schema)
 
 
 class JsonSchemaFormat(_Strict):

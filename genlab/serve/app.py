@@ -8,6 +8,8 @@ that logs tokens and cost to genlab's store and enforces a budget.
 
     request → Guard (Host, key, JSON content type, body size) → limits (400 naming one)
       → the model's Admission (bounded queue, wait limit; 429 + Retry-After when full)
+      → with tools: which function, then its arguments, as structured output (`genlab.serve.tools`);
+        a tool call is answered there, a reply in words goes on
       → a worker thread of the server's own pool streams the call, chunk by chunk,
         to the event loop; a client that goes away stops it within a token
       → JSON, or server-sent events ending in [DONE] (an error mid-stream is an event)
@@ -35,10 +37,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from genlab.errors import ApiError, GenlabError
 from genlab.models import Budget, Model, Request, Response, get_model
-from genlab.io import validation_problems
 from genlab.models.backend import redact
-from genlab.serve.guard import Admission, BodyTooLarge, Guard, ServeLimits, check_body, envelope
+from genlab.models.response import Usage
+from genlab.serve.guard import (Admission, BodyTooLarge, Guard, ServeLimits, check_body, envelope,
+                                invalid_request)
 from genlab.serve.media import add_media_routes
+from genlab.serve.tools import ToolCall, call_or_reply, take_tools
 from genlab.store import Store
 
 log = logging.getLogger("genlab.serve")
@@ -48,7 +52,7 @@ log = logging.getLogger("genlab.serve")
 #: backend turns prompt-prefix reuse off for seeded calls, the only ones it would change).
 IGNORED_FIELDS = {"user", "metadata", "store", "stream", "stream_options", "model", "cache_prompt"}
 #: Fields whose value asks for what genlab does anyway: taken, and any other value refused
-#: (parallel_tool_calls means nothing without tools, which are refused).
+#: (a reply calls at most one function, so parallel_tool_calls allows what is done).
 AS_DONE = {"parallel_tool_calls": (True, False), "service_tier": ("auto", "default"), "modalities": (["text"],)}
 
 
@@ -181,7 +185,7 @@ def _feedback(store: Store, body: dict) -> dict:
     try:
         fb = FeedbackBody(**body)
     except ValidationError as exc:
-        raise _invalid(exc) from None
+        raise invalid_request(exc) from None
     rating = {"up": 1, "down": -1, None: None}[fb.rating]
     if fb.chosen_id or fb.rejected_id:
         if not (fb.chosen_id and fb.rejected_id) or fb.response_id or fb.rating or fb.better_response:
@@ -238,13 +242,7 @@ def _parse(body: dict, chat: bool) -> Request:
     try:
         return Request(**fields)
     except ValidationError as exc:
-        raise _invalid(exc) from None
-
-
-def _invalid(exc: ValidationError) -> ApiError:
-    """A 400 naming the first invalid field, from pydantic's error."""
-    param, message = validation_problems(exc)[0]
-    return ApiError(400, f"invalid '{param}': {message}" if param else message, param=param or None)
+        raise invalid_request(exc) from None
 
 
 _END = object()
@@ -255,6 +253,7 @@ async def _handle(pool: ModelPool, workers: ThreadPoolExecutor, limits: ServeLim
     body = await _read_json(http)
     served = pool.get(body.get("model"))
     check_body(body, limits)
+    body, tools = take_tools(body) if chat else (body, None)
     request = _parse(body, chat)
     name = served.model.name
     response_id = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:24]
@@ -268,12 +267,29 @@ async def _handle(pool: ModelPool, workers: ThreadPoolExecutor, limits: ServeLim
             store.record_response(response_id, name, body["messages"], response.texts, source="serve")
 
     await served.admission.acquire()
+    choosing = Usage()   # what deciding between a function and a reply in words cost
+    if tools is not None and tools.candidates():
+        # Two short calls under a schema: not watched for a client that leaves, as generation is.
+        try:
+            made = await loop.run_in_executor(workers, call_or_reply, served.model, request, tools)
+        except BaseException:
+            served.admission.release()
+            raise
+        if isinstance(made, ToolCall):
+            served.admission.release()
+            if body.get("stream"):
+                include = bool((body.get("stream_options") or {}).get("include_usage"))
+                return StreamingResponse(_tool_call_sse(made, name, response_id, include),
+                                         media_type="text/event-stream")
+            return _tool_call_json(made, name, response_id)
+        choosing = made
     job = loop.run_in_executor(workers, _generate, served.model, request, cancel, keep,
                                lambda item: loop.call_soon_threadsafe(items.put_nowait, item))
     job.add_done_callback(lambda _: served.admission.release())  # the slot is free when generation ends
     if not body.get("stream"):
         try:
             response = await _collect(items, http, cancel)
+            response.usage += choosing
             return (_chat_json if chat else _completion_json)(response, name, response_id)
         finally:
             cancel.set()
@@ -283,7 +299,7 @@ async def _handle(pool: ModelPool, workers: ThreadPoolExecutor, limits: ServeLim
         cancel.set()
         raise first
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-    events = _sse(first, items, name, response_id, chat, request.n, include_usage)
+    events = _sse(first, items, name, response_id, chat, request.n, include_usage, choosing)
     return _CancellingStream(events, cancel.set, media_type="text/event-stream")
 
 
@@ -352,8 +368,7 @@ class _CancellingStream(StreamingResponse):
             self._on_close()
 
 
-def _usage_json(response: Response) -> dict:
-    u = response.usage
+def _usage_json(u: Usage) -> dict:
     return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
             "total_tokens": u.total_tokens, "prompt_tokens_details": {"cached_tokens": u.cached_tokens}}
 
@@ -365,8 +380,36 @@ def _chat_json(response: Response, model: str, response_id: str) -> dict:
         "choices": [{"index": c.index, "message": {"role": "assistant", "content": c.text, "refusal": None},
                      "logprobs": _logprobs_json(c.logprobs), "finish_reason": c.finish_reason or "stop"}
                     for c in response.choices],
-        "usage": _usage_json(response),
+        "usage": _usage_json(response.usage),
     }
+
+
+def _tool_call_json(call: ToolCall, model: str, response_id: str) -> dict:
+    return {
+        "id": response_id, "object": "chat.completion",
+        "created": int(time.time()), "model": model, "system_fingerprint": "genlab",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": None, "refusal": None,
+                                             "tool_calls": [call.json()]},
+                     "logprobs": None, "finish_reason": call.finish_reason}],
+        "usage": _usage_json(call.usage),
+    }
+
+
+async def _tool_call_sse(call: ToolCall, model: str, cid: str, include_usage: bool) -> AsyncIterator[str]:
+    """A tool call as OpenAI streams one: its id and name, its arguments, the finish."""
+    base = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
+            "system_fingerprint": "genlab"}
+    head = {**call.json(), "index": 0}
+    head["function"] = {"name": call.name, "arguments": ""}
+    deltas = [{"role": "assistant", "content": None, "tool_calls": [head]},
+              {"tool_calls": [{"index": 0, "function": {"arguments": call.arguments}}]}, {}]
+    for i, delta in enumerate(deltas):
+        finish = call.finish_reason if i == len(deltas) - 1 else None
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        yield "data: " + json.dumps({**base, "choices": [choice]}) + "\n\n"
+    if include_usage:
+        yield "data: " + json.dumps({**base, "choices": [], "usage": _usage_json(call.usage)}) + "\n\n"
+    yield "data: [DONE]\n\n"
 
 
 def _logprobs_json(logprobs: list[dict] | None) -> dict | None:
@@ -385,12 +428,12 @@ def _completion_json(response: Response, model: str, response_id: str) -> dict:
         "created": int(time.time()), "model": model, "system_fingerprint": "genlab",
         "choices": [{"index": c.index, "text": c.text, "logprobs": None, "finish_reason": c.finish_reason or "stop"}
                     for c in response.choices],
-        "usage": _usage_json(response),
+        "usage": _usage_json(response.usage),
     }
 
 
 async def _sse(first, items: asyncio.Queue, model: str, cid: str, chat: bool, n: int,
-               include_usage: bool) -> AsyncIterator[str]:
+               include_usage: bool, choosing: Usage) -> AsyncIterator[str]:
     """OpenAI's server-sent events: role first, content deltas, finish, usage, [DONE]."""
     base = {"id": cid, "object": "chat.completion.chunk" if chat else "text_completion",
             "created": int(time.time()), "model": model, "system_fingerprint": "genlab"}
@@ -415,7 +458,7 @@ async def _sse(first, items: asyncio.Queue, model: str, cid: str, chat: bool, n:
             break
         if isinstance(item, Response):
             if include_usage:
-                yield event([], usage=_usage_json(item))
+                yield event([], usage=_usage_json(item.usage + choosing))
         else:
             yield event([piece(item.index, item.text, item.finish_reason, item.logprobs)])
         item = await items.get()

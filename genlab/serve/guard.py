@@ -17,7 +17,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from genlab.errors import ApiError, ConfigError, GenlabError
+from genlab.io import validation_problems
 
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 
@@ -169,6 +172,12 @@ def depth_of(value: Any, limit: int) -> int:
     return deepest
 
 
+def invalid_request(exc: ValidationError) -> ApiError:
+    """A 400 naming the first invalid field, from pydantic's error."""
+    param, message = validation_problems(exc)[0]
+    return ApiError(400, f"invalid '{param}': {message}" if param else message, param=param or None)
+
+
 def check_body(body: dict, limits: ServeLimits) -> None:
     """A 400 naming the limit for a request that asks for too much, before it is parsed."""
     def refuse(message: str, param: str) -> ApiError:
@@ -199,11 +208,18 @@ def check_body(body: dict, limits: ServeLimits) -> None:
     if isinstance(grammar, str) and len(grammar.encode()) > limits.max_grammar_bytes:
         raise refuse(f"the grammar is over {limits.max_grammar_bytes} bytes", "grammar")
     fmt = body.get("response_format")
+    tools = body.get("tools")
+    # A schema is nested two levels down in either: response_format.json_schema.schema,
+    # tools[i].function.parameters.
+    for param, schema in [("response_format", fmt)] + [("tools", t) for t in tools or () if isinstance(tools, list)]:
+        if not isinstance(schema, dict):
+            continue
+        if depth_of(schema, limits.max_schema_depth + 2) > limits.max_schema_depth + 2:
+            raise refuse(f"the JSON schema nests deeper than {limits.max_schema_depth} levels", param)
+        if len(json.dumps(schema)) > limits.max_schema_bytes:
+            raise refuse(f"{'the response format' if param == 'response_format' else 'a tool'} is over "
+                         f"{limits.max_schema_bytes} bytes", param)
     if isinstance(fmt, dict):
-        if depth_of(fmt, limits.max_schema_depth + 2) > limits.max_schema_depth + 2:
-            raise refuse(f"the JSON schema nests deeper than {limits.max_schema_depth} levels", "response_format")
-        if len(json.dumps(fmt)) > limits.max_schema_bytes:
-            raise refuse(f"the response format is over {limits.max_schema_bytes} bytes", "response_format")
         labels = fmt.get("enum")
         if isinstance(labels, list) and len(labels) > limits.max_enum_labels:
             raise refuse(f"at most {limits.max_enum_labels} enum labels (got {len(labels)})", "response_format")
