@@ -56,6 +56,11 @@ def test_streamed_chat_with_usage(client):
     assert text == plain.choices[0].message.content
 
 
+def test_a_message_may_name_its_participant(client):
+    named = [{"role": "system", "content": "Be brief.", "name": "rules"}, {**CHAT[0], "name": "ada"}]
+    assert client.chat.completions.create(model="local", messages=named, max_tokens=4).choices[0].message.content
+
+
 def test_n_three_choices(client):
     completion = client.chat.completions.create(model="local", messages=CHAT, max_tokens=15, n=3,
                                                 temperature=1.0, seed=3)

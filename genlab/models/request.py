@@ -24,6 +24,9 @@ class Message(_Strict):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     # A string, or OpenAI content parts ([{"type": "text", "text": ...}, ...]).
     content: str | list[dict[str, Any]] | None = ""
+    # OpenAI's name of the participant (agent frameworks send it): passed on to endpoints and
+    # llama.cpp; models on transformers read the role and content only.
+    name: str | None = None
 
     def media_parts(self) -> list[str]:
         """The types of the content parts that are not text (image_url, input_audio…); an
