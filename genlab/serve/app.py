@@ -373,10 +373,15 @@ def _usage_json(u: Usage) -> dict:
             "total_tokens": u.total_tokens, "prompt_tokens_details": {"cached_tokens": u.cached_tokens}}
 
 
+def _head(kind: str, model: str, response_id: str) -> dict:
+    """What every reply and every streamed chunk starts with."""
+    return {"id": response_id, "object": kind, "created": int(time.time()), "model": model,
+            "system_fingerprint": "genlab"}
+
+
 def _chat_json(response: Response, model: str, response_id: str) -> dict:
     return {
-        "id": response_id, "object": "chat.completion",
-        "created": int(time.time()), "model": model, "system_fingerprint": "genlab",
+        **_head("chat.completion", model, response_id),
         "choices": [{"index": c.index, "message": {"role": "assistant", "content": c.text, "refusal": None},
                      "logprobs": _logprobs_json(c.logprobs), "finish_reason": c.finish_reason or "stop"}
                     for c in response.choices],
@@ -386,8 +391,7 @@ def _chat_json(response: Response, model: str, response_id: str) -> dict:
 
 def _tool_call_json(call: ToolCall, model: str, response_id: str) -> dict:
     return {
-        "id": response_id, "object": "chat.completion",
-        "created": int(time.time()), "model": model, "system_fingerprint": "genlab",
+        **_head("chat.completion", model, response_id),
         "choices": [{"index": 0, "message": {"role": "assistant", "content": None, "refusal": None,
                                              "tool_calls": [call.json()]},
                      "logprobs": None, "finish_reason": call.finish_reason}],
@@ -397,8 +401,7 @@ def _tool_call_json(call: ToolCall, model: str, response_id: str) -> dict:
 
 async def _tool_call_sse(call: ToolCall, model: str, cid: str, include_usage: bool) -> AsyncIterator[str]:
     """A tool call as OpenAI streams one: its id and name, its arguments, the finish."""
-    base = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
-            "system_fingerprint": "genlab"}
+    base = _head("chat.completion.chunk", model, cid)
     head = {**call.json(), "index": 0}
     head["function"] = {"name": call.name, "arguments": ""}
     deltas = [{"role": "assistant", "content": None, "tool_calls": [head]},
@@ -424,8 +427,7 @@ def _logprobs_json(logprobs: list[dict] | None) -> dict | None:
 
 def _completion_json(response: Response, model: str, response_id: str) -> dict:
     return {
-        "id": response_id, "object": "text_completion",
-        "created": int(time.time()), "model": model, "system_fingerprint": "genlab",
+        **_head("text_completion", model, response_id),
         "choices": [{"index": c.index, "text": c.text, "logprobs": None, "finish_reason": c.finish_reason or "stop"}
                     for c in response.choices],
         "usage": _usage_json(response.usage),
@@ -435,8 +437,7 @@ def _completion_json(response: Response, model: str, response_id: str) -> dict:
 async def _sse(first, items: asyncio.Queue, model: str, cid: str, chat: bool, n: int,
                include_usage: bool, choosing: Usage) -> AsyncIterator[str]:
     """OpenAI's server-sent events: role first, content deltas, finish, usage, [DONE]."""
-    base = {"id": cid, "object": "chat.completion.chunk" if chat else "text_completion",
-            "created": int(time.time()), "model": model, "system_fingerprint": "genlab"}
+    base = _head("chat.completion.chunk" if chat else "text_completion", model, cid)
 
     def event(choices: list, **extra: Any) -> str:
         return "data: " + json.dumps({**base, "choices": choices, **extra}) + "\n\n"
