@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from genlab.errors import ApiError
+from genlab.errors import ApiError, ModelError
 from genlab.models import Model, Request
 from genlab.models.request import EnumFormat, JsonSchemaFormat, JsonSchemaSpec, Message, checked_json_schema
 from genlab.models.response import Usage
@@ -167,6 +167,8 @@ def call_or_reply(model: Model, request: Request, tools: Tools) -> ToolCall | Us
         if chosen.text == REPLY:
             return usage
         functions = [f for f in functions if f.name == chosen.text]
+        if not functions:   # an endpoint that does not hold to the schema
+            raise ModelError(f"{model.name} chose {chosen.text[:80]!r}, which is none of the functions")
     function = functions[0]
     what = f" ({function.description})" if function.description else ""
     schema = JsonSchemaSpec(name=function.name, schema=function.parameters or NO_PARAMETERS)
