@@ -1,5 +1,6 @@
-"""`genlab serve`'s /v1/images/generations (cards) and /v1/audio/speech (espeak-ng), through the
-real `openai` SDK over real HTTP, and genlab's remote image and speech backends against them."""
+"""`genlab serve`'s /v1/images/generations (cards), /v1/audio/speech (espeak-ng) and
+/v1/embeddings (MiniLM), through the real `openai` SDK over real HTTP, and genlab's remote
+image and speech backends against them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import io
 import json
 import wave
 
+import numpy as np
 import openai
 import pytest
 from PIL import Image
@@ -43,6 +45,37 @@ def test_speech_in_openais_shape(client):
     with wave.open(io.BytesIO(out.content)) as wav:
         assert wav.getnchannels() == 1 and wav.getsampwidth() == 2
         assert wav.getnframes() / wav.getframerate() > 1.0
+
+
+def test_embeddings_in_openais_shape_are_the_embedders_own(client, served):
+    """The SDK asks for base64 unless told otherwise; both encodings carry the embedder's vectors."""
+    from genlab.ground.embed import load_embedder
+
+    texts = ["The ferry leaves at noon.", "A library card costs nothing."]
+    embedder = load_embedder()
+    expected = embedder.encode(texts)
+    packed = client.embeddings.create(model="all-MiniLM-L6-v2", input=texts)
+    plain = client.embeddings.create(model="all-MiniLM-L6-v2", input=texts[0], encoding_format="float")
+    assert [d.index for d in packed.data] == [0, 1] and len(packed.data[0].embedding) == 384
+    assert np.allclose(np.array([d.embedding for d in packed.data]), expected, atol=1e-6)
+    assert np.allclose(plain.data[0].embedding, expected[0], atol=1e-6)
+    assert packed.usage.prompt_tokens == sum(embedder.token_counts(texts)) == packed.usage.total_tokens
+    rows = served.store().execute("SELECT prompt_tokens, cost_usd FROM calls WHERE model='all-MiniLM-L6-v2' "
+                                  "AND source='serve'")
+    assert len(rows) >= 2 and rows[-1]["cost_usd"] == 0.0
+
+
+@pytest.mark.parametrize("asked, status, says", [
+    ({"model": "text-embedding-3-small", "input": "hi"}, 404, "served: all-MiniLM-L6-v2"),
+    ({"model": "all-MiniLM-L6-v2", "input": [[1, 2, 3]]}, 400, "invalid 'input"),
+    ({"model": "all-MiniLM-L6-v2", "input": ["hi", ""]}, 400, "empty string"),
+    ({"model": "all-MiniLM-L6-v2", "input": []}, 400, "invalid 'input'"),
+    ({"model": "all-MiniLM-L6-v2", "input": "hi", "dimensions": 256}, 400, "gives 384"),
+])
+def test_embedding_errors_name_the_field(client, asked, status, says):
+    with pytest.raises(openai.APIStatusError, match=says) as info:
+        client.embeddings.create(**asked, encoding_format="float")
+    assert info.value.status_code == status
 
 
 def test_media_errors_are_openais(client):

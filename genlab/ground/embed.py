@@ -58,6 +58,11 @@ class Embedder:
         self.dim = int(self._model.get_embedding_dimension())
         self._lock = threading.Lock()   # one encode at a time: torch already uses every core
 
+    def token_counts(self, texts: list[str]) -> list[int]:
+        """The tokens the model reads of each text: longer texts are cut at its window."""
+        window = self._model.max_seq_length
+        return [min(len(ids), window) for ids in self._model.tokenizer(texts)["input_ids"]]
+
     def encode(self, texts: list[str], progress=None) -> np.ndarray:
         """Return a (len(texts), dim) float32 array of unit vectors; ``progress(n)`` after each batch."""
         if not texts:

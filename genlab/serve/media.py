@@ -1,15 +1,18 @@
-"""``/v1/images/generations`` (designed cards) and ``/v1/audio/speech`` (espeak-ng) in OpenAI's
-shapes, so any OpenAI client, and genlab's own remote image and speech backends, can ask a
-genlab server for pictures and speech offline.
+"""``/v1/images/generations`` (designed cards), ``/v1/audio/speech`` (espeak-ng) and
+``/v1/embeddings`` (the embedded all-MiniLM-L6-v2) in OpenAI's shapes, so any OpenAI client,
+and genlab's own remote image and speech backends, can ask a genlab server for pictures,
+speech and vectors offline.
 
-Both go through `genlab.models.media.Metered` (budget, the calls ledger) and run on the
-server's worker threads behind their own admission queue (429 when it is full).
+Pictures and speech go through `genlab.models.media.Metered` (budget, the calls ledger);
+embeddings cost nothing and are a row in the ledger too. All run on the server's worker
+threads behind their own admission queue (429 when it is full).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,14 +22,17 @@ from fastapi import FastAPI, Request as HttpRequest
 from fastapi.responses import Response as HttpResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from genlab.errors import ApiError
+from genlab.errors import ApiError, GenlabError
 from genlab.io import validation_problems
 from genlab.models import get_backend
+from genlab.ground.embed import DEFAULT_EMBEDDER
 from genlab.models.media import MOODS, Metered, PictureRequest
 from genlab.serve.guard import Admission, ServeLimits
+from genlab.store import CallRecord
 
 IMAGE_MODELS = ("cards",)
 SPEECH_MODELS = ("espeak",)
+EMBEDDING_MODELS = (DEFAULT_EMBEDDER,)
 #: OpenAI's voice names: a client that sends one gets espeak-ng's default voice.
 OPENAI_VOICES = {"alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer", "verse"}
 
@@ -47,6 +53,16 @@ class SpeechBody(BaseModel):
     input: str = Field(min_length=1, max_length=4096)
     voice: str = "alloy"
     response_format: Literal["wav"] = "wav"
+
+
+class EmbeddingBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str
+    # Text only: token ids are another model's (OpenAI's clients send text unless told otherwise).
+    input: str | list[str] = Field(min_length=1, max_length=2048)
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = None
+    user: str | None = None
 
 
 def add_media_routes(app: FastAPI, workers: ThreadPoolExecutor, store, budget, limits: ServeLimits,
@@ -77,6 +93,37 @@ def add_media_routes(app: FastAPI, workers: ThreadPoolExecutor, store, budget, l
             voices[voice] = Metered(get_backend(voice, "speech"), store=store, budget=budget, source="serve")
         speech = await run(voices[voice].speak, body.input)
         return HttpResponse(speech.to_wav(), media_type="audio/wav")
+
+    @app.post("/v1/embeddings")
+    async def embeddings(http: HttpRequest) -> dict:
+        body = _parse(EmbeddingBody, await read_json(http), "embedding", EMBEDDING_MODELS)
+        texts = [body.input] if isinstance(body.input, str) else body.input
+        if not all(texts):
+            raise ApiError(400, "invalid 'input': an empty string has no embedding; drop it", param="input")
+        vectors, tokens = await run(_embed, store, texts)
+        if body.dimensions not in (None, vectors.shape[1]):
+            raise ApiError(400, f"invalid 'dimensions': {body.model} gives {vectors.shape[1]}", param="dimensions")
+        encode = (lambda v: base64.b64encode(v.astype("<f4").tobytes()).decode()) \
+            if body.encoding_format == "base64" else (lambda v: v.tolist())
+        return {"object": "list", "model": body.model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+                "data": [{"object": "embedding", "index": i, "embedding": encode(v)} for i, v in enumerate(vectors)]}
+
+
+def _embed(store, texts: list[str]):
+    """On a worker thread: the unit vectors of ``texts`` and the tokens read, logged as one call."""
+    from genlab.ground.embed import load_embedder
+
+    start = time.perf_counter()
+    embedder = load_embedder()
+    vectors, tokens = embedder.encode(texts), sum(embedder.token_counts(texts))
+    try:
+        store.log_call(CallRecord(
+            model=embedder.name, request_hash=hashlib.sha256("\0".join(texts).encode()).hexdigest()[:32],
+            prompt_tokens=tokens, cached_tokens=0, completion_tokens=0, latency_s=time.perf_counter() - start,
+            cost_usd=0.0, source="serve"))
+    except GenlabError:
+        pass      # the vectors are worth more than their log row
+    return vectors, tokens
 
 
 def card_request(prompt: str, size: tuple[int, int]) -> PictureRequest:
