@@ -10,7 +10,10 @@ with the server's own code and the same instruction either way:
   arguments parse and follow the schema, right when they also hold the question's city or
   numbers;
 * choosing: the same 60 with tool_choice "required" over both functions (right function?),
-  and 20 questions that need neither with tool_choice "auto" (did it reply in words?).
+  and 20 questions that need neither with tool_choice "auto" (did it reply in words?);
+* agent loops: the 80 under "auto" as a client's loop runs them (each call answered with a
+  fixed result, then asked again), at most 5 requests: how many end in a reply in words,
+  with the server's rule that a repeated call is a reply (``stop_repeats``) and without it.
 
 Nothing here was tuned: the instruction is the server's, written before this ran.
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
 import random
 import re
 import time
@@ -30,7 +34,7 @@ from common import write
 from scipy.stats import binomtest
 
 from genlab.models import Request, get_model
-from genlab.serve.tools import ToolCall, Tools, call_or_reply
+from genlab.serve.tools import ToolCall, Tools, call_or_reply, take_tools
 
 WEATHER = {"type": "object", "properties": {"city": {"type": "string"},
                                             "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
@@ -85,6 +89,20 @@ def free_arguments(model, item: dict) -> str:
     return found.group(0) if found else text
 
 
+def loop_ends(model, question: str, stop_repeats: bool, most: int = 5) -> int | None:
+    """Requests until a reply in words, as a client's agent loop makes them; None past ``most``."""
+    messages: list[dict] = [{"role": "user", "content": question}]
+    for step in range(1, most + 1):
+        body, tools = take_tools({"messages": messages, "tools": TOOLS})
+        request = Request(messages=body["messages"], temperature=0, max_tokens=100)
+        made = call_or_reply(model, request, tools, stop_repeats=stop_repeats)
+        if not isinstance(made, ToolCall):
+            return step
+        messages += [{"role": "assistant", "content": None, "tool_calls": [made.json()]},
+                     {"role": "tool", "tool_call_id": made.id, "content": '{"result": 42}'}]
+    return None
+
+
 def rate(hits: int, n: int) -> dict:
     ci = binomtest(hits, n).proportion_ci(confidence_level=0.95, method="wilson")
     return {"hits": hits, "n": n, "pct": round(100 * hits / n, 1),
@@ -127,6 +145,13 @@ def main() -> None:
         replied += not isinstance(call_or_reply(model, request, Tools(tools=TOOLS)), ToolCall)
     results["auto_replies_in_words_when_no_function_fits"] = rate(replied, len(NEITHER))
     print(f"auto, no function fits: replied in words {replied}/{len(NEITHER)}")
+    questions = [item["question"] for item in asked] + NEITHER
+    for stop_repeats in (True, False):
+        steps = [loop_ends(model, question, stop_repeats) for question in questions]
+        ended = [s for s in steps if s is not None]
+        results[f"agent_loops_{'stop_repeats' if stop_repeats else 'as_asked'}"] = {
+            **rate(len(ended), len(questions)), "requests_when_ended": dict(sorted(Counter(ended).items()))}
+        print(f"agent loops, stop_repeats={stop_repeats}: {len(ended)}/{len(questions)} end within 5 requests")
     write("serve_tools", {"model": args.model, "results": results})
 
 

@@ -9,7 +9,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from genlab.errors import ModelError
 from genlab.models.response import Response, Usage
-from genlab.serve.tools import REPLY, Tools, _as_text, call_or_reply
+from genlab.serve.tools import REPLY, ToolCall, Tools, _as_text, call_or_reply, take_tools
 from tests.test_serve import post_raw
 
 WEATHER = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 40},
@@ -180,3 +180,22 @@ def test_a_reply_in_words_costs_the_choice_and_asks_nothing_more():
     assert model.requests[1].response_format.json_schema.schema_ == ADD
     with pytest.raises(ModelError, match="chose 'subtract', which is none of the functions"):
         call_or_reply(FakeChoosingModel("subtract"), request, Tools(tools=TOOLS, tool_choice="required"))
+
+
+def test_under_auto_a_call_already_made_is_a_reply_in_words():
+    """An agent loop on the embedded model called the same function forever (1 of 80 loops
+    ended within 5 requests in bench/serve_tools.py); the result is in the conversation already."""
+    from genlab.models import Request
+
+    earlier = {"id": "call_9", "type": "function", "function": {"name": "add", "arguments": '{"b": 2, "a": 1}'}}
+    history = [*ASK, {"role": "assistant", "content": None, "tool_calls": [earlier]},
+               {"role": "tool", "tool_call_id": "call_9", "content": "3"}]
+    body, tools = take_tools({"messages": history, "tools": TOOLS})
+    assert tools.called == {("add", '{"a": 1, "b": 2}')}         # key order does not matter
+    request = Request(messages=body["messages"])
+    assert call_or_reply(FakeChoosingModel("add"), request, tools) == Usage(20, 0, 4)
+    assert isinstance(call_or_reply(FakeChoosingModel("add"), request, tools, stop_repeats=False), ToolCall)
+    required = tools.model_copy(update={"tool_choice": "required"})   # the client asked for a call: it gets one
+    assert isinstance(call_or_reply(FakeChoosingModel("add"), request, required), ToolCall)
+    other = tools.model_copy(update={"called": frozenset({("add", '{"a": 1, "b": 5}')})})
+    assert isinstance(call_or_reply(FakeChoosingModel("add"), request, other), ToolCall)

@@ -66,10 +66,11 @@ class NamedChoice(_Strict):
 
 
 class Tools(_Strict):
-    """A chat request's ``tools`` and ``tool_choice``."""
+    """A chat request's ``tools`` and ``tool_choice``, and the calls its conversation made."""
 
     tools: list[Tool] = Field(min_length=1, max_length=128)
     tool_choice: Literal["none", "auto", "required"] | NamedChoice = "auto"
+    called: frozenset[tuple[str, str]] = frozenset()   # (name, arguments as canonical JSON)
 
     def candidates(self) -> list[Function]:
         """The functions the model may call; empty under tool_choice "none"."""
@@ -108,7 +109,8 @@ def take_tools(body: dict) -> tuple[dict, Tools | None]:
             raise ApiError(400, "tool_choice needs tools; send the functions in 'tools'", param="tool_choice")
         return rest, None
     try:
-        tools = Tools(tools=body["tools"], tool_choice=body.get("tool_choice") or "auto")
+        tools = Tools(tools=body["tools"], tool_choice=body.get("tool_choice") or "auto",
+                      called=_calls_made(body["messages"]) if isinstance(body.get("messages"), list) else ())
     except ValidationError as exc:
         raise invalid_request(exc) from None
     names = [t.function.name for t in tools.tools]
@@ -125,6 +127,19 @@ def take_tools(body: dict) -> tuple[dict, Tools | None]:
         if (rest.get("n") or 1) != 1:
             raise ApiError(400, "n must be 1 with tools (one call is made at a time)", param="n")
     return rest, tools
+
+
+def _calls_made(messages: list) -> set[tuple[str, str]]:
+    return {(str(call["function"].get("name")), _canonical(str(call["function"].get("arguments", ""))))
+            for message in messages if isinstance(message, dict) and isinstance(message.get("tool_calls"), list)
+            for call in message["tool_calls"] if isinstance(call, dict) and isinstance(call.get("function"), dict)}
+
+
+def _canonical(arguments: str) -> str:
+    try:
+        return json.dumps(json.loads(arguments), sort_keys=True)
+    except ValueError:
+        return arguments
 
 
 def _as_text(messages: list) -> list:
@@ -153,9 +168,13 @@ def _as_text(messages: list) -> list:
     return plain
 
 
-def call_or_reply(model: Model, request: Request, tools: Tools) -> ToolCall | Usage:
+def call_or_reply(model: Model, request: Request, tools: Tools, *, stop_repeats: bool = True) -> ToolCall | Usage:
     """On a worker thread: the model's call of one of ``tools.candidates()``, or, when it
-    chose to reply in words, what that choice cost (the reply is then ``request`` itself)."""
+    chose to reply in words, what that choice cost (the reply is then ``request`` itself).
+
+    Under tool_choice "auto" a call the conversation already made, with the same arguments,
+    is a reply in words (``stop_repeats``): its result is already there, and a model that
+    cannot tell it has what it needs (the embedded one) would otherwise call it forever."""
     functions = tools.candidates()
     usage = Usage()
     if len(functions) > 1 or tools.tool_choice == "auto":
@@ -180,6 +199,8 @@ def call_or_reply(model: Model, request: Request, tools: Tools) -> ToolCall | Us
     except ValueError:
         arguments = choice.text   # cut by max_tokens: sent as written, with finish_reason "length"
     finish = "length" if choice.finish_reason == "length" else "tool_calls"
+    if stop_repeats and tools.tool_choice == "auto" and (function.name, _canonical(arguments)) in tools.called:
+        return usage + written.usage
     return ToolCall(function.name, arguments, finish, usage + written.usage)
 
 
