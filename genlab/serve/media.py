@@ -23,9 +23,9 @@ from fastapi.responses import Response as HttpResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from genlab.errors import ApiError, GenlabError
+from genlab.ground.embed import DEFAULT_EMBEDDER
 from genlab.io import validation_problems
 from genlab.models import get_backend
-from genlab.ground.embed import DEFAULT_EMBEDDER
 from genlab.models.media import MOODS, Metered, PictureRequest
 from genlab.serve.guard import Admission, ServeLimits
 from genlab.store import CallRecord
@@ -100,21 +100,21 @@ def add_media_routes(app: FastAPI, workers: ThreadPoolExecutor, store, budget, l
         texts = [body.input] if isinstance(body.input, str) else body.input
         if not all(texts):
             raise ApiError(400, "invalid 'input': an empty string has no embedding; drop it", param="input")
-        vectors, tokens = await run(_embed, store, texts)
-        if body.dimensions not in (None, vectors.shape[1]):
-            raise ApiError(400, f"invalid 'dimensions': {body.model} gives {vectors.shape[1]}", param="dimensions")
+        vectors, tokens = await run(_embed, store, texts, body.dimensions)
         encode = (lambda v: base64.b64encode(v.astype("<f4").tobytes()).decode()) \
             if body.encoding_format == "base64" else (lambda v: v.tolist())
         return {"object": "list", "model": body.model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
                 "data": [{"object": "embedding", "index": i, "embedding": encode(v)} for i, v in enumerate(vectors)]}
 
 
-def _embed(store, texts: list[str]):
+def _embed(store, texts: list[str], dimensions: int | None):
     """On a worker thread: the unit vectors of ``texts`` and the tokens read, logged as one call."""
     from genlab.ground.embed import load_embedder
 
     start = time.perf_counter()
     embedder = load_embedder()
+    if dimensions not in (None, embedder.dim):
+        raise ApiError(400, f"invalid 'dimensions': {embedder.name} gives {embedder.dim}", param="dimensions")
     vectors, tokens = embedder.encode(texts), sum(embedder.token_counts(texts))
     try:
         store.log_call(CallRecord(
