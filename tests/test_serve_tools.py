@@ -121,7 +121,7 @@ def test_a_conversation_that_used_tools_goes_on(client):
     reply = client.chat.completions.create(model="local", messages=history, tools=TOOLS, tool_choice="none",
                                            max_tokens=12)
     assert reply.choices[0].message.content
-    assert _as_text(history)[1:] == [
+    assert _as_text(history)[0][1:] == [
         {"role": "assistant", "content": 'Called get_weather({"city":"Paris"})'},
         {"role": "user", "content": 'get_weather returned: {"temperature": 18}'}]
 

@@ -102,15 +102,15 @@ def take_tools(body: dict) -> tuple[dict, Tools | None]:
     assistant's ``tool_calls`` as "Called NAME(ARGUMENTS)", a ``tool`` message as a user's
     "NAME returned: RESULT" (a tool message without its call is refused by every endpoint)."""
     rest = {k: v for k, v in body.items() if k not in ("tools", "tool_choice")}
+    called: set[tuple[str, str]] = set()
     if isinstance(body.get("messages"), list):
-        rest["messages"] = _as_text(body["messages"])
+        rest["messages"], called = _as_text(body["messages"])
     if body.get("tools") is None:
         if body.get("tool_choice") not in (None, "none", "auto"):
             raise ApiError(400, "tool_choice needs tools; send the functions in 'tools'", param="tool_choice")
         return rest, None
     try:
-        tools = Tools(tools=body["tools"], tool_choice=body.get("tool_choice") or "auto",
-                      called=_calls_made(body["messages"]) if isinstance(body.get("messages"), list) else ())
+        tools = Tools(tools=body["tools"], tool_choice=body.get("tool_choice") or "auto", called=called)
     except ValidationError as exc:
         raise invalid_request(exc) from None
     names = [t.function.name for t in tools.tools]
@@ -129,12 +129,6 @@ def take_tools(body: dict) -> tuple[dict, Tools | None]:
     return rest, tools
 
 
-def _calls_made(messages: list) -> set[tuple[str, str]]:
-    return {(str(call["function"].get("name")), _canonical(str(call["function"].get("arguments", ""))))
-            for message in messages if isinstance(message, dict) and isinstance(message.get("tool_calls"), list)
-            for call in message["tool_calls"] if isinstance(call, dict) and isinstance(call.get("function"), dict)}
-
-
 def _canonical(arguments: str) -> str:
     try:
         return json.dumps(json.loads(arguments), sort_keys=True)
@@ -142,8 +136,10 @@ def _canonical(arguments: str) -> str:
         return arguments
 
 
-def _as_text(messages: list) -> list:
+def _as_text(messages: list) -> tuple[list, set[tuple[str, str]]]:
+    """The messages with calls and results as text, and the calls made: (name, canonical arguments)."""
     names: dict[str, str] = {}
+    called: set[tuple[str, str]] = set()
     plain = []
     for message in messages:
         if not isinstance(message, dict):
@@ -156,6 +152,7 @@ def _as_text(messages: list) -> list:
                 function = call.get("function") if isinstance(call, dict) else None
                 if isinstance(function, dict):
                     names[str(call.get("id"))] = str(function.get("name"))
+                    called.add((str(function.get("name")), _canonical(str(function.get("arguments", "")))))
                     said.append(f"Called {function.get('name')}({function.get('arguments', '')})")
             message = {k: v for k, v in message.items() if k != "tool_calls"} | {"content": "\n".join(said)}
         elif message.get("role") == "tool" and "tool_call_id" in message:
@@ -165,7 +162,7 @@ def _as_text(messages: list) -> list:
             message = {"role": "user",
                        "content": f"{names.get(str(message['tool_call_id']), 'The function')} returned: {result}"}
         plain.append(message)
-    return plain
+    return plain, called
 
 
 def call_or_reply(model: Model, request: Request, tools: Tools, *, stop_repeats: bool = True) -> ToolCall | Usage:
