@@ -36,10 +36,13 @@ Measured, per half:
      example notebook's QA set (velmora, 43 questions), which chose nothing (quote_velmora);
   8. on dev, retrieval and abstention with MiniLM tuned on pyref Gecko-style (the embedded
      model writes a question for each of 300 sampled chunks; `genlab distill embeddings
-     pyref --positive seed`), against MiniLM as shipped (gecko_dev).
+     pyref --positive seed`), against MiniLM as shipped (gecko_dev);
+  9. on dev, the embedded model's likelihood of the question as an abstention signal
+     (likelihood_dev): how much more likely it finds the question after a found passage
+     than after none (UPR's question-generation score), against the gates' own features.
 
 Rates carry 95 % Wilson intervals. Writes bench/results/ground_hard.json. About 100 minutes
-on 2 cores (end to end 20 of them, dev answers 50, the two quote sections 10, gecko_dev 7); ``python bench/ground_hard.py latency attribution``
+on 2 cores (end to end 20 of them, dev answers 50, the two quote sections 10, gecko_dev 7, likelihood_dev 4); ``python bench/ground_hard.py latency attribution``
 runs the sections named and keeps the others' last results. GENLAB_HOME may name a folder
 to keep the notebook and model cache between runs.
 """
@@ -72,7 +75,10 @@ COVERAGE_GRID = [round(0.40 + 0.05 * i, 2) for i in range(10)]
 SYNONYM_GRID = [round(0.60 + 0.05 * i, 2) for i in range(7)]   # cosine that makes an unseen word seen
 MAX_FALSE_ABSTENTIONS = 0.10
 SECTIONS = ("retrieval", "latency", "attribution", "abstention", "rerank", "end_to_end", "dev_answers", "quote_dev",
-            "quote_velmora", "gecko_dev")
+            "quote_velmora", "gecko_dev", "likelihood_dev")
+#: UPR's prompt (Sachan et al. 2022): the question as what the passage makes likely, against no passage.
+QUESTION_PROMPT = "Write a question that this passage answers.\n\n{passage}"
+NO_PASSAGE_PROMPT = "Write a question about Python."
 LONG_ANSWER = 300          # tokens: what answers were cut at before ANSWER_TOKENS
 
 
@@ -469,6 +475,53 @@ def gecko_dev(search, rows: list[dict], embedder) -> dict:
     return result
 
 
+def likelihood_dev(search, rows: list[dict], embedder) -> dict:
+    """On dev: UPR's question-generation score as an abstention signal. For each passage
+    found, how much more likely the embedded model (its transformers copy) finds the question
+    as the reply to "write a question that this passage answers" than with no passage (mean
+    log-probability per question token), the best of the 4. Read as a ranking of answerable
+    above unanswered questions (AUROC) next to the gates' own features, and as a gate on top
+    of the shipped ones: refuse also under a threshold, or let through what they refuse at or
+    over it."""
+    import torch
+    from scipy.stats import mannwhitneyu
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from genlab.ground.answer import MIN_COVERAGE, _with_similarity
+    from genlab.train.base import resolve_model_dir
+    from genlab.train.distill import reply_nll
+
+    folder = resolve_model_dir("local")
+    lm, tokenizer = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32), AutoTokenizer.from_pretrained(folder)
+
+    def nll(prompt: str, question: str) -> float:
+        return reply_nll(lm, tokenizer, [[{"role": "user", "content": prompt}, {"role": "assistant", "content": question}]])
+
+    gains, features = [], []
+    for row in rows:
+        question = row["question"]
+        passages = _with_similarity(search.search(question, RETRIEVED, "reranked"), question, embedder)
+        features.append(gate_feature(search, question, passages))
+        alone = nll(NO_PASSAGE_PROMPT, question)
+        gains.append(max(alone - nll(QUESTION_PROMPT.format(passage=p.text), question) for p in passages))
+    answerable = np.array([row["row"].answerable for row in rows])
+
+    def auroc(values) -> float:
+        values = np.asarray(values, dtype=float)
+        return float(mannwhitneyu(values[answerable], values[~answerable]).statistic
+                     / (answerable.sum() * (~answerable).sum()))
+
+    shipped = [gate_refuses(f, MIN_COVERAGE) for f in features]
+    grid = []
+    for threshold in np.quantile(gains, np.linspace(0.05, 0.95, 19)):
+        for rule, refused in (("also refuse under", [r or g < threshold for r, g in zip(shipped, gains)]),
+                              ("let through at or over", [r and g < threshold for r, g in zip(shipped, gains)])):
+            grid.append({"rule": rule, "threshold": float(threshold), **abstention_rates(refused, rows)})
+    return {"auroc": {"best cosine": auroc([f[0] for f in features]), "coverage share": auroc([f[1] for f in features]),
+                      "fewer unseen words": auroc([-f[2] for f in features]), "likelihood gain": auroc(gains)},
+            "shipped": abstention_rates(shipped, rows), "grid": grid, "chosen": best_allowed(grid)}
+
+
 def main(sections: tuple[str, ...] = SECTIONS) -> None:
     if unknown := set(sections) - set(SECTIONS):
         raise SystemExit(f"unknown sections {sorted(unknown)}; name some of {', '.join(SECTIONS)}")
@@ -582,6 +635,10 @@ def main(sections: tuple[str, ...] = SECTIONS) -> None:
                                                       for m, x in r["retrieval"].items())
                   + f"; abstention recall {r['abstention']['recall']['passed']}, "
                   f"false {r['abstention']['false_abstentions']['passed']}")
+    if "likelihood_dev" in sections:
+        data["likelihood_dev"] = r = likelihood_dev(search, halves["dev"], embedder)
+        print("dev AUROC, answerable above unanswered: " + ", ".join(f"{k} {v:.3f}" for k, v in r["auroc"].items()))
+        print(f"dev, shipped gates: {r['shipped']}; with the likelihood, chosen: {r['chosen']}")
     write("ground_hard", data)
 
 
