@@ -7,6 +7,7 @@ import os
 import platform
 import statistics
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
@@ -27,3 +28,17 @@ def write(name: str, data: dict) -> Path:
     path.write_text(json.dumps({"machine": machine(), **data}, indent=2) + "\n")
     print(f"wrote {path}")
     return path
+
+
+@contextmanager
+def enum_per_token():
+    """Enum mode on llama.cpp as it was before labels were scored whole: one grammar over
+    all the labels, decoded token by token (for a with/without comparison in one run)."""
+    from genlab.models import local
+
+    scored = local.MAX_SCORED_LABELS
+    local.MAX_SCORED_LABELS = 0
+    try:
+        yield
+    finally:
+        local.MAX_SCORED_LABELS = scored

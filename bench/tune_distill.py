@@ -14,7 +14,8 @@ Sections named run (all by default); the others keep their last results in the J
    split once by a seed (140 to train on, 100 held out); SFT on the training rows (the
    classifier's own prompt, the label as the reply), then enum mode on the held-out rows:
    zero-shot, few-shot (the task's four examples) and fine-tuned, all by transformers
-   (the hf: backend scores each label), and the embedded model's enum mode for reference.
+   (the hf: backend scores each label), and the embedded model's enum mode for reference,
+   each label scored whole (as genlab does) and as one grammar decoded token by token.
 3. reward: a reward model on pairs that form and length cannot separate (both replies
    "ANSWER: <value>", the rejected value a near miss: right_wrong_train.jsonl, 420 pairs
    from the 140 training questions), pairwise accuracy before (seeded random head) and
@@ -54,7 +55,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import RESULTS, write  # noqa: E402
+from bench.common import RESULTS, enum_per_token, write  # noqa: E402
 
 TUNE = ROOT / "examples" / "tune"
 VELMORA = ROOT / "examples" / "notebook" / "velmora"
@@ -151,9 +152,13 @@ def enum_section(opts, work: Path, base: Path) -> dict:
                "few_shot": accuracy(f"hf:{base}", TOPIC_EXAMPLES),
                "fine_tuned": accuracy(f"hf:{options.output}"),
                "embedded_zero_shot": accuracy("local"), "embedded_few_shot": accuracy("local", TOPIC_EXAMPLES)}
+    with enum_per_token():     # the embedded model's enum mode before it scored labels whole
+        section |= {"embedded_zero_shot_per_token": accuracy("local"),
+                    "embedded_few_shot_per_token": accuracy("local", TOPIC_EXAMPLES)}
     print("enum accuracy on held-out topics: " + ", ".join(
         f"{k} {section[k]['accuracy']:.2f}" for k in ("zero_shot", "few_shot", "fine_tuned", "embedded_zero_shot",
-                                                     "embedded_few_shot")))
+                                                     "embedded_few_shot", "embedded_zero_shot_per_token",
+                                                     "embedded_few_shot_per_token")))
     return section
 
 

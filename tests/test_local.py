@@ -1,6 +1,7 @@
 """The embedded backend: SmolLM2-135M-Instruct in-process through xllamacpp."""
 
 import json
+import math
 import threading
 
 import jsonschema
@@ -166,6 +167,48 @@ def test_context_overflow_is_a_clear_error(local):
 def test_missing_gguf_file_is_a_config_error():
     with pytest.raises(ConfigError, match="no GGUF file at /nope/model.gguf"):
         get_model("local:/nope/model.gguf")
+
+
+def test_enum_mode_answers_the_label_likeliest_as_a_whole(local):
+    """Each label is scored whole: the answer's own log-probability (its tokens, as llama.cpp
+    splits it, and the end of the answer) is the highest of the labels', each asked alone."""
+    from genlab.models.local import load_server, tokenize
+
+    labels = ["sports", "weather", "food", "technology", "get_weather", "reply in words"]
+    prompt = "Our app crashed when users uploaded large files. Which label fits?"
+
+    def scored(options: list[str]):
+        return local.chat(prompt, response_format={"type": "enum", "enum": options}, temperature=0, logprobs=True)
+
+    answer = scored(labels)
+    alone = {label: sum(t["logprob"] for t in scored([label]).choices[0].logprobs) for label in labels}
+    assert answer.text == max(alone, key=alone.get)
+    tokens = answer.choices[0].logprobs
+    assert "".join(t["token"] for t in tokens) == answer.text        # its tokens, then the end ("")
+    assert len(tokens) == len(tokenize(load_server(local.backend.path), answer.text)) + 1
+    assert answer.usage.completion_tokens == sum(len(tokenize(load_server(local.backend.path), label)) + 1
+                                                 for label in labels)
+
+
+def test_enum_mode_past_the_scored_labels_is_one_grammar(local):
+    from genlab.models.local import MAX_SCORED_LABELS
+
+    labels = [f"label{i}" for i in range(MAX_SCORED_LABELS + 1)]
+    response = local.chat("Pick one.", response_format={"type": "enum", "enum": labels}, temperature=0)
+    assert response.text in labels
+    assert response.usage.completion_tokens <= 6          # one call's tokens, not one call per label
+
+
+def test_a_label_is_drawn_from_the_softmax_of_the_scores_at_a_temperature():
+    from genlab.models.local import choose_label
+
+    scores = [math.log(1.0), math.log(3.0), -1e9]
+    assert choose_label(scores, 0, seed=1) == choose_label(scores, None, seed=None) == 1
+    draws = [choose_label(scores, 1.0, seed) for seed in range(4000)]
+    assert 0.72 < draws.count(1) / len(draws) < 0.78 and 2 not in draws
+    assert draws == [choose_label(scores, 1.0, seed) for seed in range(4000)]   # a seed repeats its draw
+    hot = [choose_label(scores, 50.0, seed) for seed in range(4000)]           # flatter as it heats
+    assert 0.40 < hot.count(1) / len(hot) < 0.60
 
 
 def test_logprobs_measure_how_likely_an_answer_is(local):

@@ -2,19 +2,32 @@
 
 xllamacpp exposes llama.cpp's own server logic (OpenAI-shaped chat/completions
 handlers, JSON-schema→grammar, prompt caching, continuous batching over slots)
-without an HTTP hop. One `xllamacpp.Server` per GGUF file is loaded per process
-and shared; its slots let several threads call it at once.
+without an HTTP hop (its loopback listener serves genlab only to tokenize). One
+`xllamacpp.Server` per GGUF file is loaded per process and shared; its slots let several
+threads call it at once.
+
+Enum mode scores each label whole: one call per label, whose grammar allows only that
+label's own tokens, reads the log-probability of each and of the end of the answer, and
+the likeliest label is the answer. A grammar over all the labels would commit to the
+likeliest first token: on the topics task the embedded model then answered "food" for
+"Our app crashed when users uploaded large files", because "f" (the start of "food")
+outweighed "tech", though "technology" as a whole outweighs "food".
 """
 
 from __future__ import annotations
 
+import json
+import math
 import queue
+import random
 import re
 import threading
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator
+from urllib.request import Request as HttpRequest
+from urllib.request import urlopen
 
 from genlab.errors import ConfigError, ModelError, RequestRejected
 from genlab.machine import thread_count
@@ -28,6 +41,9 @@ EMBEDDED_ID = "smollm2-135m-instruct"
 N_CTX = 8192
 #: Parallel sequences llama.cpp decodes in one batch.
 N_SLOTS = 4
+#: Enum mode scores this many labels whole at most (one call each); more are chosen token by
+#: token under one grammar, so that a long list (a server's 128 tools) stays one call.
+MAX_SCORED_LABELS = 16
 #: Cap on generated tokens when a request sets none: a small model can ramble until
 #: the context is full, which takes minutes on two cores.
 DEFAULT_MAX_TOKENS = 1024
@@ -132,6 +148,27 @@ def enum_grammar(labels: list[str]) -> str:
     return "root ::= " + " | ".join(_gbnf_literal(label) for label in labels)
 
 
+def tokenize(server, text: str) -> list[int]:
+    """``text`` as llama.cpp's tokenizer splits it, through its /tokenize endpoint on the
+    loopback address xllamacpp's server listens on (the Python binding has no tokenizer)."""
+    call = HttpRequest(server.listening_address + "/tokenize", data=json.dumps({"content": text}).encode(),
+                       headers={"Content-Type": "application/json"})
+    try:
+        with urlopen(call, timeout=30) as reply:
+            return json.loads(reply.read())["tokens"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"llama.cpp's tokenizer did not answer at {server.listening_address} ({exc})") from exc
+
+
+def choose_label(scores: list[float], temperature: float | None, seed: int | None) -> int:
+    """The likeliest label's index, or one drawn from the labels' softmax at ``temperature``."""
+    if not temperature:
+        return max(range(len(scores)), key=scores.__getitem__)
+    top = max(scores)
+    weights = [math.exp((score - top) / temperature) for score in scores]
+    return random.Random(seed).choices(range(len(scores)), weights)[0]
+
+
 def _logprobs(choice: dict, top: int | None) -> list[dict] | None:
     return token_logprobs((choice.get("logprobs") or {}).get("content"), top)
 
@@ -200,11 +237,36 @@ class LocalBackend(Backend):
         server = load_server(self.path)
         handler = server.handle_chat_completions if request.is_chat else server.handle_completions
         payload = self._payload(request)
+        fmt = request.response_format
         with _turns[self.path].take(alone=request.seed is not None):
-            if stream:
+            if isinstance(fmt, EnumFormat) and len(fmt.enum) <= MAX_SCORED_LABELS:
+                yield from self._scored_label(server, handler, payload, request, fmt.enum)
+            elif stream:
                 yield from self._stream(handler, payload, request.is_chat, request.top_logprobs)
             else:
                 yield from self._call(handler, payload, request.is_chat, request.top_logprobs)
+
+    def _scored_label(self, server, handler, payload: dict, request: Request,
+                      labels: list[str]) -> Iterator[Chunk | Usage]:
+        """Enum mode with every label scored whole (the module's docstring says why): the sum
+        of the log-probabilities of its tokens and of the answer's end. The likeliest label
+        is the answer at temperature 0 or unset, else one drawn from the labels' softmax.
+        ``max_tokens`` and ``stop`` do not apply, as they could cut a label short."""
+        scores, logprobs, usage = [], [], Usage()
+        for label in labels:
+            tokens = tokenize(server, label)
+            forced = {**payload, "grammar": "root ::= " + " ".join(f"<[{t}]>" for t in tokens),
+                      "logprobs": True if request.is_chat else 1, "temperature": 0, "max_tokens": len(tokens) + 1}
+            forced.pop("stop", None)
+            chunk, used = self._call(handler, forced, request.is_chat, request.top_logprobs)
+            if not chunk.logprobs:
+                raise ModelError(f"llama.cpp sent no log-probabilities for the enum label {label!r}")
+            scores.append(sum(token["logprob"] for token in chunk.logprobs))
+            logprobs.append(chunk.logprobs)
+            usage += used
+        chosen = choose_label(scores, request.temperature, request.seed)
+        yield Chunk(0, labels[chosen], "stop", logprobs[chosen] if request.logprobs else None)
+        yield usage
 
     def _call(self, handler, payload: dict, is_chat: bool, top: int | None) -> Iterator[Chunk | Usage]:
         try:

@@ -1,13 +1,10 @@
 """Classification with enum mode: the model returns exactly one of a set of labels.
 
-Enum mode here is constrained decoding: on the embedded model a grammar whose only
-sentences are the labels, on OpenAI-compatible endpoints a JSON schema with a string
-``enum`` (the portable form of Gemini's ``text/x.enum``). genlab chose this over
-scoring each label's log-probability because it is one call whatever the number of
-labels, works the same on every backend (remote APIs do not score arbitrary strings),
-and still lets a reasoning step come first. Its known bias: decoding is greedy token by
-token inside the allowed set, so between labels sharing a first token the model
-commits before it sees the rest.
+Enum mode is the backend's: where genlab has the model's log-probabilities (llama.cpp,
+transformers) each label is scored whole and the likeliest answered; OpenAI-compatible
+endpoints get a JSON schema with a string ``enum`` (the portable form of Gemini's
+``text/x.enum``), decoded token by token, as remote APIs do not score arbitrary strings.
+A reasoning step (``reasoning=True``) is a call of its own before the label's.
 
 ``method="free"`` asks the same question without constraint and parses the label out
 of the text, for comparison.
