@@ -280,7 +280,7 @@ def serve(
     allow_host: list[str] = typer.Option([], "--allow-host", help="Another name clients may put in the Host "
                                          "header, e.g. behind a reverse proxy (repeatable)."),
 ) -> None:
-    """Serve models at /v1 for any OpenAI client (chat, completions, models, streaming).
+    """Serve models at /v1 for any OpenAI client (chat with tools, completions, embeddings, streaming).
 
     Example: genlab serve --port 8000, then
     OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="none").chat.completions.create(model="local", ...)
