@@ -199,6 +199,21 @@ def test_enum_mode_past_the_scored_labels_is_one_grammar(local):
     assert response.usage.completion_tokens <= 6          # one call's tokens, not one call per label
 
 
+def test_enum_answers_cached_before_labels_were_scored_whole_are_not_replayed(local, monkeypatch):
+    from genlab.models import local as local_module
+
+    def ask():
+        return local.chat("Pick the colour of grass.", response_format={"type": "enum", "enum": ["red", "green"]},
+                          temperature=0, cache=True)
+
+    with monkeypatch.context() as old_way:
+        old_way.setattr(local_module, "MAX_SCORED_LABELS", 0)    # one grammar, token by token
+        assert not ask().cache_hit and ask().cache_hit
+    scored = ask()
+    assert not scored.cache_hit and scored.usage.completion_tokens > 2   # one call per label
+    assert ask().cache_hit
+
+
 def test_a_label_is_drawn_from_the_softmax_of_the_scores_at_a_temperature():
     from genlab.models.local import choose_label
 

@@ -63,6 +63,12 @@ class Backend:
         (a model retrained into the same folder); '' where the name is all there is."""
         return ""
 
+    def decoding_tag(self, request: Request) -> str:
+        """Name how this backend decodes ``request`` where genlab has changed that for the same
+        request and weights (the response cache must not replay an answer decoded the old
+        way); '' where there is one way."""
+        return ""
+
     def warm_up(self) -> None:
         """Load what the first call would otherwise wait for (a server calls it at start-up)."""
 

@@ -233,14 +233,21 @@ class LocalBackend(Backend):
             payload["cache_prompt"] = False
         return payload
 
+    def decoding_tag(self, request: Request) -> str:
+        return "enum scored whole" if self._scores_labels(request) else ""
+
+    @staticmethod
+    def _scores_labels(request: Request) -> bool:
+        fmt = request.response_format
+        return isinstance(fmt, EnumFormat) and len(fmt.enum) <= MAX_SCORED_LABELS
+
     def execute(self, request: Request, stream: bool) -> Iterator[Chunk | Usage]:
         server = load_server(self.path)
         handler = server.handle_chat_completions if request.is_chat else server.handle_completions
         payload = self._payload(request)
-        fmt = request.response_format
         with _turns[self.path].take(alone=request.seed is not None):
-            if isinstance(fmt, EnumFormat) and len(fmt.enum) <= MAX_SCORED_LABELS:
-                yield from self._scored_label(server, handler, payload, request, fmt.enum)
+            if self._scores_labels(request):
+                yield from self._scored_label(server, handler, payload, request, request.response_format.enum)
             elif stream:
                 yield from self._stream(handler, payload, request.is_chat, request.top_logprobs)
             else:

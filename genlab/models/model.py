@@ -95,7 +95,9 @@ class Model:
     def execute(self, request: Request, *, stream: bool = False, cache: bool = False) -> Response | Stream:
         """Run one request; with ``stream`` return a `Stream` of chunks."""
         self._check_capabilities(request)
-        key = request.key(f"{self.spec}|{self.backend.model_id}|{self.backend.weights_tag()}")
+        decoding = self.backend.decoding_tag(request)
+        key = request.key(f"{self.spec}|{self.backend.model_id}|{self.backend.weights_tag()}"
+                          + (f"|{decoding}" if decoding else ""))
         use_cache = cache and request.deterministic
         if use_cache and (hit := self.store.cached_response(key)) is not None:
             response = Response.from_dict(hit)
