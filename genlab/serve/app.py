@@ -269,7 +269,8 @@ async def _handle(pool: ModelPool, workers: ThreadPoolExecutor, limits: ServeLim
     await served.admission.acquire()
     choosing = Usage()   # what deciding between a function and a reply in words cost
     if tools is not None and tools.candidates():
-        # Two short calls under a schema: not watched for a client that leaves, as generation is.
+        # Short calls (on llama.cpp one per function name, then the arguments'): not watched for
+        # a client that leaves, as generation is (a reply in words that follows sees it at once).
         try:
             made = await loop.run_in_executor(workers, call_or_reply, served.model, request, tools)
         except BaseException:

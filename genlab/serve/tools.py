@@ -1,8 +1,8 @@
 """Function calling for any served model, made of structured output.
 
 OpenAI clients send ``tools`` and ``tool_choice``. genlab's models do not call functions
-themselves, so the server asks the model in at most two calls that every chat backend can
-make (enum mode is constrained decoding on llama.cpp and a JSON schema on endpoints):
+themselves, so the server asks the model in at most two steps that every chat backend can
+take (enum mode scores each name on llama.cpp and is a JSON schema on endpoints):
 
     which function?  enum mode over the functions' names, and "reply in words" under
                      tool_choice "auto"; skipped when the choice names one, or "required"
