@@ -43,8 +43,9 @@ Measured, per half:
 
 Rates carry 95 % Wilson intervals. Writes bench/results/ground_hard.json. About 100 minutes
 on 2 cores (end to end 20 of them, dev answers 50, the two quote sections 10, gecko_dev 7, likelihood_dev 4); ``python bench/ground_hard.py latency attribution``
-runs the sections named and keeps the others' last results. GENLAB_HOME may name a folder
-to keep the notebook and model cache between runs.
+runs the sections named and keeps the others' last results; ``--model SPEC`` asks another
+model (results in ground_hard-SPEC.json). GENLAB_HOME may name a folder to keep the
+notebook and model cache between runs.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
 import tempfile
 import time
@@ -451,7 +453,8 @@ def gecko_dev(search, rows: list[dict], embedder) -> dict:
     """Dev retrieval per method and the shipped gates, with the notebook's embedder tuned
     Gecko-style on pyref's own chunks, against MiniLM as shipped. The positives are the
     chunks the questions came from: the embedded model's picks follow the position they are
-    shown in (bench/tune_distill.py gecko), so ``positive="llm"`` would end on the same ones."""
+    shown in (2 of 199 survive every order in bench/tune_distill.py gecko), so ``positive="llm"``
+    would end on nearly the same ones."""
     from genlab.ground.evaluation import relevant_chunks
     from genlab.ground.notebook import Notebook, list_notebooks
     from genlab.ground.retrieval import NotebookSearch
@@ -522,7 +525,7 @@ def likelihood_dev(search, rows: list[dict], embedder) -> dict:
             "shipped": abstention_rates(shipped, rows), "grid": grid, "chosen": best_allowed(grid)}
 
 
-def main(sections: tuple[str, ...] = SECTIONS) -> None:
+def main(sections: tuple[str, ...] = SECTIONS, model_spec: str = "local") -> None:
     if unknown := set(sections) - set(SECTIONS):
         raise SystemExit(f"unknown sections {sorted(unknown)}; name some of {', '.join(SECTIONS)}")
     os.environ.setdefault("GENLAB_HOME", tempfile.mkdtemp(prefix="genlab-bench-"))
@@ -552,7 +555,9 @@ def main(sections: tuple[str, ...] = SECTIONS) -> None:
           + (f", indexed in {index_seconds:.1f} s" if index_seconds else "")
           + f"; {len(rows)} questions (" + ", ".join(f"{h} {len(p)}" for h, p in halves.items()) + ")")
 
-    previous = ROOT / "bench" / "results" / "ground_hard.json"
+    # Another model's figures go beside the embedded model's, never over them.
+    name = "ground_hard" if model_spec == "local" else "ground_hard-" + re.sub(r"[^A-Za-z0-9.-]+", "-", model_spec)
+    previous = ROOT / "bench" / "results" / f"{name}.json"
     data: dict = json.loads(previous.read_text()) if previous.exists() and sections != SECTIONS else {}
     data.pop("machine", None)
     # The indexing time the README quotes is the full run's; a partial run that had to index again keeps it.
@@ -589,7 +594,7 @@ def main(sections: tuple[str, ...] = SECTIONS) -> None:
             print(f"abstention {half}: " + "; ".join(f"{n} recall {r['recall']['rate']:.3f} false "
                                                      f"{r['false_abstentions']['rate']:.3f}"
                                                      for n, r in data["abstention"][half].items()))
-    model = get_model("local", source="bench")
+    model = get_model(model_spec, source="bench")
     if "rerank" in sections:
         data["model_rerank_dev"] = model_rerank(model, search, answerable["dev"], relevant)
         print(f"model as reranker (dev): {data['model_rerank_dev']}")
@@ -639,8 +644,16 @@ def main(sections: tuple[str, ...] = SECTIONS) -> None:
         data["likelihood_dev"] = r = likelihood_dev(search, halves["dev"], embedder)
         print("dev AUROC, answerable above unanswered: " + ", ".join(f"{k} {v:.3f}" for k, v in r["auroc"].items()))
         print(f"dev, shipped gates: {r['shipped']}; with the likelihood, chosen: {r['chosen']}")
-    write("ground_hard", data)
+    write(name, data)
 
 
 if __name__ == "__main__":
-    main(tuple(sys.argv[1:]) or SECTIONS)
+    args = sys.argv[1:]
+    spec = "local"
+    if "--model" in args:           # the model of the sections that ask one (rerank, end to end, answers)
+        at = args.index("--model")
+        if at + 1 == len(args):
+            raise SystemExit("--model needs a SPEC, e.g. --model gemini:gemini-2.5-flash")
+        spec = args.pop(at + 1)
+        del args[at]
+    main(tuple(args) or SECTIONS, spec)
