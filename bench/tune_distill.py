@@ -34,7 +34,7 @@ Sections named run (all by default); the others keep their last results in the J
 6. gecko: Gecko-style embedding distillation on the ~3,000-chunk corpus of
    bench/ground_retrieval.py (the example notebook's sources among standard-library
    docstrings). The embedded model writes questions for GECKO_PASSAGES sampled chunks (a
-   fifth held out) and picks positives in both candidate orders; MiniLM is tuned on the
+   fifth held out) and picks positives in three candidate orders; MiniLM is tuned on the
    (question, positive, hard negative) triples. Before and after,
    every chunk is ranked for the held-out LLM-written queries and for the human-written
    Velmora questions: recall@1/10 and nDCG@10.

@@ -285,7 +285,7 @@ def embeddings(source: str = typer.Argument(..., help="A notebook name or a fold
                                               "among which the teacher picks the positive."),
                positive: str = typer.Option("llm", "--positive",
                                             help="llm: the teacher's pick among the candidates when it "
-                                                 "survives reversing them (Gecko), else the query's own passage; "
+                                                 "survives reordering them (Gecko), else the query's own passage; "
                                                  "seed: always the query's own passage."),
                held_out: Path = typer.Option(None, "--held-out",
                                              help="Human-written questions (genlab's QA format, relevance by "
@@ -314,9 +314,9 @@ def embeddings(source: str = typer.Argument(..., help="A notebook name or a fold
     out.print(f"{summary.training_triples} training triples ({summary.positive} positives) from "
               f"{summary.mined_passages} of {summary.corpus_passages} passages; {summary.steps} steps")
     if picks := summary.teacher_picks:
-        out.print(f"teacher's picks: {100 * picks.consistent:.0f} % the same with the candidates reversed (the "
-                  f"others keep the query's own passage); the first shown {100 * picks.first_shown_forward:.0f} % "
-                  f"/ {100 * picks.first_shown_reversed:.0f} % of the time (forward / reversed)")
+        out.print(f"teacher's picks: {100 * picks.consistent:.0f} % the same passage in every order of the "
+                  f"candidates (the others keep the query's own passage); the same position shown in every order "
+                  f"{100 * picks.same_position:.0f} % of the time")
     for name, held in summary.held_out.items():
         b, a, paired = held.before, held.after, held.paired_top10
         label = "LLM-written queries of held-out passages" if name == "llm" else Path(held.file).name

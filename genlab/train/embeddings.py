@@ -4,10 +4,11 @@
    and a query in JSON; see QUERY_PROMPT for why genlab asks for a plain question);
 2. the current embedder retrieves the top ``candidates`` passages of the whole corpus for it;
 3. the LLM picks the candidate that best answers the query (enum mode over their numbers),
-   twice: in the embedder's order and reversed. A pick that survives the reordering is the
-   positive, which need not be the passage the query came from; one that does not is a
-   position, not a judgment (the embedded model picks [1] whatever [1] is), and the query's
-   own passage is kept instead. The lowest-ranked other candidate is the hard negative.
+   in the embedder's order, reversed, and turned by one (see `ORDERS`). A pick that
+   survives every reordering is the positive, which need not be the passage the query came
+   from; one that does not is a position, not a judgment (the embedded model answers [2] or
+   [4] whatever they hold), and the query's own passage is kept instead. The lowest-ranked
+   other candidate is the hard negative.
    ``positive="seed"`` skips the picks and always keeps the query's own passage;
 4. all-MiniLM-L6-v2 is fine-tuned on (query, positive, hard negative) with
    sentence-transformers' multiple-negatives ranking loss (in-batch negatives too).
@@ -62,9 +63,8 @@ class TeacherPicks:
     """How the teacher picked positives (step 3): shares of the queries it was asked about."""
 
     queries: int
-    consistent: float                  # the same pick with the candidates reversed
-    first_shown_forward: float         # picked whatever came first, in the embedder's order
-    first_shown_reversed: float        # … and in the reversed order
+    consistent: float                  # the same passage picked in every order
+    same_position: float               # the same shown position picked in every order asked
     seed_among_candidates: float       # the query's own passage was among the candidates
     consistent_pick_is_seed_when_shown: float | None
 
@@ -181,11 +181,27 @@ def fingerprint(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def orders(top: list[int]) -> list[list[int]]:
+    """The candidates as the teacher is shown them: in the embedder's order, reversed, and
+    turned by one (the first shown last). Reversal alone lets a teacher that answers by
+    position through, as it maps the 2nd of 5 onto the 4th: the embedded model answers [2] or
+    [4] whatever they hold (the same position in both orders for 90 of 199 queries of
+    `bench/tune_distill.py gecko`), and 41 of the 52 picks that survived the reversal there were
+    [2] in one order and [4] in the other. Turned by one, no position shows the passage it
+    showed first, so a teacher must change position to agree."""
+    return [top, top[::-1], top[1:] + top[:1]]
+
+
 def pick(teacher, query: str, top: list[int], passages: list[Passage]) -> dict:
-    """The teacher's pick among the candidates in both orders; ``pick`` is None when they differ."""
-    forward = top[pick_positive(teacher, query, [passages[i].text for i in top])]
-    backward = top[::-1][pick_positive(teacher, query, [passages[i].text for i in top[::-1]])]
-    return {"picks": [forward, backward], "pick": forward if forward == backward else None}
+    """The teacher's pick in each of `orders`, stopping at the first that differs from the
+    first (the rest cannot make it consistent); ``pick`` is None unless all agree."""
+    picks = []
+    for shown in orders(top):
+        picks.append(shown[pick_positive(teacher, query, [passages[i].text for i in shown])])
+        if picks[-1] != picks[0]:
+            break
+    agreed = len(picks) == len(orders(top)) and len(set(picks)) == 1
+    return {"picks": picks, "pick": picks[0] if agreed else None}
 
 
 def triple(record: dict, positive: str) -> tuple[str, int, int] | None:
@@ -199,8 +215,9 @@ def triple(record: dict, positive: str) -> tuple[str, int, int] | None:
 
 
 def pick_stats(records: list[dict]) -> TeacherPicks | None:
-    """How the teacher picked: how often its pick survived reversing the candidates, how often
-    it was the first candidate shown, and how often the query's own passage when it was shown."""
+    """How the teacher picked: how often its pick survived every reordering of the candidates,
+    how often it was the same shown position in every order asked, and how often the query's
+    own passage when it was shown."""
     asked = [r for r in records if r.get("picks")]
     if not asked:
         return None
@@ -208,8 +225,8 @@ def pick_stats(records: list[dict]) -> TeacherPicks | None:
     seed_shown = [r for r in kept if r["passage"] in r["candidates"]]
     return TeacherPicks(
         queries=len(asked), consistent=len(kept) / len(asked),
-        first_shown_forward=sum(r["picks"][0] == r["candidates"][0] for r in asked) / len(asked),
-        first_shown_reversed=sum(r["picks"][1] == r["candidates"][-1] for r in asked) / len(asked),
+        same_position=sum(len({shown.index(p) for p, shown in zip(r["picks"], orders(r["candidates"]))}) == 1
+                          for r in asked) / len(asked),
         seed_among_candidates=sum(r["passage"] in r["candidates"] for r in asked) / len(asked),
         consistent_pick_is_seed_when_shown=(sum(r["pick"] == r["passage"] for r in seed_shown) / len(seed_shown)
                                             if seed_shown else None))
