@@ -4,7 +4,7 @@
    and a query in JSON; see QUERY_PROMPT for why genlab asks for a plain question);
 2. the current embedder retrieves the top ``candidates`` passages of the whole corpus for it;
 3. the LLM picks the candidate that best answers the query (enum mode over their numbers),
-   in the embedder's order, reversed, and turned by one (see `ORDERS`). A pick that
+   in the embedder's order, reversed, and turned by one (see `orders`). A pick that
    survives every reordering is the positive, which need not be the passage the query came
    from; one that does not is a position, not a judgment (the embedded model answers [2] or
    [4] whatever they hold), and the query's own passage is kept instead. The lowest-ranked
@@ -199,9 +199,8 @@ def pick(teacher, query: str, top: list[int], passages: list[Passage]) -> dict:
     for shown in orders(top):
         picks.append(shown[pick_positive(teacher, query, [passages[i].text for i in shown])])
         if picks[-1] != picks[0]:
-            break
-    agreed = len(picks) == len(orders(top)) and len(set(picks)) == 1
-    return {"picks": picks, "pick": picks[0] if agreed else None}
+            return {"picks": picks, "pick": None}
+    return {"picks": picks, "pick": picks[0]}
 
 
 def triple(record: dict, positive: str) -> tuple[str, int, int] | None:
