@@ -50,6 +50,7 @@ notebook and model cache between runs.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -648,12 +649,9 @@ def main(sections: tuple[str, ...] = SECTIONS, model_spec: str = "local") -> Non
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    spec = "local"
-    if "--model" in args:           # the model of the sections that ask one (rerank, end to end, answers)
-        at = args.index("--model")
-        if at + 1 == len(args):
-            raise SystemExit("--model needs a SPEC, e.g. --model gemini:gemini-2.5-flash")
-        spec = args.pop(at + 1)
-        del args[at]
-    main(tuple(args) or SECTIONS, spec)
+    parser = argparse.ArgumentParser(description="Grounding on look-alike reference pages (see the module docstring).")
+    parser.add_argument("sections", nargs="*", help=f"sections to run (all by default): {', '.join(SECTIONS)}")
+    parser.add_argument("--model", default="local", help="the model of the sections that ask one (rerank, end to "
+                        "end, answers), e.g. gemini:gemini-2.5-flash")
+    args = parser.parse_args()
+    main(tuple(args.sections) or SECTIONS, args.model)
