@@ -40,6 +40,8 @@ Measured, per half:
   9. on dev, the embedded model's likelihood of the question as an abstention signal
      (likelihood_dev): how much more likely it finds the question after a found passage
      than after none (UPR's question-generation score), against the gates' own features.
+  10. on dev, page titles named in the question as a third list in the reranked fusion
+     (titles_dev), against the shipped ranking.
 
 Rates carry 95 % Wilson intervals. Writes bench/results/ground_hard.json. About 100 minutes
 on 2 cores (end to end 20 of them, dev answers 50, the two quote sections 10, gecko_dev 7, likelihood_dev 4); ``python bench/ground_hard.py latency attribution``
@@ -78,7 +80,7 @@ COVERAGE_GRID = [round(0.40 + 0.05 * i, 2) for i in range(10)]
 SYNONYM_GRID = [round(0.60 + 0.05 * i, 2) for i in range(7)]   # cosine that makes an unseen word seen
 MAX_FALSE_ABSTENTIONS = 0.10
 SECTIONS = ("retrieval", "latency", "attribution", "abstention", "rerank", "end_to_end", "dev_answers", "quote_dev",
-            "quote_velmora", "gecko_dev", "likelihood_dev")
+            "quote_velmora", "gecko_dev", "likelihood_dev", "titles_dev")
 #: UPR's prompt (Sachan et al. 2022): the question as what the passage makes likely, against no passage.
 QUESTION_PROMPT = "Write a question that this passage answers.\n\n{passage}"
 NO_PASSAGE_PROMPT = "Write a question about Python."
@@ -158,6 +160,55 @@ def model_rerank(model, search, rows: list[dict], relevant: dict) -> dict:
     return {"hit@1": rate(hit1, len(rows)), "hit@4": rate(hit4, len(rows)), "candidates": RERANK_CANDIDATES,
             "model_calls_per_query": RERANK_CANDIDATES, "seconds_per_query_median": median(seconds),
             "seconds_per_query_p95": float(np.percentile(seconds, 95))}
+
+
+def titles_dev(search, rows: list[dict], relevant: dict) -> dict:
+    """On dev: matching of page titles named in the question. A page is named when its title
+    (less a leading "The" and its quotes: 'global statement') is a run of the question's
+    words, stemmed as BM25 stems them; its chunks among the reranked candidates, in order of
+    their best sentence, become a third list in the fusion. Titles of one word ("Calls",
+    "Methods") are common words, so the rule is tried with and without them."""
+    import Stemmer
+
+    from genlab.ground.retrieval import FUSION_DEPTH, _fuse, _top
+
+    stem = Stemmer.Stemmer("english").stemWord
+
+    def stems(text: str) -> list[str]:
+        return [stem(w) for w in re.findall(r"[a-z_]+", text.lower())]
+
+    titles = {c.title: stems(re.sub(r"^the ", "", c.title.lower())) for c in search.chunks}
+
+    def named(title: str, question: list[str], min_words: int) -> bool:
+        words = titles[title]
+        return len(words) >= min_words and any(question[i:i + len(words)] == words for i in range(len(question)))
+
+    def ranked(question: str, min_words: int | None) -> list[int]:
+        bm25 = search.bm25_scores(question)
+        fused = _fuse([_top(bm25, FUSION_DEPTH, positive_only=True), _top(search.similarities(question), FUSION_DEPTH)])
+        candidates = np.array([i for i, _ in fused[:FUSION_DEPTH]])
+        by_sentence = [int(candidates[j]) for j in np.argsort(-search.sentence_similarities(question)[candidates],
+                                                               kind="stable")]
+        lists = [[(int(candidates[j]), 0.0) for j in np.argsort(-bm25[candidates], kind="stable")
+                  if bm25[candidates[j]] > 0], [(i, 0.0) for i in by_sentence]]
+        if min_words is not None:
+            words = stems(question)
+            lists.append([(i, 0.0) for i in by_sentence if named(search.chunks[i].title, words, min_words)])
+        return [i for i, _ in _fuse(lists)[:RETRIEVED]]
+
+    result = {}
+    for name, min_words in (("shipped", None), ("titles", 1), ("titles_of_2_words_or_more", 2)):
+        hit1 = hit4 = doc1 = 0
+        for row in rows:
+            top = ranked(row["question"], min_words)
+            hit1 += top[0] in relevant[row["id"]]
+            hit4 += bool(set(top) & relevant[row["id"]])
+            doc1 += Path(search.chunks[top[0]].path).name == row["source"]
+        result[name] = {"hit@1": rate(hit1, len(rows)), "hit@4": rate(hit4, len(rows)), "doc@1": rate(doc1, len(rows))}
+    result["questions_naming_a_title"] = {
+        f"{n}_words_or_more": sum(any(named(t, stems(row["question"]), n) for t in titles) for row in rows)
+        for n in (1, 2)}
+    return result
 
 
 def latency(search, rows: list[dict], embedder) -> dict:
@@ -596,6 +647,11 @@ def main(sections: tuple[str, ...] = SECTIONS, model_spec: str = "local") -> Non
                                                      f"{r['false_abstentions']['rate']:.3f}"
                                                      for n, r in data["abstention"][half].items()))
     model = get_model(model_spec, source="bench")
+    if "titles_dev" in sections:
+        data["titles_dev"] = titles_dev(search, answerable["dev"], relevant)
+        print("dev, titles named in the question: " + "; ".join(
+            f"{n} hit@1 {r['hit@1']['passed']} hit@4 {r['hit@4']['passed']} doc@1 {r['doc@1']['passed']}"
+            for n, r in data["titles_dev"].items() if n != "questions_naming_a_title"))
     if "rerank" in sections:
         data["model_rerank_dev"] = model_rerank(model, search, answerable["dev"], relevant)
         print(f"model as reranker (dev): {data['model_rerank_dev']}")
