@@ -215,7 +215,7 @@ def test_enum_answers_cached_before_labels_were_scored_whole_are_not_replayed(lo
 
 
 def test_a_label_is_drawn_from_the_softmax_of_the_scores_at_a_temperature():
-    from genlab.models.local import choose_label
+    from genlab.models.backend import choose_label
 
     scores = [math.log(1.0), math.log(3.0), -1e9]
     assert choose_label(scores, 0, seed=1) == choose_label(scores, None, seed=None) == 1

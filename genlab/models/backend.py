@@ -9,6 +9,8 @@ endpoints without it, several choices on endpoints without ``n``) lives once in
 
 from __future__ import annotations
 
+import math
+import random
 import re
 from pathlib import Path
 from typing import Iterator
@@ -78,6 +80,16 @@ ASSUMED_MAX_TOKENS = 4096
 
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s#?]+@")
 _SECRET_PARAM = re.compile(r"(?i)([?&](?:api[-_]?key|key|token|access_token|secret|password|sig|signature)=)[^&#\s]+")
+
+
+def choose_label(scores: list[float], temperature: float | None, seed: int | None) -> int:
+    """Enum mode's choice among labels scored whole (summed log-probabilities): the likeliest
+    label's index, or one drawn from the labels' softmax at ``temperature`` with ``seed``."""
+    if not temperature:
+        return max(range(len(scores)), key=scores.__getitem__)
+    top = max(scores)
+    weights = [math.exp((score - top) / temperature) for score in scores]
+    return random.Random(seed).choices(range(len(scores)), weights)[0]
 
 
 def files_tag(*paths: Path) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 from genlab.errors import ConfigError, RequestRejected
-from genlab.models.backend import Backend, files_tag
+from genlab.models.backend import Backend, choose_label, files_tag
 from genlab.models.request import EnumFormat, Request
 from genlab.models.response import Chunk, Usage
 
@@ -145,9 +145,5 @@ def _choose_label(tokenizer, model, ids, labels: list[str], temperature: float, 
     mask = torch.tensor([[1] * (len(prompt) + len(o)) + [0] * (width - len(o)) for o in options])
     logprobs = model(input_ids=batch, attention_mask=mask).logits[:, len(prompt) - 1:-1].log_softmax(-1)
     scores = torch.stack([logprobs[i, torch.arange(len(o)), torch.tensor(o)].sum() for i, o in enumerate(options)])
-    if temperature:
-        generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        index = int(torch.multinomial((scores / temperature).softmax(0), 1, generator=generator))
-    else:
-        index = int(scores.argmax())
+    index = choose_label(scores.tolist(), temperature, seed)
     return labels[index], len(options[index])

@@ -17,9 +17,7 @@ outweighed "tech", though "technology" as a whole outweighs "food".
 from __future__ import annotations
 
 import json
-import math
 import queue
-import random
 import re
 import threading
 from contextlib import contextmanager
@@ -31,7 +29,7 @@ from urllib.request import urlopen
 
 from genlab.errors import ConfigError, ModelError, RequestRejected
 from genlab.machine import thread_count
-from genlab.models.backend import Backend, files_tag
+from genlab.models.backend import Backend, choose_label, files_tag
 from genlab.models.request import EnumFormat, Request
 from genlab.models.response import Chunk, Usage, token_logprobs
 
@@ -158,15 +156,6 @@ def tokenize(server, text: str) -> list[int]:
             return json.loads(reply.read())["tokens"]
     except (OSError, ValueError, KeyError) as exc:
         raise ModelError(f"llama.cpp's tokenizer did not answer at {server.listening_address} ({exc})") from exc
-
-
-def choose_label(scores: list[float], temperature: float | None, seed: int | None) -> int:
-    """The likeliest label's index, or one drawn from the labels' softmax at ``temperature``."""
-    if not temperature:
-        return max(range(len(scores)), key=scores.__getitem__)
-    top = max(scores)
-    weights = [math.exp((score - top) / temperature) for score in scores]
-    return random.Random(seed).choices(range(len(scores)), weights)[0]
 
 
 def _logprobs(choice: dict, top: int | None) -> list[dict] | None:
