@@ -190,6 +190,26 @@ def test_enum_mode_answers_the_label_likeliest_as_a_whole(local):
                                                  for label in labels)
 
 
+def test_the_loopback_listener_runs_nothing_for_a_caller_without_its_key(local):
+    """xllamacpp's server also listens on 127.0.0.1, where any local user could reach it;
+    genlab's own /tokenize calls carry the key, others are refused."""
+    import json
+    from urllib.error import HTTPError
+    from urllib.request import Request as HttpRequest
+    from urllib.request import urlopen
+
+    from genlab.models.local import load_server, tokenize
+
+    server = load_server(local.backend.path)
+    for path, body in (("/completion", {"prompt": "One, two,", "n_predict": 2}), ("/tokenize", {"content": "hi"})):
+        call = HttpRequest(server.listening_address + path, data=json.dumps(body).encode(),
+                           headers={"Content-Type": "application/json"})
+        with pytest.raises(HTTPError) as refused:
+            urlopen(call, timeout=30)
+        assert refused.value.code == 401
+    assert tokenize(server, "hi")
+
+
 def test_enum_mode_past_the_scored_labels_is_one_grammar(local):
     from genlab.models.local import MAX_SCORED_LABELS
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import queue
 import re
+import secrets
 import threading
 from contextlib import contextmanager
 from importlib import metadata
@@ -48,6 +49,10 @@ DEFAULT_MAX_TOKENS = 1024
 
 _servers: dict[Path, Any] = {}
 _servers_lock = threading.Lock()
+#: The key of each server's loopback listener, by its address: xllamacpp's server also
+#: listens on 127.0.0.1, where any local user could otherwise run the model; genlab itself
+#: uses the listener only for /tokenize.
+_listener_keys: dict[str, str] = {}
 
 
 class Turns:
@@ -127,12 +132,14 @@ def load_server(path: Path):
             params.cpuparams.n_threads = thread_count()
             params.cpuparams_batch.n_threads = thread_count()
             params.verbosity = -1  # llama.cpp logs nothing unless something is wrong
+            params.api_keys = [key := secrets.token_hex(16)]   # the listener's; in-process calls need none
             try:
                 _servers[path] = xllamacpp.Server(params)
             except Exception as exc:  # xllamacpp raises RuntimeError/ValueError on bad files
                 raise ConfigError(f"llama.cpp could not load {path}: {exc}; "
                                   "is it a valid GGUF model file?") from exc
             _turns[path] = Turns()
+            _listener_keys[_servers[path].listening_address] = key
         return _servers[path]
 
 
@@ -149,13 +156,15 @@ def enum_grammar(labels: list[str]) -> str:
 def tokenize(server, text: str) -> list[int]:
     """``text`` as llama.cpp's tokenizer splits it, through its /tokenize endpoint on the
     loopback address xllamacpp's server listens on (the Python binding has no tokenizer)."""
-    call = HttpRequest(server.listening_address + "/tokenize", data=json.dumps({"content": text}).encode(),
-                       headers={"Content-Type": "application/json"})
+    address = server.listening_address
+    call = HttpRequest(address + "/tokenize", data=json.dumps({"content": text}).encode(),
+                       headers={"Content-Type": "application/json",
+                                "Authorization": f"Bearer {_listener_keys.get(address, '')}"})
     try:
         with urlopen(call, timeout=30) as reply:
             return json.loads(reply.read())["tokens"]
     except (OSError, ValueError, KeyError) as exc:
-        raise ModelError(f"llama.cpp's tokenizer did not answer at {server.listening_address} ({exc})") from exc
+        raise ModelError(f"llama.cpp's tokenizer did not answer at {address} ({exc})") from exc
 
 
 def _logprobs(choice: dict, top: int | None) -> list[dict] | None:
