@@ -23,8 +23,9 @@ Measured, per half:
   3. attribution of the gold sentences to the passages shown: precision (the passage
      chosen holds the evidence) and recall (of the questions whose evidence was shown);
   4. abstention before any model call: recall on unanswered questions, false abstentions on
-     answerable ones; on dev, the coverage threshold that the shipped default came from, and
-     the same choice with the unseen-word rule made lenient with words close in meaning;
+     answerable ones, precision (the share of refused questions that are unanswered); on
+     dev, the coverage threshold that the shipped default came from, and the same choice
+     with the unseen-word rule made lenient with words close in meaning;
   5. end to end on held-out, embedded model: the right page among the cited ones, the
      reference answer in the text, abstention;
   6. on dev, every question answered (both gates off): how many passages to show the model
@@ -295,7 +296,9 @@ def abstention(search, rows: list[dict], embedder) -> dict:
         unanswered = [r for r, row in zip(refused, rows) if not row["row"].answerable]
         answerable = [r for r, row in zip(refused, rows) if row["row"].answerable]
         results[name] = {"recall": rate(sum(unanswered), len(unanswered)),
-                         "false_abstentions": rate(sum(answerable), len(answerable))}
+                         "false_abstentions": rate(sum(answerable), len(answerable)),
+                         # Of the questions refused, the share that no page answers (None: none refused).
+                         "precision": rate(sum(unanswered), sum(refused)) if any(refused) else None}
     return results
 
 
@@ -644,7 +647,8 @@ def main(sections: tuple[str, ...] = SECTIONS, model_spec: str = "local") -> Non
         data["abstention"] = {half: abstention(search, halves[half], embedder) for half in halves}
         for half in halves:
             print(f"abstention {half}: " + "; ".join(f"{n} recall {r['recall']['rate']:.3f} false "
-                                                     f"{r['false_abstentions']['rate']:.3f}"
+                                                     f"{r['false_abstentions']['rate']:.3f} precision "
+                                                     + (f"{r['precision']['rate']:.3f}" if r["precision"] else "-")
                                                      for n, r in data["abstention"][half].items()))
     model = get_model(model_spec, source="bench")
     if "titles_dev" in sections:
