@@ -24,9 +24,11 @@ LONG = [{"role": "user", "content": "Write a very long story about a lighthouse 
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
-    """A server with room for 2 requests generating and 3 waiting, each at most 1 s."""
+    """A server with room for 2 requests generating and 3 waiting, each at most 1 s, and 1 s
+    for a request body to arrive."""
     server = start_server(tmp_path_factory.mktemp("small-home"), "--slots", "2", "--queue", "3",
-                          "--queue-timeout", "1", "--max-body-kb", "64", "--allow-host", "proxy.internal")
+                          "--queue-timeout", "1", "--max-body-kb", "64", "--allow-host", "proxy.internal",
+                          "--body-timeout", "1")
     yield server
     server.proc.terminate()
     server.proc.wait(10)
@@ -171,6 +173,22 @@ def test_body_size_content_type_and_host(small):
     assert status == 403 and data["error"]["code"] == "host_not_allowed"  # DNS rebinding
     for name in (f"localhost:{small.port}", "proxy.internal"):  # loopback names, and one allowed by --allow-host
         assert raw(small, "POST", "/v1/chat/completions", hello.encode(), headers={"Host": name})[0] == 200
+
+
+def test_a_body_that_never_arrives_whole_is_408_within_the_timeout(small):
+    """A client that announces more body than it sends no longer holds its connection for ever."""
+    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{small.port}\r\n"
+            'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"model": "local"')
+    with socket.create_connection(("127.0.0.1", small.port), timeout=10) as sock:
+        started = time.time()
+        sock.sendall(head.encode())
+        reply = b""
+        while b"request_timeout" not in reply and (chunk := sock.recv(65536)):
+            reply += chunk
+        waited = time.time() - started
+    assert reply.startswith(b"HTTP/1.1 408") and b"request_timeout" in reply
+    assert 0.9 < waited < 5
+    assert raw(small, "GET", "/health")[0] == 200
 
 
 def test_health_lists_no_model_specs(small):

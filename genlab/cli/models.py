@@ -277,6 +277,8 @@ def serve(
     queue_timeout: float = typer.Option(30.0, "--queue-timeout", min=0.1, help="Longest wait for a slot (s); 429 after."),
     max_tokens: int = typer.Option(4096, "--max-tokens", min=1, help="Largest max_tokens a request may ask for."),
     max_body_kb: int = typer.Option(1024, "--max-body-kb", min=1, help="Largest request body; 413 above."),
+    body_timeout: float = typer.Option(30.0, "--body-timeout", min=0.1,
+                                       help="Longest wait for a whole request body (s); 408 after."),
     allow_host: list[str] = typer.Option([], "--allow-host", help="Another name clients may put in the Host "
                                          "header, e.g. behind a reverse proxy (repeatable)."),
 ) -> None:
@@ -291,7 +293,7 @@ def serve(
     model = list(dict.fromkeys(model))    # a spec given twice is one model: clients name it once
     limits = ServeLimits(slots=slots, queue=queue, queue_timeout_s=queue_timeout, max_tokens=max_tokens,
                          max_total_tokens=max(max_tokens, ServeLimits.max_total_tokens),
-                         max_body_bytes=max_body_kb * 1024)
+                         max_body_bytes=max_body_kb * 1024, body_timeout_s=body_timeout)
 
     def ready(bound: int) -> None:
         shown = f"[{host}]" if ":" in host and not host.startswith("[") else host     # an IPv6 address in a URL

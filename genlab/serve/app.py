@@ -28,6 +28,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any, AsyncIterator, Callable, Literal
 
 from fastapi import FastAPI, Request as HttpRequest
@@ -159,11 +160,11 @@ def create_app(specs: list[str], *, api_key: str | None = None, store: Store | N
 
     @app.post("/v1/feedback")
     async def feedback(http: HttpRequest) -> dict:
-        body = await _read_json(http)
+        body = await _read_json(http, limits.body_timeout_s)
         return await asyncio.get_running_loop().run_in_executor(workers, _feedback, store, body)
 
     # Pictures (designed cards) and speech (espeak-ng), for genlab trailer and any OpenAI client.
-    add_media_routes(app, workers, store, budget, limits, _read_json)
+    add_media_routes(app, workers, store, budget, limits, partial(_read_json, timeout_s=limits.body_timeout_s))
     return app
 
 
@@ -203,9 +204,14 @@ def _feedback(store: Store, body: dict) -> dict:
     return {"id": feedback_id, "object": "feedback", "stored": True}
 
 
-async def _read_json(http: HttpRequest) -> dict:
+async def _read_json(http: HttpRequest, timeout_s: float) -> dict:
+    # uvicorn waits for a body as long as its sender takes: one that sends less than its
+    # Content-Length, or trickles, would hold its connection for ever.
     try:
-        raw = await http.body()
+        raw = await asyncio.wait_for(http.body(), timeout_s)
+    except asyncio.TimeoutError:
+        raise ApiError(408, f"the request body did not arrive within {timeout_s:g} s; send it whole, "
+                       "with a Content-Length that matches it", code="request_timeout") from None
     except BodyTooLarge:
         raise ApiError(413, "the request body is too large; send less", code="request_too_large") from None
     try:
@@ -250,7 +256,7 @@ _END = object()
 
 async def _handle(pool: ModelPool, workers: ThreadPoolExecutor, limits: ServeLimits, http: HttpRequest,
                   chat: bool, store: Store | None = None) -> Any:
-    body = await _read_json(http)
+    body = await _read_json(http, limits.body_timeout_s)
     served = pool.get(body.get("model"))
     check_body(body, limits)
     body, tools = take_tools(body) if chat else (body, None)

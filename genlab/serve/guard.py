@@ -43,6 +43,7 @@ class ServeLimits:
     slots: int = 4                    # requests generating at once, per model
     queue: int = 32                   # requests waiting for a slot, per model; 429 beyond
     queue_timeout_s: float = 30.0     # longest wait for a slot; 429 after
+    body_timeout_s: float = 30.0      # longest wait for a whole request body; 408 after
 
 
 def envelope(exc: GenlabError) -> dict:
