@@ -70,6 +70,7 @@ bench: $(STAMP)
 	$(PY) bench/ttc_verifiers.py
 	$(PY) bench/ttc_variance.py
 	$(PY) bench/eval_suite.py
+	$(PY) bench/eval_judge.py
 	$(PY) bench/ground_retrieval.py
 	$(PY) bench/ground_hard.py
 	$(PY) bench/tune_distill.py
