@@ -195,19 +195,36 @@ def test_the_loopback_listener_runs_nothing_for_a_caller_without_its_key(local):
     genlab's own /tokenize calls carry the key, others are refused."""
     import json
     from urllib.error import HTTPError
+    from urllib.request import ProxyHandler, build_opener
     from urllib.request import Request as HttpRequest
-    from urllib.request import urlopen
 
     from genlab.models.local import load_server, tokenize
 
     server = load_server(local.backend.path)
+    direct = build_opener(ProxyHandler({}))      # as genlab's own calls: never through http_proxy
     for path, body in (("/completion", {"prompt": "One, two,", "n_predict": 2}), ("/tokenize", {"content": "hi"})):
         call = HttpRequest(server.listening_address + path, data=json.dumps(body).encode(),
                            headers={"Content-Type": "application/json"})
         with pytest.raises(HTTPError) as refused:
-            urlopen(call, timeout=30)
+            direct.open(call, timeout=30)
         assert refused.value.code == 401
     assert tokenize(server, "hi")
+
+
+def test_enum_mode_works_behind_an_http_proxy(tmp_path):
+    """Labels are tokenized over loopback; with http_proxy set (and no no_proxy), urllib
+    would send that call to the proxy, and every enum call failed."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k.lower() not in ("no_proxy", "http_proxy")}
+    env |= {"http_proxy": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "GENLAB_HOME": str(tmp_path)}
+    code = ("from genlab.models import get_model; print(get_model('local').chat('Pick one.', temperature=0, "
+            "response_format={'type': 'enum', 'enum': ['red', 'green']}).text)")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() in ("red", "green")
 
 
 def test_enum_mode_past_the_scored_labels_is_one_grammar(local):

@@ -26,7 +26,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.request import Request as HttpRequest
-from urllib.request import urlopen
+from urllib.request import ProxyHandler, build_opener
 
 from genlab.errors import ConfigError, ModelError, RequestRejected
 from genlab.machine import thread_count
@@ -53,6 +53,9 @@ _servers_lock = threading.Lock()
 #: listens on 127.0.0.1, where any local user could otherwise run the model; genlab itself
 #: uses the listener only for /tokenize.
 _listener_keys: dict[str, str] = {}
+#: Calls to that listener never go through a proxy named in http_proxy (urllib would send
+#: loopback calls there too unless no_proxy lists the address).
+_LOOPBACK = build_opener(ProxyHandler({}))
 
 
 class Turns:
@@ -161,7 +164,7 @@ def tokenize(server, text: str) -> list[int]:
                        headers={"Content-Type": "application/json",
                                 "Authorization": f"Bearer {_listener_keys.get(address, '')}"})
     try:
-        with urlopen(call, timeout=30) as reply:
+        with _LOOPBACK.open(call, timeout=30) as reply:
             return json.loads(reply.read())["tokens"]
     except (OSError, ValueError, KeyError) as exc:
         raise ModelError(f"llama.cpp's tokenizer did not answer at {address} ({exc})") from exc
