@@ -6,14 +6,22 @@ Each held-out answerable question of examples/notebook/pyref-qa.jsonl (70) is pa
 with its own gold answer and the gold answer of the next held-out question that is about
 another page: a fluent, true sentence that answers a different question. The right
 answer is output 1 for even rows and output 2 for odd ones, so one order shows it first
-half the time. Nothing is chosen here; the dev half is not used.
+half the time. Only the calibrated section chooses anything, on the dev half.
 
     one order    the verdict with output 1 as A (what a judge asked once reports)
     both orders  genlab's `compare`: a win only where both orders agree, else a tie
     pointwise    question_answering_quality (1-5) of each answer, alone
+    calibrated   both orders read as probabilities, not verdicts (the balanced position
+                 calibration of Wang et al. 2023, "Large Language Models are not Fair
+                 Evaluators"): the judge is asked for one letter, each of A and B scored
+                 whole in enum mode, and the output whose log-odds of being chosen,
+                 summed over the two orders, is higher wins. How the log-odds are read
+                 (A against B, or A's alone) is chosen on the dev half's 70 pairs, built
+                 the same way; the held-out pairs report the choice.
 
 Writes bench/results/eval_judge.json (eval_judge-SPEC.json for ``--judge SPEC``). About
-8 minutes on 2 cores with the embedded model.
+10 minutes on 2 cores with the embedded model; sections named on the command line run, the
+others keep their last results.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from bench.common import write  # noqa: E402
 QA = ROOT / "examples" / "notebook" / "pyref-qa.jsonl"
 PAIRWISE_METRIC = "pairwise_question_answering_quality"
 POINTWISE_METRIC = "question_answering_quality"
+SECTIONS = ("pairwise", "pointwise", "calibrated")
 
 
 def rate(passed: int, n: int) -> dict:
@@ -44,12 +53,12 @@ def rate(passed: int, n: int) -> dict:
     return {"passed": r.passed, "n": r.n, "rate": r.rate, "ci95": list(r.ci95)}
 
 
-def pairs() -> list[dict]:
+def pairs(half: str = "heldout") -> list[dict]:
     rows = [json.loads(line) for line in QA.read_text().splitlines()]
-    held_out = [r for r in rows if r["split"] == "heldout" and r.get("gold")]
+    part = [r for r in rows if r["split"] == half and r.get("gold")]
     made = []
-    for i, row in enumerate(held_out):
-        other = next(o for o in held_out[i + 1:] + held_out[:i] if o["source"] != row["source"])
+    for i, row in enumerate(part):
+        other = next(o for o in part[i + 1:] + part[:i] if o["source"] != row["source"])
         right_first = i % 2 == 0
         made.append({"question": row["question"], "right": row["gold"], "wrong": other["gold"],
                      "output_1": row["gold"] if right_first else other["gold"],
@@ -104,34 +113,102 @@ def pointwise(judge, rows: list[dict]) -> dict:
             "mean_score": {k: sum(v) / n for k, v in scores.items()}, "scores": scores}
 
 
-def main(judge_spec: str) -> None:
+CHOOSE_PROMPT = "\n\nWhich response is better, A or B? Answer with one letter."
+READINGS = ("a_against_b", "a_alone")   # on a tie on dev, the first
+
+
+def calibrated_scores(judge, rows: list[dict]) -> list[dict]:
+    """Each pair's log-probabilities of the answers "A" and "B", in both orders (order 1:
+    A = output 1), each label scored whole in enum mode."""
+    from genlab.evaluate.autorater import pairwise_prompt
+    from genlab.evaluate.builtin import pairwise_metric
+
+    metric = pairwise_metric(PAIRWISE_METRIC)
+
+    def logprob(prompt: str, label: str) -> float:
+        choice = judge.chat(prompt, temperature=0, logprobs=True, cache=True,
+                            response_format={"type": "enum", "enum": [label]}).choices[0]
+        return sum(token["logprob"] for token in choice.logprobs)
+
+    scored = []
+    for row in rows:
+        orders = [(row["output_1"], row["output_2"]), (row["output_2"], row["output_1"])]
+        prompts = [pairwise_prompt(metric, a, b, {"prompt": row["question"]}) + CHOOSE_PROMPT for a, b in orders]
+        scored.append({"label": row["label"], "orders": [{"A": logprob(p, "A"), "B": logprob(p, "B")} for p in prompts]})
+    return scored
+
+
+def calibrated_verdicts(scored: list[dict], reading: str) -> dict:
+    """How often the calibrated verdict is right: the log-odds for output 1 in order 1, less
+    those for output 2 in order 2 (``a_alone``: log P(A) only)."""
+    right = wrong = 0
+    for row in scored:
+        first, second = row["orders"]
+        if reading == "a_alone":
+            margin = first["A"] - second["A"]
+        else:
+            margin = (first["A"] - first["B"]) - (second["A"] - second["B"])
+        pick = 1 if margin > 0 else 2 if margin < 0 else 0
+        right += pick == row["label"]
+        wrong += pick not in (0, row["label"])
+    n = len(scored)
+    return {"right": rate(right, n), "wrong": rate(wrong, n), "tie": n - right - wrong}
+
+
+def calibrated(judge) -> dict:
+    dev = calibrated_scores(judge, pairs("dev"))
+    on_dev = {reading: calibrated_verdicts(dev, reading) for reading in READINGS}
+    chosen = max(READINGS, key=lambda r: (on_dev[r]["right"]["passed"], -READINGS.index(r)))
+    held_out = calibrated_scores(judge, pairs("heldout"))
+    return {"dev": on_dev, "chosen_on_dev": chosen, "heldout": calibrated_verdicts(held_out, chosen),
+            "heldout_scores": held_out}
+
+
+def main(judge_spec: str, sections: tuple[str, ...]) -> None:
     os.environ.setdefault("GENLAB_HOME", tempfile.mkdtemp(prefix="genlab-bench-"))
     from genlab.models import get_model
 
     judge = get_model(judge_spec, source="bench")
     rows = pairs()
-    data: dict = {"judge": judge_spec, "pairs": len(rows), "pairwise_metric": PAIRWISE_METRIC,
-                  "pointwise_metric": POINTWISE_METRIC}
-    started = time.perf_counter()
-    data["pairwise"] = pairwise(judge, rows)
-    data["pairwise_seconds"] = time.perf_counter() - started
-    one, both = data["pairwise"]["one_order"], data["pairwise"]["both_orders"]
-    print(f"one order: right {one['right']['passed']}/{len(rows)}, chose the first shown "
-          f"{one['chose_the_first_shown']['passed']}/{len(rows)} (right when shown first "
-          f"{one['right_when_shown_first']['passed']}, second {one['right_when_shown_second']['passed']}); "
-          f"both orders: right {both['right']['passed']}, wrong {both['wrong']['passed']}, tie {both['tie']['passed']}")
-    started = time.perf_counter()
-    data["pointwise"] = pointwise(judge, rows)
-    data["pointwise_seconds"] = time.perf_counter() - started
-    p = data["pointwise"]
-    print(f"pointwise: right scored higher {p['right_scored_higher']['passed']}/{len(rows)}, equal "
-          f"{p['equal']['passed']}, lower {p['right_scored_lower']['passed']} (sign test p = {p['sign_test_p']}); "
-          f"means {p['mean_score']}")
     name = "eval_judge" if judge_spec == "local" else "eval_judge-" + re.sub(r"[^A-Za-z0-9.-]+", "-", judge_spec)
+    previous = ROOT / "bench" / "results" / f"{name}.json"
+    data: dict = json.loads(previous.read_text()) if previous.exists() and sections != SECTIONS else {}
+    data.pop("machine", None)
+    data |= {"judge": judge_spec, "pairs": len(rows), "pairwise_metric": PAIRWISE_METRIC,
+             "pointwise_metric": POINTWISE_METRIC}
+    if "pairwise" in sections:
+        started = time.perf_counter()
+        data["pairwise"] = pairwise(judge, rows)
+        data["pairwise_seconds"] = time.perf_counter() - started
+        one, both = data["pairwise"]["one_order"], data["pairwise"]["both_orders"]
+        print(f"one order: right {one['right']['passed']}/{len(rows)}, chose the first shown "
+              f"{one['chose_the_first_shown']['passed']}/{len(rows)} (right when shown first "
+              f"{one['right_when_shown_first']['passed']}, second {one['right_when_shown_second']['passed']}); "
+              f"both orders: right {both['right']['passed']}, wrong {both['wrong']['passed']}, tie {both['tie']['passed']}")
+    if "pointwise" in sections:
+        started = time.perf_counter()
+        data["pointwise"] = pointwise(judge, rows)
+        data["pointwise_seconds"] = time.perf_counter() - started
+        p = data["pointwise"]
+        print(f"pointwise: right scored higher {p['right_scored_higher']['passed']}/{len(rows)}, equal "
+              f"{p['equal']['passed']}, lower {p['right_scored_lower']['passed']} (sign test p = {p['sign_test_p']}); "
+              f"means {p['mean_score']}")
+    if "calibrated" in sections:
+        started = time.perf_counter()
+        data["calibrated"] = c = calibrated(judge)
+        data["calibrated_seconds"] = time.perf_counter() - started
+        print("calibrated, dev: " + "; ".join(f"{r} right {v['right']['passed']} wrong {v['wrong']['passed']}"
+                                               for r, v in c["dev"].items())
+              + f"; chosen {c['chosen_on_dev']}; held out: right {c['heldout']['right']['passed']}, "
+              f"wrong {c['heldout']['wrong']['passed']}, tie {c['heldout']['tie']}")
     write(name, data)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="An autorater in one order and in both (see the module docstring).")
+    parser.add_argument("sections", nargs="*", help=f"sections to run (all by default): {', '.join(SECTIONS)}")
     parser.add_argument("--judge", default="local", help="the judge's model spec, e.g. gemini:gemini-2.5-flash")
-    main(parser.parse_args().judge)
+    args = parser.parse_args()
+    if unknown := set(args.sections) - set(SECTIONS):
+        parser.error(f"unknown sections {sorted(unknown)}; name some of {', '.join(SECTIONS)}")
+    main(args.judge, tuple(args.sections) or SECTIONS)
