@@ -186,6 +186,15 @@ compare: {{baseline: local, metric: text_quality}}
     name = f"local:{embedded_gguf()}"
     assert summary[name]["n"] == 3 and 0 <= summary[name]["position_consistency"] <= 1
     assert "win rate" in result.stdout and "position consistency" in result.stdout
+    # A judge that goes by position is named as such.
+    assert ("changed with the order" in result.stdout) == (summary[name]["position_consistency"] < 0.5)
+
+
+def test_a_judge_whose_orders_disagree_in_most_rows_is_said_to_go_by_position():
+    from genlab.cli.evaluate import position_note
+
+    assert "changed with the order of the responses in 7 of 10 rows" in position_note({"n": 10, "consistent": 3})
+    assert position_note({"n": 10, "consistent": 5}) == "" and position_note({"n": 0, "consistent": 0}) == ""
 
 
 def test_judge_meta_evaluation(tmp_path):

@@ -73,6 +73,8 @@ def run(suite_path: Path = typer.Argument(..., help="The suite YAML file."),
         out.print(f"{p['label']} vs {suite.label(p['baseline'])}: {p['candidate']} wins, {p['baseline_wins']} losses, "
                   f"{p['tie']} ties{errored} · win rate {100 * p['win_rate']:.0f} % (95 % CI {100 * low:.0f}–"
                   f"{100 * high:.0f}) · position consistency {100 * p['position_consistency']:.0f} %")
+        if note := position_note(p):
+            out.print(note)
     if before is not None:
         out.print(f"against {compare_to}: {verdict.compared} rows compared, {len(verdict.regressions)} regressed, "
                   f"{verdict.fixed} fixed")
@@ -84,6 +86,17 @@ def run(suite_path: Path = typer.Argument(..., help="The suite YAML file."),
             err.print(labelled("gate failed:", "red", line))
         raise typer.Exit(gate.GATE_FAILED)
     out.print("gate held")
+
+
+def position_note(pairwise: dict) -> str:
+    """A line for a comparison whose judge went by position: its orders disagreed in more
+    than half the rows (bench/eval_judge.py: the embedded judge, asked once, picks response
+    A 9 times in 10)."""
+    n, consistent = pairwise["n"], pairwise["consistent"]
+    if not n or consistent / n >= 0.5:
+        return ""
+    return (f"  the judge's verdict changed with the order of the responses in {n - consistent} of {n} rows: it "
+            "went by position more than content, so these wins say little; use a stronger judge (judge: {model: SPEC})")
 
 
 @eval_app.command()
