@@ -22,6 +22,14 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def rate(passed: int, n: int) -> dict:
+    """``passed`` of ``n`` with its 95 % Wilson interval, as the results' JSON holds it."""
+    from genlab.train.effect import Rate
+
+    r = Rate.of(int(passed), n)
+    return {"passed": r.passed, "n": r.n, "rate": r.rate, "ci95": list(r.ci95)}
+
+
 def write(name: str, data: dict) -> Path:
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"

@@ -38,19 +38,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import write  # noqa: E402
+from bench.common import rate, write  # noqa: E402
 
 QA = ROOT / "examples" / "notebook" / "pyref-qa.jsonl"
 PAIRWISE_METRIC = "pairwise_question_answering_quality"
 POINTWISE_METRIC = "question_answering_quality"
 SECTIONS = ("pairwise", "pointwise", "calibrated")
-
-
-def rate(passed: int, n: int) -> dict:
-    from genlab.train.effect import Rate
-
-    r = Rate.of(int(passed), n)
-    return {"passed": r.passed, "n": r.n, "rate": r.rate, "ci95": list(r.ci95)}
 
 
 def pairs(half: str = "heldout") -> list[dict]:

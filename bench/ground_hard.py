@@ -69,7 +69,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import median, write  # noqa: E402
+from bench.common import median, rate, write  # noqa: E402
 
 PYREF = ROOT / "examples" / "notebook" / "pyref"
 QA = PYREF.parent / "pyref-qa.jsonl"
@@ -86,13 +86,6 @@ SECTIONS = ("retrieval", "latency", "attribution", "abstention", "rerank", "end_
 QUESTION_PROMPT = "Write a question that this passage answers.\n\n{passage}"
 NO_PASSAGE_PROMPT = "Write a question about Python."
 LONG_ANSWER = 300          # tokens: what answers were cut at before ANSWER_TOKENS
-
-
-def rate(passed: int, n: int) -> dict:
-    from genlab.train.effect import Rate
-
-    r = Rate.of(int(passed), n)
-    return {"passed": r.passed, "n": r.n, "rate": r.rate, "ci95": list(r.ci95)}
 
 
 def load_rows() -> list[dict]:
