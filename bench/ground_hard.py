@@ -164,7 +164,7 @@ def titles_dev(search, rows: list[dict], relevant: dict) -> dict:
     "Methods") are common words, so the rule is tried with and without them."""
     import Stemmer
 
-    from genlab.ground.retrieval import FUSION_DEPTH, _fuse, _top
+    from genlab.ground.retrieval import _fuse
 
     stem = Stemmer.Stemmer("english").stemWord
 
@@ -178,16 +178,10 @@ def titles_dev(search, rows: list[dict], relevant: dict) -> dict:
         return len(words) >= min_words and any(question[i:i + len(words)] == words for i in range(len(question)))
 
     def ranked(question: str, min_words: int | None) -> list[int]:
-        bm25 = search.bm25_scores(question)
-        fused = _fuse([_top(bm25, FUSION_DEPTH, positive_only=True), _top(search.similarities(question), FUSION_DEPTH)])
-        candidates = np.array([i for i, _ in fused[:FUSION_DEPTH]])
-        by_sentence = [int(candidates[j]) for j in np.argsort(-search.sentence_similarities(question)[candidates],
-                                                               kind="stable")]
-        lists = [[(int(candidates[j]), 0.0) for j in np.argsort(-bm25[candidates], kind="stable")
-                  if bm25[candidates[j]] > 0], [(i, 0.0) for i in by_sentence]]
+        lists = search.reranking_lists(question)
         if min_words is not None:
             words = stems(question)
-            lists.append([(i, 0.0) for i in by_sentence if named(search.chunks[i].title, words, min_words)])
+            lists.append([(i, 0.0) for i, _ in lists[1] if named(search.chunks[i].title, words, min_words)])
         return [i for i, _ in _fuse(lists)[:RETRIEVED]]
 
     result = {}

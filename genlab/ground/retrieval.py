@@ -74,18 +74,24 @@ class NotebookSearch:
             return _top(self.bm25_scores(query), k, positive_only=True)
         if method == "dense":
             return _top(self.similarities(query), k)
-        if method in ("hybrid", "reranked"):
-            bm25 = self.bm25_scores(query)
-            fused = _fuse([_top(bm25, FUSION_DEPTH, positive_only=True),
-                           _top(self.similarities(query), FUSION_DEPTH)])
-            if method == "reranked":
-                candidates = np.array([i for i, _ in fused[:FUSION_DEPTH]])
-                by_sentence = self.sentence_similarities(query)[candidates]
-                fused = _fuse([[(int(candidates[j]), 0.0) for j in np.argsort(-bm25[candidates], kind="stable")
-                                if bm25[candidates[j]] > 0],
-                               [(int(candidates[j]), 0.0) for j in np.argsort(-by_sentence, kind="stable")]])
-            return fused[:k]
+        if method == "hybrid":
+            return self._hybrid(query, self.bm25_scores(query))[:k]
+        if method == "reranked":
+            return _fuse(self.reranking_lists(query))[:k]
         raise ConfigError(f"unknown retrieval method '{method}'; use {', '.join(METHODS)}")
+
+    def _hybrid(self, query: str, bm25: np.ndarray) -> list[tuple[int, float]]:
+        return _fuse([_top(bm25, FUSION_DEPTH, positive_only=True), _top(self.similarities(query), FUSION_DEPTH)])
+
+    def reranking_lists(self, query: str) -> list[list[tuple[int, float]]]:
+        """What reranked fuses: hybrid's candidates by BM25 (those it scores), and by their
+        best sentence's cosine."""
+        bm25 = self.bm25_scores(query)
+        candidates = np.array([i for i, _ in self._hybrid(query, bm25)[:FUSION_DEPTH]])
+        by_sentence = self.sentence_similarities(query)[candidates]
+        return [[(int(candidates[j]), 0.0) for j in np.argsort(-bm25[candidates], kind="stable")
+                 if bm25[candidates[j]] > 0],
+                [(int(candidates[j]), 0.0) for j in np.argsort(-by_sentence, kind="stable")]]
 
     def bm25_scores(self, query: str) -> np.ndarray:
         tokenizer, retriever = self._bm25_index()
