@@ -17,6 +17,7 @@ from genlab.errors import ConfigError
 from genlab.io import writable_folder
 from genlab.search.funsearch.config import RESUME_MAY_CHANGE, EvolveConfig
 from genlab.search.funsearch.database import DatabaseConfig
+from genlab.search.funsearch.tune import SIGMA as TUNE_SIGMA, VARIANTS as TUNE_VARIANTS
 
 #: The defaults of a run live on EvolveConfig (its class attributes); the flags read them.
 DEFAULTS = EvolveConfig
@@ -244,6 +245,41 @@ def score(spec: str = typer.Argument(..., help="Spec name or file."),
         first = next(iter(row["errors"].values()), "")
         table.add_row(name, f"{row['scored']}/{row['inputs']}", _fmt(row["score"]), metric, first[:60])
     out.print(table)
+
+
+@evolve_app.command()
+def tune(spec: str = typer.Argument(..., help="Spec name or file."),
+         program: Path = typer.Argument(..., help="A .py file with the evolved function (e.g. from "
+                                        "genlab evolve best RUN > best.py)."),
+         variants: int = typer.Option(TUNE_VARIANTS, "--variants", min=1, help="Variants to score on the training inputs."),
+         sigma: float = typer.Option(TUNE_SIGMA, "--sigma", min=0.0, help="Each literal is multiplied by "
+                                     "exp(N(0, sigma))."),
+         seed: int = typer.Option(0, "--seed", help="Seeds the variants' draws."),
+         unsafe_sandbox: bool = typer.Option(False, "--unsafe-sandbox", help="Run even where the sandbox "
+                                             "cannot fully isolate programs.")) -> None:
+    """Tune a program's numeric literals on the spec's training inputs, in the sandbox, and print
+    the best variant (its training score goes to stderr; held-out sets are not read)."""
+    from genlab.search.funsearch.evaluator import Evaluator
+    from genlab.search.funsearch.report import read_program
+    from genlab.search.funsearch.spec import load_spec
+    from genlab.search.funsearch.tune import tune_constants
+
+    the_spec = load_spec(spec)
+    code = read_program(the_spec, program)
+    evaluator = Evaluator(the_spec, unsafe_sandbox=unsafe_sandbox)
+    with err.status(f"scoring {variants} variants on {len(evaluator.inputs)} training inputs") as status:
+        tuned = tune_constants(code, evaluator, variants, sigma, seed,
+                               on_variant=lambda i, best: status.update(
+                                   f"variant {i} of {variants} · best training score {_fmt(best)}"))
+    out.out(tuned.code.rstrip())
+    if not tuned.literals:
+        err.print(f"{program} has no numeric literal to tune; printed as it is", style="dim")
+    elif tuned.code == code:
+        err.print(f"no variant of {tuned.literals} literals beat the program's training score "
+                  f"{_fmt(tuned.seed_score)}; printed as it is", style="dim")
+    else:
+        err.print(f"training score {_fmt(tuned.seed_score)} → {_fmt(tuned.score)} ({tuned.variants} variants of "
+                  f"{tuned.literals} literals); held out: genlab evolve score {spec} FILE", style="dim")
 
 
 @evolve_app.command()
