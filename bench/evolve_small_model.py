@@ -25,6 +25,7 @@ First Fit and Best Fit computed in the same script. Then one constrained cap-set
     .venv/bin/python bench/evolve_small_model.py --short-docstring --modes constrained --no-cap-set
     .venv/bin/python bench/evolve_small_model.py --relative-score --modes constrained --no-cap-set
     .venv/bin/python bench/evolve_small_model.py --samples-per-prompt 1 --modes constrained --no-cap-set
+    .venv/bin/python bench/evolve_small_model.py --tune-variants 16 --modes constrained --no-cap-set
 
 These measure one more lever each (starting from Best Fit, as the paper's bin-packing runs
 did; a higher temperature, which the grammar makes cheap) and write their JSON beside the
@@ -71,14 +72,18 @@ AT_SAMPLES = 150
 
 def best_within(store, limit: int | None) -> dict:
     """Return the best program (by training score; shortest, then oldest, among ties) in the first samples."""
-    rows = store.query("SELECT id, code, score, created FROM samples WHERE prompt_id IS NOT NULL ORDER BY id")
-    seed = store.query("SELECT id, code, score, created FROM samples WHERE prompt_id IS NULL")[0]
-    rows = rows[:limit] if limit is not None else rows
+    rows = store.query("SELECT id, code, score, created, tuned_from FROM samples"
+                       " WHERE prompt_id IS NOT NULL OR tuned_from IS NOT NULL ORDER BY id")
+    seed = store.query("SELECT id, code, score, created FROM samples WHERE prompt_id IS NULL AND tuned_from IS NULL")[0]
+    if limit is not None:  # the first `limit` samples drawn, and the programs tuned while they were
+        drawn_at = [i for i, r in enumerate(rows) if r["tuned_from"] is None]
+        rows = rows[:drawn_at[limit - 1] + 1] if len(drawn_at) >= limit else rows
     candidates = [dict(seed)] + [dict(r) for r in rows if r["score"] is not None]
     best = max(candidates, key=lambda r: (r["score"], -len(r["code"]), -r["id"]))
     start = store.meta()["created"]
     return {"sample": best["id"], "train_score": best["score"], "code": best["code"],
-            "samples_drawn": len(rows), "at_s": (rows[-1]["created"] - start) if rows else 0.0}
+            "tuned_from": best.get("tuned_from"), "samples_drawn": sum(r["tuned_from"] is None for r in rows),
+            "at_s": (rows[-1]["created"] - start) if rows else 0.0}
 
 
 def search_facts(store, target: float, floor: float) -> dict:
@@ -104,12 +109,15 @@ def search_facts(store, target: float, floor: float) -> dict:
     by_id = {row["id"]: row["score"] for row in store.query("SELECT id, score FROM samples")}
     shown = [json.loads(row["parent_ids"]) for row in store.query("SELECT parent_ids FROM prompts")]
     weaker = collections.Counter(band(min(by_id[i] for i in ids)) for ids in shown if len(ids) > 1)
+    tuned = collections.Counter(band(row["score"]) for row in
+                                store.query("SELECT score FROM samples WHERE tuned_from IS NOT NULL"))
     return {"first_sample_matching_best_fit_train": first[0] if first else None,
             "first_s_matching_best_fit_train": round(first[1], 1) if first else None,
             "distinct_behaviours": len(behaviours),
             "samples_like_best_fit_train": samples["best_fit"],
             "samples_between_first_and_best_fit_train": samples["between"],
             "samples_better_than_best_fit_train": samples["better"],
+            "tuned_programs": sum(tuned.values()), "tuned_better_than_best_fit_train": tuned["better"],
             "prompts_whose_weaker_program_is": {"worse_than_first_fit": weaker["worse"],
                                                 "first_fit": weaker["first_fit"],
                                                 "between": weaker["between"],
@@ -184,6 +192,8 @@ def main() -> None:
                         "of its L1 bound, so that each of the training sizes weighs the same")
     parser.add_argument("--samples-per-prompt", type=int, default=None, help="samples drawn from each prompt "
                         "(default: the paper's 4)")
+    parser.add_argument("--tune-variants", type=int, default=0, help="tune the literals of each new behaviour "
+                        "at least as good as the seed with this many variants (default: 0, off)")
     parser.add_argument("--label", default=None, help="names a comparison after a change to genlab itself")
     args = parser.parse_args()
     suffix = (f"-{args.label}" if args.label else "") + \
@@ -197,10 +207,13 @@ def main() -> None:
         ("-short-docstring" if args.short_docstring else "") + \
         ("-relative-score" if args.relative_score else "") + \
         (f"-spp{args.samples_per_prompt}" if args.samples_per_prompt is not None else "") + \
+        (f"-tune{args.tune_variants}" if args.tune_variants else "") + \
         ("" if args.seeds == [0, 1, 2] else "-seeds" + "-".join(map(str, args.seeds)))  # a confirmation run
     sampling = {"temperature": args.temperature} if args.temperature is not None else {}
     if args.samples_per_prompt is not None:
         sampling["samples_per_prompt"] = args.samples_per_prompt
+    if args.tune_variants:
+        sampling["tune_variants"] = args.tune_variants
     database = ({"cluster_sampling_temperature_init": args.cluster_temperature}
                 if args.cluster_temperature is not None else {})
     if args.islands is not None:
@@ -330,6 +343,7 @@ def main() -> None:
         "train_per_size": args.train_per_size or 5, "v0_docstring": args.v0_docstring,
         "short_docstring": args.short_docstring, "relative_score": args.relative_score,
         "samples_per_prompt": args.samples_per_prompt or EvolveConfig.samples_per_prompt,
+        "tune_variants": args.tune_variants,
         "baselines": {"First Fit": first_fit, "Best Fit": best_fit}, "best_fit_train_score": best_fit_train,
         "published": spec.namespace["PUBLISHED"], "summary": summary, "runs": runs, "cap_set": cap_set,
     })
@@ -377,14 +391,17 @@ def plot(runs: list[dict], name: str, references: dict[str, float], lever: str =
         store, _ = open_run(r["run_dir"])
         start = store.meta()["created"]
         best, xs, ts, ys = None, [], [], []
-        seed_score = store.query("SELECT score FROM samples WHERE prompt_id IS NULL")[0]["score"]
-        for i, row in enumerate(store.query("SELECT score, created FROM samples WHERE prompt_id IS NOT NULL "
-                                            "ORDER BY id"), start=1):
+        seed_score = store.query("SELECT score FROM samples WHERE prompt_id IS NULL AND tuned_from IS NULL")[0]["score"]
+        for row in store.query("SELECT score, created, tuned_from FROM samples WHERE prompt_id IS NOT NULL "
+                               "OR tuned_from IS NOT NULL ORDER BY id"):
             if row["score"] is not None and (best is None or row["score"] > best):
                 best = row["score"]
-            xs.append(i)
-            ts.append((row["created"] - start) / 60)
-            ys.append(max(seed_score, best) if best is not None else seed_score)
+            if row["tuned_from"] is None:
+                xs.append(len(xs) + 1)
+                ts.append((row["created"] - start) / 60)
+                ys.append(max(seed_score, best) if best is not None else seed_score)
+            elif ys:  # a tuned program raises the line where it was saved
+                ys[-1] = max(seed_score, best)
         label = f"{r['mode']} (seed {r['seed']})"
         style = dict(where="post", color=colors[r["mode"]], alpha=0.8, label=label,
                      linestyle=("-", "--", "-.")[r["seed"] % 3])  # runs that end alike stay apart

@@ -54,6 +54,8 @@ def _progress_table(progress, run_dir: Path, sampling: str = "", unsafe: str = "
     table.add_row("samples", f"{drawn(progress.samples, progress.target)}  ({progress.pending} being evaluated)")
     table.add_row("valid", f"{progress.valid} of {progress.evaluated} done ({progress.valid_pct:.1f} %)")
     table.add_row("best score", f"{_fmt(progress.best)}  (seed {_fmt(progress.seed_score)})")
+    if progress.tuned:
+        table.add_row("tuned", f"{progress.tuned} programs registered with tuned literals")
     table.add_row("speed", f"{progress.samples_per_s:.2f} samples/s · {progress.elapsed:.0f} s")
     table.add_row("tokens", f"{progress.prompt_tokens} prompt · {progress.completion_tokens} completion · "
                   f"${progress.cost_usd:.4f}")
@@ -89,6 +91,10 @@ def run(
     constrain: Optional[bool] = typer.Option(None, "--constrain/--no-constrain", help="Sample the function body "
                                              "under a grammar built from the spec, so every sample parses "
                                              "(default: on where the model takes grammars, as the embedded one does)."),
+    tune_variants: int = typer.Option(DEFAULTS.tune_variants, "--tune-variants", min=0, help="After a sample that "
+                                      "scores at least the seed and behaves in a new way, tune its numeric literals "
+                                      "with this many variants on the training inputs and register the best "
+                                      "(as genlab evolve tune does; 0: off)."),
     timeout: float = typer.Option(DEFAULTS.timeout_s, "--timeout", help="Seconds per program, all inputs."),
     memory_mb: int = typer.Option(DEFAULTS.memory_mb, "--memory-mb", help="Address-space limit per program."),
     backend: str = typer.Option(DEFAULTS.backend, "--backend", help="local (processes) or ray."),
@@ -128,7 +134,7 @@ def run(
         config = EvolveConfig(spec=spec, model=model, samples=samples,
                               budget_usd=budget_usd, workers=workers,
                               seed=seed, seed_model=seed_model, max_minutes=max_minutes, max_tokens=max_tokens, mode=mode,
-                              constrain=constrain, seed_program=seed_program,
+                              constrain=constrain, seed_program=seed_program, tune_variants=tune_variants,
                               timeout_s=timeout, memory_mb=memory_mb, backend=backend,
                               database=DatabaseConfig(num_islands=islands), **options)
         name = Path(spec).stem if spec.endswith(".py") else spec
@@ -185,6 +191,8 @@ def show(run_dir: Path = typer.Argument(..., help="A run directory."),
     out.print(f"best score {_fmt(info['best'])} (seed {_fmt(info['seed_score'])}) · "
               f"{info['prompt_tokens'] or 0} prompt + {info['completion_tokens'] or 0} completion tokens · "
               f"${info['cost_usd'] or 0:.4f}")
+    if info["tuned"]:
+        out.print(f"tuned: {info['tuned']} programs registered with tuned literals (genlab evolve tune)")
     for mode, n in info["sampling"].items():
         pct = 100.0 * n["valid"] / n["done"] if n["done"] else 0.0
         out.print(f"{mode} sampling: {n['samples']} samples, {n['valid']} valid of {n['done']} done ({pct:.1f} %)")
@@ -194,7 +202,9 @@ def show(run_dir: Path = typer.Argument(..., help="A run directory."),
     out.print(table)
     top = Table("sample", "prompt", "island", "score", "chars", title="top programs")
     for row in info["top"]:
-        top.add_row(str(row["id"]), str(row["prompt_id"] if row["prompt_id"] is not None else "seed"),
+        origin = row["prompt_id"] if row["prompt_id"] is not None else \
+            f"tuned from {row['tuned_from']}" if row["tuned_from"] is not None else "seed"
+        top.add_row(str(row["id"]), str(origin),
                     str(row["island"] if row["island"] is not None else "all"), _fmt(row["score"]), str(row["chars"]))
     out.print(top)
 

@@ -42,6 +42,9 @@ class EvolveConfig:
     seed_model: bool = False               # also seed each model call: reproducible samples on the
                                            # embedded model, but one at a time, without its prompt cache
                                            # (slower; see models/local.py Turns)
+    tune_variants: int = 0                 # after a sample that scores at least the seed and behaves in a
+                                           # way not seen before, tune its literals with this many variants
+                                           # (search/funsearch/tune.py) and register the best; 0: off
     timeout_s: float = 30.0                # per program, all inputs together (paper: 30 s)
     memory_mb: int = 2048                  # per program (paper: 2 GB)
     budget_usd: float | None = None
@@ -59,6 +62,7 @@ class EvolveConfig:
             (self.eval_workers >= 1, "--eval-workers must be at least 1"),
             (self.max_minutes is None or self.max_minutes > 0, "--max-minutes must be more than 0"),
             (self.max_tokens >= 1, "--max-tokens must be at least 1"),
+            (self.tune_variants >= 0, "--tune-variants must be 0 (off) or more"),
             (self.timeout_s > 0, "--timeout must be more than 0 seconds"),
             (self.memory_mb >= 256, "--memory-mb must be at least 256"),
             (self.mode in ("auto", "completion", "chat"), "--mode must be completion, chat or auto"),
@@ -78,4 +82,5 @@ class EvolveConfig:
         data = dict(data)
         data["database"] = DatabaseConfig(**data.get("database", {}))
         data.setdefault("constrain", False)  # runs saved before constrained sampling existed sampled freely
+        data.setdefault("tune_variants", 0)  # nor did runs saved before tuning tune
         return cls(**data)

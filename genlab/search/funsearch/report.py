@@ -12,7 +12,7 @@ from genlab.errors import ConfigError
 from genlab.io import read_text
 from genlab.search.funsearch.code import parse_function
 from genlab.search.funsearch.evaluator import Evaluator
-from genlab.search.funsearch.runstore import RunStore
+from genlab.search.funsearch.runstore import DRAWN, SEED, TUNED, RunStore
 from genlab.search.funsearch.spec import BUILTIN_SPECS, Spec, SpecError, parse_spec
 
 
@@ -25,12 +25,12 @@ def open_run(run_dir: str | Path) -> tuple[RunStore, Spec]:
 def summary(store: RunStore) -> dict[str, Any]:
     """Counts, best score, error kinds and the top programs of a run."""
     counts = store.counts()
-    seed = store.query("SELECT score FROM samples WHERE prompt_id IS NULL")
+    seed = store.query(f"SELECT score FROM samples WHERE {SEED}")
     kinds = {r["kind"]: r["n"] for r in store.query(
         "SELECT COALESCE(error_kind, 'valid') AS kind, COUNT(*) AS n FROM samples"
         " WHERE prompt_id IS NOT NULL AND status != 'pending' GROUP BY kind ORDER BY n DESC")}
     top = [dict(r) for r in store.query(
-        "SELECT id, prompt_id, island, score, length(code) AS chars FROM samples WHERE score IS NOT NULL"
+        "SELECT id, prompt_id, tuned_from, island, score, length(code) AS chars FROM samples WHERE score IS NOT NULL"
         " ORDER BY score DESC, length(code), id LIMIT 5")]
     sampling = {("constrained" if r["constrained"] else "free"): {"samples": r["n"], "done": r["done"] or 0,
                                                                    "valid": r["valid"] or 0}
@@ -58,7 +58,7 @@ def best_sample(store: RunStore) -> dict[str, Any]:
 
 def against_seed(store: RunStore, sample: dict[str, Any]) -> str:
     """How ``sample`` stands against the run's seed, as a verb phrase: a tie is no find."""
-    seed = store.query("SELECT id, score FROM samples WHERE prompt_id IS NULL")
+    seed = store.query(f"SELECT id, score FROM samples WHERE {SEED}")
     if not seed or seed[0]["score"] is None:
         return "has no scored seed to compare with"
     if sample["id"] == seed[0]["id"]:
@@ -118,15 +118,20 @@ def baselines(spec: Spec, extra: dict[str, str] | None = None,
 
 
 def _best_so_far(store: RunStore) -> tuple[list[int], list[float]]:
-    rows = store.query("SELECT id, score FROM samples WHERE prompt_id IS NOT NULL ORDER BY id")
-    seed = store.query("SELECT score FROM samples WHERE prompt_id IS NULL")
+    """The best training score against samples drawn; a tuned program counts where it was saved."""
+    rows = store.query(f"SELECT id, score, tuned_from FROM samples WHERE {DRAWN} OR {TUNED} ORDER BY id")
+    seed = store.query(f"SELECT score FROM samples WHERE {SEED}")
     best = seed[0]["score"] if seed else float("-inf")
-    xs, ys = [0], [best]
-    for i, row in enumerate(rows, start=1):
+    xs, ys, drawn_so_far = [0], [best], 0
+    for row in rows:
         if row["score"] is not None and row["score"] > best:
             best = row["score"]
-        xs.append(i)
-        ys.append(best)
+        if row["tuned_from"] is None:
+            drawn_so_far += 1
+            xs.append(drawn_so_far)
+            ys.append(best)
+        else:  # a tuned program is saved after later samples were drawn: it raises the current point
+            ys[-1] = best
     return xs, ys
 
 
@@ -186,6 +191,8 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, test: bool 
         *[f"| {kind} | {n} |" for kind, n in info["outcomes"].items()],
         "",
         f"## Best program (sample {best['id']}, score {best['score']})",
+        *(["", f"Its literals were tuned from sample {best['tuned_from']}'s (`--tune-variants`)."]
+          if best.get("tuned_from") is not None else []),
         "",
         f"It {against_seed(store, best)}.",
         "",

@@ -25,10 +25,11 @@ from genlab.search.funsearch.config import RESUME_MAY_CHANGE, EvolveConfig
 from genlab.search.funsearch.database import Program, ProgramsDatabase
 from genlab.search.funsearch.evaluator import Evaluation, Evaluator
 from genlab.search.funsearch.prompt import build_prompt
-from genlab.search.funsearch.runstore import RunStore, SampleRow
+from genlab.search.funsearch.runstore import DRAWN, SEED, RunStore, SampleRow
 from genlab.search.funsearch.sampler import Sampler, choose_grammar
 from genlab.search.funsearch.sandbox import Limits, Sandbox, require_isolation
 from genlab.search.funsearch.spec import Spec, SpecError, load_spec, parse_spec
+from genlab.search.funsearch.tune import count_literals, tune_constants
 
 #: Consecutive failed model calls after which a run stops (a transient error is retried).
 MAX_MODEL_FAILURES = 3
@@ -50,6 +51,7 @@ class Progress:
     cost_usd: float = 0.0
     started: float = field(default_factory=time.monotonic)
     evaluated_at_start: int = 0
+    tuned: int = 0            # programs registered after tuning a sample's literals
     stopped_because: str | None = None
     failed: bool = False      # stopped by an error (the model's, a setting's), not by a limit
 
@@ -111,6 +113,9 @@ class Run:
         self.reserved = 0
         self.in_flight = 0
         self.failure: BaseException | None = None  # a bug in a sampler thread, re-raised by execute()
+        #: Behaviours (per-input scores) registered so far: a sample is tuned only when its behaviour is new.
+        self.behaviours: set[tuple] = set()
+        self.tuner = ThreadPoolExecutor(1, thread_name_prefix="genlab-tune") if config.tune_variants else None
 
     @property
     def constrained(self) -> bool:
@@ -171,7 +176,7 @@ class Run:
         notify(self.progress)
         deadline = None if self.config.max_minutes is None else time.monotonic() + 60 * self.config.max_minutes
         evaluators = self._executor()
-        pending = self.store.samples("status='pending' AND prompt_id IS NOT NULL")
+        pending = self.store.samples(f"status='pending' AND {DRAWN}")
         with self.lock:
             self.progress.pending = len(pending)
         for row in pending:
@@ -190,8 +195,12 @@ class Run:
             self.stop.set()
             self.progress.stopped_because = "interrupted (pending samples are evaluated on --resume)"
             evaluators.shutdown(wait=False, cancel_futures=True)
+            if self.tuner:  # a tuning cut short is not redone: the sample it started from is kept
+                self.tuner.shutdown(wait=False, cancel_futures=True)
             raise
         evaluators.shutdown(wait=True)
+        if self.tuner:
+            self.tuner.shutdown(wait=True)
         if self.failure is not None:
             raise self.failure
         if self.progress.stopped_because is None:
@@ -208,10 +217,10 @@ class Run:
 
     def _evaluate_seed(self) -> SampleRow:
         """The seed's row, evaluated (a new run evaluates it once; SpecError when it fails)."""
-        seeds = self.store.samples("prompt_id IS NULL")
+        seeds = self.store.samples(SEED)
         if not seeds:
             self.store.add_seed(str(self.spec.seed_program(self.config.seed_program)))
-            seeds = self.store.samples("prompt_id IS NULL")
+            seeds = self.store.samples(SEED)
         seed = seeds[0]
         if seed.status != "evaluated":
             evaluation = self.evaluator.evaluate(seed.code)
@@ -223,7 +232,7 @@ class Run:
                                 "every program must score on every input: fix the spec before evolving it")
             self.store.save_evaluation(seed.id, evaluation.scores, evaluation.errors, None, evaluation.score,
                                        evaluation.wall_s, None)
-            seed = self.store.samples("prompt_id IS NULL")[0]
+            seed = self.store.samples(SEED)[0]
         return seed
 
     def _restore(self) -> None:
@@ -231,8 +240,11 @@ class Run:
         seed = self._evaluate_seed()
         self.database.register(self.program(seed), None)
         self.progress.seed_score = seed.score
+        self.behaviours.add(self.program(seed).signature)
         for row in self.store.samples("registered_seq IS NOT NULL", order="registered_seq"):
-            self.database.register(self.program(row), row.island)
+            program = self.program(row)
+            self.database.register(program, row.island)
+            self.behaviours.add(program.signature)
         counts = self.store.counts()
         self.next_seq = 0 if counts["last_seq"] is None else counts["last_seq"] + 1
         self.next_prompt = 0 if counts["last_prompt"] is None else counts["last_prompt"] + 1
@@ -241,6 +253,7 @@ class Run:
         p.samples, p.evaluated, p.valid = counts["samples"], counts["evaluated"] or 0, counts["valid"] or 0
         p.evaluated_at_start = p.evaluated
         p.best = max(filter(lambda v: v is not None, [counts["best"], seed.score]))
+        p.tuned = counts["tuned"]
         p.prompt_tokens, p.completion_tokens = counts["prompt_tokens"] or 0, counts["completion_tokens"] or 0
         p.cost_usd = counts["cost_usd"] or 0.0
 
@@ -341,11 +354,15 @@ class Run:
             evaluation = Evaluation({}, {"evaluator": f"{type(exc).__name__}: {exc}"}, "evaluator_error")
         with self.has_work:
             seq = None
+            tune = False
             if evaluation.valid:
                 seq = self.next_seq
                 self.next_seq += 1
                 signature = tuple(evaluation.scores.get(name) for name in self.input_names)
                 self.database.register(Program(sample_id, code, signature, evaluation.score), island)
+                tune = (self.tuner is not None and signature not in self.behaviours
+                        and evaluation.score >= self.progress.seed_score and count_literals(code) > 0)
+                self.behaviours.add(signature)
             # Saved under the same lock as the registration, so the store's order is the database's.
             self.store.save_evaluation(sample_id, evaluation.scores, evaluation.errors, evaluation.error_kind,
                                        evaluation.score, evaluation.wall_s, seq)
@@ -355,9 +372,40 @@ class Run:
             if evaluation.valid:
                 p.valid += 1
                 p.best = evaluation.score if p.best is None else max(p.best, evaluation.score)
-            self.in_flight -= 1
+            if tune:  # in flight until it is registered, so the run waits for it
+                self.tuner.submit(self._tune, sample_id, code, island, evaluation)
+            else:
+                self.in_flight -= 1
             if evaluation.protections:
                 self.protections = evaluation.protections
+            self.has_work.notify_all()
+
+    def _tune(self, sample_id: int, code: str, island: int, evaluated: Evaluation) -> None:
+        """Tune a new behaviour's literals on the training inputs, and register the best
+        variant on the sample's island when it scores above the sample."""
+        try:
+            tuned = tune_constants(code, self.evaluator, self.config.tune_variants, seed=self.config.seed,
+                                   given=evaluated)
+        except Exception as exc:  # noqa: BLE001 - a bug in genlab's tuning: stop the run, as a sampler's would
+            with self.has_work:
+                self.failure = self.failure or exc
+                self.stop.set()
+                self.in_flight -= 1
+                self.has_work.notify_all()
+            return
+        evaluation = tuned.evaluation
+        with self.has_work:
+            if tuned.code != code:  # only a variant that scores above the sample replaces it
+                seq = self.next_seq
+                self.next_seq += 1
+                tuned_id = self.store.add_tuned(sample_id, island, tuned.code, evaluation.scores, evaluation.score,
+                                                evaluation.wall_s, seq)
+                signature = tuple(evaluation.scores.get(name) for name in self.input_names)
+                self.database.register(Program(tuned_id, tuned.code, signature, evaluation.score), island)
+                self.behaviours.add(signature)
+                self.progress.tuned += 1
+                self.progress.best = max(self.progress.best, evaluation.score)
+            self.in_flight -= 1
             self.has_work.notify_all()
 
 

@@ -57,7 +57,15 @@ SCHEMA = [
     ]),
     # Grammar-constrained sampling: 1 when the prompt's samples were drawn under the body grammar.
     ("002_constrained", ["ALTER TABLE prompts ADD COLUMN constrained INTEGER NOT NULL DEFAULT 0"]),
+    # A program whose literals genlab tuned (tune.py): the sample it was tuned from. Its row has
+    # no prompt (the model did not write it), so the seed is the row with neither.
+    ("003_tuned", ["ALTER TABLE samples ADD COLUMN tuned_from INTEGER"]),
 ]
+
+#: Which rows are the spec's seed, the model's samples, and programs genlab tuned.
+SEED = "prompt_id IS NULL AND tuned_from IS NULL"
+DRAWN = "prompt_id IS NOT NULL"
+TUNED = "tuned_from IS NOT NULL"
 
 
 @dataclass
@@ -144,6 +152,17 @@ class RunStore:
                  None if usage["cost_usd"] is None else usage["cost_usd"] / n, now)))
         return self._transaction(statements)[1:]
 
+    def add_tuned(self, tuned_from: int, island: int, code: str, scores: dict, score: float, eval_s: float,
+                  registered_seq: int) -> int:
+        """Save a program tuned from sample ``tuned_from``, scored and registered."""
+        now = time.time()
+        return self._transaction([(
+            "INSERT INTO samples (prompt_id, choice, island, parent_ids, code, status, scores, score, eval_s, model,"
+            " registered_seq, created, evaluated, tuned_from) VALUES (NULL, 0, ?, ?, ?, 'evaluated', ?, ?, ?,"
+            " 'tuned', ?, ?, ?, ?)",
+            (island, json.dumps([tuned_from]), code, json.dumps(scores), score, eval_s, registered_seq, now, now,
+             tuned_from))])[0]
+
     def save_evaluation(self, sample_id: int, scores: dict, errors: dict, error_kind: str | None,
                         score: float | None, eval_s: float, registered_seq: int | None) -> None:
         self._transaction([(
@@ -163,12 +182,15 @@ class RunStore:
     def counts(self) -> dict[str, Any]:
         row = self.query(
             "SELECT COUNT(*) AS samples, SUM(status!='pending') AS evaluated, SUM(status='pending') AS pending,"
-            " SUM(score IS NOT NULL) AS valid, MAX(score) AS best, MAX(registered_seq) AS last_seq"
-            " FROM samples WHERE prompt_id IS NOT NULL")[0]
+            f" SUM(score IS NOT NULL) AS valid FROM samples WHERE {DRAWN}")[0]
+        found = self.query("SELECT MAX(score) AS best, MAX(registered_seq) AS last_seq"
+                           f" FROM samples WHERE {DRAWN} OR {TUNED}")[0]
+        tuned = self.query(f"SELECT COUNT(*) AS tuned FROM samples WHERE {TUNED}")[0]
         usage = self.query("SELECT COUNT(*) AS prompts, SUM(prompt_tokens) AS prompt_tokens,"
                            " SUM(completion_tokens) AS completion_tokens, SUM(cost_usd) AS cost_usd,"
                            " MAX(id) AS last_prompt FROM prompts")[0]
-        return {**dict(row), **dict(usage)}
+        return {**dict(row), "best": found["best"], "last_seq": found["last_seq"], "tuned": tuned["tuned"],
+                **dict(usage)}
 
     def close(self) -> None:
         with self._lock:

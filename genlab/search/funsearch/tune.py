@@ -17,7 +17,7 @@ import random
 from dataclasses import dataclass
 from typing import Callable
 
-from genlab.search.funsearch.evaluator import Evaluator
+from genlab.search.funsearch.evaluator import Evaluation, Evaluator
 
 VARIANTS = 16
 SIGMA = 0.5
@@ -27,10 +27,14 @@ SIGNIFICANT_DIGITS = 4  # enough for a threshold, short enough to read
 @dataclass(frozen=True)
 class Tuned:
     code: str
-    score: float | None        # mean training score of ``code``
+    evaluation: Evaluation     # of ``code`` on the training inputs
     seed_score: float | None   # of the program as given (None: it fails on some input)
     literals: int              # numeric literals that were varied
     variants: int              # variants scored
+
+    @property
+    def score(self) -> float | None:
+        return self.evaluation.score
 
 
 class _ScaleLiterals(ast.NodeTransformer):
@@ -59,20 +63,21 @@ def scale_literals(code: str, rng: random.Random, sigma: float = SIGMA) -> str:
 
 
 def tune_constants(code: str, evaluator: Evaluator, variants: int = VARIANTS, sigma: float = SIGMA,
-                   seed: int = 0, on_variant: Callable[[int, float | None], None] | None = None) -> Tuned:
-    """The best of ``code`` and ``variants`` variants of it on the training inputs. A variant
-    must score on every input to count, as a sample must to be kept."""
+                   seed: int = 0, on_variant: Callable[[int, float | None], None] | None = None,
+                   given: Evaluation | None = None) -> Tuned:
+    """The best of ``code`` (whose evaluation is ``given``, when known) and ``variants``
+    variants of it on the training inputs. A variant must score on every input to count, as
+    a sample must to be kept."""
     literals = count_literals(code)
-    given = evaluator.evaluate(code)
-    seed_score = given.score if given.valid else None
-    best_code, best_score = code, seed_score
+    given = given or evaluator.evaluate(code)
+    best_code, best = code, given
     if literals:
         rng = random.Random(f"{seed}:{code}")
         for i in range(variants):
             variant = scale_literals(code, rng, sigma)
             evaluation = evaluator.evaluate(variant)
-            if evaluation.valid and (best_score is None or evaluation.score > best_score):
-                best_code, best_score = variant, evaluation.score
+            if evaluation.valid and (best.score is None or evaluation.score > best.score):
+                best_code, best = variant, evaluation
             if on_variant:
-                on_variant(i + 1, best_score)
-    return Tuned(best_code, best_score, seed_score, literals, variants if literals else 0)
+                on_variant(i + 1, best.score)
+    return Tuned(best_code, best, given.score, literals, variants if literals else 0)
