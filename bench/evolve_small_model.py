@@ -57,7 +57,7 @@ from pathlib import Path
 from common import RESULTS, write
 from scipy.stats import binomtest
 
-from genlab.search.funsearch import runner
+from genlab.search.funsearch import runner, runstore
 from genlab.search.funsearch.code import parse_function
 from genlab.search.funsearch.config import EvolveConfig
 from genlab.search.funsearch.database import DatabaseConfig
@@ -73,8 +73,8 @@ AT_SAMPLES = 150
 def best_within(store, limit: int | None) -> dict:
     """Return the best program (by training score; shortest, then oldest, among ties) in the first samples."""
     rows = store.query("SELECT id, code, score, created, tuned_from FROM samples"
-                       " WHERE prompt_id IS NOT NULL OR tuned_from IS NOT NULL ORDER BY id")
-    seed = store.query("SELECT id, code, score, created FROM samples WHERE prompt_id IS NULL AND tuned_from IS NULL")[0]
+                       f" WHERE {runstore.DRAWN} OR {runstore.TUNED} ORDER BY id")
+    seed = store.query(f"SELECT id, code, score, created FROM samples WHERE {runstore.SEED}")[0]
     if limit is not None:  # the first `limit` samples drawn, and the programs tuned while they were
         drawn_at = [i for i, r in enumerate(rows) if r["tuned_from"] is None]
         rows = rows[:drawn_at[limit - 1] + 1] if len(drawn_at) >= limit else rows
@@ -90,7 +90,7 @@ def search_facts(store, target: float, floor: float) -> dict:
     """When a run first matched ``target`` (Best Fit's training score), how many behaviours it
     found, and where its samples landed: on Best Fit, between ``floor`` (First Fit) and it, above it."""
     start = store.meta()["created"]
-    rows = store.query("SELECT score, scores, created FROM samples WHERE prompt_id IS NOT NULL ORDER BY id")
+    rows = store.query(f"SELECT score, scores, created FROM samples WHERE {runstore.DRAWN} ORDER BY id")
     first = next(((i, row["created"] - start) for i, row in enumerate(rows, start=1)
                   if row["score"] is not None and row["score"] >= target), None)
     behaviours = {row["scores"] for row in rows if row["score"] is not None}
@@ -110,7 +110,7 @@ def search_facts(store, target: float, floor: float) -> dict:
     shown = [json.loads(row["parent_ids"]) for row in store.query("SELECT parent_ids FROM prompts")]
     weaker = collections.Counter(band(min(by_id[i] for i in ids)) for ids in shown if len(ids) > 1)
     tuned = collections.Counter(band(row["score"]) for row in
-                                store.query("SELECT score FROM samples WHERE tuned_from IS NOT NULL"))
+                                store.query(f"SELECT score FROM samples WHERE {runstore.TUNED}"))
     return {"first_sample_matching_best_fit_train": first[0] if first else None,
             "first_s_matching_best_fit_train": round(first[1], 1) if first else None,
             "distinct_behaviours": len(behaviours),
@@ -391,9 +391,9 @@ def plot(runs: list[dict], name: str, references: dict[str, float], lever: str =
         store, _ = open_run(r["run_dir"])
         start = store.meta()["created"]
         best, xs, ts, ys = None, [], [], []
-        seed_score = store.query("SELECT score FROM samples WHERE prompt_id IS NULL AND tuned_from IS NULL")[0]["score"]
-        for row in store.query("SELECT score, created, tuned_from FROM samples WHERE prompt_id IS NOT NULL "
-                               "OR tuned_from IS NOT NULL ORDER BY id"):
+        seed_score = store.query(f"SELECT score FROM samples WHERE {runstore.SEED}")[0]["score"]
+        for row in store.query(f"SELECT score, created, tuned_from FROM samples WHERE {runstore.DRAWN} "
+                               f"OR {runstore.TUNED} ORDER BY id"):
             if row["score"] is not None and (best is None or row["score"] > best):
                 best = row["score"]
             if row["tuned_from"] is None:

@@ -28,7 +28,7 @@ def summary(store: RunStore) -> dict[str, Any]:
     seed = store.query(f"SELECT score FROM samples WHERE {SEED}")
     kinds = {r["kind"]: r["n"] for r in store.query(
         "SELECT COALESCE(error_kind, 'valid') AS kind, COUNT(*) AS n FROM samples"
-        " WHERE prompt_id IS NOT NULL AND status != 'pending' GROUP BY kind ORDER BY n DESC")}
+        f" WHERE {DRAWN} AND status != 'pending' GROUP BY kind ORDER BY n DESC")}
     top = [dict(r) for r in store.query(
         "SELECT id, prompt_id, tuned_from, island, score, length(code) AS chars FROM samples WHERE score IS NOT NULL"
         " ORDER BY score DESC, length(code), id LIMIT 5")]

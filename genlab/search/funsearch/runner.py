@@ -259,8 +259,11 @@ class Run:
 
     def program(self, row: SampleRow) -> Program:
         """A stored sample as the programs database holds it."""
-        signature = tuple(row.scores.get(name) for name in self.input_names)
-        return Program(row.id, row.code, signature, row.score)
+        return Program(row.id, row.code, self.signature(row.scores), row.score)
+
+    def signature(self, scores: dict[str, float]) -> tuple:
+        """A program's behaviour: its score on each training input, in the spec's order."""
+        return tuple(scores.get(name) for name in self.input_names)
 
     def _sampler(self, evaluators, deadline: float | None, notify) -> None:
         try:
@@ -358,7 +361,7 @@ class Run:
             if evaluation.valid:
                 seq = self.next_seq
                 self.next_seq += 1
-                signature = tuple(evaluation.scores.get(name) for name in self.input_names)
+                signature = self.signature(evaluation.scores)
                 self.database.register(Program(sample_id, code, signature, evaluation.score), island)
                 tune = (self.tuner is not None and signature not in self.behaviours
                         and evaluation.score >= self.progress.seed_score and count_literals(code) > 0)
@@ -400,7 +403,7 @@ class Run:
                 self.next_seq += 1
                 tuned_id = self.store.add_tuned(sample_id, island, tuned.code, evaluation.scores, evaluation.score,
                                                 evaluation.wall_s, seq)
-                signature = tuple(evaluation.scores.get(name) for name in self.input_names)
+                signature = self.signature(evaluation.scores)
                 self.database.register(Program(tuned_id, tuned.code, signature, evaluation.score), island)
                 self.behaviours.add(signature)
                 self.progress.tuned += 1
