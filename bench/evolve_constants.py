@@ -23,14 +23,13 @@ import time
 from common import RESULTS, write
 from evolve_validation import figures, validation_sets
 
-from genlab.search.funsearch.evaluator import Evaluator
+from genlab.search.funsearch.evaluator import Evaluation, Evaluator
 from genlab.search.funsearch.report import score_program
 from genlab.search.funsearch.spec import load_spec
 from genlab.search.funsearch.tune import SIGMA, VARIANTS, count_literals, tune_constants
 
 
-def training_bins(evaluator: Evaluator, code: str) -> float | None:
-    evaluation = evaluator.evaluate(code)
+def training_bins(evaluation: Evaluation) -> float | None:
     return -sum(evaluation.scores.values()) if evaluation.valid else None
 
 
@@ -39,7 +38,7 @@ def main() -> None:
     evaluator = Evaluator(spec)
     sets = validation_sets()
     best_fit_code = spec.namespace["BASELINES"]["Best Fit"]
-    best_fit_train = training_bins(evaluator, best_fit_code)
+    best_fit_train = training_bins(evaluator.evaluate(best_fit_code))
     best_fit_val = figures(spec, best_fit_code, sets, evaluator)
     best_fit_held = {name: row["metric"]["value"] for name, row in
                      score_program(spec, best_fit_code, spec.test_inputs(), evaluator).items()}
@@ -59,8 +58,10 @@ def main() -> None:
     for code, runs in programs.items():
         if not count_literals(code):
             continue
-        tuned = tune_constants(code, evaluator).code
-        base_bins, tuned_bins = training_bins(evaluator, code), training_bins(evaluator, tuned)
+        given = evaluator.evaluate(code)
+        result = tune_constants(code, evaluator, given=given)
+        tuned = result.code
+        base_bins, tuned_bins = training_bins(given), training_bins(result.evaluation)
         row = {"runs": runs, "training_bins": base_bins, "tuned_training_bins": tuned_bins,
                "validation_saved": saved(code), "beats_best_fit_on_or1_or4": held_out_win[code]}
         if tuned != code:

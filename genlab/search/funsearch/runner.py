@@ -238,9 +238,10 @@ class Run:
     def _restore(self) -> None:
         """Rebuild the programs database from the store, the seed first."""
         seed = self._evaluate_seed()
-        self.database.register(self.program(seed), None)
+        seed_program = self.program(seed)
+        self.database.register(seed_program, None)
         self.progress.seed_score = seed.score
-        self.behaviours.add(self.program(seed).signature)
+        self.behaviours.add(seed_program.signature)
         for row in self.store.samples("registered_seq IS NOT NULL", order="registered_seq"):
             program = self.program(row)
             self.database.register(program, row.island)
@@ -398,7 +399,7 @@ class Run:
             return
         evaluation = tuned.evaluation
         with self.has_work:
-            if tuned.code != code:  # only a variant that scores above the sample replaces it
+            if tuned.code != code:  # a variant scored above the sample: registered beside it
                 seq = self.next_seq
                 self.next_seq += 1
                 tuned_id = self.store.add_tuned(sample_id, island, tuned.code, evaluation.scores, evaluation.score,
