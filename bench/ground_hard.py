@@ -43,6 +43,9 @@ Measured, per half:
      than after none (UPR's question-generation score), against the gates' own features.
   10. on dev, page titles named in the question as a third list in the reranked fusion
      (titles_dev), against the shipped ranking.
+  11. on dev, every signal retrieval gives (cosines, the reranked score, coverage by passage,
+     by the 4 together, by sentence and by two sentences, unseen words), alone and combined
+     by a cross-validated logistic regression, as abstention signals (signals_dev).
 
 Rates carry 95 % Wilson intervals. Writes bench/results/ground_hard.json. About 100 minutes
 on 2 cores (end to end 20 of them, dev answers 50, the two quote sections 10, gecko_dev 7, likelihood_dev 4); ``python bench/ground_hard.py latency attribution``
@@ -81,7 +84,7 @@ COVERAGE_GRID = [round(0.40 + 0.05 * i, 2) for i in range(10)]
 SYNONYM_GRID = [round(0.60 + 0.05 * i, 2) for i in range(7)]   # cosine that makes an unseen word seen
 MAX_FALSE_ABSTENTIONS = 0.10
 SECTIONS = ("retrieval", "latency", "attribution", "abstention", "rerank", "end_to_end", "dev_answers", "quote_dev",
-            "quote_velmora", "gecko_dev", "likelihood_dev", "titles_dev")
+            "quote_velmora", "gecko_dev", "likelihood_dev", "titles_dev", "signals_dev")
 #: UPR's prompt (Sachan et al. 2022): the question as what the passage makes likely, against no passage.
 QUESTION_PROMPT = "Write a question that this passage answers.\n\n{passage}"
 NO_PASSAGE_PROMPT = "Write a question about Python."
@@ -567,6 +570,65 @@ def likelihood_dev(search, rows: list[dict], embedder) -> dict:
             "shipped": abstention_rates(shipped, rows), "grid": grid, "chosen": best_allowed(grid)}
 
 
+def signals_dev(search, rows: list[dict], embedder) -> dict:
+    """On dev: every signal retrieval gives about a question, as a ranking of answerable above
+    unanswered questions (AUROC), and all of them combined by a logistic regression whose
+    out-of-fold scores (10 folds, 5 shuffles) are cut where false abstentions reach
+    MAX_FALSE_ABSTENTIONS: the abstention recall a gate over these signals could have, next
+    to the shipped gates'. Nothing here is shipped; it asks whether a better gate is in them."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from genlab.ground.answer import MIN_COVERAGE, _with_similarity
+    from genlab.ground.sources import sentences_or_whole
+    from genlab.ground.support import QUESTION_WORDS, stems
+
+    statistics = search.term_statistics()
+    signals: dict[str, list[float]] = {}
+    shipped = []
+    for row in rows:
+        question = row["question"]
+        passages = _with_similarity(search.search(question, RETRIEVED, "reranked"), question, embedder)
+        feature = gate_feature(search, question, passages)
+        shipped.append(gate_refuses(feature, MIN_COVERAGE))
+        asked = stems(question, leave_out=QUESTION_WORDS)
+        total = sum(map(statistics.weight, asked)) or 1.0
+
+        def share(found: set) -> float:
+            return sum(statistics.weight(s) for s in asked if s in found) / total
+
+        passage_stems = [stems(p.text) for p in passages]
+        sentences = [s for p in passages for s in sentences_or_whole(p.text)]
+        sentence_stems = [stems(s) for s in sentences]
+        cosines = sorted((p.similarity for p in passages), reverse=True)
+        values = {"best cosine": cosines[0], "second cosine": cosines[1], "reranked score": passages[0].score,
+                  "coverage share": feature[1], "second coverage share": sorted(map(share, passage_stems))[-2],
+                  "coverage of the 4 together": share(set().union(*passage_stems)),
+                  "fewer unseen words": -feature[2],
+                  "best sentence's coverage": max(map(share, sentence_stems)),
+                  "best two sentences' coverage": max(share(a | b) for a, b in zip(sentence_stems,
+                                                                                   sentence_stems[1:] + [set()])),
+                  "best sentence's cosine": float((embedder.encode(sentences) @ embedder.encode([question])[0]).max())}
+        for name, value in values.items():
+            signals.setdefault(name, []).append(float(value))
+    unanswered = np.array([not row["row"].answerable for row in rows])
+    features = np.array(list(signals.values())).T
+    scores = np.zeros(len(rows))
+    for shuffle in range(5):
+        for train, test in StratifiedKFold(10, shuffle=True, random_state=shuffle).split(features, unanswered):
+            fitted = make_pipeline(StandardScaler(), LogisticRegression()).fit(features[train], unanswered[train])
+            scores[test] += fitted.predict_proba(features[test])[:, 1] / 5
+    answerable_scores = np.sort(scores[~unanswered])
+    cut = answerable_scores[math.ceil((1 - MAX_FALSE_ABSTENTIONS) * len(answerable_scores)) - 1]
+    return {"auroc": {name: float(roc_auc_score(~unanswered, values)) for name, values in signals.items()},
+            "combined": {"auroc": float(roc_auc_score(unanswered, scores)),
+                         **abstention_rates([bool(s > cut) for s in scores], rows)},
+            "shipped": abstention_rates(shipped, rows)}
+
+
 def main(sections: tuple[str, ...] = SECTIONS, model_spec: str = "local") -> None:
     if unknown := set(sections) - set(SECTIONS):
         raise SystemExit(f"unknown sections {sorted(unknown)}; name some of {', '.join(SECTIONS)}")
@@ -688,6 +750,10 @@ def main(sections: tuple[str, ...] = SECTIONS, model_spec: str = "local") -> Non
                                                       for m, x in r["retrieval"].items())
                   + f"; abstention recall {r['abstention']['recall']['passed']}, "
                   f"false {r['abstention']['false_abstentions']['passed']}")
+    if "signals_dev" in sections:
+        data["signals_dev"] = r = signals_dev(search, halves["dev"], embedder)
+        print("dev AUROC, answerable above unanswered: " + ", ".join(f"{k} {v:.3f}" for k, v in r["auroc"].items()))
+        print(f"dev, all signals combined (out of fold): {r['combined']}; shipped gates: {r['shipped']}")
     if "likelihood_dev" in sections:
         data["likelihood_dev"] = r = likelihood_dev(search, halves["dev"], embedder)
         print("dev AUROC, answerable above unanswered: " + ", ".join(f"{k} {v:.3f}" for k, v in r["auroc"].items()))
