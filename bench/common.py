@@ -50,3 +50,27 @@ def enum_per_token():
         yield
     finally:
         local.MAX_SCORED_LABELS = scored
+
+
+@contextmanager
+def fresh_interpreter_per_run():
+    """Sandboxed runs as genlab made them before its forkserver: each in an interpreter of
+    its own, started, used once and killed (for a with/without comparison in one run)."""
+    from genlab.search.funsearch import sandbox
+
+    class OneShot:
+        def __init__(self, python: str):
+            self.python = python
+
+        def run(self, job: dict, timeout: float) -> str | None:
+            server = sandbox.Forkserver(self.python)
+            try:
+                return server.run(job, timeout)
+            finally:
+                server.close()
+
+    shared, sandbox.forkserver = sandbox.forkserver, OneShot
+    try:
+        yield
+    finally:
+        sandbox.forkserver = shared

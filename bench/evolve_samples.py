@@ -10,6 +10,10 @@ Decode only: the first run's prompts, rebuilt from its store (and checked equal 
 it sent), drawn again through the same sampler with no evaluation running. Its samples/s
 bound what any speed-up of evaluation (a score cache, a cheaper sandbox) could give.
 
+Fresh interpreter: the first run again, same seed, with every sandboxed evaluation in an
+interpreter of its own (started, used once and killed), as genlab ran them before the
+forkserver; the ratio to the first run is what the forkserver gives end to end.
+
     .venv/bin/python bench/evolve_samples.py [--samples 80] [--workers 1 2 4]
 """
 
@@ -21,11 +25,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import write
+from common import fresh_interpreter_per_run, write
 
 from genlab.search.funsearch.config import EvolveConfig
 from genlab.search.funsearch.prompt import build_prompt
 from genlab.search.funsearch.runner import Run, describe, evolve
+from genlab.search.funsearch.runstore import RunStore
 
 
 def decode_only(run_dir: Path) -> dict:
@@ -75,6 +80,18 @@ def main() -> None:
     for workers in args.workers[1:]:
         print(f"ratio {workers} workers / {first}: "
               f"{results[workers]['samples_per_s'] / results[first]['samples_per_s']:.2f}")
+    with fresh_interpreter_per_run():
+        config = EvolveConfig(spec="bin-packing", samples=args.samples, seed=0, workers=first,
+                              max_tokens=args.max_tokens)
+        fresh_run, fresh_progress = evolve(config, Path(tempfile.mkdtemp()) / "run")
+        fresh = describe(fresh_progress)
+    first_codes = [r.code for r in RunStore(run_dirs[first], create=False).samples()]
+    same = [r.code for r in fresh_run.store.samples()] == first_codes
+    print(f"a fresh interpreter per evaluation, {first} worker(s): {fresh['samples_per_s']:.3f} samples/s, "
+          f"{tokens_per_s(fresh):.1f} completion tokens/s; forkserver / fresh: "
+          f"{results[first]['samples_per_s'] / fresh['samples_per_s']:.2f} in samples/s, "
+          f"{tokens_per_s(results[first]) / tokens_per_s(fresh):.2f} in tokens/s "
+          f"({'the same samples' if same else 'other samples: evaluation timing changes what prompts show'})")
     alone = decode_only(run_dirs[first])
     print(f"decode only, the {first}-worker run's {alone['prompts']} prompts: {alone['samples']} samples in "
           f"{alone['elapsed_s']:.1f} s → {alone['samples_per_s']:.3f} samples/s, "
@@ -82,6 +99,7 @@ def main() -> None:
           f"{results[first]['samples_per_s'] / alone['samples_per_s']:.2f} in samples/s, "
           f"{tokens_per_s(results[first]) / tokens_per_s(alone):.2f} in tokens/s")
     write("evolve_samples", {"samples": args.samples, "max_tokens": args.max_tokens, "runs": results,
+                             "fresh_interpreter": {"of_workers": first, "same_samples": same, **fresh},
                              "decode_only": {"of_workers": first, **alone}})
 
 

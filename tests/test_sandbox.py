@@ -1,8 +1,12 @@
 """The sandbox contains adversarial programs: the run goes on and nothing on the host is touched."""
 
+import json
 import os
 import resource
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -10,6 +14,7 @@ import pytest
 
 from genlab.errors import ConfigError
 from genlab.search.funsearch.evaluator import Evaluator
+from genlab.search.funsearch import sandbox
 from genlab.search.funsearch.sandbox import Limits, Sandbox, probe, require_isolation
 from genlab.search.funsearch.spec import load_spec
 
@@ -50,10 +55,12 @@ TOKEN = "genlab-sandbox-leftover-marker"
 
 
 def leftovers(before: dict[int, str]) -> list[str]:
-    """Processes that appeared during the test and come from a sandbox: a forked candidate keeps
-    the supervisor's command line; an exec'd one carries TOKEN (see the tests that exec)."""
+    """Processes that appeared during the test and come from a sandbox: a forked supervisor or
+    candidate keeps the forkserver's command line; an exec'd one carries TOKEN (see the tests
+    that exec). The forkserver itself stays for the next run."""
+    servers = {server.proc.pid for server in sandbox._forkservers.values()}
     return [f"{pid}: {cmd}" for pid, cmd in processes().items()
-            if pid not in before and ("sandbox_child.py" in cmd or TOKEN in cmd)]
+            if pid not in before and pid not in servers and ("sandbox_child.py" in cmd or TOKEN in cmd)]
 
 
 @pytest.fixture(autouse=True)
@@ -88,8 +95,6 @@ def test_it_sees_no_host_directories_and_no_processes():
 
 def _first_parts(under: str) -> set:
     """The first path component below ``under`` of each directory the sandbox binds for Python."""
-    import sys
-
     dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable))}
     dirs |= {os.path.realpath(d) for d in dirs} | {p for p in sys.path if "-packages" in p}
     prefix = under.rstrip("/") + "/"
@@ -367,3 +372,56 @@ def test_a_forged_result_cannot_claim_a_score(bin_packing):
         "    for fd in range(3, 20):\n        try:\n            os.write(fd, b'{\"results\": {}}')\n        except OSError:\n            pass\n"
         "    return 0.0\n")
     assert all(v < 0 for v in evaluation.scores.values())
+
+
+# -- the forkserver: one interpreter per genlab process, one supervisor per run -------------------
+
+def test_runs_from_several_threads_each_get_their_own_result():
+    # Large results from runs at once: each report reaches the run it belongs to, whole.
+    results = {}
+
+    def one(i):
+        results[i] = run(f"return [{i}] * 200000")[1].solution
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert {i: (len(r), set(r)) for i, r in results.items()} == {i: (200000, {i}) for i in range(6)}
+
+
+def test_a_forkserver_that_dies_fails_its_run_and_the_next_run_starts_another():
+    run("return 1")
+    server = sandbox.forkserver(Sandbox(LIMITS).python)
+    done = {}
+    slow = threading.Thread(target=lambda: done.update(result=run("import time\ntime.sleep(1.5)\nreturn 1")[0]))
+    slow.start()
+    time.sleep(0.5)
+    os.kill(server.proc.pid, signal.SIGKILL)
+    slow.join(timeout=10)
+    assert done["result"].status == "crashed" and "did not answer" in done["result"].detail
+    result, outcome = run("return 2")
+    assert outcome.solution == 2 and result.isolated
+    assert sandbox.forkserver(Sandbox(LIMITS).python) is not server
+
+
+def test_the_forkserver_exits_with_the_process_that_started_it():
+    script = ("import time\nfrom genlab.search.funsearch.sandbox import Sandbox, forkserver\n"
+              "Sandbox().run('def f(x):\\n    return x\\n', 'f', {'a': 1})\n"
+              "print(forkserver(Sandbox().python).proc.pid, flush=True)\ntime.sleep(60)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    server = int(parent.stdout.readline())
+    parent.kill()   # SIGKILL: no clean-up code of the parent runs
+    parent.wait()
+    deadline = time.time() + 5
+    while server in processes() and time.time() < deadline:
+        time.sleep(0.05)
+    assert server not in processes()
+
+
+def test_a_supervisor_that_fails_is_reported_and_the_forkserver_goes_on():
+    server = sandbox.forkserver(Sandbox(LIMITS).python)
+    report = json.loads(server.run({"preload": [], "workdir": "/nonexistent-genlab-workdir"}, timeout=10))
+    assert report["status"] == "crashed" and "FileNotFoundError" in report["detail"] and report["missing"]
+    assert run("return 3")[1].solution == 3 and sandbox.forkserver(Sandbox(LIMITS).python) is server

@@ -1,9 +1,10 @@
 """Run untrusted programs in a separate, contained process.
 
-`Sandbox.run` starts ``sandbox_child.py`` in a fresh interpreter with a scrubbed
-environment and a private working directory; that supervisor enters new Linux
-namespaces and forks the candidate process, which drops to an unprivileged user
-under rlimits. See sandbox_child.py for the steps. The working directory is removed
+`Sandbox.run` hands each run, with a private working directory, to ``sandbox_child.py``:
+a forkserver started once per process in a fresh interpreter with a scrubbed environment,
+which forks a supervisor for the run; that supervisor enters new Linux namespaces and
+forks the candidate process, which drops to an unprivileged user under rlimits. See
+sandbox_child.py for the steps. The working directory is removed
 after each run; those of a genlab process killed mid-run (SIGKILL, the OOM killer) are
 removed by the next process that runs the sandbox.
 
@@ -51,6 +52,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -154,25 +156,18 @@ class Sandbox:
                # base Python rather than the virtual environment genlab runs in.
                "sys_path": [p for p in sys.path if p and os.path.isabs(p)]}
         started = time.perf_counter()
-        proc = subprocess.Popen([self.python, "-I", "-B", str(CHILD)], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=workdir,
-                                env=clean_environment(), start_new_session=True)
         try:
-            # The supervisor enforces the deadline; this one only guards against the
+            # The supervisor enforces the deadline; this wait only guards against the
             # supervisor itself hanging (it never runs candidate code).
-            out, err = proc.communicate(json.dumps(job).encode(), timeout=self.limits.timeout_s + 30)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            out, err = b"", b"supervisor did not answer"
+            text = forkserver(self.python).run(job, self.limits.timeout_s + 30)
         finally:
-            _kill_group(proc)
             shutil.rmtree(workdir, ignore_errors=True)
         wall = time.perf_counter() - started
         try:
-            report = json.loads(out.decode().strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            detail = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-            return self._all_failed(inputs, "crashed", f"sandbox supervisor failed: {detail[0]}", [], wall)
+            report = json.loads(text)
+        except (TypeError, ValueError):
+            return self._all_failed(inputs, "crashed", "sandbox supervisor failed: "
+                                    + ("it did not answer" if text is None else "no report"), [], wall)
         if report.get("cgroup"):
             try:
                 os.rmdir(report["cgroup"])
@@ -255,9 +250,78 @@ def _running(pid: int) -> bool:
     return True
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    proc.wait()
+class Forkserver:
+    """One ``sandbox_child.py`` process that forks a supervisor per run (see its `serve`).
+
+    Runs may come from several threads at once: each is written as one line, and a reader
+    thread hands each report to the run waiting for it. A forkserver that exits, or a run
+    whose supervisor outlives its own deadline, ends this one (its runs report no result);
+    `forkserver` then starts another."""
+
+    def __init__(self, python: str):
+        self.proc = subprocess.Popen([python, "-I", "-B", str(CHILD)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=tempfile.gettempdir(),
+                                     env=clean_environment(), start_new_session=True)
+        self.lock = threading.Lock()
+        self.write_lock = threading.Lock()
+        self.waiting: dict[int, list] = {}     # run id -> [answered, report]
+        self.next_id = 0
+        self.alive = True
+        self.owner = os.getpid()  # a forked copy of genlab must not share its pipes
+        threading.Thread(target=self._read, name="genlab-sandbox-reports", daemon=True).start()
+
+    def run(self, job: dict, timeout: float) -> str | None:
+        """The report of one job, or None where none came within ``timeout`` seconds."""
+        with self.lock:
+            run_id, self.next_id = self.next_id, self.next_id + 1
+            slot = self.waiting[run_id] = [threading.Event(), None]
+        line = json.dumps({"id": run_id, "job": job}).encode() + b"\n"
+        try:
+            # One line at a time, and never under self.lock: a write can wait until the
+            # forkserver has sent a report, which the reader hands on under that lock.
+            with self.write_lock:
+                self.proc.stdin.write(line)
+                self.proc.stdin.flush()
+        except OSError:
+            self.alive = False
+        answered = self.alive and slot[0].wait(timeout)
+        with self.lock:
+            self.waiting.pop(run_id, None)
+        if not answered:
+            self.close()
+        return slot[1]
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue  # not a report: the run it was for ends at its timeout
+            with self.lock:
+                slot = self.waiting.get(message["id"])
+            if slot is not None:
+                slot[1] = message["report"]
+                slot[0].set()
+        with self.lock:  # the forkserver has gone: no run waits for it in vain
+            self.alive = False
+            for slot in self.waiting.values():
+                slot[0].set()
+
+    def close(self) -> None:
+        self.alive = False
+        if self.proc.poll() is None:  # not reaped yet, so its pid cannot belong to another process
+            os.killpg(self.proc.pid, signal.SIGKILL)  # its supervisors die with it (parent-death signal)
+        self.proc.wait()
+
+
+_forkservers: dict[str, Forkserver] = {}
+_forkservers_lock = threading.Lock()
+
+
+def forkserver(python: str) -> Forkserver:
+    """This process's forkserver for ``python``, started on first use or after one ended."""
+    with _forkservers_lock:
+        server = _forkservers.get(python)
+        if server is None or not server.alive or server.owner != os.getpid():
+            server = _forkservers[python] = Forkserver(python)
+        return server
