@@ -65,11 +65,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     args = parser.parse_args()
     results, run_dirs = {}, {}
+
+    def config(workers: int) -> EvolveConfig:
+        return EvolveConfig(spec="bin-packing", samples=args.samples, seed=0, workers=workers,
+                            max_tokens=args.max_tokens)
+
     for workers in args.workers:
         run_dir = run_dirs[workers] = Path(tempfile.mkdtemp()) / "run"
-        config = EvolveConfig(spec="bin-packing", samples=args.samples, seed=0, workers=workers,
-                              max_tokens=args.max_tokens)
-        _, progress = evolve(config, run_dir)
+        _, progress = evolve(config(workers), run_dir)
         info = describe(progress)
         results[workers] = info
         print(f"workers={workers}: {info['samples']} samples in {info['elapsed_s']:.1f} s → "
@@ -81,9 +84,7 @@ def main() -> None:
         print(f"ratio {workers} workers / {first}: "
               f"{results[workers]['samples_per_s'] / results[first]['samples_per_s']:.2f}")
     with fresh_interpreter_per_run():
-        config = EvolveConfig(spec="bin-packing", samples=args.samples, seed=0, workers=first,
-                              max_tokens=args.max_tokens)
-        fresh_run, fresh_progress = evolve(config, Path(tempfile.mkdtemp()) / "run")
+        fresh_run, fresh_progress = evolve(config(first), Path(tempfile.mkdtemp()) / "run")
         fresh = describe(fresh_progress)
     first_codes = [r.code for r in RunStore(run_dirs[first], create=False).samples()]
     same = [r.code for r in fresh_run.store.samples()] == first_codes
