@@ -584,7 +584,7 @@ def signals_dev(search, rows: list[dict], embedder) -> dict:
 
     from genlab.ground.answer import MIN_COVERAGE, _with_similarity
     from genlab.ground.sources import sentences_or_whole
-    from genlab.ground.support import QUESTION_WORDS, stems
+    from genlab.ground.support import question_coverage
 
     statistics = search.term_statistics()
     signals: dict[str, list[float]] = {}
@@ -594,23 +594,19 @@ def signals_dev(search, rows: list[dict], embedder) -> dict:
         passages = _with_similarity(search.search(question, RETRIEVED, "reranked"), question, embedder)
         feature = gate_feature(search, question, passages)
         shipped.append(gate_refuses(feature, MIN_COVERAGE))
-        asked = stems(question, leave_out=QUESTION_WORDS)
-        total = sum(map(statistics.weight, asked)) or 1.0
+        def share(*texts: str) -> float:
+            """The gate's coverage share of ``texts`` read as one passage."""
+            return question_coverage(question, [" ".join(texts)], statistics).share
 
-        def share(found: set) -> float:
-            return sum(statistics.weight(s) for s in asked if s in found) / total
-
-        passage_stems = [stems(p.text) for p in passages]
         sentences = [s for p in passages for s in sentences_or_whole(p.text)]
-        sentence_stems = [stems(s) for s in sentences]
         cosines = sorted((p.similarity for p in passages), reverse=True)
         values = {"best cosine": cosines[0], "second cosine": cosines[1], "reranked score": passages[0].score,
-                  "coverage share": feature[1], "second coverage share": sorted(map(share, passage_stems))[-2],
-                  "coverage of the 4 together": share(set().union(*passage_stems)),
+                  "coverage share": feature[1],
+                  "second coverage share": sorted(share(p.text) for p in passages)[-2],
+                  "coverage of the 4 together": share(*(p.text for p in passages)),
                   "fewer unseen words": -feature[2],
-                  "best sentence's coverage": max(map(share, sentence_stems)),
-                  "best two sentences' coverage": max(share(a | b) for a, b in zip(sentence_stems,
-                                                                                   sentence_stems[1:] + [set()])),
+                  "best sentence's coverage": max(map(share, sentences)),
+                  "best two sentences' coverage": max(share(*pair) for pair in zip(sentences, sentences[1:] + [""])),
                   "best sentence's cosine": float((embedder.encode(sentences) @ embedder.encode([question])[0]).max())}
         for name, value in values.items():
             signals.setdefault(name, []).append(float(value))
