@@ -6,9 +6,9 @@ reports on stdout). Standard library only, and it imports nothing from genlab, s
 candidate's interpreter holds no genlab state.
 
     forkserver (this process, trusted; never runs candidate code)
-      0. import what programs need once, then fork a supervisor for each job
+      1. import what the program needs while every path is visible (each module once),
+         then fork a supervisor for the job
     supervisor (a fork of it per job, trusted)
-      1. import what the program needs while every path is visible
       2. unshare: new mount, network, PID, IPC and UTS namespaces; as a normal user
          also a user namespace (as bubblewrap does), mapping only the user's own id
       3. build a new root on a tmpfs: the system's /usr, /bin, /lib… and the Python
@@ -272,7 +272,6 @@ def preload(job: dict) -> None:
 def supervise(job: dict) -> dict:
     protections: list = []
     missing: list = []
-    preload(job)
     cgroup = join_cgroup(job["limits"], protections)
     if job["isolate"]:
         pid_namespace = isolate(job, protections, missing)
@@ -448,7 +447,7 @@ def serve() -> None:
             for line in lines:
                 message = json.loads(line)
                 try:
-                    preload(message["job"])  # once here: every later supervisor has the modules
+                    preload(message["job"])  # here, so that every later supervisor has the modules
                     read_fd, pid = _fork_supervisor(message["job"])
                 except Exception as exc:  # noqa: BLE001 - the job fails, the forkserver goes on
                     _reply(message["id"], json.dumps(_crashed(f"no supervisor ({type(exc).__name__}: {exc})")))
