@@ -320,3 +320,26 @@ def test_a_run_refuses_a_sandbox_that_cannot_isolate_unless_accepted(tmp_path, m
     assert not (tmp_path / "r").exists()  # refused before anything was created or run
     accepted = runner.Run.start(config, tmp_path / "r", unsafe_sandbox=True)
     assert accepted.sandbox_missing == ["isolation turned off"]
+
+
+def test_scoring_commands_refuse_an_unisolated_sandbox_or_say_what_it_lacks_first(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from genlab.cli import app
+
+    # Fault injection: every sandbox runs without isolation, as on a machine that refuses user namespaces.
+    isolating = sandbox.Sandbox.__init__
+    monkeypatch.setattr(sandbox.Sandbox, "__init__", lambda self, limits=None, isolate=True, python=None:
+                        isolating(self, limits, isolate=False, python=python))
+    monkeypatch.setattr(sandbox, "_probes", {})
+    program = tmp_path / "first_fit.py"
+    program.write_text("def priority(item, bins):\n    return 0.0\n")
+    for command in (["score", "bin-packing", str(program)], ["tune", "bin-packing", str(program), "--variants", "1"],
+                    ["baselines", "bin-packing"]):
+        refused = CliRunner().invoke(app, ["evolve", *command])
+        assert isinstance(refused.exception, ConfigError) and "--unsafe-sandbox" in str(refused.exception), command
+        accepted = CliRunner().invoke(app, ["evolve", *command, "--unsafe-sandbox"])
+        assert accepted.exit_code == 0, (command, accepted.output)
+        # said before anything ran: the first line of stderr, ahead of every result
+        assert accepted.stderr.startswith("unsafe sandbox (--unsafe-sandbox): programs run without isolation turned "
+                                          "off"), (command, accepted.stderr)

@@ -21,6 +21,8 @@ from genlab.search.funsearch.tune import SIGMA as TUNE_SIGMA, VARIANTS as TUNE_V
 
 #: The defaults of a run live on EvolveConfig (its class attributes); the flags read them.
 DEFAULTS = EvolveConfig
+UnsafeSandboxOpt = typer.Option(False, "--unsafe-sandbox", help="Run programs even where the sandbox cannot "
+                                "fully isolate them (it says what is missing first).")
 
 
 class _RunIsDefault(TyperGroup):
@@ -40,6 +42,23 @@ app.add_typer(evolve_app, name="evolve")
 
 def _fmt(value: Optional[float], digits: int = 3) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _say_unsafe(missing: list[str], what: str) -> str:
+    """Say, before the first program runs, what the sandbox lacks here (the user accepted
+    it with --unsafe-sandbox); the missing protections joined, or '' where none is."""
+    unsafe = "; ".join(missing)
+    if unsafe:
+        err.print(f"unsafe sandbox (--unsafe-sandbox): {what} run without {unsafe}", style="bold red")
+    return unsafe
+
+
+def _check_sandbox(unsafe_sandbox: bool) -> None:
+    """Refuse where the sandbox cannot isolate programs, unless accepted; then say what is
+    missing. The evaluator checks again, from the same probe (it runs once per process)."""
+    from genlab.search.funsearch.sandbox import Sandbox, require_isolation
+
+    _say_unsafe(require_isolation(Sandbox(), unsafe_sandbox), "programs")
 
 
 def _progress_table(progress, run_dir: Path, sampling: str = "", unsafe: str = "") -> Table:
@@ -144,9 +163,7 @@ def run(
     err.print(labelled("genlab evolve", "bold", f"{the_run.spec.name} with {the_run.config.model} → {directory}"))
     if the_run.sampling_notice:
         err.print(the_run.sampling_notice)
-    unsafe = "; ".join(the_run.sandbox_missing)
-    if unsafe:  # said before the first candidate runs
-        err.print(f"unsafe sandbox (--unsafe-sandbox): candidates run without {unsafe}", style="bold red")
+    unsafe = _say_unsafe(the_run.sandbox_missing, "candidates")
     sampling = "constrained (grammar from the spec)" if the_run.constrained else "free"
     last = [0.0]
     try:
@@ -224,12 +241,13 @@ def best(run_dir: Path = typer.Argument(..., help="A run directory.")) -> None:
 def report(run_dir: Path = typer.Argument(..., help="A run directory."),
            output: Optional[Path] = typer.Option(None, "--out", help="Markdown file (default RUN/report.md)."),
            no_test: bool = typer.Option(False, "--no-test", help="Skip scoring the best program on held-out sets."),
-           unsafe_sandbox: bool = typer.Option(False, "--unsafe-sandbox", help="Score it even where the sandbox "
-                                               "cannot fully isolate programs.")) -> None:
+           unsafe_sandbox: bool = UnsafeSandboxOpt) -> None:
     """Write a Markdown report: best score vs samples (PNG), the best program and its diff to its parent."""
     from genlab.search.funsearch.report import write_report
 
     writable_folder((output or run_dir / "report.md").parent, "--out")
+    if not no_test:
+        _check_sandbox(unsafe_sandbox)
     path = write_report(run_dir, output, test=not no_test, unsafe_sandbox=unsafe_sandbox)
     out.print(f"wrote {path} and {path.with_suffix('.png')}")
 
@@ -238,14 +256,15 @@ def report(run_dir: Path = typer.Argument(..., help="A run directory."),
 def score(spec: str = typer.Argument(..., help="Spec name or file."),
           program: Path = typer.Argument(..., help="A .py file with the evolved function."),
           as_json: bool = JsonOpt,
-          unsafe_sandbox: bool = typer.Option(False, "--unsafe-sandbox", help="Run even where the sandbox "
-                                              "cannot fully isolate programs.")) -> None:
+          unsafe_sandbox: bool = UnsafeSandboxOpt) -> None:
     """Score a program on the spec's training inputs and held-out sets, in the sandbox."""
     from genlab.search.funsearch.report import read_program, score_program
     from genlab.search.funsearch.spec import load_spec
 
     the_spec = load_spec(spec)
-    results = score_program(the_spec, read_program(the_spec, program), unsafe_sandbox=unsafe_sandbox)
+    code = read_program(the_spec, program)
+    _check_sandbox(unsafe_sandbox)
+    results = score_program(the_spec, code, unsafe_sandbox=unsafe_sandbox)
     if as_json:
         out.print_json(data=results)
         return
@@ -265,8 +284,7 @@ def tune(spec: str = typer.Argument(..., help="Spec name or file."),
          sigma: float = typer.Option(TUNE_SIGMA, "--sigma", min=0.0, help="Each literal is multiplied by "
                                      "exp(N(0, sigma))."),
          seed: int = typer.Option(0, "--seed", help="Seeds the variants' draws."),
-         unsafe_sandbox: bool = typer.Option(False, "--unsafe-sandbox", help="Run even where the sandbox "
-                                             "cannot fully isolate programs.")) -> None:
+         unsafe_sandbox: bool = UnsafeSandboxOpt) -> None:
     """Tune a program's numeric literals on the spec's training inputs, in the sandbox, and print
     the best variant (its training score goes to stderr; held-out sets are not read)."""
     from genlab.search.funsearch.evaluator import Evaluator
@@ -276,6 +294,7 @@ def tune(spec: str = typer.Argument(..., help="Spec name or file."),
 
     the_spec = load_spec(spec)
     code = read_program(the_spec, program)
+    _check_sandbox(unsafe_sandbox)
     evaluator = Evaluator(the_spec, unsafe_sandbox=unsafe_sandbox)
     with err.status(f"scoring {variants} variants on {len(evaluator.inputs)} training inputs") as status:
         tuned = tune_constants(code, evaluator, variants, sigma, seed,
@@ -296,8 +315,7 @@ def tune(spec: str = typer.Argument(..., help="Spec name or file."),
 def baselines(spec: str = typer.Argument("bin-packing", help="Spec name or file."),
               run_dir: Optional[Path] = typer.Option(None, "--run", help="Add this run's best program."),
               as_json: bool = JsonOpt,
-              unsafe_sandbox: bool = typer.Option(False, "--unsafe-sandbox", help="Run even where the "
-                                                  "sandbox cannot fully isolate programs.")) -> None:
+              unsafe_sandbox: bool = UnsafeSandboxOpt) -> None:
     """Print the spec's baselines on its held-out sets (bin packing: First Fit, Best Fit, the paper)."""
     from genlab.search.funsearch.report import baselines as compute, best_sample, open_run
     from genlab.search.funsearch.spec import load_spec
@@ -309,6 +327,7 @@ def baselines(spec: str = typer.Argument("bin-packing", help="Spec name or file.
         store, _ = open_run(run_dir)
         sample = best_sample(store)
         extra[f"this run's best (sample {sample['id']})"] = sample["code"]
+    _check_sandbox(unsafe_sandbox)
     rows = compute(the_spec, extra, unsafe_sandbox=unsafe_sandbox)
     if as_json:
         out.print_json(data=rows)
