@@ -75,6 +75,8 @@ def test_cached_prompt_is_a_cache_hit(genlab_home):
     (("prompt", "-m", "local:/missing.gguf", "hi"), "error: no GGUF file at /missing.gguf"),
     (("prompt", "-m", "hf:/missing-model", "hi"), "error: hf:/missing-model: no such folder; train one with genlab tune"),
     (("prompt", "-m", "hf:/", "hi"), "error: hf:/ is not a Hugging Face model folder (no config.json)"),
+    (("prompt", "-m", "hf:HuggingFaceTB/SmolLM2-360M", "hi"), "error: hf:HuggingFaceTB/SmolLM2-360M: no such folder, "
+                                                             "and genlab downloads no models; fetch it yourself"),
     (("prompt", ""), "error: the prompt is empty"),
     (("prompt", "--stop", "", "hi"), "error: invalid request: stop: a stop sequence must not be empty"),
     (("prompt", "--presence-penalty", "3", "hi"), "error: invalid request: presence_penalty: Input should be less"),

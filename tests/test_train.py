@@ -268,6 +268,20 @@ def test_malformed_data_is_refused_before_any_work(tmp_path, rows, kind, message
         load_rows(write(tmp_path / "d.jsonl", rows), kind)
 
 
+@pytest.mark.parametrize("spec, message", [
+    ("hf:HuggingFaceTB/SmolLM2-360M", r"no such folder, and genlab downloads no models; fetch it yourself "
+                                      r"\(hf download HuggingFaceTB/SmolLM2-360M --local-dir DIR\)"),
+    ("hf:/nonexistent-model", "hf:/nonexistent-model: no such folder; train one with genlab tune"),
+    ("hf:{tmp}", r"is not a Hugging Face model folder \(no config.json\)"),
+    ("gemini:gemini-2.5-flash", "has no weights genlab can train; use local, hf:DIR"),
+])
+def test_a_starting_model_genlab_cannot_train_is_refused_as_model_specs_are(tmp_path, spec, message):
+    from genlab.train.base import resolve_model_dir
+
+    with pytest.raises(ConfigError, match=message):
+        resolve_model_dir(spec.format(tmp=tmp_path))
+
+
 def test_bad_json_names_the_line(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text('{"prompt": "a", "completion": "b"}\n{oops\n')

@@ -74,6 +74,9 @@ class HFBackend(Backend):
     def __init__(self, path: str):
         self.path = Path(path).expanduser()
         if not self.path.exists():
+            if not self.path.is_absolute() and path.count("/") == 1:    # reads like a hub id: say why not
+                raise ConfigError(f"hf:{path}: no such folder, and genlab downloads no models; fetch it yourself "
+                                  f"(hf download {path} --local-dir DIR) and give hf:DIR")
             raise ConfigError(f"hf:{path}: no such folder; train one with genlab tune -o {path}, or point at a "
                               "saved model")
         if not (self.path / "config.json").is_file():

@@ -17,7 +17,7 @@ from pathlib import Path
 import platformdirs
 
 from genlab.errors import ConfigError
-from genlab.models.registry import entries, find_entry
+from genlab.models.registry import entries, find_entry, get_backend
 from genlab.torch_setup import prepare_torch
 
 BASE_NAME = "smollm2-135m-instruct"
@@ -86,8 +86,6 @@ def resolve_model_dir(spec: str | None, progress=None) -> Path:
     if not has_weights(spec):
         forms = ", ".join(e.usage for e in entries() if e.trainable)
         raise ConfigError(f"'{spec}' has no weights genlab can train; use {forms} or a folder written by genlab tune")
-    path = Path(spec.removeprefix("hf:")).expanduser()
-    if not (path / "config.json").is_file():
-        raise ConfigError(f"'{spec}' is not a Hugging Face model folder (no config.json); use local, hf:DIR "
-                          "or a folder written by genlab tune")
-    return path
+    if spec.startswith("hf:"):
+        get_backend(spec)    # refuses a folder that is not there or holds no model, as --model does
+    return Path(spec.removeprefix("hf:")).expanduser()
