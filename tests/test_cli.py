@@ -78,6 +78,7 @@ def test_cached_prompt_is_a_cache_hit(genlab_home):
     (("prompt", "-m", "hf:HuggingFaceTB/SmolLM2-360M", "hi"), "error: hf:HuggingFaceTB/SmolLM2-360M: no such folder, "
                                                              "and genlab downloads no models; fetch it yourself"),
     (("prompt", ""), "error: the prompt is empty"),
+    (("prompt", "caf\udcff"), "error: invalid request: the text holds '\\udcff', which is not a character"),   # byte 0xff
     (("prompt", "--stop", "", "hi"), "error: invalid request: stop: a stop sequence must not be empty"),
     (("prompt", "--presence-penalty", "3", "hi"), "error: invalid request: presence_penalty: Input should be less"),
     (("prompt", "--json-schema", '{"type": object}', "hi"), "error: the inline schema is not valid JSON"),

@@ -174,6 +174,14 @@ def test_bad_json_is_400(served):
     assert status == 400 and json.loads(body)["error"]["message"] == "could not parse the request body as JSON"
 
 
+def test_text_that_is_no_unicode_is_400_naming_it(served):
+    # Valid JSON, but "\ud800" alone is no character: llama.cpp failed on it (a 502 and an incident).
+    body = b'{"model": "local", "max_tokens": 2, "messages": [{"role": "user", "content": "caf\\ud800"}]}'
+    status, answer = post_raw(served, "/chat/completions", body)
+    assert status == 400, answer
+    assert json.loads(answer)["error"]["message"].startswith("the text holds '\\ud800', which is not a character")
+
+
 def test_error_cases_raise_typed_sdk_exceptions(client, served):
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(model="local", messages=None)  # type: ignore[arg-type]
