@@ -174,10 +174,15 @@ def test_bad_json_is_400(served):
     assert status == 400 and json.loads(body)["error"]["message"] == "could not parse the request body as JSON"
 
 
-def test_text_that_is_no_unicode_is_400_naming_it(served):
-    # Valid JSON, but "\ud800" alone is no character: llama.cpp failed on it (a 502 and an incident).
-    body = b'{"model": "local", "max_tokens": 2, "messages": [{"role": "user", "content": "caf\\ud800"}]}'
-    status, answer = post_raw(served, "/chat/completions", body)
+@pytest.mark.parametrize("path, body", [
+    ("/chat/completions", b'{"model": "local", "max_tokens": 2, "messages": [{"role": "user", "content": "caf\\ud800"}]}'),
+    ("/embeddings", b'{"model": "all-MiniLM-L6-v2", "input": "caf\\ud800"}'),
+    ("/audio/speech", b'{"model": "espeak", "input": "caf\\ud800"}'),
+])
+def test_text_that_is_no_unicode_is_400_naming_it(served, path, body):
+    # Valid JSON, but "\ud800" alone is no character: llama.cpp failed on it (a 502 and an
+    # incident), and so did the embedder (a 500).
+    status, answer = post_raw(served, path, body)
     assert status == 400, answer
     assert json.loads(answer)["error"]["message"].startswith("the text holds '\\ud800', which is not a character")
 

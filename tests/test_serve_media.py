@@ -65,11 +65,19 @@ def test_embeddings_in_openais_shape_are_the_embedders_own(client, served):
     assert len(rows) >= 2 and rows[-1]["cost_usd"] == 0.0
 
 
+def test_an_embedding_input_of_any_length_is_one_text(client):
+    """2048 bounds the number of texts, not a text's characters (a 2,600-character text was refused)."""
+    long = client.embeddings.create(model="all-MiniLM-L6-v2", input="The ferry leaves at noon. " * 100,
+                                    encoding_format="float")
+    assert len(long.data) == 1 and len(long.data[0].embedding) == 384
+
+
 @pytest.mark.parametrize("asked, status, says", [
     ({"model": "text-embedding-3-small", "input": "hi"}, 404, "served: all-MiniLM-L6-v2"),
     ({"model": "all-MiniLM-L6-v2", "input": [[1, 2, 3]]}, 400, "invalid 'input"),
     ({"model": "all-MiniLM-L6-v2", "input": ["hi", ""]}, 400, "empty string"),
     ({"model": "all-MiniLM-L6-v2", "input": []}, 400, "invalid 'input'"),
+    ({"model": "all-MiniLM-L6-v2", "input": ["hi"] * 2049}, 400, "give 1 to 2048 texts"),
     ({"model": "all-MiniLM-L6-v2", "input": "hi", "dimensions": 256}, 400, "gives 384"),
 ])
 def test_embedding_errors_name_the_field(client, asked, status, says):

@@ -41,6 +41,18 @@ class Message(_Strict):
         return self.content or ""
 
 
+def unicode_problem(data: Any) -> str | None:
+    """Why JSON-shaped ``data`` is not text, or None. A lone UTF-16 surrogate ("\\ud800" in a
+    JSON body, or a byte that is not UTF-8 on the command line) is no character: every
+    backend fails on it, llama.cpp with a parse error."""
+    try:
+        json.dumps(data, ensure_ascii=False).encode()
+    except UnicodeEncodeError as exc:
+        return (f"the text holds {exc.object[exc.start:exc.end]!r}, which is not a character (a lone UTF-16 "
+                "surrogate, or a byte that is not UTF-8); send UTF-8 text")
+    return None
+
+
 class TextFormat(_Strict):
     type: Literal["text"]
 
@@ -160,13 +172,8 @@ class Request(_Strict):
         if self.grammar is not None and self.response_format is not None \
                 and self.response_format.type != "text":
             raise ValueError("give either 'grammar' or a structured 'response_format', not both")
-        # A lone UTF-16 surrogate ("\ud800" in a JSON body, or a byte that is not UTF-8 on the
-        # command line) is no character: every backend fails on it, llama.cpp with a parse error.
-        try:
-            json.dumps(self.payload(), ensure_ascii=False).encode()
-        except UnicodeEncodeError as exc:
-            raise ValueError(f"the text holds {exc.object[exc.start:exc.end]!r}, which is not a character (a lone "
-                             "UTF-16 surrogate, or a byte that is not UTF-8); send UTF-8 text") from None
+        if problem := unicode_problem(self.payload()):
+            raise ValueError(problem)
         return self
 
     @property

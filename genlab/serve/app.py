@@ -39,6 +39,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from genlab.errors import ApiError, GenlabError
 from genlab.models import Budget, Model, Request, Response, get_model
 from genlab.models.backend import redact
+from genlab.models.request import unicode_problem
 from genlab.models.response import Usage
 from genlab.serve.guard import (Admission, BodyTooLarge, Guard, ServeLimits, check_body, envelope,
                                 invalid_request)
@@ -220,6 +221,8 @@ async def _read_json(http: HttpRequest, timeout_s: float) -> dict:
         raise ApiError(400, "could not parse the request body as JSON") from None
     if not isinstance(body, dict):
         raise ApiError(400, "the request body must be a JSON object")
+    if problem := unicode_problem(body):     # for every route: pictures, speech and vectors too
+        raise ApiError(400, problem)
     return body
 
 

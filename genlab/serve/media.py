@@ -33,6 +33,7 @@ from genlab.store import CallRecord
 IMAGE_MODELS = ("cards",)
 SPEECH_MODELS = ("espeak",)
 EMBEDDING_MODELS = (DEFAULT_EMBEDDER,)
+MAX_EMBEDDING_INPUTS = 2048     # texts per request, as OpenAI
 #: OpenAI's voice names: a client that sends one gets espeak-ng's default voice.
 OPENAI_VOICES = {"alloy", "ash", "ballad", "coral", "echo", "fable", "nova", "onyx", "sage", "shimmer", "verse"}
 
@@ -59,7 +60,7 @@ class EmbeddingBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model: str
     # Text only: token ids are another model's (OpenAI's clients send text unless told otherwise).
-    input: str | list[str] = Field(min_length=1, max_length=2048)
+    input: str | list[str]
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = None
     user: str | None = None
@@ -98,6 +99,9 @@ def add_media_routes(app: FastAPI, workers: ThreadPoolExecutor, store, budget, l
     async def embeddings(http: HttpRequest) -> dict:
         body = _parse(EmbeddingBody, await read_json(http), "embedding", EMBEDDING_MODELS)
         texts = [body.input] if isinstance(body.input, str) else body.input
+        if not 1 <= len(texts) <= MAX_EMBEDDING_INPUTS:    # a text of any length: the body's size bounds it
+            raise ApiError(400, f"invalid 'input': give 1 to {MAX_EMBEDDING_INPUTS} texts (got {len(texts)})",
+                           param="input")
         if not all(texts):
             raise ApiError(400, "invalid 'input': an empty string has no embedding; drop it", param="input")
         vectors, tokens = await run(_embed, store, texts, body.dimensions)
