@@ -218,6 +218,14 @@ def test_a_notebook_whose_embedder_folder_went_says_so(genlab_home, tmp_path):
     assert f"embedder folder {embedder.resolve()} does not exist" in result.stderr and "needs it back" in result.stderr
 
 
+def test_a_question_that_is_not_text_is_one_line_naming_it(velmora):
+    # "\udcff": the byte 0xff on the command line. The embedder's tokenizer raised a TypeError on it.
+    for args in (("ask", "velmora", "caf\udcff ferry?"), ("notebook", "search", "velmora", "caf\udcff")):
+        result = genlab(*args)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.startswith("error: the text holds '\\udcff', which is not a character"), result.stderr
+
+
 def test_chat_answers_each_line_until_exit(velmora):
     result = genlab("notebook", "chat", "velmora",
                     stdin="/ferry\nHow many moons does Jupiter have?\n/exit\nignored\n")

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from genlab.errors import ConfigError
+from genlab.models.request import unicode_problem
 from genlab.torch_setup import prepare_torch
 
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
@@ -67,6 +68,8 @@ class Embedder:
         """Return a (len(texts), dim) float32 array of unit vectors; ``progress(n)`` after each batch."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if problem := unicode_problem(texts):     # the tokenizer would fail with a TypeError
+            raise ConfigError(problem)
         # Batches of similar length: a batch is padded to its longest text, so one long
         # paragraph among short sentences would make the whole batch cost as much as it.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
