@@ -71,6 +71,8 @@ def test_good_suite_loads(tmp_path):
     (GOOD + "judge: {modle: local}\n", "key judge.modle: unknown key (did you mean model?); the keys here are model, "
      "max_tokens"),
     (GOOD.replace("models: [local]", "models: [{model: local}]"), "line 3, key models: a model is a spec, or {model: SPEC, label: SHORT_NAME}"),
+    (GOOD.replace("models: [local]", "models: [{model: local, label: a}, {model: local, label: b}]"),
+     "line 3, key models: local is listed more than once; a suite runs each model once, so drop the repeat"),
     (GOOD + "labels: {other: x}\n", "key labels: 'other' is not one of the suite's models"),
     (GOOD.replace("{type: contains, value: hi}", "{type: rouge-l}"),
      "line 7, key tests.0.assert.0: rouge-l needs a value: what to compare the output with"),

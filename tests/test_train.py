@@ -282,6 +282,14 @@ def test_a_starting_model_genlab_cannot_train_is_refused_as_model_specs_are(tmp_
         resolve_model_dir(spec.format(tmp=tmp_path))
 
 
+def test_compare_refuses_a_model_against_itself_before_any_work(tmp_path):
+    from genlab.train.compare import compare_models
+
+    with pytest.raises(ConfigError, match="BASE and TUNED are both local; give two different models"):
+        compare_models("local", "local", tmp_path / "suite.yaml", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_bad_json_names_the_line(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text('{"prompt": "a", "completion": "b"}\n{oops\n')

@@ -142,6 +142,12 @@ class SuiteSpec(_Strict):
         for item in models if isinstance(models, list) else []:
             if isinstance(item, dict) and set(item) != {"model", "label"}:
                 raise ValueError("a model is a spec, or {model: SPEC, label: SHORT_NAME}")
+        specs = [item.get("model") if isinstance(item, dict) else item for item in models] \
+            if isinstance(models, list) else []
+        repeated = sorted({str(spec) for spec in specs if specs.count(spec) > 1})
+        if repeated:   # rows are keyed by model: a second entry would silently merge into the first
+            raise ValueError(f"{', '.join(repeated)} is listed more than once; a suite runs each model once, "
+                             "so drop the repeat")
         return models
 
     @model_validator(mode="after")

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from genlab.errors import ConfigError
 from genlab.evaluate.runner import RunOptions, SuiteRunner
 from genlab.evaluate.suite import load_suite
 
 
 def compare_models(base: str, tuned: str, suite_path: Path, out: Path, *, metric: str = "text_quality",
                    reward_model: Path | None = None, progress=None) -> dict:
+    if base == tuned:
+        raise ConfigError(f"BASE and TUNED are both {base}; give two different models, e.g. local hf:runs/dpo")
     suite = load_suite(suite_path, {"models": [base, tuned], "compare": {"baseline": base, "metric": metric}})
     runner = SuiteRunner(suite, RunOptions(out))
     summary = runner.run(progress)
