@@ -207,6 +207,16 @@ def test_functions_outside_the_subset_are_named(args, returns, reason):
         build_grammar(args, returns, "import numpy as np\n", GrammarConfig())
 
 
+@pytest.mark.parametrize("functions, reason", [
+    ({"math.sqrt": 1}, "GRAMMAR names math.sqrt, but the spec does not import math"),
+    ({"np.nosuch": 1}, "GRAMMAR names np.nosuch, which is not a function of numpy"),     # a typo, found before sampling
+    ({"np.pi": 1}, "GRAMMAR names np.pi, which is not a function of numpy"),              # there, but nothing to call
+])
+def test_grammar_functions_the_spec_cannot_call_are_named(functions, reason):
+    with pytest.raises(Unsupported, match=reason):
+        build_grammar("item: float", "float", "import numpy as np\n", GrammarConfig(functions=functions))
+
+
 def test_an_indescribable_spec_falls_back_to_free_sampling_with_a_notice():
     source = OTHER_NAMES.replace("def heuristic(load: float, caps: np.ndarray) -> np.ndarray:",
                                  "def heuristic(load: float, caps: np.ndarray) -> str:")

@@ -36,6 +36,7 @@ grammar can stall llama.cpp's sampler on one sample for minutes.
 from __future__ import annotations
 
 import ast
+import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -179,8 +180,21 @@ def _functions(modules: dict[str, str], config: GrammarConfig) -> dict[str, int]
         root = name.split(".")[0]
         if "." in name and root not in modules:
             raise Unsupported(f"GRAMMAR names {name}, but the spec does not import {root}")
+        if "." in name and not _callable_in(modules[root], name.split(".")[1:]):
+            raise Unsupported(f"GRAMMAR names {name}, which is not a function of {modules[root]}")
         functions[name] = arity
     return functions
+
+
+def _callable_in(module: str, path: list[str]) -> bool:
+    """Whether ``module.path`` is something to call (the spec imports the module already)."""
+    try:
+        target = importlib.import_module(module)
+        for part in path:
+            target = getattr(target, part)
+    except (ImportError, AttributeError):
+        return False
+    return callable(target)
 
 
 class _GrammarWriter:
