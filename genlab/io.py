@@ -4,6 +4,8 @@
   owner only, WAL, a busy timeout, append-only named migrations); `transaction` rolls
   back on any failure, leaving the connection usable; `store_error` turns SQLite's
   errors into one line naming the file and the fix.
+- Text: `read_text` reads a user's file as UTF-8, naming the fix when it is not;
+  `unicode_problem` finds text in memory that is not (a lone surrogate).
 - Folders: `writable_folder` checks, before the work, that an output folder can be made
   and written; `require_empty_folder` refuses one that holds the user's files.
 - CSV: `read_csv` yields each row with its line number and names the line of bad quoting
@@ -73,6 +75,18 @@ def read_text(path: str | Path, error: type[ConfigError] = ConfigError) -> str:
         raise error(f"cannot read {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
         raise error(f"{path} is not UTF-8 text (byte {exc.start}); convert it with `iconv -t utf-8` first") from None
+
+
+def unicode_problem(data: object) -> str | None:
+    """Why JSON-shaped ``data`` is not text, or None. A lone UTF-16 surrogate ("\\ud800" in a
+    JSON body, or a byte that is not UTF-8 on the command line) is no character: every
+    backend fails on it, llama.cpp with a parse error."""
+    try:
+        json.dumps(data, ensure_ascii=False).encode()
+    except UnicodeEncodeError as exc:
+        return (f"the text holds {exc.object[exc.start:exc.end]!r}, which is not a character (a lone UTF-16 "
+                "surrogate, or a byte that is not UTF-8); send UTF-8 text")
+    return None
 
 
 # -- CSV ---------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from genlab.errors import ConfigError
-from genlab.models.request import unicode_problem
+from genlab.io import unicode_problem
 from genlab.torch_setup import prepare_torch
 
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"

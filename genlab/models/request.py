@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal, Union
 import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from genlab.io import unicode_problem
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -39,18 +41,6 @@ class Message(_Strict):
         if isinstance(self.content, list):
             return "".join(p.get("text", "") for p in self.content if p.get("type") == "text")
         return self.content or ""
-
-
-def unicode_problem(data: Any) -> str | None:
-    """Why JSON-shaped ``data`` is not text, or None. A lone UTF-16 surrogate ("\\ud800" in a
-    JSON body, or a byte that is not UTF-8 on the command line) is no character: every
-    backend fails on it, llama.cpp with a parse error."""
-    try:
-        json.dumps(data, ensure_ascii=False).encode()
-    except UnicodeEncodeError as exc:
-        return (f"the text holds {exc.object[exc.start:exc.end]!r}, which is not a character (a lone UTF-16 "
-                "surrogate, or a byte that is not UTF-8); send UTF-8 text")
-    return None
 
 
 class TextFormat(_Strict):

@@ -37,9 +37,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from genlab.errors import ApiError, GenlabError
+from genlab.io import unicode_problem
 from genlab.models import Budget, Model, Request, Response, get_model
 from genlab.models.backend import redact
-from genlab.models.request import unicode_problem
 from genlab.models.response import Usage
 from genlab.serve.guard import (Admission, BodyTooLarge, Guard, ServeLimits, check_body, envelope,
                                 invalid_request)
