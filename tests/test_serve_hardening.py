@@ -149,6 +149,46 @@ def test_requests_over_a_limit_are_400_naming_it(small, body, param):
     assert status == 400 and data["error"]["param"] == param, data
 
 
+HI = [{"role": "user", "content": "hi"}]
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/v1/chat/completions", {"model": "local", "messages": "hi"}),
+    ("/v1/chat/completions", {"model": "local", "messages": [{"role": "wizard", "content": "hi"}]}),
+    ("/v1/chat/completions", {"model": "local", "messages": [{"role": "user", "content": 5}]}),
+    ("/v1/chat/completions", {"model": "local", "messages": [{"role": "user", "content": [{"type": "nope"}]}]}),
+    ("/v1/chat/completions", {"model": "local", "messages": HI, "n": 1.5}),
+    ("/v1/chat/completions", {"model": "local", "messages": HI, "max_tokens": -1}),
+    ("/v1/chat/completions", {"model": "local", "messages": HI, "stop": {"a": 1}}),
+    ("/v1/chat/completions", {"model": "local", "messages": HI, "stop": [1, 2]}),
+    ("/v1/chat/completions", {"model": "local", "messages": HI, "response_format": {"type": "xml"}}),
+    ("/v1/chat/completions", {"model": "local", "messages": HI, "response_format": {"type": "json_schema",
+                                                                                    "json_schema": "x"}}),
+    ("/v1/chat/completions", {"model": "local", "messages": HI, "response_format": {"type": "enum", "enum": [1]}}),
+    ("/v1/chat/completions", {"model": "local", "messages": HI, "tools": [{"type": "function"}]}),
+    ("/v1/chat/completions", {"model": "local", "messages": HI, "tools": "x"}),
+    ("/v1/chat/completions", {"model": "local", "messages": HI, "logit_bias": {"abc": 5}}),
+    ("/v1/chat/completions", {"model": "local", "messages": HI, "top_logprobs": 50, "logprobs": True}),
+    ("/v1/chat/completions", {"model": "local", "messages": HI, "top_k": -1}),
+    ("/v1/chat/completions", b'{"model": "local", "messages": [{"role": "user", "content": "hi"}], "temperature": NaN}'),
+    ("/v1/chat/completions", b'{"model": "local", "messages": [{"role": "user", "content": "\\udfff"}]}'),
+    ("/v1/completions", {"model": "local", "prompt": [1, 2, 3]}),
+    ("/v1/completions", {"model": "local", "prompt": "a", "logprobs": 10}),
+    ("/v1/embeddings", {"model": "all-MiniLM-L6-v2", "input": [[1, 2]]}),
+    ("/v1/embeddings", {"model": "all-MiniLM-L6-v2", "input": "a", "dimensions": 3}),
+    ("/v1/embeddings", b'{"model": "all-MiniLM-L6-v2", "input": ["a", "\\ud800"]}'),
+    ("/v1/images/generations", {"model": "cards", "prompt": "", "n": 99}),
+    ("/v1/audio/speech", {"model": "espeak", "input": "", "voice": 5}),
+    ("/v1/feedback", {"response_id": 5, "rating": "sideways"}),
+])
+def test_malformed_bodies_are_4xx_in_openais_envelope_never_5xx(small, path, body):
+    """A sweep of wrong shapes and types across every route: each is refused before any
+    model work, naming the problem; none reaches a model or the server's incident log."""
+    status, _, data = raw(small, "POST", path, body if isinstance(body, bytes) else json.dumps(body).encode())
+    assert 400 <= status < 500 and data["error"]["message"], (status, data)
+    assert "incident" not in data["error"]["message"]
+
+
 def test_a_deeply_nested_schema_is_400_not_500(small):
     schema: dict = {"type": "string"}
     for _ in range(300):
