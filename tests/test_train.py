@@ -282,6 +282,15 @@ def test_a_starting_model_genlab_cannot_train_is_refused_as_model_specs_are(tmp_
         resolve_model_dir(spec.format(tmp=tmp_path))
 
 
+def test_distill_data_refuses_a_missing_student_before_the_teacher_writes(tmp_path):
+    from genlab.train.distill import distill_data
+
+    prompts = write(tmp_path / "p.jsonl", [{"prompt": "a"}, {"prompt": "b"}])
+    teacher = "http://127.0.0.1:9/v1#m"      # nothing listens: asking it first would be a connection error
+    with pytest.raises(ConfigError, match="hf:/nonexistent-student: no such folder"):
+        distill_data(prompts, teacher, TrainOptions(output=tmp_path / "out", base="hf:/nonexistent-student"))
+
+
 def test_compare_refuses_a_model_against_itself_before_any_work(tmp_path):
     from genlab.train.compare import compare_models
 

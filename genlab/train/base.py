@@ -79,13 +79,20 @@ def has_weights(spec: str) -> bool:
     return any(entry.trainable and entry.matches(spec) for entry in entries())
 
 
-def resolve_model_dir(spec: str | None, progress=None) -> Path:
-    """``None``/``local``: the embedded model's copy; ``hf:DIR`` or a folder: that folder."""
+def trainable_dir(spec: str | None) -> Path | None:
+    """The folder of ``spec``'s weights (``hf:DIR`` or a folder), or None for the embedded
+    model (``None``/``local``), whose copy is built on first use; refuses, without loading
+    anything, a spec genlab cannot train."""
     if not spec or (not Path(spec).expanduser().is_dir() and find_entry(spec).name == "local"):
-        return base_model_dir(progress)
+        return None
     if not has_weights(spec):
         forms = ", ".join(e.usage for e in entries() if e.trainable)
         raise ConfigError(f"'{spec}' has no weights genlab can train; use {forms} or a folder written by genlab tune")
     if spec.startswith("hf:"):
         get_backend(spec)    # refuses a folder that is not there or holds no model, as --model does
     return Path(spec.removeprefix("hf:")).expanduser()
+
+
+def resolve_model_dir(spec: str | None, progress=None) -> Path:
+    """``None``/``local``: the embedded model's copy; ``hf:DIR`` or a folder: that folder."""
+    return trainable_dir(spec) or base_model_dir(progress)
