@@ -114,6 +114,13 @@ def test_eval_prints_retrieval_metrics_per_retriever(velmora, tmp_path):
         assert 0.5 < metrics["recall@5"] <= 1.0 and 0 < metrics["mrr"] <= 1 and 0 < metrics["ndcg@10"] <= 1
 
 
+def test_eval_refuses_a_mistyped_model_before_measuring_retrieval(velmora):
+    for option in ("--model", "--judge"):
+        result = genlab("notebook", "eval", "velmora", str(VELMORA_QA), option, "nosuch:x")
+        assert result.returncode == 1 and result.stdout == "", result.stdout    # no retrieval table first
+        assert result.stderr.startswith("error: unknown model spec 'nosuch:x'")
+
+
 def test_eval_names_the_bad_line(velmora, tmp_path):
     qa = tmp_path / "qa.jsonl"
     qa.write_text('{"question": "When was the lighthouse built?", "evidence": "built in 1847"}\n'

@@ -282,6 +282,16 @@ def test_a_starting_model_genlab_cannot_train_is_refused_as_model_specs_are(tmp_
         resolve_model_dir(spec.format(tmp=tmp_path))
 
 
+def test_compare_refuses_a_missing_reward_model_before_the_suite_runs(tmp_path):
+    from genlab.train.compare import compare_models
+
+    suite = tmp_path / "suite.yaml"
+    suite.write_text('prompts: ["Say {{word}}"]\ntests: [{vars: {word: hi}}]\n')
+    with pytest.raises(ConfigError, match="no reward model in"):
+        compare_models("local", "http://127.0.0.1:9/v1#m", suite, tmp_path / "out", reward_model=tmp_path / "nope")
+    assert not (tmp_path / "out").exists()      # nothing ran
+
+
 def test_distill_data_refuses_a_missing_student_before_the_teacher_writes(tmp_path):
     from genlab.train.distill import distill_data
 

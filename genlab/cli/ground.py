@@ -330,6 +330,9 @@ def eval_(name: str = NameArg, qa: Path = typer.Argument(..., help="QA JSONL: qu
     rows = load_qa(qa)
     search_ = _search(name)
     output = output_file(output, "--out", ".json")
+    if answers:    # a mistyped spec is refused before retrieval is measured, not after
+        llm = get_model(model, source="ground")
+        judge_model = get_model(judge, source="ground") if judge else None
     answerable = sum(r.answerable for r in rows)
     methods = retrieval_methods(search_)
     with progress_bars() as progress:
@@ -342,10 +345,9 @@ def eval_(name: str = NameArg, qa: Path = typer.Argument(..., help="QA JSONL: qu
     out.print(table)
     result = {"notebook": name, "qa": str(qa), "retrieval": retrieval}
     if answers:
-        llm = get_model(model, source="ground")
         with progress_bars() as progress:
             task = progress.add_task("answers", total=len(rows))
-            e2e = end_to_end(llm, search_, rows, judge=get_model(judge, source="ground") if judge else None,
+            e2e = end_to_end(llm, search_, rows, judge=judge_model,
                              method="judge" if judge else "lexical", k=k, shown=shown, quote=quote,
                              progress=lambda: progress.advance(task))
         result["end_to_end"] = e2e
