@@ -314,6 +314,8 @@ def test_bad_json_names_the_line(tmp_path):
     path.write_text('{"prompt": "a", "completion": "b"}\n{oops\n')
     with pytest.raises(ConfigError, match=r"d.jsonl:2: not valid JSON"):
         load_rows(path, "sft")
+    with pytest.raises(ConfigError, match=r"missing.jsonl: cannot read the data file \(No such file"):
+        load_rows(tmp_path / "missing.jsonl", "preference")       # a held-out file as much as training data
 
 
 def test_cli_tune_sft_and_its_errors(sft_data, held_out_suite, tmp_path):

@@ -40,7 +40,7 @@ def load_rows(path: Path, kind: str, *, min_rows: int = 2, keep_fields: bool = F
     ``keep_fields`` keeps a row's other fields (a GRPO checker reads them)."""
     rows = []
     shapes = FIELDS[kind]
-    for number, row in read_jsonl(path, "training data"):
+    for number, row in read_jsonl(path):     # "data file": training, held-out and --eval files alike
         where = f"{path}:{number}"
         shape = next((s for s in shapes if all(k in row for k in s)), None)
         if shape is None:
