@@ -215,7 +215,7 @@ def test_show_best_report_and_score(resumed_run, tmp_path):
     elsewhere = genlab("evolve", "report", str(run_dir), "--no-test", "--out", str(tmp_path / "new" / "r.md"), env=env)
     assert elsewhere.returncode == 0 and (tmp_path / "new" / "r.png").exists()   # its folder is made
     wrong = genlab("evolve", "report", str(run_dir), "--no-test", "--out", str(tmp_path / "r.txt"), env=env)
-    assert wrong.returncode == 1 and "give a Markdown file name ending in .md" in wrong.stderr
+    assert wrong.returncode == 1 and "--out " + str(tmp_path / "r.txt") + ": give a file name ending in .md" in wrong.stderr
     program = tmp_path / "best_fit.py"
     program.write_text("import numpy as np\n\ndef priority(item, bins):\n    return -(bins - item)\n")
     scored = genlab("evolve", "score", "bin-packing", str(program), "--json", env=env)

@@ -114,6 +114,21 @@ def test_eval_prints_retrieval_metrics_per_retriever(velmora, tmp_path):
         assert 0.5 < metrics["recall@5"] <= 1.0 and 0 < metrics["mrr"] <= 1 and 0 < metrics["ndcg@10"] <= 1
 
 
+def test_a_users_file_beside_a_new_output_is_not_written_over(velmora, tmp_path):
+    from genlab.cli.common import output_file
+
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"mine": true}')
+    for args in (("briefing", "velmora", "--out", str(tmp_path / "notes.md")),
+                 ("audio", "velmora", "--out", str(tmp_path / "notes.wav"))):
+        result = genlab("notebook", *args)
+        assert result.returncode == 1, result.stderr
+        assert f"genlab also writes {notes} beside it, and that file exists" in result.stderr
+    assert notes.read_text() == '{"mine": true}' and not (tmp_path / "notes.md").exists()
+    (tmp_path / "notes.md").write_text("# an earlier briefing")    # both there: a rerun, which replaces them
+    assert output_file(tmp_path / "notes.md", "--out", ".md", beside=(".json",)) == tmp_path / "notes.md"
+
+
 def test_eval_refuses_a_mistyped_model_before_measuring_retrieval(velmora):
     for option in ("--model", "--judge"):
         result = genlab("notebook", "eval", "velmora", str(VELMORA_QA), option, "nosuch:x")

@@ -49,9 +49,10 @@ BudgetTokensOpt = typer.Option(None, "--budget-tokens", help="Refuse further cal
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
 
-def output_file(path: Path | None, option: str, *suffixes: str) -> Path | None:
+def output_file(path: Path | None, option: str, *suffixes: str, beside: tuple[str, ...] = ()) -> Path | None:
     """Check where a command will write before its work: the name ends as it must and its
-    folder exists (it is made), so a long run never ends on an error about the path."""
+    folder exists (it is made), so a long run never ends on an error about the path.
+    ``beside``: the endings of files written next to it (NAME.json beside NAME.md)."""
     if path is None:
         return None
     if suffixes and path.suffix.lower() not in suffixes:
@@ -59,6 +60,12 @@ def output_file(path: Path | None, option: str, *suffixes: str) -> Path | None:
         raise ConfigError(f"{option} {path}: give a file name ending in {endings}")
     if path.is_dir():
         raise ConfigError(f"{option} {path} is a folder; give a file name")
+    # The user named PATH, not the files beside it: one already there beside a new PATH is
+    # theirs (notes.json beside a new notes.md), where beside an existing one it is a rerun's.
+    taken = [path.with_suffix(ending) for ending in beside if path.with_suffix(ending).exists()]
+    if taken and not path.exists():
+        raise ConfigError(f"{option} {path}: genlab also writes {taken[0]} beside it, and that file exists; "
+                          "choose another name, or move the file")
     writable_folder(path.parent, option)
     path.parent.mkdir(parents=True, exist_ok=True)
     return path

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
-from genlab.cli.common import JsonOpt, ModelOpt, app, err, labelled, note_busy_cores, out
+from genlab.cli.common import JsonOpt, ModelOpt, app, err, labelled, note_busy_cores, out, output_file
 from genlab.errors import ConfigError
 from genlab.io import writable_folder
 from genlab.search.funsearch.config import RESUME_MAY_CHANGE, EvolveConfig
@@ -246,6 +246,7 @@ def report(run_dir: Path = typer.Argument(..., help="A run directory."),
     from genlab.search.funsearch.report import write_report
 
     writable_folder((output or run_dir / "report.md").parent, "--out")
+    output_file(output, "--out", ".md", beside=(".png",))
     if not no_test:
         _check_sandbox(unsafe_sandbox)
     path = write_report(run_dir, output, test=not no_test, unsafe_sandbox=unsafe_sandbox)

@@ -380,7 +380,7 @@ def briefing(name: str = NameArg, model: str = ModelOpt,
     from genlab.ground.outputs import briefing as make_briefing
     from genlab.models import get_model
 
-    search_, output = _search(name), output_file(output, "--out", ".md")
+    search_, output = _search(name), output_file(output, "--out", ".md", beside=(".json",))
     with progress_bars() as progress:
         task = progress.add_task("sources", total=None)
         document = make_briefing(get_model(model, source="ground"), search_,
@@ -395,7 +395,7 @@ def faq(name: str = NameArg, model: str = ModelOpt, items: int = typer.Option(6,
     from genlab.ground.outputs import faq as make_faq
     from genlab.models import get_model
 
-    search_, output = _search(name), output_file(output, "--out", ".md")
+    search_, output = _search(name), output_file(output, "--out", ".md", beside=(".json",))
     with progress_bars() as progress:
         task = progress.add_task("questions", total=items)
         document = make_faq(get_model(model, source="ground"), search_, items=items,
@@ -419,7 +419,7 @@ def audio(name: str = NameArg, model: str = ModelOpt,
 
     check_output_path(output)    # fail before any model call: bad name, or no voice engine
     espeak_binary()
-    search_, output = _search(name), output_file(output, "--out")   # .wav: checked above
+    search_, output = _search(name), output_file(output, "--out", beside=(".md", ".json"))   # .wav: checked above
     with progress_bars() as progress:
         task = progress.add_task("script", total=items)
         turns, document = audio_script(get_model(model, source="ground"), search_, items=items,
