@@ -157,13 +157,14 @@ def checkpoints(output: Path) -> list[Path]:
 
 
 def check_output(options: TrainOptions) -> None:
-    """Refuse to overwrite a run unless asked to resume it: nothing trained is lost. A
-    held-out suite is read now, so that a mistake in it is found before the training."""
+    """Refuse to overwrite a run unless asked to resume it: nothing trained is lost. The
+    starting model is checked and a held-out suite read now, so that a mistake in either is
+    found before the training (and before a teacher writes replies for it)."""
     from genlab.train.base import trainable_dir
 
     if options.output.exists() and not options.output.is_dir():
         raise ConfigError(f"--output {options.output} is a file; give a folder for the trained model")
-    trainable_dir(options.base)     # before a teacher writes replies for a student that is not there
+    trainable_dir(options.base)
     if options.held_out is not None:
         from genlab.evaluate.suite import load_suite
 
