@@ -46,6 +46,37 @@ def test_malformed_schema_rejected_before_any_call():
     assert message.startswith("invalid request: response_format.json_schema.schema: malformed JSON schema at type:")
 
 
+@pytest.mark.parametrize("schema, where, says", [
+    ({"type": "string", "minLength": 3, "maxLength": 2}, "(root)", "minLength 3 is more than maxLength 2"),
+    ({"type": "object", "properties": {"a": {"type": "array", "items": {"type": "string", "minLength": 9,
+                                                                           "maxLength": 1}}}},
+     "properties/a/items", "minLength 9 is more than maxLength 1"),
+    ({"type": "array", "minItems": 2, "maxItems": 1}, "(root)", "minItems 2 is more than maxItems 1"),
+    ({"anyOf": [{"type": "integer", "minimum": 5, "maximum": 2}]}, "anyOf/0", "minimum 5 is more than maximum 2"),
+])
+def test_a_schema_nothing_can_match_is_refused_by_name(schema, where, says):
+    # The first of these made llama.cpp's grammar grow past 4 GB in 10 s, until the kernel
+    # killed the process: one request took down a whole genlab serve. It is never sent to a
+    # model here, only validated.
+    message = error_of(messages=CHAT, response_format={"type": "json_schema", "json_schema": {"name": "x",
+                                                                                             "schema": schema}})
+    assert message == (f"invalid request: response_format.json_schema.schema: JSON schema at {where}: {says}, "
+                       "so nothing can match; fix one of them")
+
+
+def test_bounds_inside_data_are_not_schemas():
+    schema = {"type": "object", "const": {"minLength": 5, "maxLength": 1}, "enum": [{"minItems": 3, "maxItems": 0}]}
+    assert build_request(messages=CHAT, response_format={"type": "json_schema", "json_schema": {
+        "name": "x", "schema": schema}}).response_format.json_schema.schema_ == schema
+
+
+def test_a_text_part_without_its_text_is_refused():
+    text_only = [{"role": "user", "content": [{"type": "text"}]}]
+    assert error_of(messages=text_only) == ('invalid request: messages.0.content: a text part holds its text: '
+                                            '{"type": "text", "text": "..."}')
+    assert "each content part names its type" in error_of(messages=[{"role": "user", "content": [{"text": "x"}]}])
+
+
 def test_unknown_field_refused():
     assert "extra_thing: Extra inputs are not permitted" in error_of(messages=CHAT, extra_thing=1)
 

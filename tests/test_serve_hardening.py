@@ -157,6 +157,7 @@ HI = [{"role": "user", "content": "hi"}]
     ("/v1/chat/completions", {"model": "local", "messages": [{"role": "wizard", "content": "hi"}]}),
     ("/v1/chat/completions", {"model": "local", "messages": [{"role": "user", "content": 5}]}),
     ("/v1/chat/completions", {"model": "local", "messages": [{"role": "user", "content": [{"type": "nope"}]}]}),
+    ("/v1/chat/completions", {"model": "local", "messages": [{"role": "user", "content": [{"type": "text"}]}]}),
     ("/v1/chat/completions", {"model": "local", "messages": HI, "n": 1.5}),
     ("/v1/chat/completions", {"model": "local", "messages": HI, "max_tokens": -1}),
     ("/v1/chat/completions", {"model": "local", "messages": HI, "stop": {"a": 1}}),
@@ -183,7 +184,8 @@ HI = [{"role": "user", "content": "hi"}]
 ])
 def test_malformed_bodies_are_4xx_in_openais_envelope_never_5xx(small, path, body):
     """A sweep of wrong shapes and types across every route: each is refused before any
-    model work, naming the problem; none reaches a model or the server's incident log."""
+    model work, naming the problem; none reaches a model or the server's incident log.
+    (A text part without its text, and a lone surrogate, were 5xx incidents.)"""
     status, _, data = raw(small, "POST", path, body if isinstance(body, bytes) else json.dumps(body).encode())
     assert 400 <= status < 500 and data["error"]["message"], (status, data)
     assert "incident" not in data["error"]["message"]

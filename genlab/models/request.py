@@ -30,6 +30,18 @@ class Message(_Strict):
     # llama.cpp; models on transformers read the role and content only.
     name: str | None = None
 
+    @field_validator("content")
+    @classmethod
+    def _text_parts_hold_text(cls, content: Any) -> Any:
+        # A backend reads a text part's "text" (llama.cpp failed on one without it, a 502).
+        for part in content if isinstance(content, list) else ():
+            kind = part.get("type")
+            if kind in ("text", "refusal") and not isinstance(part.get(kind), str):
+                raise ValueError(f"a {kind} part holds its {kind}: {{\"type\": \"{kind}\", \"{kind}\": \"...\"}}")
+            if not isinstance(kind, str):
+                raise ValueError("each content part names its type: {\"type\": \"text\", \"text\": \"...\"}")
+        return content
+
     def media_parts(self) -> list[str]:
         """The types of the content parts that are not text (image_url, input_audio…); an
         assistant's refusal part is text too."""
@@ -51,13 +63,35 @@ class JsonObjectFormat(_Strict):
     type: Literal["json_object"]
 
 
+#: Bounds that no value meets when the first is above the second. Refused here because
+#: llama.cpp's grammar for a string whose minLength is above its maxLength grows without end
+#: (4 GB in 10 s, then the kernel kills the process: a whole `genlab serve` for one request).
+BOUNDS = (("minLength", "maxLength"), ("minItems", "maxItems"), ("minProperties", "maxProperties"),
+          ("minimum", "maximum"))
+#: Keywords whose values are data, not schemas: not searched for bounds.
+DATA_KEYWORDS = {"enum", "const", "default", "examples"}
+
+
 def checked_json_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """``schema``, or a ValueError naming where it is malformed (for pydantic validators)."""
+    """``schema``, or a ValueError naming where it is malformed or no value can match it (for
+    pydantic validators)."""
     try:
         jsonschema.validators.validator_for(schema).check_schema(schema)
     except jsonschema.SchemaError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
         raise ValueError(f"malformed JSON schema at {where}: {exc.message}") from None
+    stack: list[tuple[Any, list[str]]] = [(schema, [])]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, list):
+            stack.extend((item, [*path, str(i)]) for i, item in enumerate(node))
+        if not isinstance(node, dict):
+            continue
+        for low, high in BOUNDS:
+            if all(isinstance(node.get(key), (int, float)) for key in (low, high)) and node[low] > node[high]:
+                raise ValueError(f"JSON schema at {'/'.join(path) or '(root)'}: {low} {node[low]} is more than {high} "
+                                 f"{node[high]}, so nothing can match; fix one of them")
+        stack.extend((value, [*path, key]) for key, value in node.items() if key not in DATA_KEYWORDS)
     return schema
 
 
