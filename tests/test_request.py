@@ -64,6 +64,16 @@ def test_a_schema_nothing_can_match_is_refused_by_name(schema, where, says):
                        "so nothing can match; fix one of them")
 
 
+def test_a_grammar_repetition_whose_least_is_above_its_most_is_refused():
+    # Sent to llama.cpp, 'root ::= "a"{3,1}' grew past 3 GB in seconds and the kernel killed
+    # genlab serve; braces inside literals, character classes and comments are not repetitions.
+    assert error_of(prompt="x", grammar='root ::= "a"{3,1}') == (
+        "invalid request: grammar: the grammar repeats {3,1}, at least 3 and at most 1 times; swap them")
+    assert "repeats { 10 , 2 }" in error_of(prompt="x", grammar='root ::= "\\"" ("a"{ 10 , 2 })')
+    for fine in ('root ::= "a{3,1}"', "root ::= [{3,1}]", 'root ::= "a" # {3,1}\n', 'root ::= "a"{1,3}'):
+        assert build_request(prompt="x", grammar=fine).grammar == fine
+
+
 def test_bounds_inside_data_are_not_schemas():
     schema = {"type": "object", "const": {"minLength": 5, "maxLength": 1}, "enum": [{"minItems": 3, "maxItems": 0}]}
     assert build_request(messages=CHAT, response_format={"type": "json_schema", "json_schema": {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Annotated, Any, Literal, Union
 
 import jsonschema
@@ -70,6 +71,9 @@ BOUNDS = (("minLength", "maxLength"), ("minItems", "maxItems"), ("minProperties"
           ("minimum", "maximum"))
 #: Keywords whose values are data, not schemas: not searched for bounds.
 DATA_KEYWORDS = {"enum", "const", "default", "examples"}
+#: A GBNF repetition {m,n} (groups: m, n), after the literals, character classes and comments
+#: that may hold braces of their own (those matches have no groups).
+GBNF_REPETITION = re.compile(r'"(?:\\.|[^"\\])*"|\[(?:\\.|[^\]\\])*\]|#[^\n]*|\{\s*(\d+)\s*,\s*(\d+)\s*\}')
 
 
 def checked_json_schema(schema: dict[str, Any]) -> dict[str, Any]:
@@ -175,6 +179,18 @@ class Request(_Strict):
         # 0 (or {}) asks for what leaving the field out does (many clients send penalties of 0),
         # so it keys the cache alike and needs no capability; llama.cpp drops logprobs on top 0.
         return value or None
+
+    @field_validator("grammar")
+    @classmethod
+    def _repetitions_in_order(cls, grammar: str | None) -> str | None:
+        # llama.cpp's parser expands x{m,n}; with m above n it grows without end (3 GB in
+        # seconds, then the kernel kills the process), as for the schema bounds above.
+        for match in GBNF_REPETITION.finditer(grammar or ""):
+            low, high = match.group(1, 2)
+            if low and high and int(low) > int(high):
+                raise ValueError(f"the grammar repeats {match.group(0)}, at least {low} and at most {high} times; "
+                                 "swap them")
+        return grammar
 
     @field_validator("stop")
     @classmethod
