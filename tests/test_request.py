@@ -53,6 +53,8 @@ def test_malformed_schema_rejected_before_any_call():
      "properties/a/items", "minLength 9 is more than maxLength 1"),
     ({"type": "array", "minItems": 2, "maxItems": 1}, "(root)", "minItems 2 is more than maxItems 1"),
     ({"anyOf": [{"type": "integer", "minimum": 5, "maximum": 2}]}, "anyOf/0", "minimum 5 is more than maximum 2"),
+    ({"type": "object", "properties": {"enum": {"type": "string", "minLength": 4, "maxLength": 0}}},
+     "properties/enum", "minLength 4 is more than maxLength 0"),          # a property, not the keyword
 ])
 def test_a_schema_nothing_can_match_is_refused_by_name(schema, where, says):
     # The first of these made llama.cpp's grammar grow past 4 GB in 10 s, until the kernel

@@ -71,6 +71,8 @@ BOUNDS = (("minLength", "maxLength"), ("minItems", "maxItems"), ("minProperties"
           ("minimum", "maximum"))
 #: Keywords whose values are data, not schemas: not searched for bounds.
 DATA_KEYWORDS = {"enum", "const", "default", "examples"}
+#: Keywords whose values map names to schemas (a property may be named "enum").
+SCHEMA_MAPS = {"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"}
 #: A GBNF repetition {m,n} (groups: m, n), after the literals, character classes and comments
 #: that may hold braces of their own (those matches have no groups).
 GBNF_REPETITION = re.compile(r'"(?:\\.|[^"\\])*"|\[(?:\\.|[^\]\\])*\]|#[^\n]*|\{\s*(\d+)\s*,\s*(\d+)\s*\}')
@@ -95,7 +97,11 @@ def checked_json_schema(schema: dict[str, Any]) -> dict[str, Any]:
             if all(isinstance(node.get(key), (int, float)) for key in (low, high)) and node[low] > node[high]:
                 raise ValueError(f"JSON schema at {'/'.join(path) or '(root)'}: {low} {node[low]} is more than {high} "
                                  f"{node[high]}, so nothing can match; fix one of them")
-        stack.extend((value, [*path, key]) for key, value in node.items() if key not in DATA_KEYWORDS)
+        for key, value in node.items():
+            if key in SCHEMA_MAPS and isinstance(value, dict):
+                stack.extend((schema, [*path, key, name]) for name, schema in value.items())
+            elif key not in DATA_KEYWORDS:
+                stack.append((value, [*path, key]))
     return schema
 
 
