@@ -139,11 +139,11 @@ class SuiteSpec(_Strict):
     @field_validator("models", mode="before")
     @classmethod
     def _model_entries(cls, models: Any) -> Any:
-        for item in models if isinstance(models, list) else []:
+        items = models if isinstance(models, list) else []
+        for item in items:
             if isinstance(item, dict) and set(item) != {"model", "label"}:
                 raise ValueError("a model is a spec, or {model: SPEC, label: SHORT_NAME}")
-        specs = [item.get("model") if isinstance(item, dict) else item for item in models] \
-            if isinstance(models, list) else []
+        specs = [item.get("model") if isinstance(item, dict) else item for item in items]
         repeated = sorted({str(spec) for spec in specs if specs.count(spec) > 1})
         if repeated:   # rows are keyed by model: a second entry would silently merge into the first
             raise ValueError(f"{', '.join(repeated)} is listed more than once; a suite runs each model once, "

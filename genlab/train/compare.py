@@ -16,6 +16,7 @@ def compare_models(base: str, tuned: str, suite_path: Path, out: Path, *, metric
     if base == tuned:
         raise ConfigError(f"BASE and TUNED are both {base}; give two different models, e.g. local hf:runs/dpo")
     suite = load_suite(suite_path, {"models": [base, tuned], "compare": {"baseline": base, "metric": metric}})
+    scorer = None
     if reward_model is not None:     # loaded first: a wrong folder is refused before the suite runs
         from genlab.train.reward import RewardModel
 
@@ -24,7 +25,7 @@ def compare_models(base: str, tuned: str, suite_path: Path, out: Path, *, metric
     summary = runner.run(progress)
     result = {"base": base, "tuned": tuned, "suite": str(suite_path), "pairwise": summary["pairwise"].get(tuned),
               "models": summary["models"]}
-    if reward_model is not None:
+    if scorer is not None:
         rewards: dict[str, list[float]] = {base: [], tuned: []}
         for row in runner.store.done().values():
             if row.get("model") in rewards and row.get("output") is not None:
