@@ -173,3 +173,28 @@ def test_judge_labels_gate_and_inputs(tmp_path):
     plain.write_text(GOOD + "judge: ollama:qwen3\noptions: {seed: null, temperature: 0.5}\n")
     suite = load_suite(plain)
     assert suite.spec.judge.model == "ollama:qwen3" and suite.options == {"temperature": 0.5}
+
+
+def _nested_aliases(levels: int) -> str:
+    """Aliases nine wide and ``levels`` deep: 9 ** (levels + 1) values once expanded."""
+    lines = ['    a0: &a0 [x, x, x, x, x, x, x, x, x]']
+    lines += [f"    a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels + 1)]
+    return GOOD + "defaults:\n  vars:\n" + "\n".join(lines) + "\n"
+
+
+def test_aliases_that_expand_beyond_any_suite_are_refused_before_they_are_expanded(tmp_path):
+    """Nine levels stood for 387 million values and filled 4 GB before `genlab eval run` failed."""
+    message = error(tmp_path, _nested_aliases(8))
+    assert "line 16: its aliases (*name) expand to more than 1,000,000 values" in message
+    path = tmp_path / "shared.yaml"
+    path.write_text(_nested_aliases(3))           # shared values, 6,561 of them: an ordinary suite
+    assert len(load_suite(path).spec.defaults.vars["a3"]) == 9
+
+
+@pytest.mark.parametrize("text, message", [
+    (GOOD + "defaults:\n  vars:\n    loop: &loop [*loop]\n", "line 10: an alias (*name) inside the value it names"),
+    (GOOD + "defaults:\n  vars:\n    deep: " + "[" * 3000 + "]" * 3000 + "\n", "nested too deeply to read; flatten"),
+])
+def test_a_suite_that_cannot_be_data_is_refused_by_name(tmp_path, text, message):
+    """Each of these ended in a traceback (a circular reference, a RecursionError)."""
+    assert message in error(tmp_path, text)

@@ -35,6 +35,9 @@ from genlab.evaluate.builtin import pairwise_metric, pointwise_metric
 from genlab.evaluate.metrics import ASSERTIONS, SIMILARITY, check_value
 
 MODEL_GRADED = {"rubric"}
+#: Values a suite may stand for once its aliases (*name) are expanded: nine nested aliases of
+#: nine items each stand for 387 million, which filled 4 GB before the run failed.
+MAX_SUITE_VALUES = 1_000_000
 _VAR = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 
@@ -232,6 +235,37 @@ def _line(node: yaml.Node | None, path: tuple) -> int | None:
     return line
 
 
+def _check_aliases(path: Path, root: yaml.Node | None) -> None:
+    """Refuse an alias (*name) inside the value it names, and aliases that expand to more than
+    `MAX_SUITE_VALUES` values ("billion laughs"): the composed nodes share each anchored value,
+    so its expanded size is counted once per node, depth first without recursion."""
+    def children(node: yaml.Node) -> list:
+        if isinstance(node, yaml.MappingNode):
+            return [part for pair in node.value for part in pair]
+        return node.value if isinstance(node, yaml.SequenceNode) else []
+
+    sizes: dict[int, int] = {}     # node id -> values it stands for, expanded
+    entered: set[int] = set()      # nodes whose children are being counted
+    stack = [root] if root is not None else []
+    while stack:
+        node = stack[-1]
+        if id(node) in sizes:
+            stack.pop()
+        elif id(node) in entered:
+            sizes[id(node)] = 1 + sum(sizes[id(child)] for child in children(node))
+            if sizes[id(node)] > MAX_SUITE_VALUES:
+                raise SuiteError(f"{path} line {node.start_mark.line + 1}: its aliases (*name) expand to more than "
+                                 f"{MAX_SUITE_VALUES:,} values; write the values out, or put the tests in a file")
+            stack.pop()
+        else:
+            entered.add(id(node))
+            for child in children(node):
+                if id(child) in entered and id(child) not in sizes:   # an ancestor of this node
+                    raise SuiteError(f"{path} line {child.start_mark.line + 1}: an alias (*name) inside the value it "
+                                     "names stands for a value without end; remove it")
+                stack.append(child)
+
+
 def load_suite(path: str | Path, overrides: dict | None = None) -> Suite:
     """Read, validate and check a suite file; raise SuiteError naming file, line and key.
 
@@ -241,11 +275,14 @@ def load_suite(path: str | Path, overrides: dict | None = None) -> Suite:
     source = read_text(path, SuiteError)
     try:
         root = yaml.compose(source)
-        data = yaml.safe_load(source)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise SuiteError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    except RecursionError:
+        raise SuiteError(f"{path}: lists or mappings nested too deeply to read; flatten them") from None
+    _check_aliases(path, root)     # before the aliases are expanded into Python values
+    data = yaml.safe_load(source)
     if not isinstance(data, dict):
         raise SuiteError(f"{path}: a suite is a mapping with prompts, models and tests")
     if overrides:
