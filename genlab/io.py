@@ -140,6 +140,8 @@ def json_object(line: str, where: str, error: type[ConfigError] = ConfigError) -
         row = json.loads(line)
     except json.JSONDecodeError as exc:
         raise error(f"{where}: not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise error(f"{where}: lists or objects nested too deeply to read; flatten them") from None
     if not isinstance(row, dict):
         raise error(f"{where}: each line must be a JSON object")
     return row

@@ -82,6 +82,8 @@ def test_cached_prompt_is_a_cache_hit(genlab_home):
     (("prompt", "--stop", "", "hi"), "error: invalid request: stop: a stop sequence must not be empty"),
     (("prompt", "--presence-penalty", "3", "hi"), "error: invalid request: presence_penalty: Input should be less"),
     (("prompt", "--json-schema", '{"type": object}', "hi"), "error: the inline schema is not valid JSON"),
+    (("prompt", "--json-schema", "{" + '"a": {' * 5000 + "}" * 5001, "hi"),
+     "error: the inline schema is nested too deeply to read; fix it"),
     (("serve", "-m", "foo:bar"), "error: unknown model spec 'foo:bar'"),
 ])
 def test_user_errors_are_one_line_without_traceback(args, message):
@@ -256,6 +258,12 @@ def test_a_path_in_the_way_is_one_line_naming_it(tmp_path):
         assert result.returncode == 1 and "Traceback" not in result.stderr
         assert result.stderr.strip() == f"error: {out}: {reason}; a file is where a folder is needed; " \
                                         "choose another path", result.stderr
+    # A folder the file system will not make: ENOENT as root (/proc takes no new entries), EACCES as a user.
+    result = genlab("eval", "run", str(suite), "--out", "/proc/genlab-results")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert re.fullmatch(r"error: /proc/genlab-results: (No such file or directory; check the path, or choose another|"
+                        r"Permission denied; this user has no permission there; choose another path)\n",
+                        result.stderr), result.stderr
 
 
 @pytest.mark.parametrize("args, option", [

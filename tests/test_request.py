@@ -66,6 +66,18 @@ def test_a_schema_nothing_can_match_is_refused_by_name(schema, where, says):
                        "so nothing can match; fix one of them")
 
 
+
+def test_a_schema_too_deep_to_check_is_refused_by_name():
+    # jsonschema checks a schema by recursion: 400 levels of items ended `genlab prompt
+    # --json-schema` in a RecursionError traceback (genlab serve refuses 16 levels before this).
+    schema: dict = {"type": "string"}
+    for _ in range(400):
+        schema = {"type": "array", "items": schema}
+    message = error_of(messages=CHAT, response_format={"type": "json_schema", "json_schema": {"name": "x",
+                                                                                             "schema": schema}})
+    assert message == ("invalid request: response_format.json_schema.schema: the JSON schema is nested too deeply "
+                       "to check; flatten it")
+
 def test_a_grammar_repetition_whose_least_is_above_its_most_is_refused():
     # Sent to llama.cpp, 'root ::= "a"{3,1}' grew past 3 GB in seconds and the kernel killed
     # genlab serve; braces inside literals, character classes and comments are not repetitions.

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from genlab.errors import ConfigError, StoreError
-from genlab.io import append_jsonl, resume_jsonl
+from genlab.io import append_jsonl, read_jsonl, resume_jsonl
 from genlab.store import MIGRATIONS, CallRecord, Store
 
 
@@ -136,3 +136,10 @@ def test_a_bad_jsonl_row_before_the_last_is_an_error_naming_its_line_and_nothing
     with pytest.raises(ConfigError, match=r"rows.jsonl:2: not valid JSON"):
         resume_jsonl(path)
     assert path.read_text() == '{"id": 0}\n{"id": \n{"id": 2}\n'
+
+
+def test_a_jsonl_row_nested_too_deeply_to_read_is_an_error_naming_its_line(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"id": 0}\n{"a": ' + "[" * 100_000 + "]" * 100_000 + "}\n")   # a RecursionError traceback
+    with pytest.raises(ConfigError, match=r"rows.jsonl:2: lists or objects nested too deeply to read; flatten them"):
+        list(read_jsonl(path))

@@ -52,9 +52,10 @@ def _read_schema(given: str) -> dict:
         schema = json.loads(given if inline else Path(given).read_text(encoding="utf-8-sig"))
     except OSError as exc:
         raise ConfigError(f"cannot read the schema file {given}: {exc.strerror}") from None
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         where = "the inline schema" if inline else given
-        raise ConfigError(f"{where} is not valid JSON ({exc}); fix it") from None
+        problem = "is nested too deeply to read" if isinstance(exc, RecursionError) else f"is not valid JSON ({exc})"
+        raise ConfigError(f"{where} {problem}; fix it") from None
     if isinstance(schema, dict) and "schema" in schema and isinstance(schema["schema"], dict):
         return {"type": "json_schema", "json_schema": schema}
     return {"type": "json_schema", "json_schema": {"name": "output" if inline else Path(given).stem, "schema": schema}}

@@ -86,6 +86,8 @@ def checked_json_schema(schema: dict[str, Any]) -> dict[str, Any]:
     except jsonschema.SchemaError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
         raise ValueError(f"malformed JSON schema at {where}: {exc.message}") from None
+    except RecursionError:    # jsonschema checks a schema by recursion, a few frames per level
+        raise ValueError("the JSON schema is nested too deeply to check; flatten it") from None
     stack: list[tuple[Any, list[str]]] = [(schema, [])]
     while stack:
         node, path = stack.pop()
