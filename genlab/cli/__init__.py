@@ -23,6 +23,7 @@ PATH_FIXES = {
     errno.EROFS: "the file system is read-only; choose another path",
     errno.ENOSPC: "the disk is full; free some space and run it again",
     errno.ENAMETOOLONG: "choose a shorter path",
+    errno.ENOENT: "check the path, or choose another",   # also a folder that cannot be made there (/proc)
 }
 
 
