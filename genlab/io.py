@@ -98,6 +98,9 @@ def read_csv(path: str | Path, what: str = "data file", error: type[ConfigError]
     (Python's reader would take the rest of the file into an unclosed quote, or pad a short
     row with None)."""
     text = read_text(path, error)
+    # A field may be as long as the file (a document to summarise): Python's limit of 131,072
+    # characters refused it as "not valid CSV", and the whole text is in memory already.
+    csv.field_size_limit(max(csv.field_size_limit(), len(text)))
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader, None)

@@ -106,6 +106,15 @@ def test_tests_from_csv_and_jsonl(tmp_path):
     assert len(load_suite(path).tests) == 2
 
 
+def test_a_csv_field_may_be_longer_than_pythons_default_limit(tmp_path):
+    """A 200,000-character document was refused as "not valid CSV (field larger than field limit)"."""
+    document = "The ferry leaves at nine. " * 8000
+    (tmp_path / "cases.csv").write_text(f'text,__expected\n"{document}",contains: ferry\n')
+    path = tmp_path / "suite.yaml"
+    path.write_text('prompts: ["Summarise: {{text}}"]\ntests: cases.csv\n')
+    assert load_suite(path).tests[0].vars["text"] == document
+
+
 @pytest.mark.parametrize("expected, assertion", [
     ("contains: hi", {"type": "contains", "value": "hi"}),
     ("not-icontains:Error", {"type": "not-icontains", "value": "Error"}),
