@@ -84,6 +84,16 @@ def test_bad_files_get_one_clear_error(tmp_path, name, content, message):
         read_source(path)
 
 
+def test_a_pipe_is_refused_not_waited_on(tmp_path):
+    """A named pipe called notes.txt in a source folder held genlab notebook add for ever."""
+    import os
+
+    pipe = tmp_path / "notes.txt"
+    os.mkfifo(pipe)
+    with pytest.raises(ConfigError, match=r"notes.txt: not a regular file \(a pipe or a device\)"):
+        read_source(pipe)
+
+
 def test_pdf_without_text_asks_for_ocr(tmp_path):
     path = write_pdf(tmp_path / "scan.pdf", [[], []])
     with pytest.raises(ConfigError, match="no extractable text .*OCR"):

@@ -62,6 +62,10 @@ def read_source(path: Path) -> Document:
     if kind is None:
         raise ConfigError(f"{path}: unsupported file type '{path.suffix or '(none)'}'; "
                           f"genlab reads {', '.join(sorted(set(SUFFIXES)))}")
+    if path.exists() and not path.is_file():
+        # A pipe would hang the add until something writes to it; and a source is kept by its
+        # path, to be checked and read again (genlab notebook refresh).
+        raise ConfigError(f"{path}: not a regular file (a pipe or a device); save its contents to a file and add that")
     try:
         data = path.read_bytes()
     except OSError as exc:
