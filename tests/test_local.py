@@ -56,6 +56,15 @@ def test_seed_reproducible_at_temperature_one_and_n_choices_differ(local):
     assert len(set(a.texts)) > 1
 
 
+@pytest.mark.parametrize("seed", [-1, 2**32 - 1])
+def test_the_seed_llama_cpp_reads_as_random_repeats_too(local, seed):
+    """llama.cpp draws a random seed for 0xFFFFFFFF (-1): these calls gave a new story each time,
+    while genlab's cache and `deterministic` took them as repeatable."""
+    a = local.chat("Write a one-line story.", temperature=1.5, seed=seed, max_tokens=30)
+    b = local.chat("Write a one-line story.", temperature=1.5, seed=seed, max_tokens=30)
+    assert a.text == b.text
+
+
 @pytest.mark.parametrize("messages, n", [
     ([{"role": "user", "content": "hi"}], 1),  # the template's own system prompt outweighs the bytes
     ([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name a colour."}], 1),

@@ -31,6 +31,8 @@ def test_bounds_are_named():
     assert error_of(messages=CHAT, temperature=3) == "invalid request: temperature: Input should be less than or equal to 2"
     assert error_of(messages=CHAT, n=0) == "invalid request: n: Input should be greater than or equal to 1"
     assert "messages' is empty" in error_of(messages=[])
+    assert error_of(messages=CHAT, seed=2**64) == ("invalid request: seed: Input should be less than or equal to "
+                                                   "9223372036854775807")   # a traceback from torch on hf:
 
 
 def test_enum_labels_validated():

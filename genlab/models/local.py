@@ -46,6 +46,8 @@ MAX_SCORED_LABELS = 16
 #: Cap on generated tokens when a request sets none: a small model can ramble until
 #: the context is full, which takes minutes on two cores.
 DEFAULT_MAX_TOKENS = 1024
+#: The seed llama.cpp takes as "draw one at random" (-1 as 32 bits).
+LLAMA_RANDOM_SEED = 0xFFFFFFFF
 
 _servers: dict[Path, Any] = {}
 _servers_lock = threading.Lock()
@@ -232,6 +234,9 @@ class LocalBackend(Backend):
             # Reusing a cached prompt prefix changes how the rest is batched, and with it the
             # last bits of the logits: a seed is only reproducible with the cache off.
             payload["cache_prompt"] = False
+            # llama.cpp keeps 32 bits of a seed and draws a random one for 0xFFFFFFFF (-1): every
+            # seed is folded into 0 … 2**32 - 2, where each repeats (those there already unchanged).
+            payload["seed"] = request.seed % LLAMA_RANDOM_SEED
         return payload
 
     def decoding_tag(self, request: Request) -> str:

@@ -166,7 +166,7 @@ class Request(_Strict):
     # OpenAI's logit_bias: added to a token's logit before sampling (-100 bans it, 100 forces
     # it); the keys are the model's token ids, which differ from model to model.
     logit_bias: dict[Annotated[int, Field(ge=0)], Annotated[float, Field(ge=-100, le=100)]] | None = None
-    seed: int | None = None
+    seed: int | None = Field(None, ge=-2**63, le=2**63 - 1)   # OpenAI's range: 64 bits, signed
     n: int = Field(1, ge=1, le=64)
     stop: list[str] | None = Field(None, max_length=16)
     max_tokens: int | None = Field(None, ge=1)
