@@ -241,6 +241,7 @@ def test_bad_spec_fails_before_any_model_call(tmp_path, genlab_home):
     (["--max-tokens", "0"], "--max-tokens must be at least 1"),
     (["--eval-workers", "0"], "--eval-workers must be at least 1"),    # it was taken for "the default"
     (["--islands", "0"], "--islands must be at least 1"),
+    (["--seed", "-5"], "--seed must be 0 or more"),                    # a traceback from numpy, after the seed ran
 ])
 def test_bad_run_options_fail_before_anything_is_created(tmp_path, genlab_home, args, message):
     env = {**os.environ, "OPENAI_API_KEY": "sk-unused"}

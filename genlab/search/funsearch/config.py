@@ -63,6 +63,7 @@ class EvolveConfig:
             (self.max_minutes is None or self.max_minutes > 0, "--max-minutes must be more than 0"),
             (self.max_tokens >= 1, "--max-tokens must be at least 1"),
             (self.tune_variants >= 0, "--tune-variants must be 0 (off) or more"),
+            (self.seed >= 0, "--seed must be 0 or more"),
             (self.timeout_s > 0, "--timeout must be more than 0 seconds"),
             (self.memory_mb >= 256, "--memory-mb must be at least 256"),
             (self.mode in ("auto", "completion", "chat"), "--mode must be completion, chat or auto"),
