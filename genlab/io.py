@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import difflib
 import errno
+import fcntl
 import io
 import json
 import os
@@ -30,7 +31,7 @@ import types
 import typing
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import IO, Iterable, Iterator
 
 from genlab.errors import ConfigError, StoreError
 
@@ -62,6 +63,30 @@ def require_empty_folder(folder: Path, option: str, what: str, own: tuple[str, .
         shown = ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
         raise ConfigError(f"{option} {folder} already holds files ({shown}) and {what} would be written over them; "
                           "choose a new or empty folder")
+
+
+#: The file a process holds (flock) while it writes a folder's store.
+HOLD_FILE = ".genlab.lock"
+
+
+def hold_folder(folder: Path, doing: str) -> IO[str]:
+    """Hold ``folder`` for this process until the returned file is closed or the process ends,
+    however it ends; another process is refused, naming this one and what it is ``doing``
+    there, rather than writing the same store at once (two resumes of one run drew the same
+    prompts, and one died on a UNIQUE constraint after its model calls)."""
+    handle = open(folder / HOLD_FILE, "a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "?"
+        handle.close()
+        raise ConfigError(f"{folder} is in use: genlab process {holder} {doing} there; wait for it to end, "
+                          "or stop it") from None
+    handle.truncate(0)
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
 
 
 # -- text files --------------------------------------------------------------------------

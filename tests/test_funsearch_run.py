@@ -309,6 +309,19 @@ def test_budget_stops_drawing(served, genlab_home, monkeypatch, tmp_path):
         Run.resume(tmp_path / "run", model="local")
 
 
+def test_a_run_is_searched_by_one_process_at_a_time(tmp_path, genlab_home):
+    """Two resumes of one run drew the same prompts, and one died on a UNIQUE constraint
+    ("check the file and the disk") after its model calls."""
+    run = Run.start(EvolveConfig(spec="bin-packing", samples=8), tmp_path / "run")   # held until executed
+    result = genlab("evolve", "--resume", str(tmp_path / "run"), "--samples", "16")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"error: {tmp_path / 'run'} is in use: genlab process {os.getpid()} runs genlab "
+                                    "evolve there; wait for it to end, or stop it")
+    assert genlab("evolve", "show", str(tmp_path / "run")).returncode == 0     # reading it needs no hold
+    run.store.release()
+    Run.resume(tmp_path / "run").store.release()      # free once the first process lets it go
+
+
 def test_a_run_refuses_a_sandbox_that_cannot_isolate_unless_accepted(tmp_path, monkeypatch):
     from genlab.search.funsearch import runner
     from genlab.search.funsearch.sandbox import Limits, Sandbox

@@ -134,16 +134,19 @@ class Run:
         model = get_model(config.model, budget=_budget(config), source="evolve")
         checked = Checked.of(spec, config, model, unsafe_sandbox)
         new_dir = not Path(run_dir).exists()
-        store = RunStore(run_dir, create=True)
-        store.set_meta({"config": config.to_dict(), "spec_name": spec.name, "spec_path": spec.path,
-                        "spec_source": spec.source, "genlab_version": __version__, "created": time.time()})
-        run = cls(store, spec, config, model, checked)
+        store = RunStore(run_dir, create=True, hold=True)
         try:
+            store.set_meta({"config": config.to_dict(), "spec_name": spec.name, "spec_path": spec.path,
+                            "spec_source": spec.source, "genlab_version": __version__, "created": time.time()})
+            run = cls(store, spec, config, model, checked)
             run._evaluate_seed()
         except SpecError:
             # The run holds nothing but a seed that fails: remove it, so that the same
             # command starts again once the spec is fixed (a resume would keep the bad spec).
             store.remove(remove_dir=new_dir)
+            raise
+        except BaseException:
+            store.release()
             raise
         return run
 
@@ -152,25 +155,36 @@ class Run:
         """Reopen a run. ``changes`` set what `RESUME_MAY_CHANGE` names (its target, time
         limit, budget and parallelism) and are kept. The run's budget is its total: what it
         spent before counts against it."""
-        store = RunStore(run_dir, create=False)
-        meta = store.meta()
-        config = EvolveConfig.from_dict(meta["config"])
-        refused = sorted(set(changes) - set(RESUME_MAY_CHANGE))
-        if refused:
-            raise ConfigError(f"a resumed run keeps its {', '.join(refused)}; start a new run to change them")
-        if changes:
-            config = EvolveConfig.from_dict({**config.to_dict(), **changes})
-            store.set_meta({"config": config.to_dict()})
-        # The spec as it was when the run started, so its scores stay comparable.
-        spec = parse_spec(meta["spec_source"], meta["spec_path"], meta["spec_name"])
-        model = get_model(config.model, budget=_budget(config, spent_usd=store.counts()["cost_usd"] or 0.0),
-                          source="evolve")
-        return cls(store, spec, config, model, Checked.of(spec, config, model, unsafe_sandbox))
+        store = RunStore(run_dir, create=False, hold=True)
+        try:
+            meta = store.meta()
+            refused = sorted(set(changes) - set(RESUME_MAY_CHANGE))
+            if refused:
+                raise ConfigError(f"a resumed run keeps its {', '.join(refused)}; start a new run to change them")
+            config = EvolveConfig.from_dict({**meta["config"], **changes})
+            # The spec as it was when the run started, so its scores stay comparable.
+            spec = parse_spec(meta["spec_source"], meta["spec_path"], meta["spec_name"])
+            model = get_model(config.model, budget=_budget(config, spent_usd=store.counts()["cost_usd"] or 0.0),
+                              source="evolve")
+            run = cls(store, spec, config, model, Checked.of(spec, config, model, unsafe_sandbox))
+            if changes:   # kept once the run is sure to go on
+                store.set_meta({"config": config.to_dict()})
+            return run
+        except BaseException:
+            store.release()
+            raise
 
     # -- the loop -------------------------------------------------------------------
 
     def execute(self, on_progress: Callable[[Progress], None] | None = None) -> Progress:
-        """Run until the target sample count, the time limit, the budget, or Ctrl-C."""
+        """Run until the target sample count, the time limit, the budget, or Ctrl-C; then let
+        another process resume the run."""
+        try:
+            return self._execute(on_progress)
+        finally:
+            self.store.release()
+
+    def _execute(self, on_progress: Callable[[Progress], None] | None) -> Progress:
         notify = on_progress or (lambda p: None)
         self._restore()
         notify(self.progress)

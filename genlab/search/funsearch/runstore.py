@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from genlab.errors import ConfigError
-from genlab.io import connect, sqlite_errors, transaction
+from genlab.io import HOLD_FILE, connect, hold_folder, sqlite_errors, transaction
 
 SCHEMA = [
     ("001_run", [
@@ -85,22 +85,31 @@ class SampleRow:
 class RunStore:
     """The SQLite file of one run; safe to use from many threads."""
 
-    def __init__(self, run_dir: Path, create: bool):
+    def __init__(self, run_dir: Path, create: bool, hold: bool = False):
+        """``hold``: this process runs the search, and no other may while it does (until
+        `release`); reading a run (show, best, report) needs no hold."""
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / "run.db"
         if create:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         elif not self.path.is_file():
             raise ConfigError(f"no run at {self.run_dir} (no run.db); give the directory a run was started in")
+        self._hold = hold_folder(self.run_dir, "runs genlab evolve") if hold else None
         self._db = connect(self.path, SCHEMA)
         self._db.row_factory = sqlite3.Row
         self._lock = threading.Lock()
 
+    def release(self) -> None:
+        """Let another process run the search again."""
+        if self._hold is not None:
+            self._hold.close()
+            self._hold = None
+
     def remove(self, remove_dir: bool) -> None:
         """Close and delete the run's database (and its folder, when ``remove_dir`` and empty)."""
-        self._db.close()
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        self.close()
+        for path in (*(f"{self.path}{suffix}" for suffix in ("", "-wal", "-shm")), self.run_dir / HOLD_FILE):
+            Path(path).unlink(missing_ok=True)
         if remove_dir:
             try:
                 self.run_dir.rmdir()
@@ -195,3 +204,4 @@ class RunStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        self.release()
