@@ -117,8 +117,7 @@ def run(
     timeout: float = typer.Option(DEFAULTS.timeout_s, "--timeout", help="Seconds per program, all inputs."),
     memory_mb: int = typer.Option(DEFAULTS.memory_mb, "--memory-mb", help="Address-space limit per program."),
     backend: str = typer.Option(DEFAULTS.backend, "--backend", help="local (processes) or ray."),
-    unsafe_sandbox: bool = typer.Option(False, "--unsafe-sandbox", help="Run candidates even where the sandbox "
-                                        "cannot fully isolate them (it says what is missing first)."),
+    unsafe_sandbox: bool = UnsafeSandboxOpt,
 ) -> None:
     """Evolve the spec's function.
 
