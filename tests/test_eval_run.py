@@ -240,3 +240,20 @@ def test_judge_labels_written_as_text_are_the_same_labels(tmp_path):
                     '{"input": "y", "output_1": "a", "output_2": "b", "label": 2}\n')
     kind, rows = read_dataset(path)
     assert kind == "pairwise" and [r["label"] for r in rows] == [1, 2]
+
+
+def test_one_run_writes_an_out_folder_at_a_time(tmp_path):
+    """Two `genlab eval run` on one --out (a CI matrix sharing a workspace) both called every
+    model and wrote the same store and reports; the second is refused, naming the first."""
+    from genlab.io import hold_folder
+
+    out = tmp_path / "out"
+    out.mkdir()
+    hold = hold_folder(out, "runs genlab eval")        # as a run in this process does
+    result = genlab(tmp_path, "eval", "run", str(EXAMPLE), "--out", str(out))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"error: {out} is in use: genlab process {os.getpid()} runs genlab eval there; "
+                                    "wait for it to end, or stop it"), result.stderr
+    assert not (out / "eval.db").exists() or not sqlite3.connect(out / "eval.db").execute(
+        "SELECT COUNT(*) FROM rows").fetchone()[0]
+    hold.close()

@@ -25,7 +25,7 @@ from genlab.evaluate.autorater import compare, rate, wilson_interval
 from genlab.evaluate.builtin import pairwise_metric, pointwise_metric
 from genlab.evaluate.metrics import Context, run_assertion
 from genlab.evaluate.suite import MODEL_GRADED, Suite, judge_inputs, render
-from genlab.io import connect, sqlite_errors, transaction
+from genlab.io import connect, hold_folder, sqlite_errors, transaction
 from genlab.models import Budget, Model, add_cost, get_model
 
 
@@ -59,6 +59,7 @@ class ResultStore:
         if found and found[0] != digest and holds:
             raise ConfigError(f"{out} holds results of a different version of this suite; "
                               "use another --out directory, or delete it to start over")
+        self.hold = hold_folder(out, "runs genlab eval")   # one run writes a folder at a time
         self.db.execute("INSERT OR REPLACE INTO meta VALUES ('suite', ?)", (digest,))
         self.lock = threading.Lock()
 
@@ -91,7 +92,14 @@ class SuiteRunner:
                 for p in range(len(self.suite.spec.prompts)) for m in self.suite.spec.models]
 
     def run(self, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-        """Run what is not done yet; return the summary."""
+        """Run what is not done yet; return the summary. Another process may run the suite in
+        this folder once it has returned."""
+        try:
+            return self._run(progress)
+        finally:
+            self.store.hold.close()
+
+    def _run(self, progress: Callable[[int, int], None] | None) -> dict[str, Any]:
         done = self.store.done()
         todo = [r for r in self.rows() if r[0] not in done]
         total, finished = len(self.rows()), len(self.rows()) - len(todo)
