@@ -21,7 +21,7 @@ from genlab.store import Store
 from genlab.trailer import TrailerConfig, load_sources, make_trailer
 from genlab.trailer.segment import Segment, merge, segments
 from genlab.trailer.video import GAP_S
-from tests.conftest import install_plugin
+from tests.conftest import free_port, install_plugin
 from tests.pdf_writer import write_pdf
 from tests.test_cli import genlab
 
@@ -216,6 +216,9 @@ def _encrypted(tmp_path: Path) -> Path:
     ("espeak-voice", "espeak-ng failed with voice 'nosuchvoice' (Error: The specified espeak-ng voice does not "
                      "exist.); `espeak-ng --voices` lists the voices this machine has"),
     ("key", "OPENAI_API_KEY is not set; create one at platform.openai.com/api-keys"),
+    # An endpoint that cannot be reached was found only after the whole storyboard was written.
+    ("images-unreachable", "check the URL and that the server is running"),
+    ("voice-unreachable", "check the URL and that the server is running"),
     ("output", "genlab writes trailers as MP4; name the file with .mp4"),
     ("size", "--size 1281x720: give WIDTHxHEIGHT with even numbers"),
 ])
@@ -227,7 +230,9 @@ def test_bad_input_is_one_line_naming_the_fix_before_any_model_call(case, fix, t
               "textless": tmp_path / "blank.pdf"}.get(case, book)
     options = {"images": ["--images", "dalle-nope"], "voice": ["--voice", "robot"], "size": ["--size", "1281x720"],
                "espeak-voice": ["--voice", "espeak:nosuchvoice"],
-               "key": ["--images", "openai:gpt-image-1"]}
+               "key": ["--images", "openai:gpt-image-1"],
+               "images-unreachable": ["--images", f"http://127.0.0.1:{free_port()}/v1#cards"],
+               "voice-unreachable": ["--voice", f"http://127.0.0.1:{free_port()}/v1#espeak"]}
     output = tmp_path / ("trailer.mov" if case == "output" else "trailer.mp4")
     result = genlab("trailer", str(source), "-o", str(output), *options.get(case, []))
     assert result.returncode == 1 and fix in result.stderr, result.stderr

@@ -45,6 +45,9 @@ class ImageBackend:
     def describe(self) -> str:
         return self.spec
 
+    def warm_up(self) -> None:
+        """Fail now on what would fail the first call (an endpoint that cannot be reached)."""
+
 
 @dataclass(frozen=True)
 class Speech:
@@ -94,6 +97,9 @@ class SpeechBackend:
 
     def describe(self) -> str:
         return self.spec
+
+    def warm_up(self) -> None:
+        """Fail now on what would fail the first call (an endpoint that cannot be reached)."""
 
 
 @dataclass(frozen=True)

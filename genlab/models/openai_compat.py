@@ -156,6 +156,16 @@ class OpenAICompatBackend(Backend):
         except openai.APIError as exc:
             raise self._translate(exc) from exc
 
+    def reachable(self) -> None:
+        """Fail now where the server cannot be reached or refuses the key, not at the first
+        call after long work; a server without /models is left to answer the calls."""
+        try:
+            self.client.models.list()
+        except (openai.APIConnectionError, openai.AuthenticationError) as exc:
+            raise self._translate(exc) from exc
+        except openai.APIError:
+            pass
+
     def _translate(self, exc: openai.APIError) -> Exception:
         where = redact(self.base_url)
         if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError)):

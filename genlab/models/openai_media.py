@@ -50,6 +50,9 @@ class OpenAIImages(ImageBackend):
     def describe(self) -> str:
         return f"images from {self.endpoint.describe()}"
 
+    def warm_up(self) -> None:
+        self.endpoint.reachable()
+
 
 class OpenAISpeech(SpeechBackend):
     """``SPEC@VOICE``: e.g. ``openai:gpt-4o-mini-tts@coral``, ``http://HOST/v1#espeak@en-gb``."""
@@ -76,3 +79,6 @@ class OpenAISpeech(SpeechBackend):
 
     def describe(self) -> str:
         return f"voice {self.voice} of {self.endpoint.describe()}"
+
+    def warm_up(self) -> None:
+        self.endpoint.reachable()
