@@ -83,6 +83,8 @@ def hold_folder(folder: Path, doing: str) -> IO[str]:
         handle.close()
         raise ConfigError(f"{folder} is in use: genlab process {holder} {doing} there; wait for it to end, "
                           "or stop it") from None
+    except OSError:
+        pass   # a file system without locks (some network mounts): go on unheld, as before holds
     handle.truncate(0)
     handle.write(str(os.getpid()))
     handle.flush()

@@ -143,3 +143,20 @@ def test_a_jsonl_row_nested_too_deeply_to_read_is_an_error_naming_its_line(tmp_p
     path.write_text('{"id": 0}\n{"a": ' + "[" * 100_000 + "]" * 100_000 + "}\n")   # a RecursionError traceback
     with pytest.raises(ConfigError, match=r"rows.jsonl:2: lists or objects nested too deeply to read; flatten them"):
         list(read_jsonl(path))
+
+
+def test_a_folder_on_a_file_system_without_locks_is_used_unheld(tmp_path, monkeypatch):
+    """Fault injection: some network mounts refuse flock (ENOLCK); the work goes on, as it did
+    before folders were held, rather than failing on the lock."""
+    import errno
+    import fcntl
+
+    from genlab.io import hold_folder
+
+    def refuse_locks(*args):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", refuse_locks)
+    hold = hold_folder(tmp_path, "runs genlab eval")
+    assert (tmp_path / ".genlab.lock").read_text() == str(os.getpid())
+    hold.close()
