@@ -169,6 +169,11 @@ class Metered:
         self.budget = budget
         self.source = source
 
+    def warm_up(self) -> None:
+        """The backend's check before long work, where it has one (a plugin's backend need not)."""
+        if hasattr(self.backend, "warm_up"):
+            self.backend.warm_up()
+
     def picture(self, request: PictureRequest) -> bytes:
         return self._call(lambda: self.backend.picture(request), request.prompt, images=1)
 

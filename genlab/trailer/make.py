@@ -138,8 +138,8 @@ def make_trailer(model: Model, documents: list[Document], output: Path, config: 
     music = read_music(config.music) if config.music else None
     images, voice = (Metered(get_backend(spec, kind), store=model.store, budget=model.budget, source="trailer")
                      for spec, kind in ((config.images, "image"), (config.voice, "speech")))
-    images.backend.warm_up()   # an endpoint that cannot be reached fails now, not after the storyboard
-    voice.backend.warm_up()
+    images.warm_up()   # an endpoint that cannot be reached fails now, not after the storyboard
+    voice.warm_up()
     pieces = segments(documents, config.scenes)
     work = work_title(documents)
     output.parent.mkdir(parents=True, exist_ok=True)
