@@ -59,9 +59,13 @@ class ResultStore:
         if found and found[0] != digest and holds:
             raise ConfigError(f"{out} holds results of a different version of this suite; "
                               "use another --out directory, or delete it to start over")
-        self.hold = hold_folder(out, "runs genlab eval")   # one run writes a folder at a time
+        self._hold = hold_folder(out, "runs genlab eval")   # one run writes a folder at a time
         self.db.execute("INSERT OR REPLACE INTO meta VALUES ('suite', ?)", (digest,))
         self.lock = threading.Lock()
+
+    def release(self) -> None:
+        """Let another process run a suite in this folder again."""
+        self._hold.close()
 
     def done(self, table: str = "rows") -> dict[str, dict]:
         with self.lock, sqlite_errors(self.path):
@@ -97,7 +101,7 @@ class SuiteRunner:
         try:
             return self._run(progress)
         finally:
-            self.store.hold.close()
+            self.store.release()
 
     def _run(self, progress: Callable[[int, int], None] | None) -> dict[str, Any]:
         done = self.store.done()
