@@ -72,8 +72,9 @@ HOLD_FILE = ".genlab.lock"
 def hold_folder(folder: Path, doing: str) -> IO[str]:
     """Hold ``folder`` for this process until the returned file is closed or the process ends,
     however it ends; another process is refused, naming this one and what it is ``doing``
-    there, rather than writing the same store at once (two resumes of one run drew the same
-    prompts, and one died on a UNIQUE constraint after its model calls)."""
+    there (both are written in the file), rather than writing the same store at once (two
+    resumes of one run drew the same prompts, and one died on a UNIQUE constraint after its
+    model calls)."""
     handle = open(folder / HOLD_FILE, "a+", encoding="utf-8")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -81,12 +82,12 @@ def hold_folder(folder: Path, doing: str) -> IO[str]:
         handle.seek(0)
         holder = handle.read().strip() or "?"
         handle.close()
-        raise ConfigError(f"{folder} is in use: genlab process {holder} {doing} there; wait for it to end, "
+        raise ConfigError(f"{folder} is in use: genlab process {holder} there; wait for it to end, "
                           "or stop it") from None
     except OSError:
         pass   # a file system without locks (some network mounts): go on unheld, as before holds
     handle.truncate(0)
-    handle.write(str(os.getpid()))
+    handle.write(f"{os.getpid()} {doing}")
     handle.flush()
     return handle
 

@@ -158,5 +158,5 @@ def test_a_folder_on_a_file_system_without_locks_is_used_unheld(tmp_path, monkey
 
     monkeypatch.setattr(fcntl, "flock", refuse_locks)
     hold = hold_folder(tmp_path, "runs genlab eval")
-    assert (tmp_path / ".genlab.lock").read_text() == str(os.getpid())
+    assert (tmp_path / ".genlab.lock").read_text() == f"{os.getpid()} runs genlab eval"
     hold.close()

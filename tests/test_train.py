@@ -189,6 +189,40 @@ def test_sft_resumes_from_its_checkpoint(sft_data, tmp_path):
     assert second.steps == 4 and len(second.losses) == 2          # only steps 3 and 4 ran
 
 
+def test_one_training_writes_an_output_folder_at_a_time(sft_data, gecko_home, tmp_path, monkeypatch):
+    """Two trainings into one --output both ran, and the folder ended with the weights of one
+    and the record (genlab-train.json) of the other; the second is now refused, naming the first."""
+    import os
+
+    from genlab.io import hold_folder
+    from genlab.train import trainer
+    from genlab.train.sft import tune_sft
+    from tests.test_cli import genlab
+
+    out = tmp_path / "out"
+    out.mkdir()
+    hold = hold_folder(out, "trains a model (sft)")       # as a training in this process does
+    for command in (("tune", "sft", str(sft_data)), ("distill", "embeddings", "velmora", "--max-passages", "10")):
+        result = genlab(*command, "-o", str(out), env={"GENLAB_HOME": str(gecko_home)})
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert f"error: {out} is in use: genlab process {os.getpid()} trains a model (sft) there; wait for it to " \
+               "end, or stop it" in result.stderr, result.stderr
+        assert sorted(p.name for p in out.iterdir()) == [".genlab.lock"]     # nothing trained, nothing mined
+    hold.close()
+
+    # A run that ends in the folder while this one loads its model: refused once held, not overwritten.
+    real_snapshot = trainer.snapshot
+
+    def another_run_ends_meanwhile(model):
+        (out / trainer.SUMMARY_FILE).write_text("{}")
+        return real_snapshot(model)
+
+    monkeypatch.setattr(trainer, "snapshot", another_run_ends_meanwhile)
+    with pytest.raises(ConfigError, match="already holds a training run; pass --resume"):
+        tune_sft(sft_data, options(tmp_path, "out"))
+    assert sorted(p.name for p in out.iterdir()) == [".genlab.lock", trainer.SUMMARY_FILE]
+
+
 def test_lora_trains_adapters_and_saves_a_merged_model(sft_data, tmp_path):
     from genlab.train.sft import tune_sft
 

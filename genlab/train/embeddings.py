@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from genlab.errors import ConfigError, ModelError
-from genlab.io import append_jsonl, require_empty_folder, resume_jsonl
+from genlab.io import HOLD_FILE, append_jsonl, hold_folder, require_empty_folder, resume_jsonl
 from genlab.ground.passage import Passage
 
 #: A plain question, not Gecko's JSON {task, query}: asked for JSON, the embedded model wrote
@@ -255,6 +255,15 @@ def paired_top10(before: list[bool], after: list[bool]) -> PairedTop10:
     return PairedTop10(gained, lost, float(binomtest(gained, gained + lost).pvalue) if gained + lost else 1.0)
 
 
+def _refuse_earlier_work(output: Path) -> None:
+    if (output / SUMMARY_FILE).exists():
+        raise ConfigError(f"{output} already holds a distilled embedder; choose another --output")
+    if (output / MINED_FILE).exists():
+        raise ConfigError(f"{output} holds an interrupted distillation; pass --resume to keep the teacher's "
+                          "queries and continue it, or choose another --output")
+    require_empty_folder(output, "--output", "the tuned embedder", own=(HOLD_FILE,))
+
+
 def distill_embeddings(source: str, teacher_spec: str, output: Path, *, base: str | None = None,
                        max_passages: int = 300, candidates: int = 5, positive: str = "llm",
                        held_out: Path | None = None, max_steps: int | None = None, epochs: int = 1,
@@ -272,12 +281,7 @@ def distill_embeddings(source: str, teacher_spec: str, output: Path, *, base: st
     if output.exists() and not output.is_dir():
         raise ConfigError(f"--output {output} is a file; give a folder for the tuned embedder")
     if not resume:
-        if (output / SUMMARY_FILE).exists():
-            raise ConfigError(f"{output} already holds a distilled embedder; choose another --output")
-        if (output / MINED_FILE).exists():
-            raise ConfigError(f"{output} holds an interrupted distillation; pass --resume to keep the teacher's "
-                              "queries and continue it, or choose another --output")
-        require_empty_folder(output, "--output", "the tuned embedder")
+        _refuse_earlier_work(output)
     passages = passages_from(source)
     if len(passages) < 10:
         raise ConfigError(f"{source} has {len(passages)} distinct passages; Gecko-style distillation needs at least 10")
@@ -303,75 +307,80 @@ def distill_embeddings(source: str, teacher_spec: str, output: Path, *, base: st
     # Steps 1-3, saved as they go so an interrupted run keeps the teacher's work. A record
     # counts only for the passage text it was written for (the corpus may have changed).
     output.mkdir(parents=True, exist_ok=True)
-    mined_file = output / MINED_FILE
-    mined = {}
-    if resume:
-        for _, record in resume_jsonl(mined_file):
-            number = record["passage"]
-            if (number < len(passages) and record.get("text") == fingerprint(passages[number].text)
-                    and record["held_out"] == (number in held)):
-                mined[number] = record
-    index = EmbedderIndex(model, passages)
-    for done, number in enumerate(order, 1):
-        record = mined.get(number)
-        needs_pick = (positive == "llm" and record is not None and record.get("candidates")
-                      and "picks" not in record)
-        if record is not None and not needs_pick:
-            continue
-        if record is None:
-            written = write_query(teacher, passages[number].text)
-            record = {"passage": number, "text": fingerprint(passages[number].text), "held_out": number in held,
-                      "query": written}
-            if written and number not in held:
-                record["candidates"] = [i for i, _ in index.rank(written, "dense", candidates)]
-        if positive == "llm" and record.get("candidates"):
-            record |= pick(teacher, record["query"], record["candidates"], passages)
-        mined[number] = record
-        append_jsonl(mined_file, record)
-        if progress:
-            progress(done, len(order))
-    mining_s = time.monotonic() - started
+    # Held from here: a second distillation into the folder is refused, not mixed with this one.
+    with hold_folder(output, "distils an embedder"):
+        if not resume:
+            _refuse_earlier_work(output)   # again, now that it is held: another may have worked here since
+        mined_file = output / MINED_FILE
+        mined = {}
+        if resume:
+            for _, record in resume_jsonl(mined_file):
+                number = record["passage"]
+                if (number < len(passages) and record.get("text") == fingerprint(passages[number].text)
+                        and record["held_out"] == (number in held)):
+                    mined[number] = record
+        index = EmbedderIndex(model, passages)
+        for done, number in enumerate(order, 1):
+            record = mined.get(number)
+            needs_pick = (positive == "llm" and record is not None and record.get("candidates")
+                          and "picks" not in record)
+            if record is not None and not needs_pick:
+                continue
+            if record is None:
+                written = write_query(teacher, passages[number].text)
+                record = {"passage": number, "text": fingerprint(passages[number].text), "held_out": number in held,
+                          "query": written}
+                if written and number not in held:
+                    record["candidates"] = [i for i, _ in index.rank(written, "dense", candidates)]
+            if positive == "llm" and record.get("candidates"):
+                record |= pick(teacher, record["query"], record["candidates"], passages)
+            mined[number] = record
+            append_jsonl(mined_file, record)
+            if progress:
+                progress(done, len(order))
+        mining_s = time.monotonic() - started
 
-    records = [mined[n] for n in order if n in mined]
-    triples = [t for t in (triple(r, positive) for r in records) if t]
-    llm_rows = [QARow(r["passage"], r["query"], (passages[r["passage"]].text,), Path(passages[r["passage"]].source).name,
-                      None, True) for r in records if r["held_out"] and r["query"]]
-    if len(triples) < 4 or len(llm_rows) < 2:
-        raise ConfigError(f"the teacher gave {len(triples)} training triples and {len(llm_rows)} held-out queries; "
-                          "need at least 4 and 2 (use more passages or a stronger --teacher)")
-    query_sets = {"llm": (llm_rows, mined_file)} | ({"human": (human, held_out)} if human else {})
-    before = evaluate(index, query_sets)
+        records = [mined[n] for n in order if n in mined]
+        triples = [t for t in (triple(r, positive) for r in records) if t]
+        llm_rows = [QARow(r["passage"], r["query"], (passages[r["passage"]].text,),
+                          Path(passages[r["passage"]].source).name, None, True)
+                    for r in records if r["held_out"] and r["query"]]
+        if len(triples) < 4 or len(llm_rows) < 2:
+            raise ConfigError(f"the teacher gave {len(triples)} training triples and {len(llm_rows)} held-out queries; "
+                              "need at least 4 and 2 (use more passages or a stronger --teacher)")
+        query_sets = {"llm": (llm_rows, mined_file)} | ({"human": (human, held_out)} if human else {})
+        before = evaluate(index, query_sets)
 
-    # Step 4: contrastive fine-tuning.
-    from datasets import Dataset
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments, losses
+        # Step 4: contrastive fine-tuning.
+        from datasets import Dataset
+        from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments, losses
 
-    dataset = Dataset.from_dict({"anchor": [q for q, _, _ in triples],
-                                 "positive": [passages[p].text for _, p, _ in triples],
-                                 "negative": [passages[n].text for _, _, n in triples]})
-    args = SentenceTransformerTrainingArguments(
-        output_dir=str(output / "checkpoints"), num_train_epochs=epochs, max_steps=max_steps or -1,
-        per_device_train_batch_size=batch_size, learning_rate=learning_rate, use_cpu=True, report_to="none",
-        logging_steps=1, save_strategy="no", seed=seed, dataloader_num_workers=0)
-    losses_seen: list[float] = []
-    from genlab.train.trainer import TrainOptions, callbacks, quiet
+        dataset = Dataset.from_dict({"anchor": [q for q, _, _ in triples],
+                                     "positive": [passages[p].text for _, p, _ in triples],
+                                     "negative": [passages[n].text for _, _, n in triples]})
+        args = SentenceTransformerTrainingArguments(
+            output_dir=str(output / "checkpoints"), num_train_epochs=epochs, max_steps=max_steps or -1,
+            per_device_train_batch_size=batch_size, learning_rate=learning_rate, use_cpu=True, report_to="none",
+            logging_steps=1, save_strategy="no", seed=seed, dataloader_num_workers=0)
+        losses_seen: list[float] = []
+        from genlab.train.trainer import TrainOptions, callbacks, quiet
 
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset,
-                                         loss=losses.MultipleNegativesRankingLoss(model),
-                                         callbacks=callbacks(TrainOptions(output=output), losses_seen))
-    quiet(trainer)
-    train_started = time.monotonic()
-    trainer.train()
-    train_s = time.monotonic() - train_started
-    model.save(str(output))
-    after = evaluate(EmbedderIndex(model, passages), query_sets)
-    return GeckoResult(
-        source=source, teacher=teacher_spec, positive=positive, corpus_passages=len(passages),
-        mined_passages=len(order), training_triples=len(triples), query_failures=sum(not r["query"] for r in records),
-        teacher_picks=pick_stats(records),
-        held_out={name: HeldOutRetrieval(len(rows), str(path), before[name], after[name],
-                                         paired_top10(before[name].pop("found_in_top10"),
-                                                      after[name].pop("found_in_top10")))
-                  for name, (rows, path) in query_sets.items()},
-        steps=trainer.state.global_step, losses=losses_seen,
-        mining_seconds=round(mining_s, 1), training_seconds=round(train_s, 1)).save(output)
+        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset,
+                                             loss=losses.MultipleNegativesRankingLoss(model),
+                                             callbacks=callbacks(TrainOptions(output=output), losses_seen))
+        quiet(trainer)
+        train_started = time.monotonic()
+        trainer.train()
+        train_s = time.monotonic() - train_started
+        model.save(str(output))
+        after = evaluate(EmbedderIndex(model, passages), query_sets)
+        return GeckoResult(
+            source=source, teacher=teacher_spec, positive=positive, corpus_passages=len(passages),
+            mined_passages=len(order), training_triples=len(triples),
+            query_failures=sum(not r["query"] for r in records), teacher_picks=pick_stats(records),
+            held_out={name: HeldOutRetrieval(len(rows), str(path), before[name], after[name],
+                                             paired_top10(before[name].pop("found_in_top10"),
+                                                          after[name].pop("found_in_top10")))
+                      for name, (rows, path) in query_sets.items()},
+            steps=trainer.state.global_step, losses=losses_seen,
+            mining_seconds=round(mining_s, 1), training_seconds=round(train_s, 1)).save(output)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from genlab.errors import ConfigError
-from genlab.io import require_empty_folder
+from genlab.io import HOLD_FILE, hold_folder, require_empty_folder
 
 if TYPE_CHECKING:
     from genlab.train.effect import HeldOutEffect, Rate
@@ -172,14 +172,17 @@ def check_output(options: TrainOptions) -> None:
             raise ConfigError(f"--held-out {options.held_out}: give a genlab eval suite (YAML) whose tests are the "
                               "held-out rows, e.g. examples/tune/format.yaml with `tests: rows.jsonl`")
         load_suite(options.held_out)
-    found = checkpoints(options.output)
-    if options.resume and not found:
+    if options.resume and not checkpoints(options.output):
         raise ConfigError(f"--resume: no checkpoint in {options.output} to resume from; drop --resume to start")
     if not options.resume:
-        if found or (options.output / SUMMARY_FILE).exists():
-            raise ConfigError(f"{options.output} already holds a training run; pass --resume to continue it "
-                              "or choose another --output")
-        require_empty_folder(options.output, "--output", "the trained model", own=(TEACHER_DATA_FILE,))
+        _refuse_a_finished_run(options)
+        require_empty_folder(options.output, "--output", "the trained model", own=(TEACHER_DATA_FILE, HOLD_FILE))
+
+
+def _refuse_a_finished_run(options: TrainOptions) -> None:
+    if checkpoints(options.output) or (options.output / SUMMARY_FILE).exists():
+        raise ConfigError(f"{options.output} already holds a training run; pass --resume to continue it "
+                          "or choose another --output")
 
 
 def callbacks(options: TrainOptions, losses: list[float], rewards: list[float] | None = None):
@@ -241,30 +244,36 @@ def run(trainer, options: TrainOptions, method: str, losses: list[float], *, row
         before: dict | None = None, base: Path | None = None, settings: dict | None = None,
         rewards: list[float] | None = None, progress=None) -> TrainResult:
     """Train (resuming when asked), save a plain HF folder, run the held-out suite on ``base``
-    (the starting model's folder) and the trained model, save and return the result."""
-    quiet(trainer)
-    started = time.monotonic()
-    trainer.train(resume_from_checkpoint=True if options.resume else None)
-    seconds = time.monotonic() - started
-    model = trainer.model
-    if options.lora:
-        model = model.merge_and_unload()
-    # Trainers turn the KV cache off for training; a saved model generates with it.
-    model.config.use_cache = True
-    model.save_pretrained(options.output)
-    trainer.processing_class.save_pretrained(options.output)
-    result = TrainResult(
-        method=method, rows=rows, steps=trainer.state.global_step, seconds=round(seconds, 2), losses=losses,
-        options={k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()},
-        weights=weight_change(before, model) if before is not None else None,
-        settings=settings or {}, rewards=rewards).save()   # before the held-out run: nothing trained is lost
-    if options.held_out is not None and base is not None:
-        from genlab.train.effect import measure
+    (the starting model's folder) and the trained model, save and return the result. The
+    output folder is held meanwhile: a second run into it is refused, not mixed with this one
+    (two wrote one folder, the record of one beside the weights of the other)."""
+    options.output.mkdir(parents=True, exist_ok=True)
+    with hold_folder(options.output, f"trains a model ({method})"):
+        if not options.resume:
+            _refuse_a_finished_run(options)   # again, now that it is held: one may have ended here since
+        quiet(trainer)
+        started = time.monotonic()
+        trainer.train(resume_from_checkpoint=True if options.resume else None)
+        seconds = time.monotonic() - started
+        model = trainer.model
+        if options.lora:
+            model = model.merge_and_unload()
+        # Trainers turn the KV cache off for training; a saved model generates with it.
+        model.config.use_cache = True
+        model.save_pretrained(options.output)
+        trainer.processing_class.save_pretrained(options.output)
+        result = TrainResult(
+            method=method, rows=rows, steps=trainer.state.global_step, seconds=round(seconds, 2), losses=losses,
+            options={k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()},
+            weights=weight_change(before, model) if before is not None else None,
+            settings=settings or {}, rewards=rewards).save()   # before the held-out run: nothing trained is lost
+        if options.held_out is not None and base is not None:
+            from genlab.train.effect import measure
 
-        if progress:
-            progress(f"running {options.held_out} on the starting and the trained model")
-        result = replace(result, held_out_effect=measure(options.held_out, base, options.output)).save()
-    return result
+            if progress:
+                progress(f"running {options.held_out} on the starting and the trained model")
+            result = replace(result, held_out_effect=measure(options.held_out, base, options.output)).save()
+        return result
 
 
 def load_policy(options: TrainOptions, progress=None):
