@@ -232,6 +232,55 @@ def test_every_help_page_shows_its_examples_one_per_line():
     assert pages > 40          # every command was walked
 
 
+def test_every_command_the_docs_show_parses():
+    """The README, docs/ and the help pages show 107 genlab commands to copy; each must still
+    parse (its command, options and values) after an option is renamed or removed."""
+    import glob
+    import shlex
+
+    import typer
+
+    from genlab.cli import app
+
+    root, repo = typer.main.get_command(app), Path(__file__).resolve().parent.parent
+
+    def shown_in(path):                # (where, what follows "genlab") of each command a code block shows
+        lang, joined = None, ""
+        for number, line in enumerate((repo / path).read_text().splitlines(), 1):
+            if line.startswith("```"):
+                lang = None if lang is not None else line[3:].strip()
+            elif lang in ("bash", "") and line.endswith("\\"):
+                joined += line[:-1]
+            elif lang == "bash" or (lang == "" and (joined or line.startswith("$ "))):  # bare: "$ genlab …"
+                line, joined = (joined + line).removeprefix("$ "), ""
+                if re.match(r"(\.venv/bin/)?genlab ", line):
+                    yield f"{path}:{number}", line.split("genlab ", 1)[1]
+
+    def in_help(command, path):
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from in_help(sub, [*path, name])
+        for example in re.findall(r"^\s*(?:Examples?: )?genlab (.*)", command.help or "", re.M):
+            yield f"genlab {' '.join(path)} --help", example.removesuffix(", then")
+
+    def parse(command, name, args):    # as click does, down to the command that would run
+        context = command.make_context(name, args)
+        if hasattr(command, "commands"):
+            sub_name, sub, rest = command.resolve_command(context, [*context._protected_args, *context.args])
+            parse(sub, f"{name} {sub_name}", rest)
+
+    shown = [found for path in ["README.md", *sorted(glob.glob("docs/*.md", root_dir=repo))] for found in shown_in(path)]
+    shown += in_help(root, [])
+    failed = []
+    for where, command in shown:
+        command = re.split(r"\s+(?:#|\||&&|;|>|2>|&)(?:\s|$)", command)[0]       # the genlab part of a line
+        if not re.search(r"\[|…|\.\.\.", command):                            # a synopsis, not a command
+            try:
+                parse(root, "genlab", shlex.split(command))
+            except Exception as exc:  # noqa: BLE001 - click's usage errors, reported together below
+                failed.append(f"{where}: genlab {command}: {getattr(exc, 'format_message', exc.__str__)()}")
+    assert failed == [] and len(shown) > 100, "\n".join(failed)
+
+
 def test_every_option_says_what_it_does():
     """--temperature, --seed, --budget-usd and 36 other options, and a notebook's name in 11
     commands, showed a bare type in --help."""
