@@ -162,6 +162,13 @@ def test_models_lists_backends_and_key_status():
     assert over.returncode == 0 and f"GENLAB_THREADS={cores + 2} is more than the {cores} cores" in over.stderr
 
 
+def test_version_is_the_installed_packages():
+    from importlib.metadata import version
+
+    result = genlab("--version")
+    assert result.returncode == 0 and result.stdout == f"genlab {version('genlab')}\n"
+
+
 def test_chat_reads_turns_from_stdin(genlab_home):
     result = genlab("chat", "--max-tokens", "10", "--temperature", "0", stdin="Hello\nWhat did I say?\n/exit\n")
     assert result.returncode == 0, result.stderr

@@ -22,11 +22,27 @@ from genlab.models.registry import BUILTIN
 # Sub-apps inherit the root's mode.
 app = typer.Typer(no_args_is_help=True, rich_markup_mode="markdown", add_completion=False,
                   pretty_exceptions_enable=False, help="genlab: LLM engineering techniques on any model, offline by default.")
+
+
 # Tables stay readable when output goes to a file or pipe (rich would assume 80 columns).
 # No markup: what genlab prints holds paths, model output and user text, in which rich would
 # take "a[i]" for a style and drop it (or fail on "[/x]"); styles are given as styles.
 out = Console(highlight=False, soft_wrap=True, markup=False, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        from genlab import __version__
+
+        out.print(f"genlab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                          help="Print genlab's version and exit.")) -> None:
+    pass   # the root's own options; its help is the app's
 
 
 def labelled(label: str, style: str, text: str) -> Text:
