@@ -262,6 +262,43 @@ def test_a_model_that_cannot_be_reached_stops_the_run_with_exit_1_and_the_way_to
     assert [r["status"] for r in rows(tmp_path / "r")] == ["evaluated"]     # the seed, scored; nothing else drawn
 
 
+@pytest.mark.parametrize("failing, nth", [("save_evaluation", 3), ("add_prompt", 2)])
+def test_a_store_that_cannot_be_written_stops_the_run_for_a_resume(tmp_path, monkeypatch, failing, nth):
+    """On a full disk an evaluation that could not be saved raised in the evaluator's callback:
+    a traceback for each, and the run waited forever for them. Now the run stops as a failed
+    run naming the fix, and resumes once it is fixed (fault injection: from the nth on, the
+    store's writes of one kind fail as SQLite's do on a full disk)."""
+    import sqlite3 as sqlite
+
+    from genlab.io import store_error
+
+    config = EvolveConfig(spec="bin-packing", samples=8, seed=SEED, seed_model=True, max_tokens=MAX_TOKENS)
+    run = Run.start(config, tmp_path / "run")
+    write, calls = getattr(run.store, failing), []
+
+    def full_disk_from_the_nth(*args, **kwargs):
+        calls.append(1)
+        if len(calls) >= nth:
+            raise store_error(run.store.path, sqlite.OperationalError("database or disk is full"))
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(run.store, failing, full_disk_from_the_nth)
+    progress = run.execute()
+    assert progress.failed and progress.stopped_because == (f"{run.store.path}: database or disk is full; free some "
+                                                            f"space on the disk that holds {tmp_path / 'run'}")
+    saved = rows(tmp_path / "run")
+    done = sum(r["status"] != "pending" for r in saved)
+    if failing == "save_evaluation":     # the seed and two samples; the others wait for the resume
+        assert done == 3 and len(saved) in (5, 9)
+    else:                                # the first prompt's four samples; the second's never stored
+        assert done == len(saved) == 5
+    resumed = Run.resume(tmp_path / "run").execute()
+    assert not resumed.failed and resumed.samples == 8
+    after = rows(tmp_path / "run")
+    assert len(after) == 9 and all(r["status"] != "pending" for r in after)
+    assert [r["raw"] for r in after[:len(saved)]] == [r["raw"] for r in saved]     # nothing saved was lost
+
+
 def test_resume_of_a_missing_run(tmp_path):
     result = genlab("evolve", "--resume", str(tmp_path / "nothing"))
     assert result.returncode == 1 and "no run at" in result.stderr

@@ -285,10 +285,20 @@ class Run:
             self._sample_loop(evaluators, deadline, notify)
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             with self.has_work:
-                self.failure = self.failure or exc
-                self.stop.set()
-                self.progress.stopped_because = f"failed: {type(exc).__name__}: {exc}"
-                self.has_work.notify_all()
+                self._stop_on(exc)
+
+    def _stop_on(self, exc: BaseException) -> None:
+        """Stop the run on an error outside a model call (the lock held). One of genlab's own
+        (the store cannot be written: a full disk) ends it as a failed run that resumes once
+        that is fixed; anything else is a bug, which `execute` raises."""
+        self.stop.set()
+        if isinstance(exc, GenlabError):
+            if self.progress.stopped_because is None:     # the first reason is the one reported
+                self.progress.stopped_because, self.progress.failed = str(exc), True
+        else:
+            self.failure = self.failure or exc
+            self.progress.stopped_because = f"failed: {type(exc).__name__}: {exc}"
+        self.has_work.notify_all()
 
     def _sample_loop(self, evaluators, deadline: float | None, notify) -> None:
         failures = 0
@@ -371,32 +381,40 @@ class Run:
         except Exception as exc:  # a bug in genlab's evaluator, not the candidate: record it
             evaluation = Evaluation({}, {"evaluator": f"{type(exc).__name__}: {exc}"}, "evaluator_error")
         with self.has_work:
-            seq = None
-            tune = False
-            if evaluation.valid:
-                seq = self.next_seq
-                self.next_seq += 1
-                signature = self.signature(evaluation.scores)
-                self.database.register(Program(sample_id, code, signature, evaluation.score), island)
-                tune = (self.tuner is not None and signature not in self.behaviours
-                        and evaluation.score >= self.progress.seed_score and count_literals(code) > 0)
-                self.behaviours.add(signature)
-            # Saved under the same lock as the registration, so the store's order is the database's.
-            self.store.save_evaluation(sample_id, evaluation.scores, evaluation.errors, evaluation.error_kind,
-                                       evaluation.score, evaluation.wall_s, seq)
-            p = self.progress
-            p.evaluated += 1
-            p.pending -= 1
-            if evaluation.valid:
-                p.valid += 1
-                p.best = evaluation.score if p.best is None else max(p.best, evaluation.score)
-            if tune:  # in flight until it is registered, so the run waits for it
-                self.tuner.submit(self._tune, sample_id, code, island, evaluation)
-            else:
+            try:
+                self._register(evaluation, sample_id, code, island)
+            except Exception as exc:  # noqa: BLE001 - not saved: the run stops, and --resume evaluates it again
                 self.in_flight -= 1
-            if evaluation.protections:
-                self.protections = evaluation.protections
-            self.has_work.notify_all()
+                self._stop_on(exc)
+
+    def _register(self, evaluation: Evaluation, sample_id: int, code: str, island: int) -> None:
+        """Register an evaluated sample and save it (the lock held)."""
+        seq = None
+        tune = False
+        if evaluation.valid:
+            seq = self.next_seq
+            self.next_seq += 1
+            signature = self.signature(evaluation.scores)
+            self.database.register(Program(sample_id, code, signature, evaluation.score), island)
+            tune = (self.tuner is not None and signature not in self.behaviours
+                    and evaluation.score >= self.progress.seed_score and count_literals(code) > 0)
+            self.behaviours.add(signature)
+        # Saved under the same lock as the registration, so the store's order is the database's.
+        self.store.save_evaluation(sample_id, evaluation.scores, evaluation.errors, evaluation.error_kind,
+                                   evaluation.score, evaluation.wall_s, seq)
+        p = self.progress
+        p.evaluated += 1
+        p.pending -= 1
+        if evaluation.valid:
+            p.valid += 1
+            p.best = evaluation.score if p.best is None else max(p.best, evaluation.score)
+        if tune:  # in flight until it is registered, so the run waits for it
+            self.tuner.submit(self._tune, sample_id, code, island, evaluation)
+        else:
+            self.in_flight -= 1
+        if evaluation.protections:
+            self.protections = evaluation.protections
+        self.has_work.notify_all()
 
     def _tune(self, sample_id: int, code: str, island: int, evaluated: Evaluation) -> None:
         """Tune a new behaviour's literals on the training inputs, and register the best
@@ -404,28 +422,25 @@ class Run:
         try:
             tuned = tune_constants(code, self.evaluator, self.config.tune_variants, seed=self.config.seed,
                                    given=evaluated)
-        except Exception as exc:  # noqa: BLE001 - a bug in genlab's tuning: stop the run, as a sampler's would
+            evaluation = tuned.evaluation
             with self.has_work:
-                self.failure = self.failure or exc
-                self.stop.set()
+                if tuned.code != code:  # a variant scored above the sample: registered beside it
+                    seq = self.next_seq
+                    self.next_seq += 1
+                    tuned_id = self.store.add_tuned(sample_id, island, tuned.code, evaluation.scores,
+                                                    evaluation.score, evaluation.wall_s, seq)
+                    signature = self.signature(evaluation.scores)
+                    self.database.register(Program(tuned_id, tuned.code, signature, evaluation.score), island)
+                    self.behaviours.add(signature)
+                    self.progress.tuned += 1
+                    self.progress.best = max(self.progress.best, evaluation.score)
+        except Exception as exc:  # noqa: BLE001 - a bug in genlab's tuning, or the store not written: stop the run
+            with self.has_work:
+                self._stop_on(exc)
+        finally:
+            with self.has_work:
                 self.in_flight -= 1
                 self.has_work.notify_all()
-            return
-        evaluation = tuned.evaluation
-        with self.has_work:
-            if tuned.code != code:  # a variant scored above the sample: registered beside it
-                seq = self.next_seq
-                self.next_seq += 1
-                tuned_id = self.store.add_tuned(sample_id, island, tuned.code, evaluation.scores, evaluation.score,
-                                                evaluation.wall_s, seq)
-                signature = self.signature(evaluation.scores)
-                self.database.register(Program(tuned_id, tuned.code, signature, evaluation.score), island)
-                self.behaviours.add(signature)
-                self.progress.tuned += 1
-                self.progress.best = max(self.progress.best, evaluation.score)
-            self.in_flight -= 1
-            self.has_work.notify_all()
-
 
 def _budget(config: EvolveConfig, spent_usd: float = 0.0) -> Budget | None:
     """The run's budget: ``config.budget_usd`` in all, of which ``spent_usd`` is spent already."""
