@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import av
@@ -192,6 +193,38 @@ def test_an_interrupted_trailer_resumes_and_leaves_no_finished_looking_file(tmp_
     assert resumed.reused["storyboard"] == len(resumed.scenes) - 1 and resumed.reused["picture"] == 2
     assert resumed.made["storyboard"] == 0 and resumed.made["picture"] == len(resumed.scenes) - 2
     assert output.exists()
+
+
+def test_a_video_the_disk_cannot_hold_leaves_no_partial_file(tmp_path):
+    """A full disk while the video was written left the half-written NAME.mp4.partial behind:
+    the clean-up closed the file first, which flushes it and failed again, so the removal never
+    ran. A write past a file-size limit fails as one on a full disk does (EFBIG for ENOSPC):
+    the real encoder, in a process of its own with that limit."""
+    script = """if True:
+        import io, resource, signal, sys
+        from pathlib import Path
+        from PIL import Image
+        from genlab.models import get_backend
+        from genlab.trailer.video import Clip, encode
+
+        png = io.BytesIO()
+        Image.new("RGB", (320, 180), "navy").save(png, "PNG")
+        voice = get_backend("espeak", "speech")
+        clips = [Clip(png.getvalue(), voice.speak(text), text) for text in ("The keeper climbs.", "The storm breaks.")]
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)      # past the limit a write fails, rather than the process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]),) * 2)
+        try:
+            encode(clips, Path(sys.argv[1]), (320, 180), 10)
+        except OSError as exc:
+            print(exc.strerror)
+    """
+    for limit in (8_000, 30_000):        # among the frames, and near the end (the video is about 33 kB)
+        output = tmp_path / str(limit) / "trailer.mp4"
+        output.parent.mkdir()
+        result = subprocess.run([sys.executable, "-c", script, str(output), str(limit)], capture_output=True, text=True,
+                                timeout=120)
+        assert result.stdout.strip() == "File too large", result.stderr
+        assert list(output.parent.iterdir()) == []
 
 
 def _encrypted(tmp_path: Path) -> Path:

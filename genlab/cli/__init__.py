@@ -22,6 +22,7 @@ PATH_FIXES = {
     errno.EPERM: "this user has no permission there; choose another path",
     errno.EROFS: "the file system is read-only; choose another path",
     errno.ENOSPC: "the disk is full; free some space and run it again",
+    errno.EFBIG: "the file would be larger than the file system (or ulimit -f) allows; choose another disk",
     errno.ENAMETOOLONG: "choose a shorter path",
     errno.ENOENT: "check the path, or choose another",   # also a folder that cannot be made there (/proc)
 }

@@ -9,6 +9,7 @@ video has exactly as many frames as that audio, and the subtitles use the same t
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from dataclasses import dataclass
@@ -95,11 +96,12 @@ def encode(clips: list[Clip], path: Path, size: tuple[int, int] = (1280, 720), f
                 progress(i + 1, len(clips))
         container.mux(video.encode(None))
         container.mux(audio.encode(None))
+        container.close()         # writes the index: a full disk can fail here too
     except BaseException:
-        container.close()
+        with contextlib.suppress(Exception):    # closing flushes, which fails again on a full disk
+            container.close()
         partial.unlink(missing_ok=True)
         raise
-    container.close()
     os.replace(partial, path)
     return times
 
