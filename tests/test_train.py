@@ -185,8 +185,39 @@ def test_sft_resumes_from_its_checkpoint(sft_data, tmp_path):
     assert first.steps == 2 and (tmp_path / "run" / "checkpoint-2").is_dir()
     with pytest.raises(ConfigError, match="already holds a training run; pass --resume"):
         tune_sft(sft_data, options(tmp_path, "run", max_steps=4))
+    # A run killed while it wrote checkpoint-4 (13 s of writing, state file last) left it half
+    # written, and --resume took it and failed ("Can't find a valid checkpoint"): the one before counts.
+    (tmp_path / "run" / "checkpoint-4").mkdir()
+    shutil.copy(tmp_path / "run" / "checkpoint-2" / "config.json", tmp_path / "run" / "checkpoint-4")
     second = tune_sft(sft_data, options(tmp_path, "run", max_steps=4, save_steps=2, resume=True))
     assert second.steps == 4 and len(second.losses) == 2          # only steps 3 and 4 ran
+    assert (tmp_path / "run" / "checkpoint-4" / "trainer_state.json").is_file()     # written again, whole
+    shutil.rmtree(tmp_path / "run" / "checkpoint-2", ignore_errors=True)
+    (tmp_path / "run" / "checkpoint-4" / "trainer_state.json").unlink()      # now the only one is cut short
+    with pytest.raises(ConfigError, match="the only checkpoint in .*, checkpoint-4, was cut short while it was "
+                                          "written; remove it and drop --resume"):
+        tune_sft(sft_data, options(tmp_path, "run", max_steps=6, resume=True))
+
+
+def test_a_full_disk_while_training_writes_is_named_with_the_way_to_go_on(tmp_path):
+    """safetensors and torch report a full disk in errors of their own (torch's says "unexpected
+    pos" or "iostream error"), which ended in tracebacks (control logic: the errors are raised here)."""
+    from genlab.errors import GenlabError
+    from genlab.train.trainer import disk_space_for
+
+    full = RuntimeError("Error while serializing: I/O error: No space left on device (os error 28)")
+    for resumable, fix in ((False, f"remove what was written to {tmp_path} and run the same command again"),
+                           (True, "then run the same command with --resume")):
+        with pytest.raises(GenlabError) as caught, disk_space_for(tmp_path, lambda: resumable):
+            raise full
+        assert str(caught.value) == f"{tmp_path}: the disk is full ({full}); free some space, {fix}"
+    try:                                   # torch's words for it, in the error it chained
+        raise RuntimeError("basic_ios::clear: iostream error") from OSError(28, "No space left on device")
+    except RuntimeError as torch_error:
+        with pytest.raises(GenlabError, match="the disk is full"), disk_space_for(tmp_path, lambda: False):
+            raise torch_error
+    with pytest.raises(ValueError, match="a bug"), disk_space_for(tmp_path, lambda: False):
+        raise ValueError("a bug")          # with space on the disk, anything else is not told as a full disk
 
 
 def test_one_training_writes_an_output_folder_at_a_time(sft_data, gecko_home, tmp_path, monkeypatch):

@@ -34,6 +34,7 @@ import numpy as np
 from genlab.errors import ConfigError, ModelError
 from genlab.io import HOLD_FILE, append_jsonl, hold_folder, require_empty_folder, resume_jsonl
 from genlab.ground.passage import Passage
+from genlab.train.trainer import TrainOptions, callbacks, disk_space_for, quiet
 
 #: A plain question, not Gecko's JSON {task, query}: asked for JSON, the embedded model wrote
 #: identifiers ("find_passage_by_query_by_id_...") for most passages; asked for a question, it
@@ -308,7 +309,7 @@ def distill_embeddings(source: str, teacher_spec: str, output: Path, *, base: st
     # counts only for the passage text it was written for (the corpus may have changed).
     output.mkdir(parents=True, exist_ok=True)
     # Held from here: a second distillation into the folder is refused, not mixed with this one.
-    with hold_folder(output, "distils an embedder"):
+    with hold_folder(output, "distils an embedder"), disk_space_for(output, (output / MINED_FILE).exists):
         if not resume:
             _refuse_earlier_work(output)   # again, now that it is held: another may have worked here since
         mined_file = output / MINED_FILE
@@ -363,7 +364,6 @@ def distill_embeddings(source: str, teacher_spec: str, output: Path, *, base: st
             per_device_train_batch_size=batch_size, learning_rate=learning_rate, use_cpu=True, report_to="none",
             logging_steps=1, save_strategy="no", seed=seed, dataloader_num_workers=0)
         losses_seen: list[float] = []
-        from genlab.train.trainer import TrainOptions, callbacks, quiet
 
         trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset,
                                              loss=losses.MultipleNegativesRankingLoss(model),

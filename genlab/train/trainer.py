@@ -9,14 +9,17 @@ to `run`, which trains, saves a plain Hugging Face folder (LoRA adapters merged 
 
 from __future__ import annotations
 
+import errno
 import json
+import shutil
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Iterator
 
-from genlab.errors import ConfigError
+from genlab.errors import ConfigError, GenlabError
 from genlab.io import HOLD_FILE, hold_folder, require_empty_folder
 
 if TYPE_CHECKING:
@@ -24,6 +27,10 @@ if TYPE_CHECKING:
 
 SUMMARY_FILE = "genlab-train.json"
 TEACHER_DATA_FILE = "teacher-data.jsonl"    # written by `distill data` before it trains
+#: How a full disk shows in what training writes: safetensors says it in an error of its own, torch
+#: often not at all ("iostream error"), so a write that fails with less than LOW_SPACE left counts too.
+DISK_FULL = ("No space left on device", "os error 28", "Disk quota exceeded", "os error 122")
+LOW_SPACE = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -156,6 +163,14 @@ def checkpoints(output: Path) -> list[Path]:
     return sorted(output.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
 
 
+def resumable_checkpoint(output: Path) -> Path | None:
+    """The newest checkpoint written to the end: the trainer writes its state file last, so a
+    run killed while it wrote the newest (some 13 s of writing) resumes from the one before,
+    not from the half-written one (transformers' own choice, which failed)."""
+    complete = [c for c in checkpoints(output) if (c / "trainer_state.json").is_file()]
+    return complete[-1] if complete else None
+
+
 def check_output(options: TrainOptions) -> None:
     """Refuse to overwrite a run unless asked to resume it: nothing trained is lost. The
     starting model is checked and a held-out suite read now, so that a mistake in either is
@@ -172,8 +187,11 @@ def check_output(options: TrainOptions) -> None:
             raise ConfigError(f"--held-out {options.held_out}: give a genlab eval suite (YAML) whose tests are the "
                               "held-out rows, e.g. examples/tune/format.yaml with `tests: rows.jsonl`")
         load_suite(options.held_out)
-    if options.resume and not checkpoints(options.output):
-        raise ConfigError(f"--resume: no checkpoint in {options.output} to resume from; drop --resume to start")
+    if options.resume and not resumable_checkpoint(options.output):
+        if not checkpoints(options.output):
+            raise ConfigError(f"--resume: no checkpoint in {options.output} to resume from; drop --resume to start")
+        raise ConfigError(f"--resume: the only checkpoint in {options.output}, {checkpoints(options.output)[-1].name}, "
+                          "was cut short while it was written; remove it and drop --resume to start again")
     if not options.resume:
         _refuse_a_finished_run(options)
         require_empty_folder(options.output, "--output", "the trained model", own=(TEACHER_DATA_FILE, HOLD_FILE))
@@ -183,6 +201,23 @@ def _refuse_a_finished_run(options: TrainOptions) -> None:
     if checkpoints(options.output) or (options.output / SUMMARY_FILE).exists():
         raise ConfigError(f"{options.output} already holds a training run; pass --resume to continue it "
                           "or choose another --output")
+
+
+@contextmanager
+def disk_space_for(output: Path, resumable: Callable[[], bool]) -> Iterator[None]:
+    """Name the folder and the fix when a model or a checkpoint cannot be written for lack of
+    space (a traceback from safetensors or torch before); ``resumable`` says whether what is
+    there lets --resume go on."""
+    try:
+        yield
+    except Exception as exc:
+        said = any(getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or any(s in str(e) for s in DISK_FULL)
+                   for e in (exc, exc.__context__, exc.__cause__) if e is not None)
+        if not said and shutil.disk_usage(output).free >= LOW_SPACE:
+            raise
+        fix = ("then run the same command with --resume" if resumable() else
+               f"remove what was written to {output} and run the same command again")
+        raise GenlabError(f"{output}: the disk is full ({exc}); free some space, {fix}") from exc
 
 
 def callbacks(options: TrainOptions, losses: list[float], rewards: list[float] | None = None):
@@ -248,12 +283,13 @@ def run(trainer, options: TrainOptions, method: str, losses: list[float], *, row
     output folder is held meanwhile: a second run into it is refused, not mixed with this one
     (two wrote one folder, the record of one beside the weights of the other)."""
     options.output.mkdir(parents=True, exist_ok=True)
-    with hold_folder(options.output, f"trains a model ({method})"):
+    with hold_folder(options.output, f"trains a model ({method})"), \
+            disk_space_for(options.output, lambda: resumable_checkpoint(options.output) is not None):
         if not options.resume:
             _refuse_a_finished_run(options)   # again, now that it is held: one may have ended here since
         quiet(trainer)
         started = time.monotonic()
-        trainer.train(resume_from_checkpoint=True if options.resume else None)
+        trainer.train(resume_from_checkpoint=str(resumable_checkpoint(options.output)) if options.resume else None)
         seconds = time.monotonic() - started
         model = trainer.model
         if options.lora:
