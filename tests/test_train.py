@@ -199,6 +199,36 @@ def test_sft_resumes_from_its_checkpoint(sft_data, tmp_path):
         tune_sft(sft_data, options(tmp_path, "run", max_steps=6, resume=True))
 
 
+def test_ctrl_c_says_whether_and_how_the_training_goes_on(sft_data, tmp_path):
+    """Ctrl-C printed "interrupted", without a word on whether a checkpoint kept the training."""
+    import signal
+    import subprocess
+    import sys
+
+    from genlab.train.trainer import resumable_checkpoint
+
+    def interrupted_at_step_4(output, save_steps):
+        command = [sys.executable, "-m", "genlab.cli", "tune", "sft", str(sft_data), "-o", str(output), "--max-steps",
+                   "40", "--batch-size", "2", "--max-length", "64", "--save-steps", str(save_steps)]
+        process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True,   # Ctrl-C as a terminal sends it
+                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        stderr = ""
+        for line in process.stderr:      # progress every 4 steps; a checkpoint is written before the next step
+            stderr += line
+            if line.startswith("step 4/40"):
+                process.send_signal(signal.SIGINT)
+                break
+        stderr += process.communicate(timeout=120)[1]
+        assert process.returncode == 130 and "Traceback" not in stderr, stderr
+        return stderr.strip().splitlines()[-1]
+
+    assert interrupted_at_step_4(tmp_path / "early", 20) == (
+        "interrupted before the first checkpoint (one every --save-steps steps): nothing to resume")
+    output = tmp_path / "run"
+    line = interrupted_at_step_4(output, 2)
+    assert line == f"interrupted; to go on from {resumable_checkpoint(output).name}, run the same command with --resume"
+
+
 def test_a_full_disk_while_training_writes_is_named_with_the_way_to_go_on(tmp_path):
     """safetensors and torch report a full disk in errors of their own (torch's says "unexpected
     pos" or "iostream error"), which ended in tracebacks (control logic: the errors are raised here)."""

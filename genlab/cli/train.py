@@ -89,7 +89,7 @@ def train_command(typer_app: typer.Typer, name: str | None = None, *, base: str 
     """Register ``func`` as a command that also takes --output, the starting model (``base``
     names its flag; None: none) and every TrainOptions flag; ``func`` gets ``options``.
     ``overrides`` replace a flag's typer.Option; ``lr`` is the default learning rate."""
-    from genlab.train.trainer import TrainOptions
+    from genlab.train.trainer import TrainOptions, resumable_checkpoint
 
     defaults = {f.name: f.default for f in dataclasses.fields(TrainOptions)}
 
@@ -115,7 +115,13 @@ def train_command(typer_app: typer.Typer, name: str | None = None, *, base: str 
             chosen_lr = shared.get("learning_rate")
             shared["learning_rate"] = chosen_lr if chosen_lr is not None else (
                 lr if lr is not None else 1e-4 if shared.get("lora") else defaults["learning_rate"])
-            return func(**values, options=TrainOptions(**shared))
+            try:
+                return func(**values, options=TrainOptions(**shared))
+            except KeyboardInterrupt:
+                kept = resumable_checkpoint(shared["output"]) if shared["output"].is_dir() else None
+                err.print(f"interrupted; to go on from {kept.name}, run the same command with --resume" if kept else
+                          "interrupted before the first checkpoint (one every --save-steps steps): nothing to resume")
+                raise typer.Exit(130) from None
 
         command.__signature__ = inspect.Signature([*own, *added])
         return typer_app.command(name)(command)
@@ -300,17 +306,22 @@ def embeddings(source: str = typer.Argument(..., help="A notebook name or a fold
 
     Example: genlab distill embeddings velmora -o runs/emb && genlab notebook create v2 --embedder runs/emb
     """
-    from genlab.train.embeddings import distill_embeddings
+    from genlab.train.embeddings import MINED_FILE, distill_embeddings
 
     writable_folder(output, "--output")
     note_busy_cores()
-    with progress_bars() as bar:
-        task = bar.add_task("queries", total=None)
-        summary = distill_embeddings(source, teacher, output, base=base, max_passages=max_passages,
-                                     candidates=candidates, positive=positive, held_out=held_out,
-                                     max_steps=max_steps, epochs=epochs, batch_size=batch_size, learning_rate=lr,
-                                     resume=resume,
-                                     progress=lambda done, total: bar.update(task, completed=done, total=total))
+    try:
+        with progress_bars() as bar:
+            task = bar.add_task("queries", total=None)
+            summary = distill_embeddings(source, teacher, output, base=base, max_passages=max_passages,
+                                         candidates=candidates, positive=positive, held_out=held_out,
+                                         max_steps=max_steps, epochs=epochs, batch_size=batch_size, learning_rate=lr,
+                                         resume=resume,
+                                         progress=lambda done, total: bar.update(task, completed=done, total=total))
+    except KeyboardInterrupt:
+        err.print("interrupted; the same command with --resume keeps the queries the teacher wrote"
+                  if (output / MINED_FILE).is_file() else "interrupted before the teacher wrote a query")
+        raise typer.Exit(130) from None
     out.print(f"{summary.training_triples} training triples ({summary.positive} positives) from "
               f"{summary.mined_passages} of {summary.corpus_passages} passages; {summary.steps} steps")
     if picks := summary.teacher_picks:
