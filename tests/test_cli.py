@@ -162,6 +162,22 @@ def test_models_lists_backends_and_key_status():
     assert over.returncode == 0 and f"GENLAB_THREADS={cores + 2} is more than the {cores} cores" in over.stderr
 
 
+def test_ctrl_c_while_the_embedded_model_streams_exits_130_without_a_crash(genlab_home):
+    """Ctrl-C while the embedded model streamed an answer killed the process with SIGABRT
+    ("FATAL: exception not rethrown"): Python tore the process down under the thread still
+    inside llama.cpp (test_local.py has the same for a call in a thread of its own)."""
+    import signal
+
+    command = [sys.executable, "-m", "genlab.cli", "prompt", "--max-tokens", "2000", "--temperature", "1",
+               "Write a very long story about a lighthouse keeper."]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a terminal's
+    assert process.stdout.read(1)              # the answer has begun
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130 and "FATAL" not in stderr and "Traceback" not in stderr, stderr
+
+
 def test_version_is_the_installed_packages():
     from importlib.metadata import version
 

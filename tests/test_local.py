@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import threading
 
 import jsonschema
@@ -336,3 +337,31 @@ def test_grammar_constrains_every_sample(local):
 def test_grammar_and_structured_output_are_one_or_the_other(local):
     with pytest.raises(ConfigError, match="give either 'grammar' or a structured 'response_format'"):
         local.chat("hi", grammar='root ::= "a"', response_format={"type": "enum", "enum": ["a", "b"]})
+
+
+def test_a_process_that_exits_while_a_call_decodes_in_a_thread_exits_cleanly(tmp_path):
+    """A program (genlab evolve on Ctrl-C, or any script) that exited while another thread's
+    call was inside llama.cpp died with SIGSEGV, in 4 runs of 4: Python tore the process down
+    under it. The call is now waited for (a whole answer cannot be stopped), saying so."""
+    import subprocess
+    import sys
+
+    script = """if True:
+        import atexit, sys, threading, time
+        from genlab.models import get_model
+
+        model = get_model("local", source="test")
+        model.chat("Say hi", max_tokens=2)            # loaded
+        story = lambda: model.chat("Write a long story about a lighthouse.", max_tokens=400, temperature=1,
+                                   stop=["never"])
+        thread = threading.Thread(target=story, daemon=True)
+        thread.start()
+        # Runs before genlab's own exit hook (registered earlier): is the call still decoding?
+        atexit.register(lambda: print("decoding at exit:", thread.is_alive(), file=sys.stderr))
+        time.sleep(0.3)
+        sys.exit(130)                                  # as the CLI leaves on Ctrl-C
+    """
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "GENLAB_HOME": str(tmp_path)})
+    assert result.returncode == 130, (result.returncode, result.stderr)
+    assert result.stderr.startswith("decoding at exit: True") and "FATAL" not in result.stderr

@@ -16,10 +16,12 @@ outweighed "tech", though "technology" as a whole outweighs "food".
 
 from __future__ import annotations
 
+import atexit
 import json
 import queue
 import re
 import secrets
+import sys
 import threading
 from contextlib import contextmanager
 from importlib import metadata
@@ -78,10 +80,13 @@ class Turns:
         self._sharing = 0
         self._alone = False
         self._waiting_alone = 0
+        self._closed = False
 
     @contextmanager
     def take(self, alone: bool):
         with self._changed:
+            if self._closed:
+                raise ModelError("genlab is exiting: the embedded model takes no new call")
             if alone:
                 self._waiting_alone += 1
                 self._changed.wait_for(lambda: not self._alone and self._sharing == 0)
@@ -100,8 +105,27 @@ class Turns:
                     self._sharing -= 1
                 self._changed.notify_all()
 
+    def close(self, timeout: float) -> bool:
+        """Let no call start, and wait up to ``timeout`` s for those decoding to end; True if they have."""
+        with self._changed:
+            self._closed = True
+            return self._changed.wait_for(lambda: self._sharing == 0 and not self._alone, timeout)
+
 
 _turns: dict[Path, Turns] = {}
+#: Set at exit: streaming calls stop at their next token.
+_exiting = threading.Event()
+
+
+def _end_calls() -> None:
+    """At exit, stop the calls still decoding (streams at their next token; a whole-answer
+    call cannot be stopped, so it is waited for): after Ctrl-C, a thread left inside llama.cpp
+    while Python tore the process down crashed it (SIGSEGV, or "FATAL: exception not rethrown")."""
+    _exiting.set()
+    for turns in list(_turns.values()):
+        if not turns.close(timeout=1):
+            print("waiting for the embedded model's current call to end…", file=sys.stderr, flush=True)
+            turns.close(timeout=120)
 
 
 def embedded_gguf() -> Path:
@@ -143,6 +167,8 @@ def load_server(path: Path):
             except Exception as exc:  # xllamacpp raises RuntimeError/ValueError on bad files
                 raise ConfigError(f"llama.cpp could not load {path}: {exc}; "
                                   "is it a valid GGUF model file?") from exc
+            if not _turns:
+                atexit.register(_end_calls)
             _turns[path] = Turns()
             _listener_keys[_servers[path].listening_address] = key
         return _servers[path]
@@ -304,7 +330,7 @@ class LocalBackend(Backend):
 
         def on_chunk(chunk: dict) -> bool:
             pieces.put(chunk)
-            return cancelled.is_set()
+            return cancelled.is_set() or _exiting.is_set()
 
         def run() -> None:
             try:
@@ -316,7 +342,8 @@ class LocalBackend(Backend):
             finally:
                 pieces.put(done)
 
-        threading.Thread(target=run, daemon=True, name="genlab-local-stream").start()
+        worker = threading.Thread(target=run, daemon=True, name="genlab-local-stream")
+        worker.start()
         try:
             while (item := pieces.get()) is not done:
                 if isinstance(item, ValueError):
@@ -334,3 +361,5 @@ class LocalBackend(Backend):
                     yield _usage(item["usage"])
         finally:
             cancelled.set()
+            # Held (with the turn) until llama.cpp has let go: it stops at its next token.
+            worker.join(timeout=60)
