@@ -68,6 +68,22 @@ def install_plugin(tmp_path: Path, monkeypatch, module: str, source: str, entry:
     registry.plugins.cache_clear()
 
 
+def interrupted(args: list[str], ready, env: dict | None = None, seconds: float = 300) -> subprocess.CompletedProcess:
+    """Run `genlab ARGS`, press Ctrl-C once ``ready()`` holds (SIGINT, as a terminal sends it to a
+    process that has not set it aside), and return what the command did."""
+    import signal
+
+    process = subprocess.Popen([sys.executable, "-m", "genlab.cli", *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})},
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + seconds
+    while not ready() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=seconds)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

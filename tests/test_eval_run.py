@@ -257,3 +257,21 @@ def test_one_run_writes_an_out_folder_at_a_time(tmp_path):
     assert not (out / "eval.db").exists() or not sqlite3.connect(out / "eval.db").execute(
         "SELECT COUNT(*) FROM rows").fetchone()[0]
     hold.close()
+
+
+def test_ctrl_c_says_what_is_kept_and_that_the_same_command_runs_the_rest(tmp_path):
+    from tests.conftest import interrupted
+
+    out = tmp_path / "out"
+
+    def rows_done() -> int:
+        try:
+            return sqlite3.connect(out / "eval.db").execute("SELECT COUNT(*) FROM rows").fetchone()[0]
+        except sqlite3.Error:
+            return 0
+
+    result = interrupted(["eval", "run", str(EXAMPLE), "--out", str(out)], lambda: rows_done() >= 1,
+                         env={"GENLAB_HOME": str(tmp_path / "home")})
+    assert result.returncode == 130 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (f"interrupted; the {rows_done()} rows done are kept in {out}, "
+                                                      "and the same command runs the rest")

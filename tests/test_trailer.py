@@ -227,6 +227,25 @@ def test_a_video_the_disk_cannot_hold_leaves_no_partial_file(tmp_path):
         assert list(output.parent.iterdir()) == []
 
 
+def test_ctrl_c_says_the_parts_made_are_kept(tmp_path, genlab_home):
+    import sqlite3
+
+    from tests.conftest import interrupted
+
+    def parts_made() -> int:
+        try:
+            return sqlite3.connect(tmp_path / "trailer.parts.sqlite").execute("SELECT COUNT(*) FROM parts").fetchone()[0]
+        except sqlite3.Error:
+            return 0
+
+    book = write_pdf(tmp_path / "book.pdf", BOOK[:3])
+    result = interrupted(["trailer", str(book), "-o", str(tmp_path / "trailer.mp4"), "--size", "640x360"],
+                         lambda: parts_made() >= 1)
+    assert result.returncode == 130 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == ("interrupted; the parts made so far are kept beside the video, "
+                                                      "and the same command goes on from them")
+
+
 def _encrypted(tmp_path: Path) -> Path:
     from pypdf import PdfReader, PdfWriter
 

@@ -45,6 +45,17 @@ def _options(version: bool = typer.Option(False, "--version", is_eager=True, cal
     pass   # the root's own options; its help is the app's
 
 
+@contextmanager
+def on_ctrl_c(say: Callable[[], str]) -> Iterator[None]:
+    """Ctrl-C ends the command with status 130 after ``say()``: what is kept, and how to go on
+    (typer would end it without a word)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        err.print(say())
+        raise typer.Exit(130) from None
+
+
 def labelled(label: str, style: str, text: str) -> Text:
     """A line that starts with a styled label: "error: …", "skipped …"."""
     return Text.assemble((label, style), " ", text)

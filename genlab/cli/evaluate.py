@@ -9,7 +9,8 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from genlab.cli.common import BudgetUsdOpt, JsonOpt, app, err, labelled, note_busy_cores, out, progress_bars
+from genlab.cli.common import (BudgetUsdOpt, JsonOpt, app, err, labelled, note_busy_cores, on_ctrl_c, out,
+                               progress_bars)
 from genlab.errors import ConfigError
 
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate models: reference metrics and LLM autoraters.")
@@ -44,7 +45,8 @@ def run(suite_path: Path = typer.Argument(..., help="The suite YAML file."),
     directory = output or Path("evals") / suite_path.stem
     runner = SuiteRunner(suite, RunOptions(directory, concurrency, not no_cache, budget_usd))
     note_busy_cores()
-    with progress_bars() as progress:
+    with on_ctrl_c(lambda: f"interrupted; the {len(runner.store.done())} rows done are kept in {directory}, and "
+                           "the same command runs the rest"), progress_bars() as progress:
         task = progress.add_task(suite_path.name, total=len(runner.rows()))
         summary = runner.run(lambda done, total: progress.update(task, completed=done, total=total))
     rows, pairs = runner.store.done(), runner.store.done("pairs")

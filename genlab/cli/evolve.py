@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
-from genlab.cli.common import JsonOpt, ModelOpt, app, err, labelled, note_busy_cores, out, output_file
+from genlab.cli.common import JsonOpt, ModelOpt, app, err, labelled, note_busy_cores, on_ctrl_c, out, output_file
 from genlab.errors import ConfigError
 from genlab.io import writable_folder
 from genlab.search.funsearch.config import RESUME_MAY_CHANGE, EvolveConfig
@@ -172,11 +172,8 @@ def run(
                 if time.monotonic() - last[0] > 0.25:
                     last[0] = time.monotonic()
                     live.update(_progress_table(progress, directory, sampling, unsafe))
-            try:
+            with on_ctrl_c(lambda: f"interrupted; continue with: genlab evolve --resume {directory}"):
                 progress = the_run.execute(show)
-            except KeyboardInterrupt:
-                err.print(f"interrupted; continue with: genlab evolve --resume {directory}")
-                raise typer.Exit(130)
             live.update(_progress_table(progress, directory, sampling, unsafe))
     finally:
         if not err.is_terminal:

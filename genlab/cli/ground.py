@@ -12,8 +12,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from genlab.cli.common import (ModelOpt, app, builtin_forms, chat_lines, err, labelled, note_busy_cores, out,
-                               output_file, progress_bars, stage_progress)
+from genlab.cli.common import (ModelOpt, app, builtin_forms, chat_lines, err, labelled, note_busy_cores, on_ctrl_c,
+                               out, output_file, progress_bars, stage_progress)
 from genlab.errors import ConfigError, GenlabError
 
 notebook_app = typer.Typer(no_args_is_help=True, help="Notebooks: your sources, indexed for grounded answers.")
@@ -115,13 +115,10 @@ def refresh(name: str = NameArg) -> None:
 def _add(notebook, name: str, paths: list[Path], skip_bad: bool) -> None:
     note_busy_cores()
     started = time.time()
-    try:
-        with stage_progress() as report:
-            result = notebook.add(paths, skip_bad=skip_bad, progress=report)
-    except KeyboardInterrupt:
-        kept = sum(1 for source in notebook.sources() if source.added >= started)
-        err.print(f"interrupted: the {kept} files indexed before it stay in {name}; the same command adds the rest")
-        raise typer.Exit(130) from None
+    with on_ctrl_c(lambda: f"interrupted: the {sum(1 for s in notebook.sources() if s.added >= started)} files "
+                           f"indexed before it stay in {name}; the same command adds the rest"), \
+            stage_progress() as report:
+        result = notebook.add(paths, skip_bad=skip_bad, progress=report)
     for path in result.added:
         out.print(f"added {path}")
     for path in result.updated:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from genlab.cli.common import ModelOpt, app, budget_from, note_busy_cores, out, stage_progress
+from genlab.cli.common import ModelOpt, app, budget_from, note_busy_cores, on_ctrl_c, out, stage_progress
 from genlab.io import writable_folder
 from genlab.trailer.make import TrailerConfig
 
@@ -47,7 +47,8 @@ def trailer(
     documents = load_sources(sources)
     note_busy_cores()
     config = TrailerConfig(scenes=scenes, images=images, voice=voice, size=parse_size(size), fps=fps, music=music)
-    with stage_progress() as report:
+    with on_ctrl_c(lambda: "interrupted; the parts made so far are kept beside the video, and the same command"
+                           f"{' without --fresh' if fresh else ''} goes on from them"), stage_progress() as report:
         llm = get_model(model, source="trailer", budget=budget_from(budget_usd))
         result = make_trailer(llm, documents, output, config, fresh=fresh, progress=report)
     reused = sum(result.reused.values())

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from genlab.cli.common import ModelOpt, app, err, note_busy_cores, out, output_file, progress_bars
+from genlab.cli.common import ModelOpt, app, err, note_busy_cores, on_ctrl_c, out, output_file, progress_bars
 from genlab.io import writable_folder
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ def train_command(typer_app: typer.Typer, name: str | None = None, *, base: str 
     """Register ``func`` as a command that also takes --output, the starting model (``base``
     names its flag; None: none) and every TrainOptions flag; ``func`` gets ``options``.
     ``overrides`` replace a flag's typer.Option; ``lr`` is the default learning rate."""
-    from genlab.train.trainer import TrainOptions, resumable_checkpoint
+    from genlab.train.trainer import TrainOptions
 
     defaults = {f.name: f.default for f in dataclasses.fields(TrainOptions)}
 
@@ -115,17 +115,20 @@ def train_command(typer_app: typer.Typer, name: str | None = None, *, base: str 
             chosen_lr = shared.get("learning_rate")
             shared["learning_rate"] = chosen_lr if chosen_lr is not None else (
                 lr if lr is not None else 1e-4 if shared.get("lora") else defaults["learning_rate"])
-            try:
+            with on_ctrl_c(lambda: _how_to_go_on(shared["output"])):
                 return func(**values, options=TrainOptions(**shared))
-            except KeyboardInterrupt:
-                kept = resumable_checkpoint(shared["output"]) if shared["output"].is_dir() else None
-                err.print(f"interrupted; to go on from {kept.name}, run the same command with --resume" if kept else
-                          "interrupted before the first checkpoint (one every --save-steps steps): nothing to resume")
-                raise typer.Exit(130) from None
 
         command.__signature__ = inspect.Signature([*own, *added])
         return typer_app.command(name)(command)
     return register
+
+
+def _how_to_go_on(output: Path) -> str:
+    from genlab.train.trainer import resumable_checkpoint
+
+    kept = resumable_checkpoint(output) if output.is_dir() else None
+    return (f"interrupted; to go on from {kept.name}, run the same command with --resume" if kept else
+            "interrupted before the first checkpoint (one every --save-steps steps): nothing to resume")
 
 
 def _report(result: TrainResult) -> None:
@@ -310,18 +313,15 @@ def embeddings(source: str = typer.Argument(..., help="A notebook name or a fold
 
     writable_folder(output, "--output")
     note_busy_cores()
-    try:
-        with progress_bars() as bar:
-            task = bar.add_task("queries", total=None)
-            summary = distill_embeddings(source, teacher, output, base=base, max_passages=max_passages,
-                                         candidates=candidates, positive=positive, held_out=held_out,
-                                         max_steps=max_steps, epochs=epochs, batch_size=batch_size, learning_rate=lr,
-                                         resume=resume,
-                                         progress=lambda done, total: bar.update(task, completed=done, total=total))
-    except KeyboardInterrupt:
-        err.print("interrupted; the same command with --resume keeps the queries the teacher wrote"
-                  if (output / MINED_FILE).is_file() else "interrupted before the teacher wrote a query")
-        raise typer.Exit(130) from None
+    with on_ctrl_c(lambda: "interrupted; the same command with --resume keeps the queries the teacher wrote"
+                   if (output / MINED_FILE).is_file() else "interrupted before the teacher wrote a query"), \
+            progress_bars() as bar:
+        task = bar.add_task("queries", total=None)
+        summary = distill_embeddings(source, teacher, output, base=base, max_passages=max_passages,
+                                     candidates=candidates, positive=positive, held_out=held_out,
+                                     max_steps=max_steps, epochs=epochs, batch_size=batch_size, learning_rate=lr,
+                                     resume=resume,
+                                     progress=lambda done, total: bar.update(task, completed=done, total=total))
     out.print(f"{summary.training_triples} training triples ({summary.positive} positives) from "
               f"{summary.mined_passages} of {summary.corpus_passages} passages; {summary.steps} steps")
     if picks := summary.teacher_picks:
