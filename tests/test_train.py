@@ -201,31 +201,20 @@ def test_sft_resumes_from_its_checkpoint(sft_data, tmp_path):
 
 def test_ctrl_c_says_whether_and_how_the_training_goes_on(sft_data, tmp_path):
     """Ctrl-C printed "interrupted", without a word on whether a checkpoint kept the training."""
-    import signal
-    import subprocess
-    import sys
-
     from genlab.train.trainer import resumable_checkpoint
+    from tests.conftest import interrupted
 
-    def interrupted_at_step_4(output, save_steps):
-        command = [sys.executable, "-m", "genlab.cli", "tune", "sft", str(sft_data), "-o", str(output), "--max-steps",
-                   "40", "--batch-size", "2", "--max-length", "64", "--save-steps", str(save_steps)]
-        process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True,   # Ctrl-C as a terminal sends it
-                                   preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-        stderr = ""
-        for line in process.stderr:      # progress every 4 steps; a checkpoint is written before the next step
-            stderr += line
-            if line.startswith("step 4/40"):
-                process.send_signal(signal.SIGINT)
-                break
-        stderr += process.communicate(timeout=120)[1]
-        assert process.returncode == 130 and "Traceback" not in stderr, stderr
-        return stderr.strip().splitlines()[-1]
+    def last_line(output, save_steps, ready):
+        result = interrupted(["tune", "sft", str(sft_data), "-o", str(output), "--max-steps", "40", "--batch-size", "2",
+                              "--max-length", "64", "--save-steps", str(save_steps)], ready)
+        assert result.returncode == 130 and "Traceback" not in result.stderr, result.stderr
+        return result.stderr.strip().splitlines()[-1]
 
-    assert interrupted_at_step_4(tmp_path / "early", 20) == (
+    early = tmp_path / "early"            # made as training starts; the first checkpoint is 20 steps on
+    assert last_line(early, 20, early.is_dir) == (
         "interrupted before the first checkpoint (one every --save-steps steps): nothing to resume")
     output = tmp_path / "run"
-    line = interrupted_at_step_4(output, 2)
+    line = last_line(output, 2, lambda: resumable_checkpoint(output) is not None)
     assert line == f"interrupted; to go on from {resumable_checkpoint(output).name}, run the same command with --resume"
 
 

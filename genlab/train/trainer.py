@@ -188,9 +188,9 @@ def check_output(options: TrainOptions) -> None:
                               "held-out rows, e.g. examples/tune/format.yaml with `tests: rows.jsonl`")
         load_suite(options.held_out)
     if options.resume and not resumable_checkpoint(options.output):
-        if not checkpoints(options.output):
+        if not (found := checkpoints(options.output)):
             raise ConfigError(f"--resume: no checkpoint in {options.output} to resume from; drop --resume to start")
-        raise ConfigError(f"--resume: the only checkpoint in {options.output}, {checkpoints(options.output)[-1].name}, "
+        raise ConfigError(f"--resume: the only checkpoint in {options.output}, {found[-1].name}, "
                           "was cut short while it was written; remove it and drop --resume to start again")
     if not options.resume:
         _refuse_a_finished_run(options)
