@@ -299,6 +299,25 @@ def test_a_store_that_cannot_be_written_stops_the_run_for_a_resume(tmp_path, mon
     assert [r["raw"] for r in after[:len(saved)]] == [r["raw"] for r in saved]     # nothing saved was lost
 
 
+def test_a_sandbox_that_cannot_start_stops_the_run_and_the_resume_evaluates_what_it_could_not(tmp_path, monkeypatch):
+    """With no room in /tmp for the sandbox's work folder, every sample was recorded as an
+    evaluator error, for good, while the run drew on to 'target reached' (24 of 40 on a full
+    tmpfs). Now the first one stops the run; the sample stays pending and --resume scores it."""
+    config = EvolveConfig(spec="bin-packing", samples=4, seed=SEED, seed_model=True, max_tokens=MAX_TOKENS)
+    assert not Run.start(config, tmp_path / "run").execute().failed
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "gone"))       # the real sandbox, with no /tmp
+    progress = Run.resume(tmp_path / "run", samples=8).execute()
+    assert progress.failed and progress.stopped_because.startswith(
+        "the sandbox could not run a program (FileNotFoundError: [Errno 2] No such file or directory:")
+    pending = [r for r in rows(tmp_path / "run") if r["status"] == "pending"]
+    assert pending and all(r["error_kind"] is None for r in rows(tmp_path / "run"))
+    monkeypatch.undo()
+    resumed = Run.resume(tmp_path / "run").execute()
+    assert not resumed.failed and resumed.samples == 8
+    after = {r["id"]: r for r in rows(tmp_path / "run")}
+    assert len(after) == 9 and all(after[r["id"]]["status"] == "evaluated" for r in pending)
+
+
 def test_ctrl_c_says_how_to_resume_and_exits_130(tmp_path, genlab_home):
     """A real Ctrl-C: the way to resume, then exit status 130. (By hand, the process died with
     SIGSEGV after that line in two Ctrl-C of three, a sampler thread still inside llama.cpp;

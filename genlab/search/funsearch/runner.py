@@ -378,7 +378,12 @@ class Run:
             return
         try:
             evaluation: Evaluation = future.result()
-        except Exception as exc:  # a bug in genlab's evaluator, not the candidate: record it
+        except (OSError, GenlabError) as exc:
+            with self.has_work:
+                self.in_flight -= 1
+                self._stop_on(_not_run(exc))
+            return
+        except Exception as exc:  # a bug in genlab's evaluator on this program: recorded, the run goes on
             evaluation = Evaluation({}, {"evaluator": f"{type(exc).__name__}: {exc}"}, "evaluator_error")
         with self.has_work:
             try:
@@ -436,11 +441,18 @@ class Run:
                     self.progress.best = max(self.progress.best, evaluation.score)
         except Exception as exc:  # noqa: BLE001 - a bug in genlab's tuning, or the store not written: stop the run
             with self.has_work:
-                self._stop_on(exc)
+                self._stop_on(_not_run(exc) if isinstance(exc, OSError) else exc)
         finally:
             with self.has_work:
                 self.in_flight -= 1
                 self.has_work.notify_all()
+
+def _not_run(exc: OSError | GenlabError) -> GenlabError:
+    """Why the sandbox could not run a program (no room for its work folder: a full /tmp). It
+    is not the program's doing, so nothing is recorded: the run stops, and --resume evaluates it."""
+    return exc if isinstance(exc, GenlabError) else GenlabError(
+        f"the sandbox could not run a program ({type(exc).__name__}: {exc})")
+
 
 def _budget(config: EvolveConfig, spent_usd: float = 0.0) -> Budget | None:
     """The run's budget: ``config.budget_usd`` in all, of which ``spent_usd`` is spent already."""
