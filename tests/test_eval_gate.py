@@ -148,3 +148,21 @@ def test_a_fail_under_outside_0_to_1_is_refused_before_any_call(tmp_path):
     assert result.returncode == 2 and "Invalid value for '--fail-under'" in result.stderr
     assert "less than or equal to 1" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("raw, normalized, held", [(2.0, 0.0, False), (0.0, 1.0, True), (-0.5, 0.75, True)])
+def test_a_gate_on_verbosity_reads_how_close_the_answers_came_to_its_best(tmp_path, raw, normalized, held):
+    """Verbosity's best score, 0, is the middle of -2..2. Its gate read the mean on that scale, so
+    answers all far too long (2) held a gate of 0.75, and answers all just right (0) missed it."""
+    from genlab.evaluate.gate import check
+    from genlab.evaluate.suite import load_suite
+
+    path = tmp_path / "suite.yaml"
+    path.write_text('prompts: ["Say {{word}}"]\nmodels: [local]\ntests:\n  - vars: {word: hi}\n'
+                    "    assert: [{type: rubric, metric: verbosity}]\ngate: {pass_rate: 0, verbosity: 0.75}\n")
+    summary = {"models": {"local": {"label": "local", "pass_rate": 1.0, "failed": 0, "errors": 0, "rows": 4,
+                                    "mean_scores": {"rubric:verbosity": normalized},
+                                    "mean_raw_scores": {"rubric:verbosity": raw}}}}
+    result = check(load_suite(path), summary, {})
+    assert result.held == held
+    assert result.failures == ([] if held else ["local: mean verbosity closeness to its best score 0.000 < 0.75"])

@@ -6,7 +6,8 @@ The bar, per model under test:
   row must pass.
 - a metric's name (an assertion type such as ``rouge-l``, or a rubric metric such as
   ``summarization_quality``): the mean score must reach it, on the rubric's own scale
-  (1-5) for rubrics and 0-1 for the others.
+  (1-5) for rubrics and 0-1 for the others; a rubric whose best score is inside its scale
+  (verbosity) is read 0-1, as how close the answers came to that best.
 - with a previous run to compare to, no row that passed there may fail or error now.
 
 `genlab eval run` exits with `GATE_FAILED` when the bar is missed, so a CI job fails.
@@ -76,13 +77,13 @@ def check(suite: Suite, summary: dict[str, Any], rows: dict[str, dict], *, fail_
         for key, threshold in bar.items():
             if key == "pass_rate":
                 continue
-            kind = names[key]
-            means = model["mean_raw_scores"] if kind.startswith("rubric:") else model["mean_scores"]
-            mean = means.get(kind)
+            kind, scale = names[key]
+            mean = (model["mean_raw_scores"] if scale == "rubric" else model["mean_scores"]).get(kind)
             if mean is None:
                 result.failures.append(f"{label}: no {key} score to gate on (every one errored)")
             elif mean < threshold:
-                result.failures.append(f"{label}: mean {key} {mean:.3f} < {threshold:g}")
+                what = f"{key} closeness to its best score" if scale == "closeness" else key
+                result.failures.append(f"{label}: mean {what} {mean:.3f} < {threshold:g}")
     if before is not None:
         for key, row in sorted(rows.items()):
             old = before.get(key)

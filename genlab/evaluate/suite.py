@@ -410,16 +410,22 @@ def _check(suite: Suite, root) -> None:
         _check_gate(suite, root)
 
 
-def gate_metrics(suite: Suite) -> dict[str, str]:
-    """Names a gate may use for a mean score, each mapped to the assertion type it reads."""
+def gate_metrics(suite: Suite) -> dict[str, tuple[str, str]]:
+    """Names a gate may use for a mean score, each mapped to the assertion type it reads and
+    the scale it reads: "rubric" (its own, e.g. 1-5), "share" (0-1) or "closeness". A rubric
+    whose best score is inside its scale (verbosity's 0 of -2..2) is read as closeness to that
+    best, 0-1: on its own scale answers far too long would reach any bar, and a mean of "too
+    short" and "too long" would be right."""
     names = {}
     for test in suite.tests:
         for assertion in suite.assertions_for(test):
             if assertion.type in MODEL_GRADED:
-                metric = pointwise_metric(assertion.metric).name
-                names[metric] = names[f"rubric:{metric}"] = f"rubric:{metric}"
+                metric = pointwise_metric(assertion.metric)
+                kind = f"rubric:{metric.name}"
+                scale = "rubric" if metric.best_score == metric.scale[1] else "closeness"
+                names[metric.name] = names[kind] = (kind, scale)
             else:
-                names[assertion.type] = assertion.type
+                names[assertion.type] = (assertion.type, "share")
     return names
 
 
@@ -433,3 +439,6 @@ def _check_gate(suite: Suite, root) -> None:
         elif key not in known:
             raise SuiteError(f"{where}: the suite has no assertion {key!r}; a gate takes pass_rate or one of: "
                              f"{', '.join(sorted(known))}")
+        elif known[key][1] == "closeness" and not 0 < value <= 1:
+            raise SuiteError(f"{where}: {key}'s best score is inside its scale, so its gate is how close the "
+                             "answers came to it, from 0 to 1 (1: every one at the best); give e.g. 0.75")
