@@ -67,6 +67,9 @@ def test_good_suite_loads(tmp_path):
     (GOOD + "gate: {pass_rate: 90}\n", "line 8, key gate.pass_rate: a pass rate is a share between 0 and 1"),
     (GOOD + "gate: {rouge-l: 0.3}\n", "key gate.rouge-l: the suite has no assertion 'rouge-l'; a gate takes "
      "pass_rate or one of: contains"),
+    (GOOD.replace("value: hi}", "value: hi}\n      - {type: rubric, metric: verbosity, threshold: 0}"),
+     "test 0, assertion 1: verbosity's best score, 0, is inside its scale, so a threshold (pass at or above it) "
+     "cannot say how close to it passes; drop it, or give a custom metric with a tolerance"),
     (GOOD.replace("value: hi}", "value: hi}\n      - {type: rubric, metric: verbosity}") + "gate: {verbosity: 0}\n",
      "key gate.verbosity: verbosity's best score is inside its scale, so its gate is how close the answers came "
      "to it, from 0 to 1 (1: every one at the best); give e.g. 0.75"),

@@ -390,6 +390,12 @@ def _check(suite: Suite, root) -> None:
                 if missing_needs:
                     raise SuiteError(f"{path}: metric {metric.name} needs {missing_needs[0]!r}; give it with "
                                      f"inputs: {{{missing_needs[0]}: \"{{{{var}}}}\"}} on the assertion")
+                if assertion.threshold is not None and metric.best_score != metric.scale[1]:
+                    # A score at or above the threshold would pass "far too long" before "just right".
+                    raise SuiteError(f"{path}: test {number}, assertion {a}: {metric.name}'s best score, "
+                                     f"{metric.best_score}, is inside its scale, so a threshold (pass at or above "
+                                     "it) cannot say how close to it passes; drop it, or give a custom metric "
+                                     "with a tolerance")
     if spec.compare:
         pairwise_metric(spec.compare.metric)
         if spec.compare.baseline not in spec.models or len(spec.models) < 2:
