@@ -447,6 +447,7 @@ class Run:
                 self.in_flight -= 1
                 self.has_work.notify_all()
 
+
 def _not_run(exc: OSError | GenlabError) -> GenlabError:
     """Why the sandbox could not run a program (no room for its work folder: a full /tmp). It
     is not the program's doing, so nothing is recorded: the run stops, and --resume evaluates it."""
