@@ -4,7 +4,8 @@
     ├── ConfigError             bad model spec, missing key, bad option or schema
     │   ├── UnknownResponse     feedback names a reply genlab never recorded (404 in serve)
     │   ├── SpecError           a FunSearch spec file is malformed
-    │   └── SuiteError          an evaluation suite file is malformed
+    │   ├── SuiteError          an evaluation suite file is malformed
+    │   └── UserCodeError       a suite's python check raised, or returned no score
     ├── BudgetExceeded          the run's USD or token budget is spent
     ├── StoreError              a SQLite file of genlab's cannot be read or written
     ├── ModelError              the model (or the endpoint behind it) failed the call
@@ -63,6 +64,11 @@ class SpecError(ConfigError):
 
 class SuiteError(ConfigError):
     """A suite file is malformed; the message names the file, line and key."""
+
+
+class UserCodeError(ConfigError):
+    """A suite's own Python check raised, or returned what is not a score: that assertion's
+    error on that row (the run goes on)."""
 
 
 class StoreError(GenlabError):

@@ -1,10 +1,12 @@
 """Reference metrics equal the libraries' own figures; every assertion type passes and fails."""
 
+import re
+
 import pytest
 import sacrebleu
 from rouge_score import rouge_scorer
 
-from genlab.errors import ConfigError
+from genlab.errors import ConfigError, UserCodeError
 from genlab.evaluate.metrics import Context, corpus_bleu, rouge_scores, run_assertion
 
 CTX = Context(vars={"x": 1}, latency_s=1.5, cost_usd=0.002)
@@ -77,6 +79,14 @@ def test_python_assertion(tmp_path):
     assert (graded.score, graded.passed, graded.reason) == (0.3, False, "meh")
     with pytest.raises(ConfigError, match="has no function nope"):
         run_assertion("python", "x", "checks.py:nope", ctx)
+    (tmp_path / "buggy.py").write_text("def boom(output, vars):\n    return 1 / 0\ndef nan(output, vars):\n"
+                                       "    return float('nan')\ndef seven(output, vars):\n    return {'score': 7}\n")
+    with pytest.raises(UserCodeError, match=r"^buggy.py:boom raised ZeroDivisionError: division by zero \(line 2\)$"):
+        run_assertion("python", "x", "buggy.py:boom", ctx)
+    for name, returned in [("nan", "nan"), ("seven", "{'score': 7}")]:      # a traceback, and a gate that held
+        with pytest.raises(UserCodeError, match=rf"^buggy.py:{name} returned {re.escape(returned)}; return a bool, "
+                                                 "a number from 0 to 1"):
+            run_assertion("python", "x", f"buggy.py:{name}", ctx)
     (tmp_path / "broken.py").write_text("def short(output, vars:\n")   # a traceback before
     with pytest.raises(ConfigError, match=r"python assertion 'broken.py:short': loading broken.py raised "
                                           r"SyntaxError: '\(' was never closed"):

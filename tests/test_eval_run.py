@@ -109,17 +109,42 @@ def test_interrupted_run_resumes_without_repeating_rows(example_run):
 
 
 def test_a_suite_fixed_after_a_failed_start_reuses_its_folder_and_a_changed_one_does_not(tmp_path):
+    from genlab.evaluate.runner import ResultStore
+
     suite = tmp_path / "suite.yaml"
     body = 'prompts: ["Say {{word}}"]\noptions: {max_tokens: 4, temperature: 0}\ntests:\n  - vars: {word: hi}\n'
     suite.write_text(body + "    assert: [{type: python, value: 'checks.py:ok'}]\n")
     failed = genlab(tmp_path, "eval", "run", str(suite), "--out", str(tmp_path / "out"))
-    assert failed.returncode == 1 and "checks.py:ok': give FILE.py:FUNCTION with an existing file" in failed.stderr
+    assert failed.returncode == 1 and "test 0, assertion 0: python assertion 'checks.py:ok': give FILE.py:FUNCTION " \
+        "with an existing file" in failed.stderr
+    assert not (tmp_path / "out").exists()        # refused as the suite loads, before any model call
+    ResultStore(tmp_path / "out", "another version").release()    # a run stopped before its first result
     suite.write_text(body + "    assert: [{type: contains, value: 'h'}]\n")   # fixed: nothing was kept to lose
     fixed = genlab(tmp_path, "eval", "run", str(suite), "--out", str(tmp_path / "out"))
     assert fixed.returncode in (0, 100), fixed.stderr
     suite.write_text(body + "    assert: [{type: contains, value: 'x'}]\n")   # its results would be mixed
     changed = genlab(tmp_path, "eval", "run", str(suite), "--out", str(tmp_path / "out"))
     assert changed.returncode == 1 and "holds results of a different version of this suite" in changed.stderr
+
+
+def test_a_python_check_that_raises_or_returns_no_score_errors_its_row_and_the_run_goes_on(tmp_path):
+    """A check that raised ended the run with a traceback; one that returned NaN, one in the
+    summary's statistics. Now each is its row's error, named on stderr, and the rest run."""
+    (tmp_path / "checks.py").write_text("def boom(output, vars):\n    return 1 / 0\n"
+                                        "def nan(output, vars):\n    return float('nan')\n"
+                                        "def ok(output, vars):\n    return True\n")
+    suite = tmp_path / "suite.yaml"
+    suite.write_text('prompts: ["Say {{word}}"]\noptions: {max_tokens: 4, temperature: 0}\ntests:\n' + "".join(
+        f"  - vars: {{word: w{i}}}\n    assert: [{{type: python, value: 'checks.py:{check}'}}]\n"
+        for i, check in enumerate(["boom", "nan", "ok"])))
+    result = genlab(tmp_path, "eval", "run", str(suite), "--out", str(tmp_path / "out"))
+    assert result.returncode == 100 and "Traceback" not in result.stderr
+    assert ("2 row(s) errored, e.g. test 0 (local): checks.py:boom raised ZeroDivisionError: division by zero "
+            f"(line 2) (every reason: {tmp_path / 'out'}/report.html)") in " ".join(result.stderr.split())
+    rows = sorted((json.loads(line) for line in (tmp_path / "out" / "results.jsonl").read_text().splitlines()),
+                  key=lambda r: r["test"])
+    assert [r["status"] for r in rows] == ["error", "error", "pass"]
+    assert rows[1]["assertions"][0]["error"].startswith("checks.py:nan returned nan; return a bool, a number from 0 to 1")
 
 
 def test_view_serves_the_reports_read_only(example_run):

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import numbers
 import re
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import jsonschema
 
-from genlab.errors import ConfigError
+from genlab.errors import ConfigError, UserCodeError
 
 
 @dataclass
@@ -190,16 +192,24 @@ def cost(output: str, value: Any, ctx: Context) -> Score:
 def python(output: str, value: Any, ctx: Context) -> Score:
     """A user function ``file.py:name`` called as ``name(output, vars)``; it returns a bool,
     a number in [0, 1], or a dict {"score", "pass", "reason"}. It is the user's own code and
-    runs in genlab's process (unlike evolved programs)."""
+    runs in genlab's process (unlike evolved programs). What it raises, or a score it returns
+    outside [0, 1] (NaN included), is a UserCodeError: that assertion's error on that row."""
     function = load_user_function(str(value), ctx.base_dir)
-    result = function(output, ctx.vars)
+    try:
+        result = function(output, ctx.vars)
+    except Exception as exc:  # the user's bug, met on one output: that row's error, not a crash of the run
+        frames = traceback.extract_tb(exc.__traceback__)
+        line = next((f" (line {f.lineno})" for f in reversed(frames) if f.filename == function.__code__.co_filename), "")
+        raise UserCodeError(f"{value} raised {type(exc).__name__}: {exc}{line}") from exc
     if isinstance(result, bool):
         return _binary(result, f"{value} returned {result}")
-    if isinstance(result, (int, float)):
-        return Score(float(result), float(result) > 0, f"{value} returned {result}")
-    if isinstance(result, dict) and "score" in result:
-        return Score(float(result["score"]), bool(result.get("pass", result["score"] > 0)), str(result.get("reason", "")))
-    raise ConfigError(f"{value} must return a bool, a number or {{'score', 'pass', 'reason'}}, got {type(result).__name__}")
+    score = result.get("score") if isinstance(result, dict) else result
+    if isinstance(score, bool) or not isinstance(score, numbers.Real) or not 0 <= score <= 1:
+        raise UserCodeError(f"{value} returned {result!r}; return a bool, a number from 0 to 1, or "
+                            "{'score': 0 to 1, 'pass': bool, 'reason': text}")
+    if isinstance(result, dict):
+        return Score(float(score), bool(result.get("pass", score > 0)), str(result.get("reason", "")))
+    return Score(float(score), score > 0, f"{value} returned {result}")
 
 
 def load_user_function(ref: str, base_dir: Path, what: str = "python assertion") -> Callable:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from genlab.errors import BudgetExceeded, ConfigError, GenlabError, VerdictUnreadable
+from genlab.errors import BudgetExceeded, ConfigError, GenlabError, UserCodeError, VerdictUnreadable
 from genlab.evaluate.autorater import compare, rate, wilson_interval
 from genlab.evaluate.builtin import pairwise_metric, pointwise_metric
 from genlab.evaluate.metrics import Context, run_assertion
@@ -161,8 +161,13 @@ class SuiteRunner:
                 judge_cost = add_cost(judge_cost, result.pop("judge_cost_usd"))
             else:
                 value = render(assertion.value, variables) if isinstance(assertion.value, str) else assertion.value
-                score = run_assertion(assertion.type, output, value, ctx, assertion.threshold)
-                result = {"type": assertion.type, "score": score.score, "passed": score.passed, "reason": score.reason}
+                try:
+                    score = run_assertion(assertion.type, output, value, ctx, assertion.threshold)
+                    result = {"type": assertion.type, "score": score.score, "passed": score.passed,
+                              "reason": score.reason}
+                except UserCodeError as exc:     # the suite's own check failed on this output
+                    result = {"type": assertion.type, "score": 0.0, "passed": False, "reason": str(exc),
+                              "error": str(exc)}
             results.append({**result, "weight": assertion.weight})
         # An assertion that could not be judged has no score: it is left out of the row's score.
         scored = [a for a in results if "error" not in a]

@@ -32,7 +32,7 @@ from genlab.errors import ConfigError, SuiteError  # noqa: F401  (SuiteError re-
 from genlab.io import read_csv, read_jsonl, read_text, validation_problems
 from genlab.evaluate.autorater import VERDICT_TOKENS, JudgeSettings
 from genlab.evaluate.builtin import pairwise_metric, pointwise_metric
-from genlab.evaluate.metrics import ASSERTIONS, SIMILARITY, check_value
+from genlab.evaluate.metrics import ASSERTIONS, SIMILARITY, check_value, load_user_function
 
 MODEL_GRADED = {"rubric"}
 #: Values a suite may stand for once its aliases (*name) are expanded: nine nested aliases of
@@ -359,6 +359,7 @@ def _check(suite: Suite, root) -> None:
     from genlab.models import build_request, get_backend
 
     spec, path = suite.spec, suite.path
+    checked: set[str] = set()       # python checks loaded already
     for number, test in enumerate(suite.tests):
         variables = suite.variables(test)
         for p, prompt in enumerate(spec.prompts):
@@ -380,6 +381,13 @@ def _check(suite: Suite, root) -> None:
                     check_value(assertion.type.removeprefix("not-"), render(assertion.value, variables))
                 except ConfigError as exc:
                     raise SuiteError(f"{path}: test {number}, assertion {a}: {exc}") from None
+            if assertion.type.removeprefix("not-") == "python" and \
+                    (ref := render(str(assertion.value), variables)) not in checked:
+                try:     # its file and function, before any model call
+                    load_user_function(ref, suite.base_dir)
+                except ConfigError as exc:
+                    raise SuiteError(f"{path}: test {number}, assertion {a}: {exc}") from None
+                checked.add(ref)
             if assertion.type in MODEL_GRADED:
                 if assertion.metric is None:
                     raise SuiteError(f"{path}: test {number}, assertion {a}: type rubric needs a metric "
