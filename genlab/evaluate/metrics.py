@@ -198,14 +198,15 @@ def python(output: str, value: Any, ctx: Context) -> Score:
     try:
         result = function(output, ctx.vars)
     except Exception as exc:  # the user's bug, met on one output: that row's error, not a crash of the run
+        source = getattr(getattr(function, "__code__", None), "co_filename", None)   # None: a callable object
         frames = traceback.extract_tb(exc.__traceback__)
-        line = next((f" (line {f.lineno})" for f in reversed(frames) if f.filename == function.__code__.co_filename), "")
+        line = next((f" (line {f.lineno})" for f in reversed(frames) if f.filename == source), "")
         raise UserCodeError(f"{value} raised {type(exc).__name__}: {exc}{line}") from exc
     if isinstance(result, bool):
         return _binary(result, f"{value} returned {result}")
     score = result.get("score") if isinstance(result, dict) else result
     if isinstance(score, bool) or not isinstance(score, numbers.Real) or not 0 <= score <= 1:
-        raise UserCodeError(f"{value} returned {result!r}; return a bool, a number from 0 to 1, or "
+        raise UserCodeError(f"{value} returned {result!r:.120}; return a bool, a number from 0 to 1, or "
                             "{'score': 0 to 1, 'pass': bool, 'reason': text}")
     if isinstance(result, dict):
         return Score(float(score), bool(result.get("pass", score > 0)), str(result.get("reason", "")))
