@@ -499,6 +499,12 @@ def test_a_python_reward_that_raises_names_the_reply_and_the_row(tmp_path, monke
     with pytest.raises(ConfigError, match=r"--reward 'python:checks.py:right' raised KeyError: 'answer', on the "
                                           r"reply '4' to the row \{'level': 1\}; it must return a number"):
         reward(["q"], ["4"], level=[1])
+    (tmp_path / "odd.py").write_text("def none(reply, row):\n    return None\ndef inf(reply, row):\n"
+                                     "    return float('inf')\n")
+    for name, returned in [("none", "None"), ("inf", "inf")]:    # "raised TypeError", and a loss of NaN
+        with pytest.raises(ConfigError, match=rf"--reward 'python:odd.py:{name}' returned {returned} for the reply "
+                                              r"'4' to the row \{\}; it must return a finite number for any reply"):
+            reward_function(f"python:odd.py:{name}")(["q"], ["4"])
 
 
 def test_a_regex_reward_scores_chat_and_text_replies():

@@ -12,6 +12,8 @@ on a laptop.
 
 from __future__ import annotations
 
+import math
+import numbers
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -53,11 +55,15 @@ def reward_function(spec: str) -> Callable:
             for i, completion in enumerate(completions):
                 row = {k: v[i] for k, v in fields.items()}
                 try:
-                    scores.append(float(check(_text(completion), row)))
+                    value = check(_text(completion), row)
                 except Exception as exc:   # the user's checker: say which reply and row it failed on
                     raise ConfigError(f"--reward {spec!r} raised {type(exc).__name__}: {exc}, on the reply "
                                       f"{_text(completion)[:80]!r} to the row {row}; it must return a number "
                                       "for any reply") from None
+                if not isinstance(value, numbers.Real) or not math.isfinite(value):   # inf would make the loss NaN
+                    raise ConfigError(f"--reward {spec!r} returned {value!r:.80} for the reply {_text(completion)[:80]!r} "
+                                      f"to the row {row}; it must return a finite number for any reply")
+                scores.append(float(value))
             return scores
     else:
         if not Path(spec).is_dir():
