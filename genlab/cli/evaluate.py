@@ -69,11 +69,11 @@ def run(suite_path: Path = typer.Argument(..., help="The suite YAML file."),
                       f"{m['mean_latency_s']:.2f}", str(m["tokens"]), str(m["judge_tokens"]), usd(m["cost_usd"]),
                       usd(m["judge_cost_usd"]), str(m["cache_hits"]))
     out.print(table)
-    errored = sorted((r for r in rows.values() if row_status(r) == "error"), key=lambda r: (r["test"], r["model"]))
-    if errored:   # why, without opening the report: a model that failed, a judge or a check that could not score
-        first = errored[0]
+    errored_rows = sorted((r for r in rows.values() if row_status(r) == "error"), key=lambda r: (r["test"], r["model"]))
+    if errored_rows:   # why, without opening the report: a model that failed, a judge or a check that could not score
+        first = errored_rows[0]
         reason = first.get("error") or next((a["error"] for a in first.get("assertions", []) if "error" in a), "")
-        err.print(f"{len(errored)} row(s) errored, e.g. test {first['test']} ({suite.label(first['model'])}): "
+        err.print(f"{len(errored_rows)} row(s) errored, e.g. test {first['test']} ({suite.label(first['model'])}): "
                   f"{reason[:200]} (every reason: {directory}/report.html)", style="yellow")
     for p in summary["pairwise"].values():
         low, high = p["win_rate_ci95"]

@@ -376,18 +376,15 @@ def _check(suite: Suite, root) -> None:
                 if missing:
                     raise SuiteError(f"{path}: test {number}, assertion {a} ({assertion.type}) uses "
                                      f"{{{{{sorted(missing)[0]}}}}}, which the test does not define")
-            if isinstance(assertion.value, str) and assertion.type not in MODEL_GRADED:
-                try:
+            try:
+                if isinstance(assertion.value, str) and assertion.type not in MODEL_GRADED:
                     check_value(assertion.type.removeprefix("not-"), render(assertion.value, variables))
-                except ConfigError as exc:
-                    raise SuiteError(f"{path}: test {number}, assertion {a}: {exc}") from None
-            if assertion.type.removeprefix("not-") == "python" and \
-                    (ref := render(str(assertion.value), variables)) not in checked:
-                try:     # its file and function, before any model call
-                    load_user_function(ref, suite.base_dir)
-                except ConfigError as exc:
-                    raise SuiteError(f"{path}: test {number}, assertion {a}: {exc}") from None
-                checked.add(ref)
+                if assertion.type.removeprefix("not-") == "python" and \
+                        (ref := render(str(assertion.value), variables)) not in checked:
+                    load_user_function(ref, suite.base_dir)     # its file and function, before any model call
+                    checked.add(ref)
+            except ConfigError as exc:
+                raise SuiteError(f"{path}: test {number}, assertion {a}: {exc}") from None
             if assertion.type in MODEL_GRADED:
                 if assertion.metric is None:
                     raise SuiteError(f"{path}: test {number}, assertion {a}: type rubric needs a metric "
